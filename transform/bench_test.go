@@ -1,0 +1,36 @@
+package transform
+
+import (
+	"testing"
+	"time"
+)
+
+// smsCorpus is a mix of SMS-length texts (11 to 160 bytes) of every mark.
+var smsCorpus = []string{
+	"Hi, I ordered the camcorder last week and it still hasn't arrived. Can you check the tracking number please? Thanks!",
+	"where is my order",
+	"This is ridiculous. Third time I write, nobody answers. I want a refund NOW or I'm calling my bank!!!",
+	"Thank you so much, the player works great :)",
+	"Is the 4K camera in stock? I'd like to pick it up today after work if possible.",
+	"ok",
+	"The box was damaged and the lens is scratched. Very disappointed with this purchase.",
+	"Can I change the delivery address to 12 Main St? I moved last month and forgot to update it, sorry.",
+	"Perfect, see you tomorrow",
+	"no that's not what I asked. I asked about the warranty for the headphones, not the speakers.",
+}
+
+func BenchmarkSentiment(b *testing.B) {
+	a, _ := NewAnalyzer(AnalyzerOptions{})
+	bytes := 0
+	for _, s := range smsCorpus {
+		bytes += len(s)
+	}
+	b.SetBytes(int64(bytes / len(smsCorpus)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; b.Loop(); i++ {
+		a.Score(smsCorpus[i%len(smsCorpus)])
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
