@@ -1,0 +1,60 @@
+// Package store is the durable conversation store of a switchboard node,
+// on LevelDB (goleveldb).
+//
+// Each conversation, keyed by the customer's phone number, is an append-only
+// sequence of message records, one key per message; history is never
+// rewritten. Inbound messages are indexed by the provider's MessageSid and
+// agent replies by their client ref, so retries are stored once. Every write
+// is durable (the LevelDB journal is synced) before it is acknowledged, so
+// after a crash everything acknowledged is there.
+//
+// # Key layout
+//
+// Phone numbers are E.164 and agent names hold no '/', so the '/' after them
+// always ends the component. <n8> is a uint64, 8 bytes big-endian, so keys
+// sort in numeric order.
+//
+//	g/version               "1"        schema version, checked by Open
+//	g/seq                   <n8>       last store-global sequence number (WaitSeq, outbox order)
+//	m/<phone>/<seq8>        record     one message (JSON); seq counts from 1 per conversation
+//	s/<id>                  status     delivery status and provider id of a reply (JSON);
+//	                                   absent = queued. Merged into the message on read.
+//	id/<id>                 <seq8><oseq8><phone>  where message id lives (oseq 0 for inbound)
+//	sid/<MessageSid>        <id>       inbound dedupe index
+//	ref/<agent>/<ref>       <id>       reply dedupe index
+//	pid/<providerID>        <id>       provider id index (MessageByProviderID)
+//	o/<oseq8>/<id>          ""         outbox: replies not yet handed to the provider, in order
+//	c/<phone>               state      routing state of the conversation (JSON)
+//
+// A message is written once, with its indexes, in one batch; a status change
+// writes s/<id> (and pid/, and deletes the o/ entry) and never touches the
+// message record.
+//
+// # Writes: one writer, group commit
+//
+// One writer goroutine owns every write. Callers send a request and wait for
+// the answer (or for their context to end). The writer takes every request
+// waiting, up to Options.MaxBatch, applies them in order to one LevelDB
+// batch — dedupe sees both the database and earlier requests of the same
+// batch, per-conversation seqs come from an in-memory cache loaded lazily
+// from the last key of the conversation — writes the batch with Sync: true,
+// and only then answers all of them. So concurrent writers share one fsync.
+// If the write fails, every request of the batch gets the error and the
+// seqs it allocated are forgotten.
+//
+// A caller whose context ends after its request was handed over gets the
+// context's error, but the write may still be committed; a request whose
+// context has ended before the writer reaches it is not written.
+//
+// # Reads
+//
+// Reads do not go through the writer: they read a LevelDB snapshot (or one
+// Get) directly, see only committed writes, and release every snapshot and
+// iterator before returning.
+//
+// # Concurrency
+//
+// All methods of Store are safe for concurrent use. Close stops the writer
+// (a batch being written is finished; requests still queued fail with
+// ErrClosed), then closes the database; it is idempotent.
+package store

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/util"
+	"sync"
+	"testing"
+	"time"
+)
+
+// t0 is the fake clock's start: 2024-11-21 14:40:00 UTC.
+var t0 = time.UnixMilli(1732200000000).UTC()
+
+// fakeClock advances one millisecond per call, so times are exact.
+type fakeClock struct {
+	mu sync.Mutex
+	n  int64
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	return t0.Add(time.Duration(c.n) * time.Millisecond)
+}
+
+// counterIDs makes ids "m0001", "m0002", ... in the order the writer stores
+// messages.
+func counterIDs(prefix string) func() string {
+	var mu sync.Mutex
+	n := 0
+	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		return fmt.Sprintf("%s%04d", prefix, n)
+	}
+}
+
+func testOptions(t *testing.T) Options {
+	t.Helper()
+	c := &fakeClock{}
+	return Options{Dir: t.TempDir(), Now: c.Now, NewID: counterIDs("m")}
+}
+
+func openStore(t *testing.T, opts Options) *Store {
+	t.Helper()
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func newStore(t *testing.T) *Store {
+	t.Helper()
+	return openStore(t, testOptions(t))
+}
+
+// waitFor polls cond until it is true or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func mustInbound(t *testing.T, s *Store, in Inbound) (msg messageT, dup bool) {
+	t.Helper()
+	m, dup, err := s.AppendInbound(context.Background(), in)
+	if err != nil {
+		t.Fatalf("AppendInbound(%+v): %v", in, err)
+	}
+	return m, dup
+}
+
+func mustReply(t *testing.T, s *Store, r Reply) (msg messageT, dup bool) {
+	t.Helper()
+	m, dup, err := s.AppendReply(context.Background(), r)
+	if err != nil {
+		t.Fatalf("AppendReply(%+v): %v", r, err)
+	}
+	return m, dup
+}
+
+func ids(list []messageT) []string {
+	out := make([]string, len(list))
+	for i, m := range list {
+		out[i] = m.ID
+	}
+	return out
+}
+
+// gate blocks the writer in beforeCommit until released, so tests can queue
+// requests behind a batch being written.
+type gate struct {
+	entered chan int      // receives the batch size each time the writer arrives
+	release chan struct{} // one receive lets one commit through
+}
+
+func newGate() *gate {
+	return &gate{entered: make(chan int, 100), release: make(chan struct{})}
+}
+
+func (g *gate) hook(n int) error {
+	g.entered <- n
+	<-g.release
+	return nil
+}
+
+type leveldbSnapshot = leveldb.Snapshot
+
+var utilPrefix = util.BytesPrefix

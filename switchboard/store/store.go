@@ -1,0 +1,342 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/switchboard/switchboard/switchboard/protocol"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
+)
+
+// DefaultMaxBatch is the default most requests written by one group commit.
+const DefaultMaxBatch = 256
+
+// maxMaxBatch bounds MaxBatch: a larger batch only makes the slowest caller
+// of the batch wait longer.
+const maxMaxBatch = 1 << 16
+
+// maxSeqCache bounds the in-memory cache of per-conversation sequence
+// numbers; when it is full it is emptied and refilled lazily from the DB.
+const maxSeqCache = 1 << 16
+
+// Options configure a Store. Only Dir is required.
+type Options struct {
+	// Dir is the LevelDB directory, created when missing. Required.
+	Dir string
+	// Now is the clock used for Received times that are not given and for
+	// generated ids. Zero value: time.Now.
+	Now func() time.Time
+	// NewID makes message ids. It is called only from the writer goroutine,
+	// so it need not be safe for concurrent use. Zero value: 26-character
+	// ULID-style ids (48-bit milliseconds + 80 random bits, Crockford
+	// base32), which sort by time.
+	NewID func() string
+	// MaxBatch is the most requests written by one group commit (one synced
+	// LevelDB write). Zero value: DefaultMaxBatch (256).
+	MaxBatch int
+	// Logger receives the store's logs, with component=store. Zero value:
+	// logs are discarded.
+	Logger *slog.Logger
+
+	// beforeCommit, when set (tests only), runs in the writer before each
+	// LevelDB write with the number of requests in the batch; an error it
+	// returns is treated as a failed write.
+	beforeCommit func(n int) error
+}
+
+func (o *Options) setDefaults() error {
+	if o.Dir == "" {
+		return fmt.Errorf("%w: Options.Dir (-data) is required", ErrInvalid)
+	}
+	if o.MaxBatch < 0 || o.MaxBatch > maxMaxBatch {
+		return fmt.Errorf("%w: Options.MaxBatch must be between 1 and %d, got %d", ErrInvalid, maxMaxBatch, o.MaxBatch)
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.NewID == nil {
+		o.NewID = newIDGen(o.Now).next
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	o.Logger = o.Logger.With("component", "store")
+	return nil
+}
+
+// Store is the durable conversation store. See the package comment for the
+// key layout and the concurrency contract.
+type Store struct {
+	opts Options
+	log  *slog.Logger
+	db   *leveldb.DB
+
+	reqs chan *request
+	quit chan struct{} // closed by Close: the writer stops taking requests
+	done chan struct{} // closed when the writer has exited
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// Owned by the writer goroutine.
+	seqs map[string]uint64 // phone → last message seq, loaded lazily
+	gseq uint64            // last store-global sequence number allocated
+}
+
+// result is what the writer answers to one request.
+type result struct {
+	msg  protocol.Message
+	flag bool // duplicate or changed, depending on the operation
+	err  error
+}
+
+// request is one write waiting for the writer. apply runs in the writer
+// against the batch being built; it must do every check and read before its
+// first put, so a request that fails leaves nothing in the batch.
+type request struct {
+	ctx   context.Context
+	apply func(*txn) result
+	res   chan result // buffered: the writer never blocks answering
+}
+
+// Open opens (or creates) the LevelDB store in opts.Dir and starts its writer.
+func Open(opts Options) (*Store, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	db, err := leveldb.OpenFile(opts.Dir, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+	}
+	s := &Store{
+		opts: opts,
+		log:  opts.Logger,
+		db:   db,
+		reqs: make(chan *request, opts.MaxBatch),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+		seqs: make(map[string]uint64),
+	}
+	if err := s.init(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+	}
+	go s.run()
+	s.log.Info("store open", "dir", opts.Dir, "max_batch", opts.MaxBatch, "global_seq", s.gseq)
+	return s, nil
+}
+
+// init checks the schema version and loads the global sequence counter.
+func (s *Store) init() error {
+	v, err := s.db.Get([]byte(keyVer), nil)
+	switch {
+	case errors.Is(err, leveldb.ErrNotFound):
+		// A new store, or one with data from before the version key: refuse
+		// the latter rather than guess.
+		it := s.db.NewIterator(nil, nil)
+		empty := !it.First()
+		it.Release()
+		if err := it.Error(); err != nil {
+			return err
+		}
+		if !empty {
+			return errors.New("directory holds a LevelDB without a switchboard schema version")
+		}
+		if err := s.db.Put([]byte(keyVer), []byte(schemaV1), &opt.WriteOptions{Sync: true}); err != nil {
+			return fmt.Errorf("write schema version: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("read schema version: %w", err)
+	case string(v) != schemaV1:
+		return fmt.Errorf("unknown schema version %q (this build reads %q)", v, schemaV1)
+	}
+	g, err := s.db.Get([]byte(keyGSeq), nil)
+	switch {
+	case errors.Is(err, leveldb.ErrNotFound):
+		s.gseq = 0
+	case err != nil:
+		return fmt.Errorf("read global sequence: %w", err)
+	case len(g) != 8:
+		return fmt.Errorf("corrupt global sequence (%d bytes)", len(g))
+	default:
+		s.gseq = binary.BigEndian.Uint64(g)
+	}
+	return nil
+}
+
+// Close stops the writer, fails requests still queued with ErrClosed and
+// closes the database. A batch already being written is finished first (its
+// callers get their real answers). Close is idempotent and safe to call
+// concurrently; every call returns the same error.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		<-s.done
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("store: close: %w", err)
+		}
+		s.log.Info("store closed", "err", s.closeErr)
+	})
+	return s.closeErr
+}
+
+// Ready reports nil while the store is open and its writer runs.
+func (s *Store) Ready() error {
+	select {
+	case <-s.quit:
+		return ErrClosed
+	case <-s.done:
+		return ErrClosed
+	default:
+		return nil
+	}
+}
+
+// do hands one write to the writer and waits for its answer. If ctx ends
+// after the request was handed over, do returns ctx's error, but the write
+// may still be committed (as with any database whose client gives up).
+func (s *Store) do(ctx context.Context, apply func(*txn) result) result {
+	if err := ctx.Err(); err != nil {
+		return result{err: err}
+	}
+	r := &request{ctx: ctx, apply: apply, res: make(chan result, 1)}
+	select {
+	case <-s.quit:
+		return result{err: ErrClosed}
+	default:
+	}
+	select {
+	case s.reqs <- r:
+	case <-s.quit:
+		return result{err: ErrClosed}
+	case <-ctx.Done():
+		return result{err: ctx.Err()}
+	}
+	select {
+	case res := <-r.res:
+		return res
+	case <-ctx.Done():
+		return result{err: ctx.Err()}
+	case <-s.done:
+		// The writer is gone; it may have answered just before leaving.
+		select {
+		case res := <-r.res:
+			return res
+		default:
+			return result{err: ErrClosed}
+		}
+	}
+}
+
+// run is the writer: the only goroutine that writes to the database. It
+// takes every request waiting (up to MaxBatch), applies them to one batch
+// and writes that batch with one synced write (group commit).
+func (s *Store) run() {
+	defer close(s.done)
+	batch := make([]*request, 0, s.opts.MaxBatch)
+	for {
+		// Close wins over queued requests, so that after Close returns
+		// nothing more is written.
+		select {
+		case <-s.quit:
+			s.failQueued()
+			return
+		default:
+		}
+		var first *request
+		select {
+		case first = <-s.reqs:
+		case <-s.quit:
+			s.failQueued()
+			return
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < s.opts.MaxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+		clear(batch) // drop references to answered requests
+	}
+}
+
+func (s *Store) failQueued() {
+	for {
+		select {
+		case r := <-s.reqs:
+			r.res <- result{err: ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+// commit applies a batch of requests and writes them with one synced write.
+func (s *Store) commit(batch []*request) {
+	t := newTxn(s)
+	results := make([]result, len(batch))
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			results[i] = result{err: err} // the caller has gone: write nothing
+			continue
+		}
+		results[i] = r.apply(t)
+	}
+	if t.batch.Len() > 0 {
+		if t.gseq != s.gseq {
+			t.batch.Put([]byte(keyGSeq), be8(t.gseq))
+		}
+		var err error
+		if s.opts.beforeCommit != nil {
+			err = s.opts.beforeCommit(len(batch))
+		}
+		if err == nil {
+			err = s.db.Write(&t.batch, &opt.WriteOptions{Sync: true})
+		}
+		if err != nil {
+			// Nothing of this batch is known to be stored: fail every
+			// request and forget the seqs it allocated (t's working copies
+			// are simply dropped).
+			if errors.Is(err, leveldb.ErrClosed) {
+				err = ErrClosed
+			}
+			s.log.Error("group commit failed", "requests", len(batch), "err", err)
+			for i := range results {
+				if results[i].err == nil {
+					results[i] = result{err: fmt.Errorf("store: commit: %w", err)}
+				}
+			}
+		} else {
+			t.publish()
+		}
+	}
+	for i, r := range batch {
+		r.res <- results[i]
+	}
+}
+
+// lastSeq finds the last message seq of a conversation in the database.
+func (s *Store) lastSeq(phone string) (uint64, error) {
+	it := s.db.NewIterator(util.BytesPrefix(convPrefix(phone)), nil)
+	defer it.Release()
+	if !it.Last() {
+		return 0, it.Error()
+	}
+	return seqOfMsgKey(it.Key())
+}

@@ -1,0 +1,356 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/switchboard/switchboard/switchboard/protocol"
+)
+
+// Limits on identifiers, so a hostile caller cannot make huge keys.
+const (
+	maxSid        = 256 // Twilio's MessageSid is 34 characters
+	maxID         = 128
+	maxProviderID = 256
+	maxCountry    = 8
+)
+
+// Inbound is an SMS from a customer.
+type Inbound struct {
+	// ID, when not empty, is used instead of a generated id (replay of a
+	// message first stored by another node). An ID already used by another
+	// message fails with ErrConflict.
+	ID string
+	// Sid is the provider's MessageSid. Required; a repeated Sid stores
+	// nothing and returns the stored message.
+	Sid string
+	// Phone is the customer's number, E.164. Required.
+	Phone string
+	// To is our number the customer wrote to.
+	To string
+	// Text is the message body, at most protocol.MaxText bytes; may be empty
+	// (a picture-only MMS).
+	Text        string
+	FromCountry string
+	// Received is when the message arrived. Zero value: Options.Now().
+	Received time.Time
+}
+
+// Reply is a message from an agent to a customer.
+type Reply struct {
+	// ID, when not empty, is used instead of a generated id.
+	ID string
+	// Phone is the customer's number, E.164. Required.
+	Phone string
+	// Agent is the author (protocol.ValidAgentName). Required.
+	Agent string
+	// Ref is the agent client's id for the reply; a repeated (Agent, Ref)
+	// stores nothing and returns the stored reply. Required, at most
+	// protocol.MaxRef bytes.
+	Ref string
+	// Text is the body: not empty, at most protocol.MaxText bytes.
+	Text string
+	// Sent is when the agent sent it. Zero value: Options.Now().
+	Sent time.Time
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+func (in *Inbound) validate() error {
+	if _, err := protocol.NormalizePhone(in.Phone); err != nil {
+		return invalid("phone %q: %v", in.Phone, err)
+	}
+	switch {
+	case in.Sid == "" || len(in.Sid) > maxSid:
+		return invalid("Sid must be 1 to %d bytes", maxSid)
+	case len(in.ID) > maxID:
+		return invalid("ID must be at most %d bytes", maxID)
+	case len(in.Text) > protocol.MaxText:
+		return invalid("text is %d bytes, more than %d", len(in.Text), protocol.MaxText)
+	case len(in.To) > 32:
+		return invalid("To is too long")
+	case len(in.FromCountry) > maxCountry:
+		return invalid("FromCountry is too long")
+	}
+	return nil
+}
+
+// AppendInbound stores an inbound SMS (Direction in, Status received) at the
+// end of its conversation, durably, before it returns. A repeated Sid writes
+// nothing and returns the stored message with duplicate=true.
+//
+// In the same atomic write, a conversation that has no agent and is not
+// waiting becomes Waiting with a new WaitSeq (see ConvState).
+func (s *Store) AppendInbound(ctx context.Context, in Inbound) (msg protocol.Message, duplicate bool, err error) {
+	if err := in.validate(); err != nil {
+		return protocol.Message{}, false, fmt.Errorf("store: append inbound %s: %w", in.Sid, err)
+	}
+	res := s.do(ctx, func(t *txn) result { return t.appendInbound(&in) })
+	if res.err != nil {
+		return protocol.Message{}, false, fmt.Errorf("store: append inbound %s: %w", in.Sid, res.err)
+	}
+	return res.msg, res.flag, nil
+}
+
+func (t *txn) appendInbound(in *Inbound) result {
+	// Every read and check first; puts last (see request).
+	if id, ok, err := t.get(sidKey(in.Sid)); err != nil {
+		return result{err: err}
+	} else if ok {
+		m, _, err := loadMessage(t.get, string(id))
+		return result{msg: m, flag: true, err: err}
+	}
+	id := in.ID
+	if id != "" {
+		if _, ok, err := t.get(idKey(id)); err != nil {
+			return result{err: err}
+		} else if ok {
+			return result{err: fmt.Errorf("%w: %s", ErrConflict, id)}
+		}
+	}
+	conv, err := loadConv(t.get, in.Phone)
+	if err != nil {
+		return result{err: err}
+	}
+	seq, err := t.nextSeq(in.Phone)
+	if err != nil {
+		return result{err: err}
+	}
+	if id == "" {
+		id = t.s.opts.NewID()
+	}
+	received := in.Received
+	if received.IsZero() {
+		received = t.s.opts.Now()
+	}
+	rec := record{
+		ID:          id,
+		Dir:         protocol.In,
+		Text:        in.Text,
+		Received:    received.UnixMilli(),
+		FromCountry: in.FromCountry,
+		To:          in.To,
+		Sid:         in.Sid,
+	}
+	t.put(msgKey(in.Phone, seq), mustJSON(&rec))
+	t.put(idKey(id), loc{phone: in.Phone, seq: seq}.encode())
+	t.put(sidKey(in.Sid), []byte(id))
+	if conv.Agent == "" && !conv.Waiting {
+		conv.Waiting = true
+		conv.WaitSeq = t.nextGlobal()
+		t.put(convKey(in.Phone), mustJSON(&conv))
+	}
+	return result{msg: rec.message(in.Phone)}
+}
+
+func (r *Reply) validate() error {
+	if _, err := protocol.NormalizePhone(r.Phone); err != nil {
+		return invalid("phone %q: %v", r.Phone, err)
+	}
+	if err := protocol.ValidAgentName(r.Agent); err != nil {
+		return invalid("%v", err)
+	}
+	switch {
+	case r.Ref == "" || len(r.Ref) > protocol.MaxRef:
+		return invalid("ref must be 1 to %d bytes", protocol.MaxRef)
+	case r.Text == "":
+		return invalid("text is empty")
+	case len(r.Text) > protocol.MaxText:
+		return invalid("text is %d bytes, more than %d", len(r.Text), protocol.MaxText)
+	case len(r.ID) > maxID:
+		return invalid("ID must be at most %d bytes", maxID)
+	}
+	return nil
+}
+
+// AppendReply stores an agent's reply (Direction out, Status queued) at the
+// end of its conversation and, in the same atomic write, puts it in the
+// outbox (see Pending). A repeated (Agent, Ref) writes nothing and returns
+// the stored reply, with its current status, and duplicate=true.
+func (s *Store) AppendReply(ctx context.Context, r Reply) (msg protocol.Message, duplicate bool, err error) {
+	if err := r.validate(); err != nil {
+		return protocol.Message{}, false, fmt.Errorf("store: append reply %s/%s: %w", r.Agent, r.Ref, err)
+	}
+	res := s.do(ctx, func(t *txn) result { return t.appendReply(&r) })
+	if res.err != nil {
+		return protocol.Message{}, false, fmt.Errorf("store: append reply %s/%s: %w", r.Agent, r.Ref, res.err)
+	}
+	return res.msg, res.flag, nil
+}
+
+func (t *txn) appendReply(r *Reply) result {
+	if id, ok, err := t.get(refKey(r.Agent, r.Ref)); err != nil {
+		return result{err: err}
+	} else if ok {
+		m, _, err := loadMessage(t.get, string(id))
+		return result{msg: m, flag: true, err: err}
+	}
+	id := r.ID
+	if id != "" {
+		if _, ok, err := t.get(idKey(id)); err != nil {
+			return result{err: err}
+		} else if ok {
+			return result{err: fmt.Errorf("%w: %s", ErrConflict, id)}
+		}
+	}
+	seq, err := t.nextSeq(r.Phone)
+	if err != nil {
+		return result{err: err}
+	}
+	if id == "" {
+		id = t.s.opts.NewID()
+	}
+	sent := r.Sent
+	if sent.IsZero() {
+		sent = t.s.opts.Now()
+	}
+	oseq := t.nextGlobal()
+	rec := record{
+		ID:       id,
+		Dir:      protocol.Out,
+		Text:     r.Text,
+		Received: sent.UnixMilli(),
+		Agent:    r.Agent,
+		Ref:      r.Ref,
+	}
+	t.put(msgKey(r.Phone, seq), mustJSON(&rec))
+	t.put(idKey(id), loc{phone: r.Phone, seq: seq, oseq: oseq}.encode())
+	t.put(refKey(r.Agent, r.Ref), []byte(id))
+	t.put(outboxKey(oseq, id), nil)
+	return result{msg: rec.message(r.Phone)}
+}
+
+// SetStatus records the delivery status of reply id. A status never moves
+// backwards (protocol.Status.Advances): when st does not advance, nothing
+// about the status changes and changed=false. When st is sent, delivered or
+// failed the reply leaves the outbox.
+//
+// providerID (the provider's id of the sent SMS), when not empty and none is
+// recorded yet, is recorded and indexed for MessageByProviderID, even when
+// the status does not advance (a late "sent" that carries the provider id
+// after a "delivered" still makes the id findable). The first provider id
+// recorded stays.
+//
+// ErrNotFound when no message has this id; ErrInvalid for an inbound message
+// or a status that is not queued, sent, delivered or failed.
+func (s *Store) SetStatus(ctx context.Context, id string, st protocol.Status, providerID string) (msg protocol.Message, changed bool, err error) {
+	switch {
+	case st != protocol.StatusQueued && st != protocol.StatusSent && st != protocol.StatusDelivered && st != protocol.StatusFailed:
+		err = invalid("status %q is not a delivery status", st)
+	case id == "" || len(id) > maxID:
+		err = invalid("id must be 1 to %d bytes", maxID)
+	case len(providerID) > maxProviderID:
+		err = invalid("provider id must be at most %d bytes", maxProviderID)
+	}
+	if err == nil {
+		res := s.do(ctx, func(t *txn) result { return t.setStatus(id, st, providerID) })
+		msg, changed, err = res.msg, res.flag, res.err
+	}
+	if err != nil {
+		return protocol.Message{}, false, fmt.Errorf("store: set status %s %s: %w", id, st, err)
+	}
+	return msg, changed, nil
+}
+
+func (t *txn) setStatus(id string, st protocol.Status, providerID string) result {
+	m, l, err := loadMessage(t.get, id)
+	if err != nil {
+		return result{err: err}
+	}
+	if m.Direction != protocol.Out {
+		return result{err: invalid("message %s is inbound and has no delivery status", id)}
+	}
+	cur, err := loadStatus(t.get, id)
+	if err != nil {
+		return result{err: err}
+	}
+	next := cur
+	changed := cur.Status.Advances(st)
+	if changed {
+		next.Status = st
+	}
+	if providerID != "" && cur.ProviderID == "" {
+		next.ProviderID = providerID
+		t.put(pidKey(providerID), []byte(id))
+	} else if providerID != "" && providerID != cur.ProviderID {
+		t.s.log.Warn("provider id differs from the recorded one; keeping the first",
+			"id", id, "recorded", cur.ProviderID, "new", providerID)
+	}
+	if next != cur {
+		t.put(statusKey(id), mustJSON(&next))
+	}
+	if changed && cur.Status == protocol.StatusQueued {
+		t.del(outboxKey(l.oseq, id))
+	}
+	m.Status = next.Status
+	return result{msg: m, flag: changed}
+}
+
+// SetAssignment records the agent of a conversation. agent != "": Agent and
+// LastAgent become agent and the conversation stops waiting. agent == "": the
+// conversation is released (Agent="", Waiting=false; LastAgent and WaitSeq
+// stay). The next inbound message of a released conversation makes it wait
+// again, with a new WaitSeq.
+func (s *Store) SetAssignment(ctx context.Context, phone, agent string) error {
+	if _, err := protocol.NormalizePhone(phone); err != nil {
+		return fmt.Errorf("store: set assignment %s: %w", phone, invalid("%v", err))
+	}
+	if agent != "" {
+		if err := protocol.ValidAgentName(agent); err != nil {
+			return fmt.Errorf("store: set assignment %s: %w", phone, invalid("%v", err))
+		}
+	}
+	res := s.do(ctx, func(t *txn) result {
+		return t.updateConv(phone, func(c *convRec) {
+			if agent != "" {
+				c.Agent, c.LastAgent = agent, agent
+			} else {
+				c.Agent = ""
+			}
+			c.Waiting = false
+		})
+	})
+	if res.err != nil {
+		return fmt.Errorf("store: set assignment %s %q: %w", phone, agent, res.err)
+	}
+	return nil
+}
+
+// Requeue puts a conversation back in the waiting line: Agent="",
+// Waiting=true, and WaitSeq kept from the last time it waited, so it keeps
+// its place in arrival order. A conversation that never waited gets a new
+// WaitSeq.
+func (s *Store) Requeue(ctx context.Context, phone string) error {
+	if _, err := protocol.NormalizePhone(phone); err != nil {
+		return fmt.Errorf("store: requeue %s: %w", phone, invalid("%v", err))
+	}
+	res := s.do(ctx, func(t *txn) result {
+		return t.updateConv(phone, func(c *convRec) {
+			c.Agent = ""
+			c.Waiting = true
+			if c.WaitSeq == 0 {
+				c.WaitSeq = t.nextGlobal()
+			}
+		})
+	})
+	if res.err != nil {
+		return fmt.Errorf("store: requeue %s: %w", phone, res.err)
+	}
+	return nil
+}
+
+func (t *txn) updateConv(phone string, change func(*convRec)) result {
+	c, err := loadConv(t.get, phone)
+	if err != nil {
+		return result{err: err}
+	}
+	next := c
+	change(&next)
+	if next != c {
+		t.put(convKey(phone), mustJSON(&next))
+	}
+	return result{}
+}
