@@ -418,3 +418,21 @@ func (q *waitQueue) Pop() any {
 	*q = old[:len(old)-1]
 	return c
 }
+
+// Conversation returns the routing state of phone, in the persisted form.
+func (e *Engine) Conversation(phone string) Conversation {
+	c, ok := e.convs[phone]
+	if !ok {
+		return Conversation{Phone: phone}
+	}
+	return Conversation{Phone: phone, Agent: c.agent, LastAgent: c.lastAgent, Waiting: c.waiting, WaitSeq: c.seq}
+}
+
+// IsWaiting reports whether phone waits for an agent.
+func (e *Engine) IsWaiting(phone string) bool {
+	c, ok := e.convs[phone]
+	return ok && c.waiting
+}
+
+// WaitingLen returns how many conversations wait for an agent.
+func (e *Engine) WaitingLen() int { return e.waiting.Len() }
