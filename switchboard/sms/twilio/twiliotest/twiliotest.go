@@ -1,0 +1,482 @@
+// Package twiliotest is a fake of the parts of Twilio's REST API that
+// Switchboard uses, for tests, sbload and end-to-end runs on loopback:
+//
+//   - POST /2010-04-01/Accounts/{AccountSid}/Messages.json (CreateMessage):
+//     checks basic auth and the form like Twilio (To, From, Body), answers
+//     201 with a sid "SM" + 32 hex digits and status "queued", and records
+//     the request;
+//   - GET /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json and
+//     POST .../IncomingPhoneNumbers/{Sid}.json, enough for RegisterWebhook;
+//   - SendStatus posts a signed delivery-status callback as Twilio does.
+//
+// Errors have Twilio's JSON shape ({"code","message","more_info","status"}),
+// so twilio-go decodes them into *client.TwilioRestError.
+//
+// Concurrency: all methods are safe for concurrent use. NewServer starts
+// one serving goroutine and SetAutoStatus one goroutine per accepted
+// message; Close stops and waits for all of them.
+package twiliotest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/switchboard/switchboard/switchboard/protocol"
+	"github.com/switchboard/switchboard/switchboard/sms/twilio"
+)
+
+// SentMessage is one CreateMessage request the fake received.
+type SentMessage struct {
+	AccountSID     string // from the path
+	To             string
+	From           string
+	Body           string
+	StatusCallback string
+	Sid            string // "SM..." when accepted, else empty
+	BasicAuthOK    bool   // the request carried the right account and token
+	HTTPStatus     int    // what the fake answered: 201, or the error status
+}
+
+// Number is an incoming phone number of the fake account.
+type Number struct {
+	Sid         string // "PN..."
+	PhoneNumber string
+	SmsURL      string
+	SmsMethod   string
+	SmsAppSid   string // set to make RegisterWebhook refuse
+}
+
+// Server is a fake Twilio REST API.
+type Server struct {
+	accountSID, authToken string
+
+	ln     net.Listener
+	srv    *http.Server
+	client *http.Client
+	served chan struct{}
+	ctx    context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	sent       []SentMessage
+	failN      int
+	failStatus int
+	numbers    []*Number
+	auto       []string
+	statusErrs []error
+	closed     bool // no new status goroutines once set
+}
+
+// NewServer starts a fake Twilio for the account on 127.0.0.1 with a port
+// chosen by the kernel. It panics if it cannot listen, like httptest.
+func NewServer(accountSID, authToken string) *Server {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(fmt.Sprintf("twiliotest: listen: %v", err))
+	}
+	s := newServer(accountSID, authToken)
+	s.ln = ln
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	s.served = make(chan struct{})
+	go func() {
+		defer close(s.served)
+		s.srv.Serve(ln)
+	}()
+	return s
+}
+
+// New returns a fake that does not listen, for mounting Handler inside
+// another server. Close still stops its status goroutines.
+func New(accountSID, authToken string) *Server { return newServer(accountSID, authToken) }
+
+func newServer(accountSID, authToken string) *Server {
+	ctx, stop := context.WithCancel(context.Background())
+	return &Server{
+		accountSID: accountSID, authToken: authToken,
+		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}},
+		ctx:    ctx, stop: stop,
+	}
+}
+
+// URL is the base URL to use as TWILIO_API_URL, e.g. http://127.0.0.1:41234.
+// It is empty for a fake made with New.
+func (s *Server) URL() string {
+	if s.ln == nil {
+		return ""
+	}
+	return "http://" + s.ln.Addr().String()
+}
+
+// Close stops the server and every goroutine of the fake, and waits.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.stop()
+	if s.srv != nil {
+		s.srv.Close()
+		<-s.served
+	}
+	s.wg.Wait()
+	s.client.CloseIdleConnections()
+}
+
+// Handler serves the fake API. Mount it at the root of a server, or under
+// a prefix with http.StripPrefix and include the prefix in TWILIO_API_URL.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /2010-04-01/Accounts/{account}/Messages.json", s.createMessage)
+	mux.HandleFunc("GET /2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json", s.listNumbers)
+	mux.HandleFunc("POST /2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{file}", s.updateNumber)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
+	})
+	return mux
+}
+
+// Sent returns every CreateMessage request received, in order, refused ones
+// included (see HTTPStatus).
+func (s *Server) Sent() []SentMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]SentMessage(nil), s.sent...)
+}
+
+// Accepted returns the CreateMessage requests answered 201, in order.
+func (s *Server) Accepted() []SentMessage {
+	var out []SentMessage
+	for _, m := range s.Sent() {
+		if m.HTTPStatus == http.StatusCreated {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// WaitSent polls until at least n requests were received (Sent) and
+// returns them; it fails t after timeout.
+func (s *Server) WaitSent(t testing.TB, n int, timeout time.Duration) []SentMessage {
+	t.Helper()
+	return s.wait(t, n, timeout, s.Sent, "requests")
+}
+
+// WaitAccepted polls until at least n messages were accepted (Accepted).
+func (s *Server) WaitAccepted(t testing.TB, n int, timeout time.Duration) []SentMessage {
+	t.Helper()
+	return s.wait(t, n, timeout, s.Accepted, "accepted messages")
+}
+
+func (s *Server) wait(t testing.TB, n int, timeout time.Duration, get func() []SentMessage, what string) []SentMessage {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := get()
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("twiliotest: %d %s after %v, want %d", len(got), what, timeout, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// FailNext makes the next n CreateMessage requests answer status (500,
+// 429, 400, ...) with a Twilio-shaped JSON error (code 20000+status).
+func (s *Server) FailNext(n int, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failN, s.failStatus = n, status
+}
+
+// AddNumber adds an incoming phone number to the account and returns it.
+func (s *Server) AddNumber(phone string) Number {
+	n := &Number{Sid: "PN" + randomHex(), PhoneNumber: phone, SmsMethod: "POST"}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.numbers = append(s.numbers, n)
+	return *n
+}
+
+// SetNumber replaces the number with n.Sid (to attach an SMS application).
+func (s *Server) SetNumber(n Number) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, old := range s.numbers {
+		if old.Sid == n.Sid {
+			s.numbers[i] = &n
+		}
+	}
+}
+
+// Number returns the incoming phone number phone, as last updated.
+func (s *Server) Number(phone string) (Number, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.numbers {
+		if n.PhoneNumber == phone {
+			return *n, true
+		}
+	}
+	return Number{}, false
+}
+
+// SetAutoStatus makes the fake post these statuses ("sent", "delivered")
+// in order to the StatusCallback of every message it accepts from now on,
+// from a goroutine per message, like Twilio. Errors are kept for
+// StatusErrors. No statuses (the default) turns it off.
+func (s *Server) SetAutoStatus(statuses ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.auto = append([]string(nil), statuses...)
+}
+
+// StatusErrors returns the errors of automatic status callbacks so far.
+func (s *Server) StatusErrors() []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]error(nil), s.statusErrs...)
+}
+
+// SendStatus posts a delivery-status callback for message sid to
+// callbackURL, signed with the auth token as Twilio signs it: MessageSid,
+// MessageStatus, SmsSid, SmsStatus, AccountSid, To, From and, for failed
+// and undelivered, ErrorCode. It fails unless the answer is 2xx.
+func (s *Server) SendStatus(callbackURL, sid, status string) error {
+	return s.sendStatus(context.Background(), callbackURL, sid, status)
+}
+
+func (s *Server) sendStatus(ctx context.Context, callbackURL, sid, status string) error {
+	form := url.Values{
+		"MessageSid": {sid}, "SmsSid": {sid},
+		"MessageStatus": {status}, "SmsStatus": {status},
+		"AccountSid": {s.accountSID}, "ApiVersion": {"2010-04-01"},
+	}
+	s.mu.Lock()
+	for _, m := range s.sent {
+		if m.Sid == sid && sid != "" {
+			form.Set("To", m.To)
+			form.Set("From", m.From)
+		}
+	}
+	s.mu.Unlock()
+	switch status {
+	case "undelivered":
+		form.Set("ErrorCode", "30003")
+	case "failed":
+		form.Set("ErrorCode", "30008")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, callbackURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return fmt.Errorf("twiliotest: status callback %s: %w", callbackURL, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("User-Agent", "TwilioProxy/1.1")
+	req.Header.Set(twilio.SignatureHeader, twilio.Signature(s.authToken, callbackURL, form))
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("twiliotest: status callback %s: %w", callbackURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("twiliotest: status callback %s %s: HTTP %d", sid, status, resp.StatusCode)
+	}
+	return nil
+}
+
+func (s *Server) authOK(r *http.Request) bool {
+	user, pass, ok := r.BasicAuth()
+	return ok && user == s.accountSID && pass == s.authToken
+}
+
+// checkAccount answers 401/404 like Twilio and reports whether to go on.
+func (s *Server) checkAccount(w http.ResponseWriter, r *http.Request) bool {
+	if !s.authOK(r) {
+		writeError(w, http.StatusUnauthorized, 20003, "Authenticate")
+		return false
+	}
+	if r.PathValue("account") != s.accountSID {
+		writeError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
+		return false
+	}
+	return true
+}
+
+func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+	if err := r.ParseForm(); err != nil {
+		writeError(w, http.StatusBadRequest, 20001, "Unable to parse request: "+err.Error())
+		return
+	}
+	m := SentMessage{
+		AccountSID: r.PathValue("account"), To: r.PostForm.Get("To"), From: r.PostForm.Get("From"),
+		Body: r.PostForm.Get("Body"), StatusCallback: r.PostForm.Get("StatusCallback"), BasicAuthOK: s.authOK(r),
+	}
+	status, code, msg := s.judge(r, m)
+	s.mu.Lock()
+	if status == 0 && s.failN > 0 {
+		s.failN--
+		status, code, msg = s.failStatus, 20000+s.failStatus, http.StatusText(s.failStatus)
+	}
+	if status == 0 {
+		status, m.Sid = http.StatusCreated, "SM"+randomHex()
+	}
+	m.HTTPStatus = status
+	s.sent = append(s.sent, m)
+	spawn := len(s.auto) > 0 && m.StatusCallback != "" && status == http.StatusCreated && !s.closed
+	auto := s.auto
+	if spawn {
+		s.wg.Add(1) // under mu, so never concurrent with Close's Wait
+	}
+	s.mu.Unlock()
+
+	if status != http.StatusCreated {
+		writeError(w, status, code, msg)
+		return
+	}
+	if spawn {
+		go func() {
+			defer s.wg.Done()
+			for _, st := range auto {
+				if err := s.sendStatus(s.ctx, m.StatusCallback, m.Sid, st); err != nil {
+					s.mu.Lock()
+					s.statusErrs = append(s.statusErrs, err)
+					s.mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	now := time.Now().UTC().Format(time.RFC1123Z)
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"sid": m.Sid, "account_sid": s.accountSID, "to": m.To, "from": m.From, "body": m.Body,
+		"status": "queued", "direction": "outbound-api", "api_version": "2010-04-01",
+		"num_segments": "1", "num_media": "0", "date_created": now, "date_updated": now,
+		"date_sent": nil, "error_code": nil, "error_message": nil, "price": nil, "price_unit": "USD",
+		"uri": "/2010-04-01/Accounts/" + s.accountSID + "/Messages/" + m.Sid + ".json",
+	})
+}
+
+// judge checks a CreateMessage request the way Twilio does; status 0 means
+// accepted.
+func (s *Server) judge(r *http.Request, m SentMessage) (status, code int, msg string) {
+	switch {
+	case !m.BasicAuthOK:
+		return http.StatusUnauthorized, 20003, "Authenticate"
+	case m.AccountSID != s.accountSID:
+		return http.StatusNotFound, 20404, "The requested resource " + r.URL.Path + " was not found"
+	case m.To == "":
+		return http.StatusBadRequest, 21604, "A 'To' phone number is required."
+	case !validPhone(m.To):
+		return http.StatusBadRequest, 21211, fmt.Sprintf("Invalid 'To' Phone Number: %s", m.To)
+	case m.From == "":
+		return http.StatusBadRequest, 21603, "A 'From' phone number is required."
+	case m.Body == "":
+		return http.StatusBadRequest, 21602, "Message body is required."
+	case utf8.RuneCountInString(m.Body) > 1600:
+		return http.StatusBadRequest, 21617, "The concatenated message body exceeds the 1600 character limit."
+	}
+	return 0, 0, ""
+}
+
+func validPhone(p string) bool {
+	_, err := protocol.NormalizePhone(p)
+	return err == nil
+}
+
+func (s *Server) listNumbers(w http.ResponseWriter, r *http.Request) {
+	if !s.checkAccount(w, r) {
+		return
+	}
+	want := r.URL.Query().Get("PhoneNumber")
+	list := []map[string]any{}
+	s.mu.Lock()
+	for _, n := range s.numbers {
+		if want == "" || n.PhoneNumber == want {
+			list = append(list, numberJSON(s.accountSID, n))
+		}
+	}
+	s.mu.Unlock()
+	uri := "/2010-04-01/Accounts/" + s.accountSID + "/IncomingPhoneNumbers.json"
+	writeJSON(w, http.StatusOK, map[string]any{
+		"incoming_phone_numbers": list, "page": 0, "page_size": 50, "start": 0, "end": len(list),
+		"uri": uri, "first_page_uri": uri, "next_page_uri": nil, "previous_page_uri": nil,
+	})
+}
+
+func (s *Server) updateNumber(w http.ResponseWriter, r *http.Request) {
+	if !s.checkAccount(w, r) {
+		return
+	}
+	sid, ok := strings.CutSuffix(r.PathValue("file"), ".json")
+	if err := r.ParseForm(); !ok || err != nil {
+		writeError(w, http.StatusBadRequest, 20001, "Unable to parse request")
+		return
+	}
+	method := r.PostForm.Get("SmsMethod")
+	if method != "" && method != "GET" && method != "POST" {
+		writeError(w, http.StatusBadRequest, 21601, "SmsMethod must be GET or POST")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.numbers {
+		if n.Sid != sid {
+			continue
+		}
+		if v, ok := r.PostForm["SmsUrl"]; ok {
+			n.SmsURL = v[0]
+		}
+		if method != "" {
+			n.SmsMethod = method
+		}
+		writeJSON(w, http.StatusOK, numberJSON(s.accountSID, n))
+		return
+	}
+	writeError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
+}
+
+func numberJSON(account string, n *Number) map[string]any {
+	var app any
+	if n.SmsAppSid != "" {
+		app = n.SmsAppSid
+	}
+	return map[string]any{
+		"sid": n.Sid, "account_sid": account, "phone_number": n.PhoneNumber, "friendly_name": n.PhoneNumber,
+		"sms_url": n.SmsURL, "sms_method": n.SmsMethod, "sms_application_sid": app,
+		"uri": "/2010-04-01/Accounts/" + account + "/IncomingPhoneNumbers/" + n.Sid + ".json",
+	}
+}
+
+func writeError(w http.ResponseWriter, status, code int, msg string) {
+	writeJSON(w, status, map[string]any{
+		"code": code, "message": msg, "status": status,
+		"more_info": fmt.Sprintf("https://www.twilio.com/docs/errors/%d", code),
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func randomHex() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
