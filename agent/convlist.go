@@ -1,0 +1,52 @@
+package agent
+
+import (
+	"fmt"
+	"strings"
+)
+
+// convList renders the conversation list, three lines per conversation,
+// scrolled so that the selected one is visible:
+//
+//	▸ +15551234567  2 NEW
+//	  🙂 Hi, my order hasn't arrived…
+//	  45 seconds ago
+func (m *Model) convList(w, h int) []string {
+	g := m.st.g
+	lines := []string{m.st.title.Render(fmt.Sprintf("Conversations (%d)", len(m.convs)))}
+	if len(m.convs) == 0 {
+		return append(lines, m.st.dim.Render("waiting for customers"+g.ellipsis))
+	}
+	per := max((h-1)/3, 1)
+	first := max(0, m.sel-per+1)
+	for i := first; i < len(m.convs) && i < first+per; i++ {
+		c := m.convs[i]
+		cursor := "  "
+		head := c.phone
+		if i == m.sel {
+			cursor = g.cursor + " "
+			head = m.st.selected.Render(head)
+		} else if c.fresh {
+			head = m.st.fresh.Render(head)
+		}
+		if c.unread > 0 {
+			head += " " + m.st.unread.Render(fmt.Sprintf("(%d)", c.unread))
+		}
+		if c.fresh {
+			head += " " + m.st.fresh.Render("NEW")
+		}
+		preview, when := "", ""
+		if e := c.last(); e != nil {
+			dir := ""
+			if e.Message.Direction == "out" {
+				dir = "you: "
+			}
+			text := strings.ReplaceAll(clean(e.Message.Text, false), "\n", " ")
+			preview = ansiTrunc(dir+text, w-2-3, g.ellipsis)
+			when = m.cfg.RelTime.Phrase(e.Time, m.now)
+		}
+		mark := g.mark(c.lastMark())
+		lines = append(lines, cursor+head, "  "+mark+" "+preview, "  "+m.st.dim.Render(when))
+	}
+	return lines
+}

@@ -1,0 +1,16 @@
+// Package agent is the switchboard's terminal client for agents, built with
+// Bubble Tea. It shows the agent's conversations with live relative times and
+// sentiment marks (computed by package transform), a timeline per
+// conversation that loads older history on demand, a composer for replies
+// with visible delivery status and retry, and a stats pane.
+//
+// The UI is split into components (conversation list, timeline, composer,
+// stats pane, status bar) rendered by one root Model; keys live in keymap.go
+// and styles in styles.go. All I/O happens in tea.Cmds: connection events
+// from package wsclient arrive through a command that re-arms itself, and
+// frames go out through commands that report refusals as messages.
+//
+// Concurrency: a Model belongs to the Bubble Tea program that runs it and is
+// not safe for concurrent use; View only reads it. Run owns the program, the
+// connection and the log file, and stops all of them before it returns.
+package agent

@@ -1,0 +1,60 @@
+package agent
+
+import "github.com/charmbracelet/bubbles/key"
+
+// keyMap is every key the client reacts to, in one place. The composer always
+// has focus, so actions use keys that never type text: Tab, Ctrl, Alt,
+// PgUp/PgDn and function keys. "?" opens the help only while the composer is
+// empty, so that a customer can still be asked a question.
+type keyMap struct {
+	Send       key.Binding
+	Newline    key.Binding
+	Next       key.Binding
+	Prev       key.Binding
+	PageUp     key.Binding
+	PageDown   key.Binding
+	LineUp     key.Binding
+	LineDown   key.Binding
+	Presence   key.Binding
+	Release    key.Binding
+	Retry      key.Binding
+	Help       key.Binding
+	HelpAlways key.Binding
+	Close      key.Binding
+	Quit       key.Binding
+}
+
+func defaultKeyMap() keyMap {
+	return keyMap{
+		Send:       key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "send")),
+		Newline:    key.NewBinding(key.WithKeys("alt+enter"), key.WithHelp("alt+enter", "newline")),
+		Next:       key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next conversation")),
+		Prev:       key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous conversation")),
+		PageUp:     key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup", "older (loads history)")),
+		PageDown:   key.NewBinding(key.WithKeys("pgdown"), key.WithHelp("pgdn", "newer")),
+		LineUp:     key.NewBinding(key.WithKeys("alt+up"), key.WithHelp("alt+↑", "scroll up")),
+		LineDown:   key.NewBinding(key.WithKeys("alt+down"), key.WithHelp("alt+↓", "scroll down")),
+		Presence:   key.NewBinding(key.WithKeys("ctrl+t"), key.WithHelp("ctrl+t", "available/away")),
+		Release:    key.NewBinding(key.WithKeys("ctrl+x"), key.WithHelp("ctrl+x", "release conversation")),
+		Retry:      key.NewBinding(key.WithKeys("ctrl+r"), key.WithHelp("ctrl+r", "retry failed reply")),
+		Help:       key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		HelpAlways: key.NewBinding(key.WithKeys("f1"), key.WithHelp("f1", "help")),
+		Close:      key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "close help")),
+		Quit:       key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
+	}
+}
+
+// ShortHelp is the one-line help under the composer.
+func (k keyMap) ShortHelp() []key.Binding {
+	return []key.Binding{k.Send, k.Next, k.PageUp, k.Presence, k.Retry, k.Help, k.Quit}
+}
+
+// FullHelp is the help screen.
+func (k keyMap) FullHelp() [][]key.Binding {
+	return [][]key.Binding{
+		{k.Send, k.Newline, k.Retry},
+		{k.Next, k.Prev, k.Release},
+		{k.PageUp, k.PageDown, k.LineUp, k.LineDown},
+		{k.Presence, k.Help, k.HelpAlways, k.Close, k.Quit},
+	}
+}

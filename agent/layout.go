@@ -1,0 +1,111 @@
+package agent
+
+import (
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+// Layout, top to bottom: status bar (1 line); body = conversation list and
+// stats pane on the left, timeline on the right; composer label (1) and
+// composer (composerLines); help line (1).
+const (
+	composerLines = 3
+	statsLines    = 5
+	chromeLines   = 1 + 1 + composerLines + 1
+)
+
+// layout sizes the components after a resize.
+func (m *Model) layout() {
+	m.input.SetWidth(max(m.width-2, 10))
+	m.input.SetHeight(composerLines)
+	m.help.Width = m.width
+}
+
+func (m *Model) bodyHeight() int { return max(m.height-chromeLines, 4) }
+
+func (m *Model) leftWidth() int { return min(max(m.width/3, 20), 36) }
+
+func (m *Model) rightWidth() int { return max(m.width-m.leftWidth()-1, 10) }
+
+func (m *Model) timelineHeight() int { return m.bodyHeight() - 1 }
+
+// View renders the whole screen. It only reads the model.
+func (m *Model) View() string {
+	var b strings.Builder
+	b.Grow(m.width * m.height * 2)
+	b.WriteString(fit(m.statusBar(), m.width))
+	b.WriteByte('\n')
+
+	h := m.bodyHeight()
+	left := make([]string, 0, h)
+	listH := max(h-statsLines, 1)
+	left = append(left, m.convList(m.leftWidth(), listH)...)
+	left = append(left, m.statsPane(m.leftWidth(), h-listH)...)
+	var right []string
+	if m.showHelp {
+		right = m.helpPane(m.rightWidth(), h)
+	} else {
+		right = m.timeline(m.rightWidth(), h)
+	}
+	bar := m.st.sep.Render(m.st.g.vbar)
+	for i := 0; i < h; i++ {
+		b.WriteString(fit(at(left, i), m.leftWidth()))
+		b.WriteString(bar)
+		b.WriteString(fit(at(right, i), m.rightWidth()))
+		b.WriteByte('\n')
+	}
+	b.WriteString(fit(m.composerLabel(), m.width))
+	b.WriteByte('\n')
+	b.WriteString(m.input.View())
+	b.WriteByte('\n')
+	b.WriteString(fit(m.help.ShortHelpView(m.keys.ShortHelp()), m.width))
+	return b.String()
+}
+
+func at(lines []string, i int) string {
+	if i < len(lines) {
+		return lines[i]
+	}
+	return ""
+}
+
+// fit cuts or pads s (which may hold styles) to exactly w cells.
+func fit(s string, w int) string {
+	n := ansi.StringWidth(s)
+	if n > w {
+		s = ansi.Truncate(s, w, "")
+		n = ansi.StringWidth(s)
+	}
+	if n < w {
+		s += strings.Repeat(" ", w-n)
+	}
+	return s
+}
+
+// clean makes outside text safe to draw: control characters (an SMS may hold
+// escape sequences) become U+FFFD, tabs become spaces. Newlines stay when
+// keepNL is set.
+func clean(s string, keepNL bool) string {
+	ok := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			ok = false
+			break
+		}
+	}
+	if ok && !strings.ContainsRune(s, '\u009b') {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' && keepNL:
+			return r
+		case r == '\t' || r == '\n' || r == '\r':
+			return ' '
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}

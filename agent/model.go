@@ -1,0 +1,522 @@
+package agent
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textarea"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/switchboard/switchboard/agent/wsclient"
+	"github.com/switchboard/switchboard/switchboard/protocol"
+	"github.com/switchboard/switchboard/transform"
+)
+
+// Conn is what the model needs from the connection. *wsclient.Client
+// implements it; tests use a recorder.
+type Conn interface {
+	Send(protocol.Frame) error
+	SetPresence(away bool) error
+}
+
+// Config is what a Model is built from. Zero values take the documented
+// defaults.
+type Config struct {
+	Conn   Conn                  // required
+	Events <-chan wsclient.Event // connection events; nil: none (tests send EventMsg)
+	Done   <-chan struct{}       // closed when the program ends; stops the event pump
+
+	Away        bool                // start away
+	ASCII       bool                // ASCII glyphs and sentiment marks instead of emoji
+	Now         func() time.Time    // zero: time.Now
+	NewRef      func() string       // reply references; zero: 16 random hex digits
+	RelTime     *transform.RelTime  // zero: "%s ago" in the local zone
+	Analyzer    *transform.Analyzer // zero: the default VADER analyzer
+	Bell        io.Writer           // where the terminal bell is written; zero: no bell
+	Logger      *slog.Logger        // zero: slog.Default()
+	HistoryPage int                 // messages per history request; zero: 50
+	Tick        time.Duration       // relative-time refresh; zero: 1s
+}
+
+// Messages the model handles besides keys and window sizes.
+type (
+	// EventMsg carries one connection event into the program.
+	EventMsg wsclient.Event
+	// tickMsg refreshes relative times.
+	tickMsg time.Time
+	// sendResultMsg reports a frame that could not be queued.
+	sendResultMsg struct {
+		frame protocol.Frame
+		err   error
+	}
+	bellDoneMsg struct{}
+)
+
+// connState is what the status bar says about the connection.
+type connState struct {
+	kind    wsclient.EventKind
+	err     error
+	retryIn time.Duration
+	since   time.Time
+}
+
+// Model is the root Bubble Tea model of the agent client.
+type Model struct {
+	cfg    Config
+	log    *slog.Logger
+	keys   keyMap
+	st     styles
+	help   help.Model
+	input  textarea.Model
+	width  int
+	height int
+	now    time.Time
+
+	conn     connState
+	away     bool
+	convs    []*conversation
+	sel      int
+	alert    string
+	notice   string // last error or notice, shown in the status bar
+	stats    *protocol.Frame
+	top      *protocol.Frame
+	showHelp bool
+}
+
+// NewModel validates cfg and returns a model.
+func NewModel(cfg Config) (*Model, error) {
+	if cfg.Conn == nil {
+		return nil, errors.New("agent: model: Conn is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NewRef == nil {
+		cfg.NewRef = randomRef
+	}
+	if cfg.RelTime == nil {
+		rt, err := transform.NewRelTime(transform.RelTimeOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("agent: model: %w", err)
+		}
+		cfg.RelTime = rt
+	}
+	if cfg.Analyzer == nil {
+		a, err := transform.NewAnalyzer(transform.AnalyzerOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("agent: model: %w", err)
+		}
+		cfg.Analyzer = a
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HistoryPage <= 0 {
+		cfg.HistoryPage = 50
+	}
+	if cfg.HistoryPage > protocol.MaxHistory {
+		return nil, fmt.Errorf("agent: model: history page %d above %d", cfg.HistoryPage, protocol.MaxHistory)
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = time.Second
+	}
+	m := &Model{
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "agent"),
+		keys:  defaultKeyMap(),
+		st:    newStyles(cfg.ASCII),
+		help:  help.New(),
+		input: newComposer(),
+		now:   cfg.Now(),
+		away:  cfg.Away,
+		conn:  connState{kind: wsclient.Connecting},
+		width: 80, height: 24,
+	}
+	m.help.ShortSeparator = m.st.g.sep
+	m.layout()
+	return m, nil
+}
+
+func randomRef() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Init starts the clock and the event pump.
+func (m *Model) Init() tea.Cmd {
+	return tea.Batch(textarea.Blink, m.tick(), m.waitEvent())
+}
+
+func (m *Model) tick() tea.Cmd {
+	return tea.Tick(m.cfg.Tick, func(t time.Time) tea.Msg { return tickMsg(t) })
+}
+
+// waitEvent is the re-arming command that feeds connection events into the
+// program one at a time; the client's reader blocks meanwhile, which is the
+// backpressure.
+func (m *Model) waitEvent() tea.Cmd {
+	if m.cfg.Events == nil {
+		return nil
+	}
+	ch, done := m.cfg.Events, m.cfg.Done
+	return func() tea.Msg {
+		select {
+		case ev := <-ch:
+			return EventMsg(ev)
+		case <-done:
+			return nil
+		}
+	}
+}
+
+// send queues a frame in a command; a refusal comes back as sendResultMsg.
+func (m *Model) send(f protocol.Frame) tea.Cmd {
+	conn := m.cfg.Conn
+	return func() tea.Msg {
+		if err := conn.Send(f); err != nil {
+			return sendResultMsg{frame: f, err: err}
+		}
+		return nil
+	}
+}
+
+func (m *Model) bell() tea.Cmd {
+	w := m.cfg.Bell
+	if w == nil {
+		return nil
+	}
+	return func() tea.Msg {
+		_, _ = io.WriteString(w, "\a")
+		return bellDoneMsg{}
+	}
+}
+
+func (m *Model) selected() *conversation {
+	if m.sel < 0 || m.sel >= len(m.convs) {
+		return nil
+	}
+	return m.convs[m.sel]
+}
+
+func (m *Model) find(phone string) (int, *conversation) {
+	for i, c := range m.convs {
+		if c.phone == phone {
+			return i, c
+		}
+	}
+	return -1, nil
+}
+
+// Update handles one message.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.layout()
+		return m, nil
+	case tickMsg:
+		m.now = time.Time(msg)
+		return m, m.tick()
+	case EventMsg:
+		cmd := m.handleEvent(wsclient.Event(msg))
+		return m, tea.Batch(cmd, m.waitEvent())
+	case sendResultMsg:
+		m.sendFailed(msg.frame, msg.err)
+		return m, nil
+	case tea.KeyMsg:
+		return m, m.handleKey(msg)
+	}
+	var cmd tea.Cmd
+	m.input, cmd = m.input.Update(msg)
+	return m, cmd
+}
+
+func (m *Model) handleEvent(ev wsclient.Event) tea.Cmd {
+	now := m.cfg.Now()
+	switch ev.Kind {
+	case wsclient.Connecting:
+		if m.conn.kind != wsclient.Disconnected {
+			m.conn = connState{kind: wsclient.Connecting, since: now}
+		}
+	case wsclient.Connected:
+		m.conn = connState{kind: wsclient.Connected, since: now}
+		m.notice = ""
+	case wsclient.Disconnected:
+		m.conn = connState{kind: wsclient.Disconnected, err: ev.Err, retryIn: ev.RetryIn, since: now}
+		m.failPending("not confirmed before the connection dropped")
+	case wsclient.Received:
+		return m.handleFrame(ev.Frame)
+	}
+	return nil
+}
+
+// failPending marks every reply still waiting for its ack as failed: the
+// connection that carried it is gone, so the ack will never come. Retrying
+// resends the same ref, which the node stores at most once.
+func (m *Model) failPending(why string) {
+	for _, c := range m.convs {
+		for _, e := range c.msgs {
+			if e.pending {
+				e.pending, e.failed = false, why
+			}
+		}
+	}
+}
+
+func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
+	switch f.Type {
+	case protocol.TypeAlert:
+		m.alert = f.Text
+	case protocol.TypeAssigned:
+		return m.assigned(f)
+	case protocol.TypeUpdate:
+		_, c := m.find(f.Phone)
+		if c == nil {
+			// An update for a conversation we did not know about: treat it
+			// as an assignment rather than lose the messages.
+			return m.assigned(f)
+		}
+		n := c.merge(m.cfg.Analyzer, f.List)
+		if c != m.selected() {
+			c.unread += n
+		}
+	case protocol.TypeStatus:
+		if _, c := m.find(f.Phone); c != nil {
+			if e, ok := c.ids[f.ID]; ok && e.Message.Status.Advances(f.Status) {
+				e.Message.Status = f.Status
+			}
+		}
+	case protocol.TypeReleased:
+		if i, c := m.find(f.Phone); c != nil {
+			m.convs = slices.Delete(m.convs, i, i+1)
+			if m.sel >= len(m.convs) {
+				m.sel = max(len(m.convs)-1, 0)
+			}
+			m.notice = "released " + f.Phone
+			if f.Reason != "" {
+				m.notice += " (" + f.Reason + ")"
+			}
+		}
+	case protocol.TypeHistory:
+		if _, c := m.find(f.Phone); c != nil {
+			c.merge(m.cfg.Analyzer, f.List)
+			c.more, c.loading = f.More, false
+		}
+	case protocol.TypeStats:
+		fr := f
+		if len(f.Top) > 0 {
+			m.top = &fr
+		} else {
+			m.stats = &fr
+		}
+	case protocol.TypeAck:
+		for _, c := range m.convs {
+			if c.ack(f.Ref, f.ID) {
+				break
+			}
+		}
+	case protocol.TypeError:
+		if f.Ref != "" {
+			for _, c := range m.convs {
+				if e := c.byRef(f.Ref); e != nil && e.Message.ID == "" {
+					e.pending, e.failed = false, f.Text
+					if e.failed == "" {
+						e.failed = f.Code
+					}
+					break
+				}
+			}
+		} else if f.Code == protocol.CodeNotFound || f.Code == protocol.CodeInvalid {
+			// A refused history request must not leave "loading" forever.
+			for _, c := range m.convs {
+				c.loading = false
+			}
+		}
+		m.notice = "error: " + f.Code + ": " + f.Text
+		m.log.Warn("node refused a request", "code", f.Code, "text", f.Text, "ref", f.Ref)
+	}
+	return nil
+}
+
+func (m *Model) assigned(f protocol.Frame) tea.Cmd {
+	if _, err := protocol.NormalizePhone(f.Phone); err != nil {
+		m.log.Warn("assigned frame with a bad phone", "err", err)
+		return nil
+	}
+	_, c := m.find(f.Phone)
+	if c != nil { // a resync after reconnect: merge, nothing twice
+		n := c.merge(m.cfg.Analyzer, f.List)
+		if c != m.selected() {
+			c.unread += n
+		}
+		return nil
+	}
+	c = newConversation(f.Phone)
+	c.merge(m.cfg.Analyzer, f.List)
+	for i := len(c.msgs) - 1; i >= 0 && c.msgs[i].Message.Direction == protocol.In; i-- {
+		c.unread++
+	}
+	c.fresh = true
+	m.convs = append(m.convs, c)
+	if len(m.convs) == 1 {
+		m.sel = 0
+	}
+	if c == m.selected() {
+		c.unread = 0
+	}
+	return m.bell()
+}
+
+func (m *Model) sendFailed(f protocol.Frame, err error) {
+	if f.Type == protocol.TypeResponse {
+		for _, c := range m.convs {
+			if e := c.byRef(f.Ref); e != nil && e.pending {
+				e.pending, e.failed = false, failText(err)
+			}
+		}
+		return
+	}
+	if f.Type == protocol.TypeHistory {
+		if _, c := m.find(f.Phone); c != nil {
+			c.loading = false
+		}
+	}
+	m.notice = failText(err)
+}
+
+func failText(err error) string {
+	switch {
+	case errors.Is(err, wsclient.ErrNotConnected):
+		return "not connected"
+	case errors.Is(err, wsclient.ErrQueueFull):
+		return "connection too slow, try again"
+	}
+	return err.Error()
+}
+
+func (m *Model) handleKey(k tea.KeyMsg) tea.Cmd {
+	switch {
+	case key.Matches(k, m.keys.Quit):
+		return tea.Quit
+	case m.showHelp && (key.Matches(k, m.keys.Close) || key.Matches(k, m.keys.Help) || key.Matches(k, m.keys.HelpAlways)):
+		m.showHelp = false
+		return nil
+	case key.Matches(k, m.keys.HelpAlways), key.Matches(k, m.keys.Help) && m.input.Value() == "":
+		m.showHelp = true
+		return nil
+	case key.Matches(k, m.keys.Next):
+		m.selectConv(m.sel + 1)
+		return nil
+	case key.Matches(k, m.keys.Prev):
+		m.selectConv(m.sel - 1)
+		return nil
+	case key.Matches(k, m.keys.Presence):
+		m.away = !m.away
+		away, conn := m.away, m.cfg.Conn
+		return func() tea.Msg {
+			if err := conn.SetPresence(away); err != nil && !errors.Is(err, wsclient.ErrNotConnected) {
+				return sendResultMsg{frame: protocol.Frame{Type: protocol.TypeAway}, err: err}
+			}
+			return nil // when disconnected, the presence is sent on reconnect
+		}
+	case key.Matches(k, m.keys.Release):
+		if c := m.selected(); c != nil {
+			return m.send(protocol.Frame{Type: protocol.TypeRelease, Phone: c.phone})
+		}
+		return nil
+	case key.Matches(k, m.keys.Retry):
+		return m.retry()
+	case key.Matches(k, m.keys.PageUp):
+		return m.scroll(max(m.timelineHeight()/2, 1))
+	case key.Matches(k, m.keys.PageDown):
+		return m.scroll(-max(m.timelineHeight()/2, 1))
+	case key.Matches(k, m.keys.LineUp):
+		return m.scroll(1)
+	case key.Matches(k, m.keys.LineDown):
+		return m.scroll(-1)
+	case key.Matches(k, m.keys.Send):
+		return m.sendReply()
+	case key.Matches(k, m.keys.Newline):
+		m.input.InsertString("\n")
+		return nil
+	}
+	var cmd tea.Cmd
+	m.input, cmd = m.input.Update(k)
+	return cmd
+}
+
+func (m *Model) selectConv(i int) {
+	n := len(m.convs)
+	if n == 0 {
+		return
+	}
+	m.sel = ((i % n) + n) % n
+	c := m.convs[m.sel]
+	c.unread, c.fresh = 0, false
+}
+
+// scroll moves the selected timeline by n messages (positive: older) and asks
+// for older history once the oldest loaded message is on screen.
+func (m *Model) scroll(n int) tea.Cmd {
+	c := m.selected()
+	if c == nil {
+		return nil
+	}
+	c.offset = min(max(c.offset+n, 0), max(len(c.msgs)-1, 0))
+	if n <= 0 || !c.more || c.loading || len(c.msgs) == 0 || m.firstVisible(c) > 0 {
+		return nil
+	}
+	before := c.oldestID()
+	if before == "" {
+		return nil
+	}
+	c.loading = true
+	return m.send(protocol.Frame{Type: protocol.TypeHistory, Phone: c.phone, Before: before, Limit: m.cfg.HistoryPage})
+}
+
+func (m *Model) sendReply() tea.Cmd {
+	c := m.selected()
+	text := strings.TrimSpace(m.input.Value())
+	if c == nil || text == "" {
+		if c == nil && text != "" {
+			m.notice = "no conversation to reply to"
+		}
+		return nil
+	}
+	if len(text) > protocol.MaxText {
+		m.notice = fmt.Sprintf("reply too long: %d bytes, at most %d", len(text), protocol.MaxText)
+		return nil
+	}
+	ref := m.cfg.NewRef()
+	now := m.cfg.Now()
+	msg := protocol.Message{Phone: c.phone, Direction: protocol.Out, Text: text, Received: now.UnixMilli()}
+	e := &entry{Annotated: transform.Annotate(msg), ref: ref, pending: true}
+	e.Sentiment = m.cfg.Analyzer.Score(text)
+	c.msgs = append(c.msgs, e)
+	c.offset = 0
+	m.input.Reset()
+	return m.send(protocol.Frame{Type: protocol.TypeResponse, Phone: c.phone, Message: text, Ref: ref})
+}
+
+func (m *Model) retry() tea.Cmd {
+	c := m.selected()
+	if c == nil {
+		return nil
+	}
+	e := c.lastFailed()
+	if e == nil {
+		return nil
+	}
+	e.failed, e.pending = "", true
+	return m.send(protocol.Frame{Type: protocol.TypeResponse, Phone: c.phone, Message: e.Message.Text, Ref: e.ref})
+}
