@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
 )
@@ -59,15 +61,26 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
+// clean replaces invalid UTF-8 with U+FFFD, as the JSON encoding of the
+// record (and of the wire protocol) would: the message answered is then
+// exactly the message read back later.
+func clean(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+
+func validID(id string) error {
+	if len(id) > maxID || !utf8.ValidString(id) {
+		return invalid("ID must be at most %d bytes of UTF-8", maxID)
+	}
+	return nil
+}
+
 func (in *Inbound) validate() error {
+	in.Text, in.To, in.FromCountry = clean(in.Text), clean(in.To), clean(in.FromCountry)
 	if _, err := protocol.NormalizePhone(in.Phone); err != nil {
 		return invalid("phone %q: %v", in.Phone, err)
 	}
 	switch {
 	case in.Sid == "" || len(in.Sid) > maxSid:
 		return invalid("Sid must be 1 to %d bytes", maxSid)
-	case len(in.ID) > maxID:
-		return invalid("ID must be at most %d bytes", maxID)
 	case len(in.Text) > protocol.MaxText:
 		return invalid("text is %d bytes, more than %d", len(in.Text), protocol.MaxText)
 	case len(in.To) > 32:
@@ -75,7 +88,7 @@ func (in *Inbound) validate() error {
 	case len(in.FromCountry) > maxCountry:
 		return invalid("FromCountry is too long")
 	}
-	return nil
+	return validID(in.ID)
 }
 
 // AppendInbound stores an inbound SMS (Direction in, Status received) at the
@@ -147,6 +160,7 @@ func (t *txn) appendInbound(in *Inbound) result {
 }
 
 func (r *Reply) validate() error {
+	r.Text = clean(r.Text)
 	if _, err := protocol.NormalizePhone(r.Phone); err != nil {
 		return invalid("phone %q: %v", r.Phone, err)
 	}
@@ -160,10 +174,8 @@ func (r *Reply) validate() error {
 		return invalid("text is empty")
 	case len(r.Text) > protocol.MaxText:
 		return invalid("text is %d bytes, more than %d", len(r.Text), protocol.MaxText)
-	case len(r.ID) > maxID:
-		return invalid("ID must be at most %d bytes", maxID)
 	}
-	return nil
+	return validID(r.ID)
 }
 
 // AppendReply stores an agent's reply (Direction out, Status queued) at the
@@ -282,7 +294,9 @@ func (t *txn) setStatus(id string, st protocol.Status, providerID string) result
 	if next != cur {
 		t.put(statusKey(id), mustJSON(&next))
 	}
-	if changed && cur.Status == protocol.StatusQueued {
+	// A reply leaves the outbox once the provider has taken it: its status
+	// advanced, or the provider gave it an id (Twilio answers "queued").
+	if cur.Status == protocol.StatusQueued && cur.ProviderID == "" && (changed || next.ProviderID != "") {
 		t.del(outboxKey(l.oseq, id))
 	}
 	m.Status = next.Status
