@@ -3,9 +3,9 @@ package udpstats
 import (
 	"fmt"
 	"math"
-	"time"
 	"strings"
 	"testing"
+	"time"
 )
 
 // got is a Metric with its strings copied and tags flattened for comparing.
