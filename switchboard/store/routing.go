@@ -14,6 +14,10 @@ import (
 // decided it. The router is the only writer of assignments; AppendInbound
 // marks a conversation waiting in the same write as its message so that a
 // crash between the two cannot lose an offer.
+//
+// The stored state is replaced by c, except that WaitSeq 0 keeps the stored
+// WaitSeq. A WaitSeq above the store's global sequence moves that sequence
+// up, so WaitSeqs given later by AppendInbound and Requeue stay larger.
 func (s *Store) PutConvState(ctx context.Context, c ConvState) error {
 	if _, err := protocol.NormalizePhone(c.Phone); err != nil {
 		return fmt.Errorf("store: put conversation state %s: %w", c.Phone, invalid("%v", err))
@@ -26,6 +30,9 @@ func (s *Store) PutConvState(ctx context.Context, c ConvState) error {
 		}
 	}
 	res := s.do(ctx, func(t *txn) result {
+		if c.WaitSeq > t.gseq {
+			t.gseq = c.WaitSeq
+		}
 		return t.updateConv(c.Phone, func(r *convRec) {
 			r.Agent, r.LastAgent, r.Waiting = c.Agent, c.LastAgent, c.Waiting
 			if c.WaitSeq != 0 {

@@ -1,0 +1,124 @@
+// Command switchboard runs a Switchboard node, or prints an agent token.
+//
+//	switchboard [serve] [flags]      run a node (see -help)
+//	switchboard token NAME [-capacity N] [-ttl D]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/switchboard/switchboard/switchboard"
+	"github.com/switchboard/switchboard/switchboard/token"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "switchboard:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && (args[0] == "serve" || args[0] == "token") {
+		cmd, args = args[0], args[1:]
+	}
+	opts := switchboard.NewOptions()
+	if err := switchboard.LoadEnv(&opts, os.Getenv); err != nil {
+		return err
+	}
+	switch cmd {
+	case "token":
+		return tokenCmd(args, opts, stdout, stderr)
+	default:
+		return serve(args, opts, stderr)
+	}
+}
+
+func serve(args []string, opts switchboard.Options, stderr io.Writer) error {
+	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	switchboard.BindFlags(fs, &opts)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	slog.SetDefault(log)
+	n, err := switchboard.New(opts, switchboard.Config{Logger: log})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := n.Start(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, `
+Switchboard is running on %s (webhook: POST /sms/twilio).
+Connect an agent:
+  SWITCHBOARD_SECRET=<the node's secret> go run ./cmd/switchboard token alice
+  go run ./cmd/agent -url ws://127.0.0.1:%d/agent -token <printed token>
+
+`, n.Addr(), port(n))
+	<-ctx.Done()
+	stop()
+	log.Info("signal received: shutting down", "timeout", opts.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
+	defer cancel()
+	return n.Shutdown(sctx)
+}
+
+func port(n *switchboard.Node) int {
+	if a, ok := n.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}
+
+func tokenCmd(args []string, opts switchboard.Options, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("switchboard token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: switchboard token NAME [-capacity N] [-ttl D]  (signs with SWITCHBOARD_SECRET or -secret)")
+		fs.PrintDefaults()
+	}
+	capacity := fs.Int("capacity", 0, "conversations at once (0 = the node's default)")
+	ttl := fs.Duration("ttl", 30*24*time.Hour, "how long the token is valid")
+	secret := fs.String("secret", opts.Secret, "the nodes' shared secret (env SWITCHBOARD_SECRET)")
+	// Allow the name before or after the flags.
+	var name string
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		name, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	if name == "" {
+		fs.Usage()
+		return errors.New("token: agent NAME is required")
+	}
+	if *secret == "" {
+		return errors.New("token: set SWITCHBOARD_SECRET (the same secret the nodes use)")
+	}
+	tok, err := token.Issue([]byte(*secret), name, *capacity, *ttl, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}

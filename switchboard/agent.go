@@ -1,0 +1,110 @@
+package switchboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/switchboard/switchboard/switchboard/protocol"
+	"github.com/switchboard/switchboard/switchboard/route"
+	"github.com/switchboard/switchboard/switchboard/store"
+)
+
+// requestTimeout bounds the work one agent frame may cause.
+const requestTimeout = 10 * time.Second
+
+// handleFrame acts on one valid frame from an agent. It runs on the
+// session's reader goroutine, so one agent's frames are handled in order.
+func (n *Node) handleFrame(s *session, f protocol.Frame) {
+	ctx, cancel := context.WithTimeout(n.ctx, requestTimeout)
+	defer cancel()
+	switch f.Type {
+	case protocol.TypeAvailable:
+		n.router.do(ctx, func() { n.router.available(s, f.Capacity) })
+	case protocol.TypeAway:
+		n.router.do(ctx, func() { n.router.away(s) })
+	case protocol.TypeResponse:
+		n.handleResponse(ctx, s, f)
+	case protocol.TypeRelease:
+		var ok, called bool
+		called = n.router.call(ctx, func() {
+			var effects []route.Effect
+			effects, ok = n.router.engine.Release(s.agent, f.Phone, n.now())
+			if ok {
+				n.router.apply(effects, time.Time{})
+			}
+		})
+		if called && !ok {
+			s.enqueue(protocol.ErrorFrame(protocol.CodeNotAssigned, "conversation "+f.Phone+" is not yours", ""), time.Time{})
+		}
+	case protocol.TypeHistory:
+		n.handleHistory(ctx, s, f)
+	}
+}
+
+// handleResponse stores a reply, acknowledges it and hands it to the bus
+// for sending. A repeated ref is acknowledged with the stored id and sends
+// nothing new.
+func (n *Node) handleResponse(ctx context.Context, s *session, f protocol.Frame) {
+	phone := f.Phone
+	var refusal *protocol.Error
+	if !n.router.call(ctx, func() {
+		owned := n.router.engine.Conversations(s.agent)
+		switch {
+		case phone == "" && len(owned) == 1:
+			phone = owned[0]
+		case phone == "" && len(owned) == 0:
+			refusal = &protocol.Error{Code: protocol.CodeNotAssigned, Text: "you have no conversation to reply to", Ref: f.Ref}
+		case phone == "":
+			refusal = &protocol.Error{Code: protocol.CodeAmbiguous, Text: fmt.Sprintf("you have %d conversations: say which phone", len(owned)), Ref: f.Ref}
+		case n.router.engine.Owner(phone) != s.agent:
+			refusal = &protocol.Error{Code: protocol.CodeNotAssigned, Text: "conversation " + phone + " is not yours", Ref: f.Ref}
+		}
+	}) {
+		s.enqueue(protocol.ErrorFrame(protocol.CodeShuttingDown, "the switchboard is stopping; retry shortly", f.Ref), time.Time{})
+		return
+	}
+	if refusal != nil {
+		s.enqueue(refusal.Frame(), time.Time{})
+		return
+	}
+	msg, dup, err := n.store.AppendReply(ctx, store.Reply{Phone: phone, Agent: s.agent, Ref: f.Ref, Text: f.Message})
+	if err != nil {
+		n.log.Error("store reply", "agent", s.agent, "phone", phone, "err", err)
+		s.enqueue(protocol.ErrorFrame(protocol.CodeInternal, "the reply was not stored; retry with the same ref", f.Ref), time.Time{})
+		return
+	}
+	s.enqueue(protocol.Frame{Type: protocol.TypeAck, Ref: f.Ref, ID: msg.ID}, time.Time{})
+	if dup {
+		return
+	}
+	if err := n.publish(ctx, keyOut(phone), messageEvent{Message: msg, Node: n.opts.Node}); err != nil {
+		// The reply is in the outbox: send it from here rather than wait.
+		n.log.Warn("publish reply; sending locally", "id", msg.ID, "err", err)
+		n.outbound.enqueue(msg)
+		n.router.do(ctx, func() { n.router.outbound(msg) })
+	}
+}
+
+func (n *Node) handleHistory(ctx context.Context, s *session, f protocol.Frame) {
+	allowed := false
+	n.router.call(ctx, func() {
+		c := n.router.engine.Conversation(f.Phone)
+		allowed = c.Agent == s.agent || c.LastAgent == s.agent
+	})
+	if !allowed {
+		s.enqueue(protocol.ErrorFrame(protocol.CodeNotAssigned, "conversation "+f.Phone+" is not yours", ""), time.Time{})
+		return
+	}
+	list, more, err := n.store.History(f.Phone, f.Before, f.Limit)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.enqueue(protocol.ErrorFrame(protocol.CodeNotFound, "no message "+f.Before+" in "+f.Phone, ""), time.Time{})
+	case err != nil:
+		n.log.Error("history", "phone", f.Phone, "err", err)
+		s.enqueue(protocol.ErrorFrame(protocol.CodeInternal, "history unavailable; retry", ""), time.Time{})
+	default:
+		s.enqueue(protocol.Frame{Type: protocol.TypeHistory, Phone: f.Phone, List: list, More: more}, time.Time{})
+	}
+}

@@ -1,0 +1,376 @@
+package switchboard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard/switchboard/switchboard/bus"
+	"github.com/switchboard/switchboard/switchboard/bus/amqpbus"
+	"github.com/switchboard/switchboard/switchboard/sms"
+	"github.com/switchboard/switchboard/switchboard/sms/twilio"
+	"github.com/switchboard/switchboard/switchboard/store"
+)
+
+// Node is one switchboard: HTTP and webhooks, the store, the bus, routing,
+// agent sessions and outbound SMS. Start it, then Shutdown it (or use Run).
+// Its methods are safe for concurrent use.
+type Node struct {
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *nodeMetrics
+
+	store     *store.Store
+	bus       bus.Bus
+	sender    sms.Sender
+	validator *twilio.Validator
+	router    *router
+	outbound  *dispatcher
+
+	srv      *http.Server
+	listener net.Listener
+	handler  http.Handler
+
+	ctx      context.Context // cancelled at shutdown: stops every goroutine below
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	subs     []bus.Subscription
+	started  atomic.Bool
+	stopping atomic.Bool
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Config carries what a node gets from its environment rather than its
+// settings. The zero value is fine: defaults are the real clock, slog's
+// default logger and no metrics.
+type Config struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+	Sender sms.Sender // overrides the provider chosen from the Twilio settings
+	Bus    bus.Bus    // overrides the bus chosen from -amqp (the node closes it)
+	NewID  func() string
+	// Backoff overrides sms.DefaultBackoff for outbound retries (tests).
+	Backoff *sms.Backoff
+}
+
+// New validates opts, opens the store and the bus and builds the node. On
+// failure it closes what it opened.
+func New(opts Options, cfg Config) (n *Node, err error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	n = &Node{opts: opts, log: log.With("component", "node", "node", opts.Node), now: now, metrics: nopMetrics()}
+
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+
+	n.store, err = store.Open(store.Options{Dir: opts.DataDir, Now: now, NewID: cfg.NewID, Logger: log.With("component", "store")})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", opts.DataDir, err)
+	}
+	st := n.store // n is nil on the error path: capture what to undo
+	undo = append(undo, func() { st.Close() })
+
+	switch {
+	case cfg.Bus != nil:
+		n.bus = cfg.Bus
+	case opts.AMQPURL == "":
+		n.bus = bus.NewMemory(bus.MemoryOptions{Logger: log.With("component", "bus")})
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		n.bus, err = amqpbus.Dial(ctx, amqpbus.Options{URL: opts.AMQPURL, Logger: log.With("component", "bus")})
+		if err != nil {
+			return nil, fmt.Errorf("connect to RabbitMQ: %w", err)
+		}
+	}
+	b := n.bus
+	undo = append(undo, func() { b.Close() })
+
+	n.sender = cfg.Sender
+	if n.sender == nil {
+		if opts.TwilioAccountSID != "" {
+			n.sender, err = twilio.NewSender(twilio.Config{
+				AccountSID: opts.TwilioAccountSID, AuthToken: opts.TwilioAuthToken,
+				From: opts.TwilioFrom, APIURL: opts.TwilioAPIURL,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("twilio: %w", err)
+			}
+		} else {
+			n.sender = sms.NewConsole(log.With("component", "sms"))
+		}
+	}
+	n.validator = &twilio.Validator{AuthToken: opts.TwilioAuthToken, PublicURL: opts.PublicURL}
+
+	n.router = newRouter(n)
+	if err := n.router.restore(); err != nil {
+		return nil, fmt.Errorf("restore routing state: %w", err)
+	}
+	n.outbound = newDispatcher(n)
+	if cfg.Backoff != nil {
+		n.outbound.backoff = *cfg.Backoff
+	}
+	n.handler = n.routes()
+	return n, nil
+}
+
+// Handler returns the node's HTTP handler.
+func (n *Node) Handler() http.Handler { return n.handler }
+
+// Addr returns the address the node listens on (after Start).
+func (n *Node) Addr() net.Addr { return n.listener.Addr() }
+
+// Start listens on opts.Addr and starts serving. It returns once the node is
+// ready to take webhooks and agents.
+func (n *Node) Start() error {
+	if !n.started.CompareAndSwap(false, true) {
+		return errors.New("switchboard: already started")
+	}
+	ln, err := net.Listen("tcp", n.opts.Addr)
+	if err != nil {
+		n.shutdownParts(context.Background())
+		return fmt.Errorf("listen on %s: %w", n.opts.Addr, err)
+	}
+	n.listener = ln
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+
+	n.goFunc(func() { n.router.run(n.ctx) })
+	if err := n.subscribe(); err != nil {
+		ln.Close()
+		n.shutdownParts(context.Background())
+		return err
+	}
+	n.goFunc(func() { n.outbound.run(n.ctx) })
+
+	n.srv = &http.Server{
+		Handler:           n.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	n.goFunc(func() {
+		if err := n.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http server stopped", "err", err)
+		}
+	})
+	if n.opts.InsecureSkipSignature {
+		n.log.Warn("webhook signature checking is OFF (-insecure-skip-signature): anyone can post fake SMS")
+	} else if n.opts.TwilioAuthToken == "" {
+		n.log.Warn("no TWILIO_AUTH_TOKEN: inbound webhooks are refused (403) until it is set, or run with -insecure-skip-signature for development")
+	}
+	if n.opts.Secret == "" {
+		n.log.Warn("no SWITCHBOARD_SECRET: agents cannot connect")
+	}
+	n.log.Info("switchboard listening", "addr", ln.Addr().String(), "bus", n.busName(), "sms", n.sender.Name(), "data", n.opts.DataDir)
+	return nil
+}
+
+func (n *Node) busName() string {
+	if n.opts.AMQPURL == "" {
+		return "in-process"
+	}
+	return "rabbitmq"
+}
+
+// Run starts the node and serves until ctx is done, then shuts down.
+func (n *Node) Run(ctx context.Context) error {
+	if err := n.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), n.opts.ShutdownTimeout)
+	defer cancel()
+	return n.Shutdown(sctx)
+}
+
+// Shutdown stops accepting requests, closes agent sessions, lets in-flight
+// work finish (bounded by ctx), then closes the bus and the store. It runs
+// once; later calls return the first result.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.stopOnce.Do(func() { n.stopErr = n.shutdownParts(ctx) })
+	return n.stopErr
+}
+
+func (n *Node) shutdownParts(ctx context.Context) error {
+	n.stopping.Store(true)
+	var errs []error
+	if n.srv != nil {
+		if err := n.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+	}
+	if n.cancel != nil {
+		// Sessions are hijacked connections: http.Server.Shutdown does not
+		// close them, the router does.
+		n.router.call(ctx, n.router.closeAll)
+	}
+	for _, s := range n.subs {
+		s.Close()
+	}
+	if n.cancel != nil {
+		n.cancel()
+	}
+	done := make(chan struct{})
+	go func() { n.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, errors.New("shutdown: goroutines still running at the deadline"))
+	}
+	if err := n.bus.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("bus close: %w", err))
+	}
+	if err := n.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("store close: %w", err))
+	}
+	n.log.Info("switchboard stopped")
+	return errors.Join(errs...)
+}
+
+// goFunc runs f in a goroutine tracked by Shutdown.
+func (n *Node) goFunc(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+// Ready reports whether the store and the bus can take work.
+func (n *Node) Ready() error {
+	if n.stopping.Load() {
+		return errors.New("shutting down")
+	}
+	if err := n.store.Ready(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := n.bus.Ready(); err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	return nil
+}
+
+// subscribe connects the bus to the router and the dispatcher.
+func (n *Node) subscribe() error {
+	type sub struct {
+		queue    string
+		bindings []string
+		h        bus.Handler
+	}
+	subs := []sub{
+		{"", []string{"sms.in.#"}, n.onInbound},
+		{"", []string{"sms.out.#"}, n.onOutbound},
+		{"", []string{"sms.status.#"}, n.onStatus},
+	}
+	for _, s := range subs {
+		sb, err := n.bus.Subscribe(n.ctx, bus.SubscribeOptions{Queue: s.queue, Bindings: s.bindings}, s.h)
+		if err != nil {
+			return fmt.Errorf("subscribe %v: %w", s.bindings, err)
+		}
+		n.subs = append(n.subs, sb)
+	}
+	return nil
+}
+
+func decodeEvent(d bus.Delivery) (messageEvent, error) {
+	var ev messageEvent
+	if err := json.Unmarshal(d.Body, &ev); err != nil {
+		return ev, bus.Permanent(fmt.Errorf("decode %s: %w", d.Key, err))
+	}
+	if ev.ID == "" || ev.Phone == "" {
+		return ev, bus.Permanent(fmt.Errorf("decode %s: message without id or phone", d.Key))
+	}
+	return ev, nil
+}
+
+func (n *Node) onInbound(ctx context.Context, d bus.Delivery) error {
+	ev, err := decodeEvent(d)
+	if err != nil {
+		return err
+	}
+	var born time.Time
+	if ev.Born > 0 {
+		born = time.Unix(0, ev.Born)
+	}
+	if !n.router.do(ctx, func() { n.router.arrive(ev.Message, born) }) {
+		return errors.New("router stopped")
+	}
+	return nil
+}
+
+func (n *Node) onOutbound(ctx context.Context, d bus.Delivery) error {
+	ev, err := decodeEvent(d)
+	if err != nil {
+		return err
+	}
+	n.outbound.enqueue(ev.Message)
+	if !n.router.do(ctx, func() { n.router.outbound(ev.Message) }) {
+		return errors.New("router stopped")
+	}
+	return nil
+}
+
+func (n *Node) onStatus(ctx context.Context, d bus.Delivery) error {
+	ev, err := decodeEvent(d)
+	if err != nil {
+		return err
+	}
+	if !n.router.do(ctx, func() { n.router.status(ev.Message, ev.Detail) }) {
+		return errors.New("router stopped")
+	}
+	return nil
+}
+
+// publish sends an event on the bus and waits for it to be accepted.
+func (n *Node) publish(ctx context.Context, key string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", key, err)
+	}
+	start := n.now()
+	if err := n.bus.Publish(ctx, key, body); err != nil && !errors.Is(err, bus.ErrUnroutable) {
+		return fmt.Errorf("publish %s: %w", key, err)
+	}
+	n.metrics.busLatency.Observe(n.now().Sub(start))
+	return nil
+}
+
+// publishAsync publishes an informational event (assignments, presence) that
+// nothing in the node waits for.
+func (n *Node) publishAsync(key string, v any) {
+	if n.ctx == nil {
+		return
+	}
+	n.goFunc(func() {
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		defer cancel()
+		if err := n.publish(ctx, key, v); err != nil && n.ctx.Err() == nil {
+			n.log.Warn("publish event", "key", key, "err", err)
+		}
+	})
+}

@@ -1,0 +1,275 @@
+package switchboard
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Options configure a node. NewOptions returns every default; New validates.
+// The zero value of a field is documented where it means something.
+type Options struct {
+	Addr      string // HTTP listen address; default ":8080"
+	DataDir   string // LevelDB directory; default "./data"
+	AMQPURL   string // RabbitMQ URL; "" = embedded in-process bus
+	Node      string // node id in metrics and routing; default the host name
+	PublicURL string // URL Twilio is configured with (scheme://host[/prefix]); "" = derived from the request and X-Forwarded-* headers
+	Secret    string // signs agent tokens; "" = agents are refused (401)
+
+	AdminToken string // bearer token for admin endpoints; "" = admin endpoints refuse everyone
+
+	StatsGroup    string        // metrics multicast group; default "239.255.77.77:5554"
+	StatsIface    string        // interface for multicast; default "lo"
+	StatsInterval time.Duration // emit period; default 1s; 0 disables metrics
+
+	TwilioAccountSID string // "" (with no token) = console provider
+	TwilioAuthToken  string // also the webhook signature key
+	TwilioFrom       string // our number, the From of replies
+	TwilioAPIURL     string // "" = Twilio's API
+
+	InsecureSkipSignature bool // accept unsigned webhooks (development only; logged at start)
+
+	Grace           time.Duration // how long a disconnected agent keeps its conversations; default 30s
+	DefaultCapacity int           // capacity of an agent whose token and frame name none; default 3
+	HistoryOnAssign int           // messages sent with "assigned"; default 50
+	MaxBody         int64         // largest webhook or JSON body; default 64 KiB
+	ShutdownTimeout time.Duration // drain limit on SIGTERM; default 30s
+	AllowedOrigins  []string      // extra Origins allowed to open agent WebSockets (besides same host and none)
+}
+
+// NewOptions returns the defaults.
+func NewOptions() Options {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "node"
+	}
+	return Options{
+		Addr:            ":8080",
+		DataDir:         "./data",
+		Node:            host,
+		StatsGroup:      "239.255.77.77:5554",
+		StatsIface:      "lo",
+		StatsInterval:   time.Second,
+		Grace:           30 * time.Second,
+		DefaultCapacity: 3,
+		HistoryOnAssign: 50,
+		MaxBody:         64 << 10,
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// Validate reports the first setting that cannot work, naming its flag.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Addr == "" {
+		errs = append(errs, errors.New("-addr: must not be empty"))
+	} else if _, _, err := net.SplitHostPort(o.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("-addr: %w", err))
+	}
+	if o.DataDir == "" {
+		errs = append(errs, errors.New("-data: must not be empty"))
+	}
+	if o.PublicURL != "" {
+		u, err := url.Parse(o.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("-public-url: %q is not an http(s) URL", o.PublicURL))
+		}
+	}
+	if o.AMQPURL != "" {
+		u, err := url.Parse(o.AMQPURL)
+		if err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
+			errs = append(errs, errors.New("-amqp: not an amqp:// or amqps:// URL"))
+		}
+	}
+	if o.StatsInterval < 0 {
+		errs = append(errs, errors.New("-stats-interval: must not be negative"))
+	}
+	if o.StatsInterval > 0 {
+		if _, _, err := net.SplitHostPort(o.StatsGroup); err != nil {
+			errs = append(errs, fmt.Errorf("-stats-group: %w", err))
+		}
+	}
+	if (o.TwilioAccountSID == "") != (o.TwilioAuthToken == "") {
+		errs = append(errs, errors.New("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set together"))
+	}
+	if o.TwilioAccountSID != "" && o.TwilioFrom == "" {
+		errs = append(errs, errors.New("TWILIO_FROM: required with Twilio credentials (the number replies come from)"))
+	}
+	if o.TwilioAPIURL != "" {
+		if u, err := url.Parse(o.TwilioAPIURL); err != nil || u.Host == "" {
+			errs = append(errs, fmt.Errorf("TWILIO_API_URL: %q is not a URL", o.TwilioAPIURL))
+		}
+	}
+	if o.Grace <= 0 {
+		errs = append(errs, errors.New("-grace: must be positive"))
+	}
+	if o.DefaultCapacity <= 0 {
+		errs = append(errs, errors.New("-capacity: must be positive"))
+	}
+	if o.HistoryOnAssign <= 0 || o.HistoryOnAssign > 200 {
+		errs = append(errs, errors.New("-history: must be between 1 and 200"))
+	}
+	if o.MaxBody < 1024 {
+		errs = append(errs, errors.New("-max-body: must be at least 1024"))
+	}
+	if o.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("-shutdown-timeout: must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Setting describes one configurable setting: its flag, its environment
+// variables (first set wins) and its usage. Deploy files are checked against
+// this table so they cannot drift from what the node reads.
+type Setting struct {
+	Flag  string   // "" when the setting has no flag
+	Env   []string // environment variables, in order of precedence
+	Usage string
+	bind  func(fs *flag.FlagSet, o *Options, name, usage string)
+	set   func(o *Options, v string) error
+}
+
+// Settings lists every setting the node reads, in documentation order.
+func Settings() []Setting {
+	str := func(p func(o *Options) *string) (func(*flag.FlagSet, *Options, string, string), func(*Options, string) error) {
+		return func(fs *flag.FlagSet, o *Options, n, u string) { fs.StringVar(p(o), n, *p(o), u) },
+			func(o *Options, v string) error { *p(o) = v; return nil }
+	}
+	dur := func(p func(o *Options) *time.Duration) (func(*flag.FlagSet, *Options, string, string), func(*Options, string) error) {
+		return func(fs *flag.FlagSet, o *Options, n, u string) { fs.DurationVar(p(o), n, *p(o), u) },
+			func(o *Options, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					return err
+				}
+				*p(o) = d
+				return nil
+			}
+	}
+	integer := func(p func(o *Options) *int) (func(*flag.FlagSet, *Options, string, string), func(*Options, string) error) {
+		return func(fs *flag.FlagSet, o *Options, n, u string) { fs.IntVar(p(o), n, *p(o), u) },
+			func(o *Options, v string) error {
+				i, err := strconv.Atoi(v)
+				if err != nil {
+					return err
+				}
+				*p(o) = i
+				return nil
+			}
+	}
+	boolean := func(p func(o *Options) *bool) (func(*flag.FlagSet, *Options, string, string), func(*Options, string) error) {
+		return func(fs *flag.FlagSet, o *Options, n, u string) { fs.BoolVar(p(o), n, *p(o), u) },
+			func(o *Options, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return err
+				}
+				*p(o) = b
+				return nil
+			}
+	}
+	mk := func(flagName string, env []string, usage string, b func(*flag.FlagSet, *Options, string, string), s func(*Options, string) error) Setting {
+		return Setting{Flag: flagName, Env: env, Usage: usage, bind: b, set: s}
+	}
+	var list []Setting
+	add := func(s Setting) { list = append(list, s) }
+	b, s := str(func(o *Options) *string { return &o.Addr })
+	add(mk("addr", []string{"PORT", "SWITCHBOARD_ADDR"}, "HTTP listen address (PORT alone means \":PORT\")", b, s))
+	list[0].set = func(o *Options, v string) error {
+		if _, err := strconv.Atoi(v); err == nil {
+			v = ":" + v // Heroku's PORT is a bare number
+		}
+		o.Addr = v
+		return nil
+	}
+	b, s = str(func(o *Options) *string { return &o.DataDir })
+	add(mk("data", []string{"SWITCHBOARD_DATA"}, "LevelDB directory", b, s))
+	b, s = str(func(o *Options) *string { return &o.AMQPURL })
+	add(mk("amqp", []string{"SWITCHBOARD_AMQP_URL", "CLOUDAMQP_URL"}, "RabbitMQ URL; empty = embedded in-process bus", b, s))
+	b, s = str(func(o *Options) *string { return &o.Node })
+	add(mk("node", []string{"SWITCHBOARD_NODE"}, "node id in metrics and routing (default: host name)", b, s))
+	b, s = str(func(o *Options) *string { return &o.PublicURL })
+	add(mk("public-url", []string{"SWITCHBOARD_PUBLIC_URL"}, "the URL Twilio is configured with; webhook signatures are checked against it", b, s))
+	b, s = str(func(o *Options) *string { return &o.Secret })
+	add(mk("secret", []string{"SWITCHBOARD_SECRET"}, "signs agent tokens; required to accept agents", b, s))
+	b, s = str(func(o *Options) *string { return &o.AdminToken })
+	add(mk("admin-token", []string{"SWITCHBOARD_ADMIN_TOKEN"}, "bearer token for admin endpoints (GET /conversations/{phone}, PUT /products/{id})", b, s))
+	b, s = str(func(o *Options) *string { return &o.StatsGroup })
+	add(mk("stats-group", []string{"SWITCHBOARD_STATS_GROUP"}, "metrics multicast group host:port", b, s))
+	b, s = str(func(o *Options) *string { return &o.StatsIface })
+	add(mk("stats-iface", []string{"SWITCHBOARD_STATS_IFACE"}, "interface for metrics multicast; set to the LAN interface in production", b, s))
+	b, s = dur(func(o *Options) *time.Duration { return &o.StatsInterval })
+	add(mk("stats-interval", []string{"SWITCHBOARD_STATS_INTERVAL"}, "metrics emit period (0 disables metrics)", b, s))
+	b, s = str(func(o *Options) *string { return &o.TwilioAccountSID })
+	add(mk("", []string{"TWILIO_ACCOUNT_SID"}, "Twilio account SID; empty = console provider (replies are logged, not sent)", b, s))
+	b, s = str(func(o *Options) *string { return &o.TwilioAuthToken })
+	add(mk("", []string{"TWILIO_AUTH_TOKEN"}, "Twilio auth token: outbound SMS and the webhook signature key", b, s))
+	b, s = str(func(o *Options) *string { return &o.TwilioFrom })
+	add(mk("", []string{"TWILIO_FROM"}, "the Twilio number replies are sent from (E.164)", b, s))
+	b, s = str(func(o *Options) *string { return &o.TwilioAPIURL })
+	add(mk("", []string{"TWILIO_API_URL"}, "base URL of the SMS API (default Twilio's; tests point it at a fake)", b, s))
+	bb, bs := boolean(func(o *Options) *bool { return &o.InsecureSkipSignature })
+	add(mk("insecure-skip-signature", []string{"SWITCHBOARD_INSECURE_SKIP_SIGNATURE"}, "accept unsigned webhooks (development only)", bb, bs))
+	b, s = dur(func(o *Options) *time.Duration { return &o.Grace })
+	add(mk("grace", []string{"SWITCHBOARD_GRACE"}, "how long a disconnected agent keeps its conversations", b, s))
+	b, s = integer(func(o *Options) *int { return &o.DefaultCapacity })
+	add(mk("capacity", []string{"SWITCHBOARD_CAPACITY"}, "conversations per agent when neither token nor agent names a capacity", b, s))
+	b, s = dur(func(o *Options) *time.Duration { return &o.ShutdownTimeout })
+	add(mk("shutdown-timeout", []string{"SWITCHBOARD_SHUTDOWN_TIMEOUT"}, "how long a stopping node drains before closing", b, s))
+	origins := mk("allowed-origins", []string{"SWITCHBOARD_ALLOWED_ORIGINS"}, "comma-separated extra Origins allowed to open agent WebSockets", nil, nil)
+	origins.bind = func(fs *flag.FlagSet, o *Options, n, u string) {
+		fs.Func(n, u, func(v string) error { o.AllowedOrigins = splitList(v); return nil })
+	}
+	origins.set = func(o *Options, v string) error { o.AllowedOrigins = splitList(v); return nil }
+	add(origins)
+	return list
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// LoadEnv applies the environment to o: for each setting the first of its
+// variables that is set wins. Call it before binding flags so flags win.
+func LoadEnv(o *Options, getenv func(string) string) error {
+	for _, s := range Settings() {
+		for _, name := range s.Env {
+			v := getenv(name)
+			if v == "" {
+				continue
+			}
+			if err := s.set(o, v); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			break
+		}
+	}
+	return nil
+}
+
+// BindFlags registers every setting that has a flag on fs, with o's current
+// values as defaults.
+func BindFlags(fs *flag.FlagSet, o *Options) {
+	for _, s := range Settings() {
+		if s.Flag == "" {
+			continue
+		}
+		usage := s.Usage
+		if len(s.Env) > 0 {
+			usage += " (env " + strings.Join(s.Env, ", ") + ")"
+		}
+		s.bind(fs, o, s.Flag, usage)
+	}
+}

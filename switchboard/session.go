@@ -1,0 +1,179 @@
+package switchboard
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/switchboard/switchboard/switchboard/protocol"
+)
+
+// WebSocket limits. A frame from an agent is small: the longest reply is
+// protocol.MaxText bytes, so 64 KiB leaves room for JSON escaping.
+const (
+	maxFrame     = 64 << 10
+	writeWait    = 10 * time.Second
+	pongWait     = 60 * time.Second
+	pingPeriod   = pongWait * 9 / 10
+	sendQueueLen = 256
+)
+
+// outFrame is a frame waiting in a session's write queue. born is when the
+// event that caused it entered the node (zero when not measured), for the
+// routing latency metric.
+type outFrame struct {
+	data []byte
+	born time.Time
+}
+
+// session is one agent WebSocket connection. Frames to the agent go through
+// a bounded queue drained by the writer goroutine; when the queue is full the
+// agent is too slow and is disconnected, so a slow agent never slows the node.
+type session struct {
+	n        *Node
+	conn     *websocket.Conn
+	agent    string
+	capacity int // from the token; 0 = node default
+	epoch    uint64
+	log      *slog.Logger
+
+	send      chan outFrame
+	done      chan struct{}
+	closeOnce sync.Once
+	closeMsg  []byte // close frame to send, set before done is closed
+}
+
+func newSession(n *Node, conn *websocket.Conn, agent string, capacity int) *session {
+	return &session{
+		n:        n,
+		conn:     conn,
+		agent:    agent,
+		capacity: capacity,
+		log:      n.log.With("agent", agent),
+		send:     make(chan outFrame, sendQueueLen),
+		done:     make(chan struct{}),
+	}
+}
+
+// enqueue queues f for the agent without blocking. It reports false when the
+// session is closed or too slow (and then closes it).
+func (s *session) enqueue(f protocol.Frame, born time.Time) bool {
+	data, err := json.Marshal(f)
+	if err != nil {
+		s.log.Error("encode frame", "type", f.Type, "err", err)
+		return false
+	}
+	return s.enqueueRaw(data, born)
+}
+
+func (s *session) enqueueRaw(data []byte, born time.Time) bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	select {
+	case s.send <- outFrame{data: data, born: born}:
+		return true
+	default:
+		s.n.metrics.slowAgents.Inc()
+		s.log.Warn("agent too slow: write queue full, disconnecting", "queue", sendQueueLen)
+		s.close(websocket.CloseTryAgainLater, "too slow")
+		return false
+	}
+}
+
+// close ends the session once: the writer sends a close frame and closes
+// the connection, which ends the reader.
+func (s *session) close(code int, text string) {
+	s.closeOnce.Do(func() {
+		s.closeMsg = websocket.FormatCloseMessage(code, text)
+		close(s.done)
+	})
+}
+
+// writeLoop is the only writer of conn.
+func (s *session) writeLoop() {
+	ticker := time.NewTicker(pingPeriod)
+	defer func() {
+		ticker.Stop()
+		s.conn.Close()
+	}()
+	for {
+		select {
+		case f := <-s.send:
+			s.conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := s.conn.WriteMessage(websocket.TextMessage, f.data); err != nil {
+				s.close(websocket.CloseGoingAway, "")
+				return
+			}
+			if !f.born.IsZero() {
+				s.n.metrics.routeLatency.Observe(s.n.now().Sub(f.born))
+			}
+		case <-ticker.C:
+			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+				s.close(websocket.CloseGoingAway, "")
+				return
+			}
+		case <-s.done:
+			// Flush what is queued (bounded by the queue length), then say goodbye.
+			for {
+				select {
+				case f := <-s.send:
+					s.conn.SetWriteDeadline(time.Now().Add(writeWait))
+					if s.conn.WriteMessage(websocket.TextMessage, f.data) != nil {
+						return
+					}
+					continue
+				default:
+				}
+				break
+			}
+			s.conn.WriteControl(websocket.CloseMessage, s.closeMsg, time.Now().Add(time.Second))
+			return
+		}
+	}
+}
+
+// readLoop reads and handles the agent's frames until the connection ends.
+func (s *session) readLoop() {
+	s.conn.SetReadLimit(maxFrame)
+	s.conn.SetReadDeadline(time.Now().Add(pongWait))
+	s.conn.SetPongHandler(func(string) error {
+		s.conn.SetReadDeadline(time.Now().Add(pongWait))
+		return nil
+	})
+	for {
+		typ, data, err := s.conn.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				s.n.metrics.badFrames.Inc()
+				s.enqueue(protocol.ErrorFrame(protocol.CodeTooLarge, "frame larger than 65536 bytes", ""), time.Time{})
+				s.close(websocket.CloseMessageTooBig, "frame too large")
+			} else {
+				s.close(websocket.CloseNormalClosure, "")
+			}
+			return
+		}
+		s.conn.SetReadDeadline(time.Now().Add(pongWait))
+		if typ != websocket.TextMessage {
+			s.n.metrics.badFrames.Inc()
+			s.enqueue(protocol.ErrorFrame(protocol.CodeBadFrame, "frames must be JSON text", ""), time.Time{})
+			continue
+		}
+		f, err := protocol.DecodeRequest(data)
+		if err != nil {
+			s.n.metrics.badFrames.Inc()
+			var pe *protocol.Error
+			if errors.As(err, &pe) {
+				s.enqueue(pe.Frame(), time.Time{})
+			}
+			continue
+		}
+		s.n.handleFrame(s, f)
+	}
+}
