@@ -321,10 +321,10 @@ func (s *Store) commit(batch []*request) {
 		}
 		results[i] = r.apply(t)
 	}
+	if t.gseq != s.gseq {
+		t.batch.Put([]byte(keyGSeq), be8(t.gseq))
+	}
 	if t.batch.Len() > 0 {
-		if t.gseq != s.gseq {
-			t.batch.Put([]byte(keyGSeq), be8(t.gseq))
-		}
 		var err error
 		if s.opts.beforeCommit != nil {
 			err = s.opts.beforeCommit(len(batch))

@@ -357,6 +357,9 @@ func TestStatus(t *testing.T) {
 				if (len(pending) == 1) != st.wantPending {
 					t.Fatalf("step %d: pending %v, want pending=%v", i, ids(pending), st.wantPending)
 				}
+				if p, err := s.IsPending(r.ID); err != nil || p != st.wantPending {
+					t.Fatalf("step %d: IsPending %v %v, want %v", i, p, err, st.wantPending)
+				}
 			}
 			if tc.wantPID != "" {
 				m, err := s.MessageByProviderID(tc.wantPID)
@@ -402,6 +405,12 @@ func TestStatusErrors(t *testing.T) {
 	}
 	if m, _ := s.Message(r.ID); m.Status != protocol.StatusQueued {
 		t.Fatalf("status %s after refused updates", m.Status)
+	}
+	if p, err := s.IsPending(in.ID); err != nil || p {
+		t.Fatalf("IsPending(inbound) = %v, %v", p, err)
+	}
+	if _, err := s.IsPending("nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("IsPending(unknown): %v", err)
 	}
 }
 
@@ -541,6 +550,15 @@ func TestConvState(t *testing.T) {
 		{"inbound after release waits anew", in("5", ph1), ph1, ConvState{Phone: ph1, LastAgent: bob, Waiting: true, WaitSeq: 4}},
 		{"requeue of a never-waiting conversation", requeue(ph3), ph3, ConvState{Phone: ph3, Waiting: true, WaitSeq: 5}},
 		{"release of an unknown conversation", assign("+15557777777", ""), "+15557777777", ConvState{Phone: "+15557777777"}},
+		{"put a router's state", func() error {
+			return s.PutConvState(ctx, ConvState{Phone: ph2, Agent: bob, LastAgent: bob, WaitSeq: 10})
+		}, ph2, ConvState{Phone: ph2, Agent: bob, LastAgent: bob, WaitSeq: 10}},
+		{"put moves the global seq up", func() error {
+			if err := s.SetAssignment(ctx, ph2, ""); err != nil {
+				return err
+			}
+			return in("6", ph2)()
+		}, ph2, ConvState{Phone: ph2, LastAgent: bob, Waiting: true, WaitSeq: 11}},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -567,7 +585,7 @@ func TestConvState(t *testing.T) {
 	for _, c := range waiting {
 		order = append(order, c.Phone)
 	}
-	if !slices.Equal(order, []string{ph2, ph1, ph3}) {
+	if !slices.Equal(order, []string{ph1, ph3, ph2}) {
 		t.Fatalf("waiting order %v", order)
 	}
 	stop := errors.New("stop")
@@ -581,6 +599,12 @@ func TestConvState(t *testing.T) {
 	}
 	if err := s.SetAssignment(ctx, ph1, "no such/agent"); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("SetAssignment(bad agent): %v", err)
+	}
+	if err := s.PutConvState(ctx, ConvState{Phone: "x"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("PutConvState(bad phone): %v", err)
+	}
+	if err := s.PutConvState(ctx, ConvState{Phone: ph1, LastAgent: "a b"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("PutConvState(bad agent): %v", err)
 	}
 }
 
