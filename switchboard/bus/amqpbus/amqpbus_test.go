@@ -2,10 +2,18 @@ package amqpbus_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/switchboard/switchboard/switchboard/bus"
 	"github.com/switchboard/switchboard/switchboard/bus/amqpbus"
@@ -48,3 +56,298 @@ func newBus(t testing.TB, mod ...func(*amqpbus.Options)) *amqpbus.Bus {
 func TestConformance(t *testing.T) {
 	bustest.Run(t, func(t *testing.T) bus.Bus { return newBus(t) })
 }
+
+func TestOptionsValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		opts amqpbus.Options
+		want string
+	}{
+		{"no URL", amqpbus.Options{}, "URL"},
+		{"bad scheme", amqpbus.Options{URL: "http://u:secret@127.0.0.1/"}, "scheme"},
+		{"negative heartbeat", amqpbus.Options{URL: "amqp://127.0.0.1/", Heartbeat: -1}, "Heartbeat"},
+		{"window", amqpbus.Options{URL: "amqp://127.0.0.1/", ConfirmWindow: -3}, "ConfirmWindow"},
+		{"backoff", amqpbus.Options{URL: "amqp://127.0.0.1/", ReconnectMin: time.Second, ReconnectMax: time.Millisecond}, "ReconnectMax"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := amqpbus.Dial(context.Background(), tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "secret") {
+				t.Fatalf("Dial error = %v, want one naming %s without the password", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestDialFailureNamesURLWithoutPassword dials a loopback port nobody listens on.
+func TestDialFailureNamesURLWithoutPassword(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, err = amqpbus.Dial(context.Background(), amqpbus.Options{URL: "amqp://user:hunter2@" + addr + "/", DialTimeout: time.Second, Logger: quiet})
+	if err == nil || !strings.Contains(err.Error(), addr) || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("Dial error = %v, want the URL without its password", err)
+	}
+}
+
+func TestURLFromEnv(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, ""},
+		{map[string]string{"CLOUDAMQP_URL": "amqps://heroku"}, "amqps://heroku"},
+		{map[string]string{"CLOUDAMQP_URL": "amqps://heroku", "SWITCHBOARD_AMQP_URL": "amqp://mine"}, "amqp://mine"},
+	}
+	for _, tt := range tests {
+		if got := amqpbus.URLFromEnv(func(k string) string { return tt.env[k] }); got != tt.want {
+			t.Errorf("URLFromEnv(%v) = %q, want %q", tt.env, got, tt.want)
+		}
+	}
+}
+
+// TestConfirmsPipelined: 64 concurrent publishers with a window of 16 must
+// have more than one message in flight (pipelined) and never more than 16.
+func TestConfirmsPipelined(t *testing.T) {
+	const window, publishers, each = 16, 64, 20
+	b := newBus(t, func(o *amqpbus.Options) { o.ConfirmWindow = window })
+	var got atomic.Int64
+	s, err := b.Subscribe(context.Background(), bus.SubscribeOptions{Bindings: []string{"p.#"}}, func(context.Context, bus.Delivery) error {
+		got.Add(1)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := b.Publish(ctx, "p.x", []byte(fmt.Sprint(p, i))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	bustest.WaitFor(t, 5*time.Second, "all deliveries", func() bool { return got.Load() == publishers*each })
+	if m := b.MaxPending(); m < 2 || m > window {
+		t.Fatalf("max unconfirmed in flight = %d, want 2..%d", m, window)
+	}
+	if n := b.Outstanding(); n != 0 {
+		t.Fatalf("%d publishes still outstanding", n)
+	}
+}
+
+// TestReconnectWhilePublishing drops the TCP connection several times while
+// 4 publishers run: every Publish must succeed, every message must arrive at
+// the durable queue's consumer at least once, and nothing stays unconfirmed.
+func TestReconnectWhilePublishing(t *testing.T) {
+	b := newBus(t)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	s, err := b.Subscribe(context.Background(), bus.SubscribeOptions{Queue: "durable", Bindings: []string{"r.#"}}, func(_ context.Context, d bus.Delivery) error {
+		mu.Lock()
+		seen[string(d.Body)] = true
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	const publishers, each = 4, 250
+	var published atomic.Int64
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := b.Publish(ctx, "r.x", []byte(fmt.Sprintf("%d-%d", p, i))); err != nil {
+					t.Errorf("publish %d-%d: %v", p, i, err)
+					return
+				}
+				published.Add(1)
+			}
+		}()
+	}
+	for drop := 1; drop <= 3; drop++ {
+		target := int64(drop * publishers * each / 4)
+		bustest.WaitFor(t, 10*time.Second, "publishing progress", func() bool { return published.Load() >= target })
+		b.DropConnection()
+		bustest.WaitFor(t, 10*time.Second, "reconnect", func() bool { return b.Reconnects() == int64(drop) && b.Ready() == nil })
+	}
+	wg.Wait()
+	bustest.WaitFor(t, 10*time.Second, "every message consumed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == publishers*each
+	})
+	if n := b.Outstanding(); n != 0 {
+		t.Fatalf("%d publishes still unconfirmed", n)
+	}
+}
+
+// TestBrokerClosesConnection closes this bus's connection from the broker
+// side by its unique connection_name (never all connections: the broker is
+// shared) and checks that publishing and consuming resume.
+func TestBrokerClosesConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("rabbitmqctl is slow; -short skips it (TestReconnectWhilePublishing covers reconnection)")
+	}
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		t.Skip("rabbitmqctl not available")
+	}
+	var name string
+	b := newBus(t, func(o *amqpbus.Options) { name = o.ConnectionName })
+	r := make(chan string, 10)
+	s, err := b.Subscribe(context.Background(), bus.SubscribeOptions{Queue: "resume", Bindings: []string{"c.#"}}, func(_ context.Context, d bus.Delivery) error {
+		r <- string(d.Body)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", "-q", "list_connections", "pid", "client_properties").CombinedOutput()
+	if err != nil {
+		t.Skipf("rabbitmqctl list_connections: %v: %s", err, out)
+	}
+	var pid string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, `"`+name+`"`) {
+			pid = strings.Fields(line)[0]
+		}
+	}
+	if pid == "" {
+		t.Fatalf("connection %s not listed:\n%s", name, out)
+	}
+	if out, err := exec.CommandContext(ctx, "rabbitmqctl", "close_connection", pid, "test: forced close").CombinedOutput(); err != nil {
+		t.Fatalf("close_connection: %v: %s", err, out)
+	}
+	bustest.WaitFor(t, 10*time.Second, "reconnect", func() bool { return b.Reconnects() == 1 })
+	if err := b.Publish(ctx, "c.x", []byte("after")); err != nil {
+		t.Fatalf("Publish after a broker-side close: %v", err)
+	}
+	select {
+	case got := <-r:
+		if got != "after" {
+			t.Fatalf("got %q", got)
+		}
+	case <-ctx.Done():
+		t.Fatal("consumer did not resume")
+	}
+}
+
+// TestStream publishes 100 messages to a stream-bound binding and reads them
+// back from offset 0 and from offset 50, checking exact offsets.
+func TestStream(t *testing.T) {
+	b := newBus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	// Declare the stream and its binding first (from "next": nothing yet).
+	s0, err := b.Subscribe(ctx, bus.SubscribeOptions{Queue: "log", Stream: true, Offset: -1, Bindings: []string{"ev.#"}}, func(context.Context, bus.Delivery) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s0.Close()
+	for i := range 100 {
+		if err := b.Publish(ctx, "ev.x", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, from := range []int64{0, 50} {
+		t.Run(fmt.Sprint("from ", from), func(t *testing.T) {
+			var mu sync.Mutex
+			var got []bus.Delivery
+			s, err := b.Subscribe(ctx, bus.SubscribeOptions{Queue: "log", Stream: true, Offset: from, Bindings: []string{"ev.#"}}, func(_ context.Context, d bus.Delivery) error {
+				mu.Lock()
+				got = append(got, d)
+				mu.Unlock()
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			want := 100 - int(from)
+			bustest.WaitFor(t, 5*time.Second, "stream entries", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= want })
+			mu.Lock()
+			defer mu.Unlock()
+			if len(got) != want {
+				t.Fatalf("got %d entries, want %d", len(got), want)
+			}
+			// The stream holds only these messages, so offset n is message n.
+			for i, d := range got {
+				n := from + int64(i)
+				if d.Offset != n || string(d.Body) != fmt.Sprint(n) || d.Key != "ev.x" {
+					t.Fatalf("entry %d = offset %d body %q key %q, want offset %d body %d", i, d.Offset, d.Body, d.Key, n, n)
+				}
+			}
+		})
+	}
+}
+
+// TestStreamResumesAfterReconnect drops the connection in the middle of a
+// stream replay: the subscription resumes at the next offset, so every
+// offset is handled exactly once and in order.
+func TestStreamResumesAfterReconnect(t *testing.T) {
+	b := newBus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	s0, err := b.Subscribe(ctx, bus.SubscribeOptions{Queue: "log", Stream: true, Offset: -1, Bindings: []string{"ev.#"}}, func(context.Context, bus.Delivery) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s0.Close()
+	for i := range 100 {
+		if err := b.Publish(ctx, "ev.x", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var offsets []int64
+	dropped := false
+	s, err := b.Subscribe(ctx, bus.SubscribeOptions{Queue: "log", Stream: true, Offset: 0, Bindings: []string{"ev.#"}}, func(_ context.Context, d bus.Delivery) error {
+		mu.Lock()
+		defer mu.Unlock()
+		offsets = append(offsets, d.Offset)
+		if d.Offset == 30 && !dropped {
+			dropped = true
+			b.DropConnection()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bustest.WaitFor(t, 10*time.Second, "all offsets", func() bool { mu.Lock(); defer mu.Unlock(); return len(offsets) >= 100 })
+	mu.Lock()
+	defer mu.Unlock()
+	for i, off := range offsets {
+		if off != int64(i) {
+			t.Fatalf("handled offsets %v, want 0..99 once each", offsets)
+		}
+	}
+	if b.Reconnects() != 1 {
+		t.Fatalf("reconnects = %d, want 1", b.Reconnects())
+	}
+}
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -66,9 +67,10 @@ type Bus struct {
 	unconfirmed map[string]*pubReq // MessageId → every accepted, unresolved request
 	seq         uint64
 	pubClosed   bool
-	maxPending  int // highest len(pending) seen, for tests
+	maxPending  int           // highest len(pending) seen, for tests
 	pubReady    chan struct{} // closed when the first publishing channel is open
 	pubOnce     sync.Once
+	reconnects  atomic.Int64
 }
 
 type pubReq struct {
@@ -289,6 +291,7 @@ func (b *Bus) supervise(conn *amqp.Connection) {
 			return
 		}
 		b.setConn(conn)
+		b.reconnects.Add(1)
 		b.log.Info("reconnected")
 	}
 }
@@ -328,6 +331,10 @@ func (b *Bus) Close() error {
 	})
 	return nil
 }
+
+// Reconnects is how many times the connection was lost and re-established,
+// for metrics.
+func (b *Bus) Reconnects() int64 { return b.reconnects.Load() }
 
 // Declared returns the exchanges and queues this Bus has declared, so that
 // tests and tools can delete them.
