@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/charmbracelet/bubbles/cursor"
 	"github.com/charmbracelet/bubbles/textarea"
 	"github.com/charmbracelet/x/ansi"
 )
@@ -15,6 +16,9 @@ func newComposer() textarea.Model {
 	t.CharLimit = 0
 	t.KeyMap.InsertNewline.SetEnabled(false)
 	t.FocusedStyle.CursorLine = t.FocusedStyle.Base
+	// A steady cursor: a blinking one would redraw the screen twice a second
+	// for nothing, which is most of an idle client's CPU.
+	t.Cursor.SetMode(cursor.CursorStatic)
 	t.Focus()
 	return t
 }

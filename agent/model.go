@@ -142,6 +142,7 @@ func NewModel(cfg Config) (*Model, error) {
 		width: 80, height: 24,
 	}
 	m.help.ShortSeparator = m.st.g.sep
+	m.help.Ellipsis = m.st.g.ellipsis
 	m.layout()
 	return m, nil
 }
@@ -154,7 +155,7 @@ func randomRef() string {
 
 // Init starts the clock and the event pump.
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(textarea.Blink, m.tick(), m.waitEvent())
+	return tea.Batch(m.tick(), m.waitEvent())
 }
 
 func (m *Model) tick() tea.Cmd {
@@ -372,7 +373,7 @@ func (m *Model) assigned(f protocol.Frame) tea.Cmd {
 		m.sel = 0
 	}
 	if c == m.selected() {
-		c.unread = 0
+		c.unread, c.fresh = 0, false // on screen already: announced by the bell
 	}
 	return m.bell()
 }
