@@ -25,7 +25,7 @@ func (m *Model) statusBar() string {
 	if m.away {
 		presence = "away"
 	}
-	s := m.st.bar.Render("switchboard") + g.sep + conn + g.sep + presence + g.sep + fmt.Sprintf("%d conversations", len(m.convs))
+	s := m.st.bar.Render("switchboard") + g.sep + conn + g.sep + presence + g.sep + plural(len(m.convs), "conversation")
 	switch {
 	case m.notice != "":
 		s += g.sep + m.st.barError.Render(clean(m.notice, false))
@@ -35,4 +35,11 @@ func (m *Model) statusBar() string {
 		s += g.sep + clean(m.alert, false)
 	}
 	return s
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -1,0 +1,42 @@
+package agent
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/switchboard/switchboard/switchboard/protocol"
+)
+
+// BenchmarkTimelineView renders a full 120×40 frame of a conversation of
+// 10,000 messages (scrolled to the bottom, and scrolled half way back).
+func BenchmarkTimelineView(b *testing.B) {
+	for _, offset := range []int{0, 5000} {
+		b.Run(fmt.Sprintf("offset=%d", offset), func(b *testing.B) {
+			m, err := NewModel(Config{Conn: &recConn{}, Now: func() time.Time { return t0 }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+			list := make([]protocol.Message, 10_000)
+			for i := range list {
+				dir := protocol.In
+				if i%3 == 2 {
+					dir = protocol.Out
+				}
+				list[i] = protocol.Message{ID: fmt.Sprintf("m%05d", i), Phone: p1, Direction: dir, Status: protocol.StatusDelivered,
+					Text:     fmt.Sprintf("Message %d: hi, I ordered the camcorder last week and it still has not arrived, can you check the tracking please?", i),
+					Received: t0.Add(-time.Duration(10_000-i) * time.Minute).UnixMilli()}
+			}
+			m.handleFrame(protocol.Frame{Type: protocol.TypeAssigned, Phone: p1, List: list})
+			m.convs[0].offset = offset
+			b.ReportAllocs()
+			for b.Loop() {
+				m.now = m.now.Add(time.Second) // every frame re-renders the phrases
+				_ = m.View()
+			}
+		})
+	}
+}
