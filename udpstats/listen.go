@@ -143,3 +143,29 @@ func (l *Listener) run() {
 		}
 	}
 }
+
+// GroupWriter sends raw datagrams to a group on one interface; for tools
+// and tests that need to put their own bytes on the group.
+type GroupWriter struct {
+	conn  *net.UDPConn
+	group *net.UDPAddr
+}
+
+// DialGroup opens a GroupWriter to group on iface with the given TTL.
+func DialGroup(group, iface string, ttl int) (*GroupWriter, error) {
+	g, err := groupAddr(group)
+	if err != nil {
+		return nil, fmt.Errorf("udpstats: dial: %w", err)
+	}
+	c, err := openSender(iface, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return &GroupWriter{conn: c, group: g}, nil
+}
+
+// Write sends b as one datagram.
+func (w *GroupWriter) Write(b []byte) (int, error) { return w.conn.WriteToUDP(b, w.group) }
+
+// Close releases the socket.
+func (w *GroupWriter) Close() error { return w.conn.Close() }
