@@ -39,8 +39,11 @@
 // batch, per-conversation seqs come from an in-memory cache loaded lazily
 // from the last key of the conversation — writes the batch with Sync: true,
 // and only then answers all of them. So concurrent writers share one fsync.
-// If the write fails, every request of the batch gets the error and the
-// seqs it allocated are forgotten.
+// If the write fails, every request of the batch gets the error; nothing of
+// it is in the in-memory state except that the seqs it allocated are
+// skipped, never reused (the failed batch may still be in LevelDB's
+// journal and be replayed at the next open; it must not overwrite later
+// messages). Retrying is safe: appends are deduplicated.
 //
 // A caller whose context ends after its request was handed over gets the
 // context's error, but the write may still be committed; a request whose

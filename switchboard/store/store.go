@@ -334,8 +334,12 @@ func (s *Store) commit(batch []*request) {
 		}
 		if err != nil {
 			// Nothing of this batch is known to be stored: fail every
-			// request and forget the seqs it allocated (t's working copies
-			// are simply dropped).
+			// request. Its Sid/ref/status/outbox effects are dropped with
+			// the txn, but the seqs it allocated stay used (gaps, never
+			// reuse): goleveldb may have written the batch to its journal
+			// before the sync failed, and if the next open replays it, it
+			// must not overwrite messages stored after it. Retrying callers
+			// are safe because appends are deduplicated.
 			if errors.Is(err, leveldb.ErrClosed) {
 				err = ErrClosed
 			}
@@ -346,9 +350,8 @@ func (s *Store) commit(batch []*request) {
 				}
 			}
 			s.failures.Add(1)
-		} else {
-			t.publish()
 		}
+		t.publishSeqs()
 		s.commits.Add(1)
 	}
 	for i, r := range batch {

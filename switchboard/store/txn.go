@@ -74,9 +74,9 @@ func (t *txn) nextGlobal() uint64 {
 	return t.gseq
 }
 
-// publish makes the working copies the writer's state after a successful
-// write.
-func (t *txn) publish() {
+// publishSeqs makes the sequence numbers the batch allocated the writer's
+// state, after the write whether it succeeded or not (see commit).
+func (t *txn) publishSeqs() {
 	if len(t.s.seqs)+len(t.seqs) > maxSeqCache {
 		clear(t.s.seqs)
 	}
