@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -83,7 +82,8 @@ func firstValue(h string) string {
 }
 
 // Validate checks r's X-Twilio-Signature against the URL from v.URL and the
-// parsed POST form. Like Twilio's official validators it also accepts the
+// parsed POST form. Pass r.PostForm, not r.Form: query parameters are
+// signed as part of the URL, not again as parameters. Like Twilio's official validators it also accepts the
 // signature of the same URL with the default port added or removed
 // (https://host/x and https://host:443/x), since Twilio is not consistent
 // about it. Comparison is constant-time. A missing header, an empty auth
@@ -98,8 +98,13 @@ func (v *Validator) Validate(r *http.Request, form url.Values) error {
 	}
 	u := v.URL(r)
 	s := newSigner(v.AuthToken, form)
-	for _, candidate := range urlVariants(u) {
-		if hmac.Equal([]byte(s.sign(candidate)), []byte(got)) {
+	var sig [sigLen]byte
+	if hmac.Equal(s.sign(&sig, u), []byte(got)) {
+		return nil
+	}
+	// The port variants cost another HMAC each; only a mismatch pays.
+	for _, alt := range urlVariants(u)[1:] {
+		if hmac.Equal(s.sign(&sig, alt), []byte(got)) {
 			return nil
 		}
 	}
@@ -111,45 +116,56 @@ func (v *Validator) Validate(r *http.Request, form url.Values) error {
 // parameter as name+value, names sorted, the values of a repeated name
 // sorted too. Tests, sbload and the fake Twilio use it to sign requests.
 func Signature(authToken, url string, form url.Values) string {
-	return newSigner(authToken, form).sign(url)
+	var sig [sigLen]byte
+	return string(newSigner(authToken, form).sign(&sig, url))
 }
 
-// signer signs one form for one or more URL variants without sorting twice.
+// sigLen is the length of a base64-encoded SHA-1 MAC: 4*ceil(20/3).
+const sigLen = (sha1.Size + 2) / 3 * 4
+
+// signer signs one form for one or more URL variants: the sorted
+// parameters are concatenated once.
 type signer struct {
 	mac    hash.Hash
-	form   url.Values
-	keys   []string
-	values [][]string
+	params []byte
 }
 
 func newSigner(authToken string, form url.Values) *signer {
-	s := &signer{mac: hmac.New(sha1.New, []byte(authToken)), form: form, keys: make([]string, 0, len(form))}
-	for k := range form {
-		s.keys = append(s.keys, k)
+	keys := make([]string, 0, len(form))
+	size := 0
+	for k, vs := range form {
+		keys = append(keys, k)
+		for _, v := range vs {
+			size += len(k) + len(v)
+		}
 	}
-	slices.Sort(s.keys)
-	s.values = make([][]string, len(s.keys))
-	for i, k := range s.keys {
+	slices.Sort(keys)
+	params := make([]byte, 0, size)
+	for _, k := range keys {
 		vs := form[k]
 		if len(vs) > 1 && !slices.IsSorted(vs) {
 			vs = slices.Sorted(slices.Values(vs))
 		}
-		s.values[i] = vs
-	}
-	return s
-}
-
-func (s *signer) sign(u string) string {
-	s.mac.Reset()
-	io.WriteString(s.mac, u)
-	for i, k := range s.keys {
-		for _, v := range s.values[i] {
-			io.WriteString(s.mac, k)
-			io.WriteString(s.mac, v)
+		for _, v := range vs {
+			params = append(params, k...)
+			params = append(params, v...)
 		}
 	}
+	return &signer{mac: hmac.New(sha1.New, []byte(authToken)), params: params}
+}
+
+// sign writes the base64 signature for URL u into out and returns it.
+func (s *signer) sign(out *[sigLen]byte, u string) []byte {
+	params := s.params
+	s.mac.Reset()
+	// One Write of URL+params: hash.Hash has no WriteString, and
+	// converting each piece separately allocates.
+	msg := make([]byte, 0, len(u)+len(params))
+	msg = append(append(msg, u...), params...)
+	s.mac.Write(msg)
 	var sum [sha1.Size]byte
-	return base64.StdEncoding.EncodeToString(s.mac.Sum(sum[:0]))
+	base64.StdEncoding.Encode(out[:], s.mac.Sum(sum[:0]))
+	return out[:]
 }
 
 // urlVariants returns u, then u with its default port added or removed:

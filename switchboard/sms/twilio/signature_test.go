@@ -1,6 +1,8 @@
 package twilio
 
 import (
+	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/tls"
 	"errors"
 	"net/http"
@@ -292,13 +294,16 @@ func BenchmarkValidate(b *testing.B) {
 	}
 }
 
-// BenchmarkHMACBaseline is the floor under BenchmarkValidate: one
-// HMAC-SHA1 over the same bytes, no sorting, no encoding.
+// BenchmarkHMACBaseline is the floor under BenchmarkValidate: keying
+// HMAC-SHA1 and hashing the same, already concatenated bytes once, with no
+// sorting, no URL rebuilding and no encoding.
 func BenchmarkHMACBaseline(b *testing.B) {
-	form := typicalInbound()
-	s := newSigner("0123456789abcdef0123456789abcdef", form)
+	key := []byte("0123456789abcdef0123456789abcdef")
+	msg := append([]byte("https://sms.example.com/sms/twilio"), newSigner("", typicalInbound()).params...)
 	b.ReportAllocs()
 	for b.Loop() {
-		s.sign("https://sms.example.com/sms/twilio")
+		h := hmac.New(sha1.New, key)
+		h.Write(msg)
+		h.Sum(nil)
 	}
 }
