@@ -62,7 +62,7 @@ type Report struct {
 	Node string
 	Addr string    // source address of the last datagram
 	Time time.Time // when the interval was closed (the listener's clock)
-	Seq  uint64    // the node's last sequence number; 0 for plain StatsD
+	Seq  uint64    // sequence number of the interval's last datagram; 0 for plain StatsD
 	Lost uint64    // datagrams of this node lost since the listener started
 	// Interval is the length the values cover: interval_ms sent by the node,
 	// else the node's last known interval, else AggregatorOptions.Interval.
@@ -157,6 +157,7 @@ type nodeState struct {
 type openInterval struct {
 	start      time.Time
 	firstSeq   uint64
+	lastSeq    uint64
 	parts, got int // parts == 0: plain StatsD, closed by time
 	partial    bool
 	interval   time.Duration
@@ -306,6 +307,7 @@ func (a *Aggregator) sequence(now time.Time, st *nodeState, si seqInfo) bool {
 		st.cur = cur
 	}
 	cur.got++
+	cur.lastSeq = si.seq
 	return true
 }
 
@@ -377,11 +379,15 @@ func (a *Aggregator) close(now time.Time, st *nodeState) {
 	if iv == 0 {
 		iv = st.Interval
 	}
+	seq := st.Seq
+	if cur.parts > 0 {
+		seq = cur.lastSeq
+	}
 	r := &Report{
 		Node:     st.Node,
 		Addr:     st.Addr,
 		Time:     now,
-		Seq:      st.Seq,
+		Seq:      seq,
 		Lost:     st.Lost,
 		Interval: iv,
 		Partial:  cur.partial || (cur.parts > 0 && cur.got < cur.parts),

@@ -314,3 +314,16 @@ func TestRunFlushesOnTickAndOnStop(t *testing.T) {
 		t.Fatalf("reports %+v", reports)
 	}
 }
+
+func TestHotPathDoesNotAllocate(t *testing.T) {
+	e := newTestEmitter(t, Options{Group: "239.255.77.77:9"})
+	c, g, tm := e.Counter("c"), e.Gauge("g"), e.Timing("t")
+	if n := testing.AllocsPerRun(1000, func() {
+		c.Inc()
+		c.Add(3)
+		g.Set(5)
+		tm.Observe(time.Millisecond)
+	}); n != 0 {
+		t.Fatalf("%v allocations per call", n)
+	}
+}
