@@ -91,8 +91,10 @@ func (m *Model) renderEntry(e *entry, w int) []string {
 			state = m.st.failed.Render("failed: " + clean(e.failed, false) + " (ctrl+r retries)")
 		case "delivered", "sent":
 			state = m.st.ok.Render(state)
-		default:
+		case "sending":
 			state = m.st.dim.Render(state + g.ellipsis)
+		default:
+			state = m.st.dim.Render(state)
 		}
 		head = m.st.out.Render(g.out+" "+who) + g.sep + state + g.sep + m.st.dim.Render(when)
 	}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/switchboard/sms/twilio/twiliotest"
+	"github.com/switchboard/switchboard/switchboard/switchboardtest"
+)
+
+// TestEndToEnd runs the real agent binary in tmux against a real switchboard
+// node and a fake Twilio, all on 127.0.0.1: a signed webhook appears on the
+// agent's screen with a relative time and a sentiment mark, a reply typed in
+// the terminal reaches the fake Twilio, and the screen shows it as sent.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped in -short mode")
+	}
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Skip("end-to-end test needs tmux, which is not installed")
+	}
+	dir := t.TempDir()
+	root := moduleRoot(t)
+	build := func(out, pkg string) ([]byte, error) {
+		c := exec.Command("go", "build", "-o", out, pkg)
+		c.Dir = root
+		return c.CombinedOutput()
+	}
+	nodeBin, agentBin := filepath.Join(dir, "switchboard"), filepath.Join(dir, "agent")
+	if out, err := build(nodeBin, "./cmd/switchboard"); err != nil {
+		t.Skipf("cmd/switchboard does not build yet, skipping the end-to-end test:\n%s", out)
+	}
+	if out, err := build(agentBin, "./cmd/agent"); err != nil {
+		t.Fatalf("build agent: %v\n%s", err, out)
+	}
+
+	const sid, authToken, secret = "AC00000000000000000000000000000000", "e2eauthtoken0123456789abcdef0123", "e2e-secret"
+	tw := twiliotest.NewServer(sid, authToken)
+	t.Cleanup(tw.Close)
+
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	env := append(os.Environ(),
+		"SWITCHBOARD_SECRET="+secret,
+		"SWITCHBOARD_DATA="+filepath.Join(dir, "data"),
+		"SWITCHBOARD_ADDR="+fmt.Sprintf("127.0.0.1:%d", port),
+		"SWITCHBOARD_PUBLIC_URL="+base,
+		"SWITCHBOARD_NODE=e2e",
+		"TWILIO_ACCOUNT_SID="+sid, "TWILIO_AUTH_TOKEN="+authToken, "TWILIO_FROM=+15550001111",
+		"TWILIO_API_URL="+tw.URL(),
+	)
+	env = slicesDeleteEnv(env, "PORT", "SWITCHBOARD_AMQP_URL", "CLOUDAMQP_URL")
+
+	node := exec.Command(nodeBin, "-addr", fmt.Sprintf("127.0.0.1:%d", port))
+	node.Env = env
+	var nodeLog bytes.Buffer
+	node.Stdout, node.Stderr = &nodeLog, &nodeLog
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = node.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- node.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = node.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("node output:\n%s", nodeLog.String())
+		}
+	})
+	waitFor(t, 10*time.Second, "node ready", func() bool {
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	tokCmd := exec.Command(nodeBin, "token", "alice")
+	tokCmd.Env = env
+	out, err := tokCmd.Output()
+	if err != nil {
+		t.Fatalf("switchboard token: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	tok := strings.TrimSpace(lines[len(lines)-1])
+
+	sock := "sb-e2e-" + fmt.Sprint(os.Getpid())
+	tm := func(args ...string) string {
+		t.Helper()
+		b, err := exec.Command(tmux, append([]string{"-L", sock, "-f", "/dev/null"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v\n%s", args, err, b)
+		}
+		return string(b)
+	}
+	agentCmd := fmt.Sprintf("%s -url ws://127.0.0.1:%d/agent -token %s -ascii -log %s",
+		agentBin, port, tok, filepath.Join(dir, "agent.log"))
+	tm("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "30", agentCmd)
+	t.Cleanup(func() {
+		_ = exec.Command(tmux, "-L", sock, "kill-server").Run()
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
+			t.Logf("agent log:\n%s", b)
+		}
+	})
+	screen := func() string { return tm("capture-pane", "-p", "-t", "e2e") }
+	waitScreen := func(what string, cond func(string) bool) string {
+		t.Helper()
+		var s string
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			s = screen()
+			if cond(s) {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; screen:\n%s", what, s)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitScreen("connected", func(s string) bool { return strings.Contains(s, "* connected") })
+
+	const customer = "+15557654321"
+	status, body := switchboardtest.PostForm(t, base, "", "/sms/twilio", authToken,
+		switchboardtest.InboundForm("SM"+strings.Repeat("a", 32), customer, "+15550001111", "Thank you so much, the camcorder is amazing!"))
+	if status != 200 {
+		t.Fatalf("webhook answered %d %s", status, body)
+	}
+	s := waitScreen("the inbound message", func(s string) bool {
+		return strings.Contains(s, "the camcorder is amazing!") && strings.Contains(s, "< customer - ;) - just now")
+	})
+	t.Logf("screen with the inbound message:\n%s", s)
+
+	tm("send-keys", "-t", "e2e", "-l", "Glad you like it!")
+	tm("send-keys", "-t", "e2e", "Enter")
+	sent := tw.WaitSent(t, 1, 10*time.Second)
+	if sent[0].To != customer || sent[0].Body != "Glad you like it!" {
+		t.Fatalf("fake Twilio got %+v", sent[0])
+	}
+	// Twilio reports "sent" with a status callback. The callback is posted
+	// (again) until the screen shows it: the node may record the message's
+	// SID a moment after the fake accepted it, and answers an early
+	// callback for an unknown SID without applying it.
+	last := time.Time{}
+	s = waitScreen("the reply as sent", func(s string) bool {
+		if strings.Contains(s, "> you - sent") || strings.Contains(s, "> you - delivered") {
+			return true
+		}
+		if time.Since(last) > 200*time.Millisecond && sent[0].StatusCallback != "" {
+			last = time.Now()
+			_ = tw.SendStatus(sent[0].StatusCallback, sent[0].Sid, "sent")
+		}
+		return false
+	})
+	t.Logf("screen after the reply:\n%s", s)
+
+	tm("send-keys", "-t", "e2e", "C-c")
+	waitFor(t, 5*time.Second, "agent exit", func() bool {
+		return exec.Command(tmux, "-L", sock, "has-session", "-t", "e2e").Run() != nil
+	})
+}
+
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func slicesDeleteEnv(env []string, keys ...string) []string {
+	out := env[:0]
+	for _, kv := range env {
+		drop := false
+		for _, k := range keys {
+			if strings.HasPrefix(kv, k+"=") {
+				drop = true
+			}
+		}
+		if !drop {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
