@@ -32,13 +32,17 @@ var numStripes = func() int {
 // nanosecond and needs neither a lock nor runtime internals. Any stripe is
 // correct; the choice only affects contention. It inlines, and x then lives
 // in the caller's frame, on the same stack.
-func stripe(mask uint64) uint64 {
+func stripe(shift uint8) uint64 {
 	var x byte
 	p := uint64(uintptr(unsafe.Pointer(&x)))
 	// Stacks are at least 2 KiB: drop the bits that are equal within one
-	// stack, then spread the rest with a Fibonacci hash.
-	return ((p >> 11) * 0x9E3779B97F4A7C15 >> 32) & mask
+	// stack, then take the top bits of a Fibonacci hash of the rest (the
+	// best-mixed ones; shift = 64 - log2(stripes)).
+	return (p >> 11) * 0x9E3779B97F4A7C15 >> shift
 }
+
+// stripeShift is the stripe shift for n stripes, n a power of two.
+func stripeShift(n int) uint8 { return uint8(64 - bits.TrailingZeros(uint(n))) }
 
 // Counter counts events; each interval sends the number counted during it.
 // Its methods are safe for concurrent use, lock-free and allocation-free.
@@ -46,12 +50,12 @@ func stripe(mask uint64) uint64 {
 type Counter struct {
 	name  string
 	cells []cell
-	mask  uint64
+	shift uint8
 	last  int64 // total at the previous flush; owned by the flushing goroutine
 }
 
 func newCounter(name string) *Counter {
-	return &Counter{name: name, cells: make([]cell, numStripes), mask: uint64(numStripes - 1)}
+	return &Counter{name: name, cells: make([]cell, numStripes), shift: stripeShift(numStripes)}
 }
 
 // Add adds n (which may be negative) to the counter.
@@ -59,7 +63,7 @@ func (c *Counter) Add(n int64) {
 	if c == nil {
 		return
 	}
-	c.cells[stripe(c.mask)].v.Add(n)
+	c.cells[stripe(c.shift)].v.Add(n)
 }
 
 // Inc adds one.
@@ -146,7 +150,7 @@ type histStripe struct {
 type Timing struct {
 	name    string
 	stripes []histStripe
-	mask    uint64
+	shift   uint8
 	// Owned by the flushing goroutine: totals at the previous flush.
 	lastCount, lastSum []int64
 }
@@ -156,7 +160,7 @@ func newTiming(name string) *Timing {
 	return &Timing{
 		name:      name,
 		stripes:   make([]histStripe, n),
-		mask:      uint64(n - 1),
+		shift:     stripeShift(n),
 		lastCount: make([]int64, histSize),
 		lastSum:   make([]int64, histSize),
 	}
@@ -168,7 +172,7 @@ func (t *Timing) Observe(d time.Duration) {
 		return
 	}
 	v := max(int64(d), 0)
-	s := &t.stripes[stripe(t.mask)]
+	s := &t.stripes[stripe(t.shift)]
 	b := bucketOf(v)
 	s.count[b].Add(1)
 	s.sum[b].Add(v)
