@@ -186,6 +186,13 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	up, err := twilio.ParseStatus(form)
+	if errors.Is(err, twilio.ErrUnknownStatus) {
+		// A status Twilio added after this code was written: nothing to
+		// record, and a 4xx would only make Twilio retry.
+		n.log.Info("status callback with an unknown status ignored", "err", err)
+		writeTwiML(w)
+		return
+	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return

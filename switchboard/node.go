@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -87,7 +88,7 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 		}
 	}()
 
-	n.store, err = store.Open(store.Options{Dir: opts.DataDir, Now: now, NewID: cfg.NewID, Logger: log.With("component", "store")})
+	n.store, err = store.Open(store.Options{Dir: opts.DataDir, Now: now, NewID: cfg.NewID, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.DataDir, err)
 	}
@@ -121,7 +122,7 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 				return nil, fmt.Errorf("twilio: %w", err)
 			}
 		} else {
-			n.sender = sms.NewConsole(log.With("component", "sms"))
+			n.sender = sms.NewConsole(log)
 		}
 	}
 	n.validator = &twilio.Validator{AuthToken: opts.TwilioAuthToken, PublicURL: opts.PublicURL}
@@ -247,6 +248,9 @@ func (n *Node) shutdownParts(ctx context.Context) error {
 	}
 	if err := n.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("store close: %w", err))
+	}
+	if c, ok := n.sender.(io.Closer); ok {
+		c.Close()
 	}
 	n.log.Info("switchboard stopped")
 	return errors.Join(errs...)
