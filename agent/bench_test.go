@@ -40,3 +40,15 @@ func BenchmarkTimelineView(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEmptyView is the baseline: a frame with no conversation.
+func BenchmarkEmptyView(b *testing.B) {
+	m, err := NewModel(Config{Conn: &recConn{}, Now: func() time.Time { return t0 }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+	for b.Loop() {
+		_ = m.View()
+	}
+}

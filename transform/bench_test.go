@@ -34,3 +34,14 @@ func BenchmarkSentiment(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
+
+// BenchmarkSentimentGovaderBaseline is govader's PolarityScores on the same
+// corpus without this package (no cap, no mark): the baseline.
+func BenchmarkSentimentGovaderBaseline(b *testing.B) {
+	sia := lexicon()
+	start := time.Now()
+	for i := 0; b.Loop(); i++ {
+		sia.PolarityScores(smsCorpus[i%len(smsCorpus)])
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
