@@ -198,19 +198,26 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.metrics.statusCallbacks.Inc()
-	msg, err := n.store.MessageByProviderID(up.Sid)
-	if errors.Is(err, store.ErrNotFound) {
-		n.log.Warn("status callback for an unknown message", "sid", up.Sid, "status", up.TwilioStatus)
-		writeTwiML(w)
-		return
-	}
-	if err != nil {
-		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
-		return
-	}
 	detail := ""
 	if up.ErrorCode != "" {
 		detail = "provider error " + up.ErrorCode
+	}
+	var msg protocol.Message
+	var lookupErr error
+	held := n.early.hold(up.Sid, up.Status, detail, n.now(), func() bool {
+		msg, lookupErr = n.store.MessageByProviderID(up.Sid)
+		return !errors.Is(lookupErr, store.ErrNotFound)
+	})
+	if held {
+		// Twilio called back before this node recorded the send: applied
+		// when it is recorded (or forgotten after a while if it never is).
+		n.log.Info("status callback before the send was recorded; holding it", "sid", up.Sid, "status", up.TwilioStatus)
+		writeTwiML(w)
+		return
+	}
+	if lookupErr != nil {
+		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+		return
 	}
 	if err := n.setStatus(r.Context(), msg.ID, up.Status, "", detail); err != nil {
 		n.log.Error("status callback", "sid", up.Sid, "err", err)

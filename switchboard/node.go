@@ -35,6 +35,7 @@ type Node struct {
 	validator *twilio.Validator
 	router    *router
 	outbound  *dispatcher
+	early     earlyStatuses
 
 	srv      *http.Server
 	listener net.Listener

@@ -155,7 +155,9 @@ func (d *dispatcher) send(ctx context.Context, m protocol.Message) {
 	}
 	if serr := d.n.setStatus(wctx, m.ID, st, res.ProviderID, ""); serr != nil {
 		d.log.Error("record sent reply", "id", m.ID, "provider_id", res.ProviderID, "err", serr)
+		return
 	}
+	d.n.applyEarly(wctx, m.ID, res.ProviderID)
 }
 
 func failureText(err error) string {

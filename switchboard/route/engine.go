@@ -69,6 +69,7 @@ type Conversation struct {
 
 type agentState struct {
 	name      string
+	node      string // node hosting its connection (cluster mode)
 	online    bool
 	available bool
 	capacity  int
@@ -177,7 +178,13 @@ func (e *Engine) Arrive(phone string, seq uint64, now time.Time) []Effect {
 // identifies this connection in Disconnect and Expire. A newer connection
 // supersedes an older one. The agent is not available until Available.
 func (e *Engine) Connect(agent string, now time.Time) uint64 {
+	return e.ConnectOn(agent, "", now)
+}
+
+// ConnectOn is Connect for an agent connected to node (cluster mode).
+func (e *Engine) ConnectOn(agent, node string, now time.Time) uint64 {
 	a := e.agent(agent, now)
+	a.node = node
 	a.epoch++
 	a.online = true
 	a.available = false
@@ -436,3 +443,68 @@ func (e *Engine) IsWaiting(phone string) bool {
 
 // WaitingLen returns how many conversations wait for an agent.
 func (e *Engine) WaitingLen() int { return e.waiting.Len() }
+
+// Epoch returns the current connection epoch of agent (0 when unknown).
+func (e *Engine) Epoch(agent string) uint64 {
+	if a, ok := e.agents[agent]; ok {
+		return a.epoch
+	}
+	return 0
+}
+
+// OnlineOn returns the agents whose live connection is on node, sorted,
+// with their epochs.
+func (e *Engine) OnlineOn(node string) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, a := range e.agents {
+		if a.online && a.node == node {
+			out[a.name] = a.epoch
+		}
+	}
+	return out
+}
+
+// Offline returns the agents that hold conversations but have no live
+// connection, with their epochs: each needs a grace timer.
+func (e *Engine) Offline() map[string]uint64 {
+	out := map[string]uint64{}
+	for _, a := range e.agents {
+		if !a.online {
+			out[a.name] = a.epoch
+		}
+	}
+	return out
+}
+
+// AgentSnapshot is the persisted form of one agent's routing state. With the
+// conversation states it restores an Engine exactly (see RestoreAgents).
+type AgentSnapshot struct {
+	Name      string `json:"name"`
+	Node      string `json:"node,omitempty"`
+	Online    bool   `json:"online,omitempty"`
+	Available bool   `json:"available,omitempty"`
+	Capacity  int    `json:"capacity"`
+	Epoch     uint64 `json:"epoch"`
+	LastAssn  int64  `json:"lastAssn"` // Unix nanoseconds
+}
+
+// SnapshotAgents returns every agent's state, sorted by name.
+func (e *Engine) SnapshotAgents() []AgentSnapshot {
+	out := make([]AgentSnapshot, 0, len(e.agents))
+	for _, a := range e.agents {
+		out = append(out, AgentSnapshot{a.name, a.node, a.online, a.available, a.capacity, a.epoch, a.lastAssn.UnixNano()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// RestoreAgents sets agent states exactly as snapshotted. Call it after
+// Restore: conversations already name their agents.
+func (e *Engine) RestoreAgents(list []AgentSnapshot) {
+	for _, s := range list {
+		a := e.agent(s.Name, time.Unix(0, s.LastAssn))
+		a.node, a.online, a.available, a.capacity, a.epoch = s.Node, s.Online, s.Available, s.Capacity, s.Epoch
+		a.lastAssn = time.Unix(0, s.LastAssn)
+		e.fix(a)
+	}
+}
