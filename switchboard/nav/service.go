@@ -1,0 +1,679 @@
+package nav
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard/switchboard/switchboard/bus"
+	"github.com/switchboard/switchboard/switchboard/protocol"
+	"github.com/switchboard/switchboard/switchboard/store"
+)
+
+// Routing keys (DESIGN.md), plus nav.catalog.<id> for catalog changes
+// between nodes.
+const (
+	KeyTop           = "stats.top"
+	keyViewPrefix    = "nav.view."
+	keyStatsPrefix   = "stats.product."
+	keyCatalogPrefix = "nav.catalog."
+	// BindView, BindTop and BindCatalog are the patterns a node subscribes
+	// (each with a private queue) for HandleView, HandleTop and
+	// HandleCatalog.
+	BindView    = "nav.view.*"
+	BindTop     = KeyTop
+	BindCatalog = "nav.catalog.*"
+)
+
+// KeyView is the routing key of a view of product.
+func KeyView(product string) string { return keyViewPrefix + product }
+
+// KeyStats is the routing key of a product's counter update.
+func KeyStats(product string) string { return keyStatsPrefix + product }
+
+// Tuning that does not need a setting.
+const (
+	heartbeatTicks = 5       // an unchanged partial is republished every this many ticks
+	peerTimeout    = 15      // a peer not heard from for this many ticks is dropped
+	dedupeSize     = 1 << 16 // event ids remembered for redelivery dedupe
+	recentViewed   = 10      // products in a customer's stats frame
+	activeFor      = time.Hour
+	maxActive      = 10000 // linked customers tracked for agent frames
+)
+
+// Store is the part of the store nav uses (store.Store implements it).
+type Store interface {
+	ProductStore
+	WriteNav(*store.NavBatch) error
+	NavProducts(fn func(id string, v []byte) error) error
+	NavCounts(fn func(product string, v []byte) error) error
+	NavUsers(fn func(user string, v []byte) error) error
+}
+
+// Publisher publishes on the bus (bus.Bus implements it).
+type Publisher interface {
+	Publish(ctx context.Context, key string, body []byte) error
+}
+
+// Service is the navigation analytics of one node. See the package comment
+// for the design and the concurrency contract.
+type Service struct {
+	opts Options
+	log  *slog.Logger
+	st   Store
+	pub  Publisher
+	seq  atomic.Uint64
+	boot string
+
+	mu       sync.Mutex
+	catalog  map[string]Product
+	cv       *coview
+	win      *window
+	seen     dedupe
+	peers    map[string]peer     // by node id, including this node
+	local    []protocol.TopEntry // this node's last partial
+	top      []protocol.TopEntry // merged, with titles
+	topVer   uint64
+	ticks    uint64
+	lastPub  uint64                     // tick of the last partial published
+	dirtyPub map[string]struct{}        // products to publish on stats.product.<id>
+	active   map[string]int64           // linked phone → last view (ms)
+	counters Counters
+
+	flushMu sync.Mutex // one flush at a time
+	batch   store.NavBatch
+}
+
+type peer struct {
+	p     Partial
+	heard uint64 // tick when last heard
+}
+
+// Counters are totals since New.
+type Counters struct {
+	Accepted   uint64 // events taken by Ingest (POST /nav)
+	Counted    uint64 // PRODUCT views applied to the counters
+	Ignored    uint64 // events of other types
+	Unknown    uint64 // views of products not in the catalog
+	Duplicates uint64 // redelivered events skipped by id
+	Users      int    // users tracked now
+}
+
+// New loads the catalog (seeding the sample when it is empty and
+// opts.Sample), the counters and the user histories from st. pub is used
+// for every publish. Goroutines start only in Run.
+func New(opts Options, st Store, pub Publisher) (*Service, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Node == "" {
+		return nil, errors.New("nav: Options.Node is required")
+	}
+	if st == nil || pub == nil {
+		return nil, errors.New("nav: a store and a publisher are required")
+	}
+	opts.setDefaults()
+	s := &Service{
+		opts:     opts,
+		log:      opts.Logger.With("component", "nav"),
+		st:       st,
+		pub:      pub,
+		boot:     strconv.FormatInt(opts.Now().UnixNano(), 36),
+		catalog:  make(map[string]Product),
+		cv:       newCoview(opts.MaxProductsPerUser),
+		win:      newWindow(opts.Window, opts.Resolution),
+		seen:     newDedupe(dedupeSize),
+		peers:    make(map[string]peer),
+		dirtyPub: make(map[string]struct{}),
+		active:   make(map[string]int64),
+	}
+	if err := st.NavProducts(func(id string, v []byte) error {
+		var p Product
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("nav: load product %s: %w", id, err)
+		}
+		s.catalog[id] = p
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if len(s.catalog) == 0 && opts.Sample {
+		for _, p := range SampleCatalog() {
+			b, _ := json.Marshal(p)
+			if err := st.PutProduct(p.ID, b); err != nil {
+				return nil, fmt.Errorf("nav: seed sample catalog: %w", err)
+			}
+			s.catalog[p.ID] = p
+		}
+		s.log.Info("catalog was empty: loaded the sample catalog", "products", len(s.catalog))
+	}
+	if err := st.NavCounts(s.cv.loadCounts); err != nil {
+		return nil, err
+	}
+	if err := st.NavUsers(s.cv.loadUser); err != nil {
+		return nil, err
+	}
+	s.log.Info("navigation state loaded", "products", len(s.catalog), "counted_products", len(s.cv.counts), "users", len(s.cv.users))
+	return s, nil
+}
+
+// Run ticks the window, flushes and expires until ctx ends; then it
+// flushes a last time and tells the other nodes this one is leaving. Call
+// it once, in a goroutine.
+func (s *Service) Run(ctx context.Context) {
+	tick := time.NewTicker(s.opts.Resolution)
+	defer tick.Stop()
+	flush := time.NewTicker(s.opts.FlushInterval)
+	defer flush.Stop()
+	sweep := time.NewTicker(time.Minute)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.Flush()
+			lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			s.publish(lctx, s.leaving())
+			cancel()
+			return
+		case <-tick.C:
+			s.publish(ctx, s.tick(s.opts.Now()))
+		case <-flush.C:
+			s.Flush()
+		case <-sweep.C:
+			s.Sweep(s.opts.Now())
+		}
+	}
+}
+
+// message is one publish decided under the lock and sent after it.
+type message struct {
+	key  string
+	body []byte
+}
+
+func (s *Service) publish(ctx context.Context, msgs []message) {
+	for _, m := range msgs {
+		if err := s.pub.Publish(ctx, m.key, m.body); err != nil && !errors.Is(err, bus.ErrUnroutable) && ctx.Err() == nil {
+			s.log.Warn("publish", "key", m.key, "err", err)
+		}
+	}
+}
+
+// ---- ingestion ----
+
+// Ingest stamps each event with an id and this node, and publishes it on
+// nav.view.<product>; the counters change when the event comes back from
+// the bus (HandleView), on every node alike. Events without a product
+// (other types) are not published: they are applied here at once (they
+// only link a phone). It returns when the bus has accepted every event.
+func (s *Service) Ingest(ctx context.Context, events []Event) error {
+	s.mu.Lock()
+	s.counters.Accepted += uint64(len(events))
+	s.mu.Unlock()
+	work := make([]int, 0, len(events))
+	for i := range events {
+		e := &events[i]
+		e.Node = s.opts.Node
+		e.ID = s.newID()
+		if e.Product == "" {
+			s.apply(*e)
+			continue
+		}
+		work = append(work, i)
+	}
+	one := func(i int) error {
+		e := events[i]
+		body, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("nav: encode event: %w", err)
+		}
+		if err := s.pub.Publish(ctx, KeyView(e.Product), body); err != nil && !errors.Is(err, bus.ErrUnroutable) {
+			return fmt.Errorf("nav: publish %s: %w", KeyView(e.Product), err)
+		}
+		return nil
+	}
+	workers := min(s.opts.PublishConcurrency, len(work))
+	if workers <= 1 {
+		for _, i := range work {
+			if err := one(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		errs = make([]error, workers)
+	)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(work) || errs[w] != nil {
+					return
+				}
+				errs[w] = one(work[k])
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Service) newID() string {
+	if s.opts.NewID != nil {
+		return s.opts.NewID()
+	}
+	return s.opts.Node + "-" + s.boot + "-" + strconv.FormatUint(s.seq.Add(1), 36)
+}
+
+// HandleView is the bus handler for nav.view.*: it applies one event. A
+// malformed event is dead-lettered (bus.Permanent).
+func (s *Service) HandleView(_ context.Context, d bus.Delivery) error {
+	e, err := DecodeEvent(d.Body)
+	if err != nil {
+		return bus.Permanent(fmt.Errorf("nav: decode %s: %w", d.Key, err))
+	}
+	if s.apply(e) && s.opts.Counted != nil {
+		s.opts.Counted(1)
+	}
+	return nil
+}
+
+// Apply applies events as if they came from the bus (tests, benchmarks,
+// and replays). Events should be validated.
+func (s *Service) Apply(events ...Event) {
+	for _, e := range events {
+		s.apply(e)
+	}
+}
+
+// apply updates the counters for one event and reports whether it counted.
+func (s *Service) apply(e Event) bool {
+	now := s.opts.Now()
+	ms := now.UnixMilli()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.ID != "" && s.seen.dup(e.ID) {
+		s.counters.Duplicates++
+		return false
+	}
+	if e.Type != TypeProduct {
+		s.counters.Ignored++
+		s.cv.touch(e.User, e.Phone, ms)
+		s.markActive(e.User, ms)
+		return false
+	}
+	p, ok := s.catalog[e.Product]
+	if !ok {
+		s.counters.Unknown++
+		s.cv.touch(e.User, e.Phone, ms)
+		return false
+	}
+	var mark map[string]struct{}
+	owned := s.owns(e)
+	if owned {
+		mark = s.dirtyPub
+		s.win.add(e.Product, now)
+	}
+	s.cv.view(e.User, e.Product, p.Category, e.Phone, ms, mark)
+	s.markActive(e.User, ms)
+	s.counters.Counted++
+	return true
+}
+
+func (s *Service) markActive(user string, ms int64) {
+	u := s.cv.users[user]
+	if u == nil || u.Phone == "" {
+		return
+	}
+	if _, ok := s.active[u.Phone]; ok || len(s.active) < maxActive {
+		s.active[u.Phone] = ms
+	}
+}
+
+// owns reports whether this node counts e in its window and publishes its
+// counter changes: the ingesting node does; an event published straight to
+// the bus by a shop (no node) belongs to the live node with the smallest id.
+func (s *Service) owns(e Event) bool {
+	if e.Node != "" {
+		return e.Node == s.opts.Node
+	}
+	return s.leader() == s.opts.Node
+}
+
+func (s *Service) leader() string {
+	l := s.opts.Node
+	for id := range s.peers {
+		if id < l {
+			l = id
+		}
+	}
+	return l
+}
+
+// ---- top-N ----
+
+// tick advances the window to now, recomputes this node's partial ranking
+// and the merged top-N, and returns what to publish: the partial when it
+// changed (or as a heartbeat) and coalesced stats.product updates. Run
+// calls it every Resolution; tests call it with an injected clock.
+func (s *Service) tick(now time.Time) []message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ticks++
+	var out []message
+	s.win.advance(now)
+	local := s.win.ranking(s.opts.PartialSize)
+	if !slices.Equal(local, s.local) || s.ticks-s.lastPub >= heartbeatTicks || s.ticks == 1 {
+		body, _ := json.Marshal(Partial{Node: s.opts.Node, At: now.UnixMilli(), Window: s.opts.Window.String(), Top: local})
+		out = append(out, message{KeyTop, body})
+		s.lastPub = s.ticks
+	}
+	s.local = local
+	s.peers[s.opts.Node] = peer{p: Partial{Node: s.opts.Node, Top: local}, heard: s.ticks}
+	partials := make([]Partial, 0, len(s.peers))
+	for id, p := range s.peers {
+		if s.ticks-p.heard > peerTimeout {
+			s.log.Info("peer ranking dropped: not heard from", "peer", id)
+			delete(s.peers, id)
+			continue
+		}
+		partials = append(partials, p.p)
+	}
+	top := Merge(partials, s.opts.TopN)
+	for i := range top {
+		top[i].Title = s.catalog[top[i].Product].Title
+	}
+	if !slices.Equal(top, s.top) {
+		s.top = top
+		s.topVer++
+	}
+	for _, id := range slices.Sorted(maps.Keys(s.dirtyPub)) {
+		body, _ := json.Marshal(ProductStats{Product: id, Categories: s.cv.categories(id)})
+		out = append(out, message{KeyStats(id), body})
+	}
+	clear(s.dirtyPub)
+	return out
+}
+
+func (s *Service) leaving() []message {
+	body, _ := json.Marshal(Partial{Node: s.opts.Node, At: s.opts.Now().UnixMilli(), Window: s.opts.Window.String(), Top: []protocol.TopEntry{}, Leaving: true})
+	return []message{{KeyTop, body}}
+}
+
+// HandleTop is the bus handler for stats.top: it records another node's
+// partial ranking (merged at the next tick).
+func (s *Service) HandleTop(_ context.Context, d bus.Delivery) error {
+	var p Partial
+	if err := json.Unmarshal(d.Body, &p); err != nil || p.Node == "" {
+		return bus.Permanent(fmt.Errorf("nav: decode %s: bad partial ranking", d.Key))
+	}
+	if p.Node == s.opts.Node {
+		return nil // our own, already known
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.Leaving {
+		delete(s.peers, p.Node)
+		return nil
+	}
+	s.peers[p.Node] = peer{p: p, heard: s.ticks}
+	return nil
+}
+
+// TopList is the answer of GET /stats/top.
+type TopList struct {
+	Window string              `json:"window"`
+	Top    []protocol.TopEntry `json:"top"`
+}
+
+// Top returns the merged top-N as of the last tick and its version, which
+// changes exactly when the ranking does.
+func (s *Service) Top() (TopList, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	top := slices.Clone(s.top)
+	if top == nil {
+		top = []protocol.TopEntry{}
+	}
+	return TopList{Window: s.opts.Window.String(), Top: top}, s.topVer
+}
+
+// ---- counters and customers ----
+
+// ProductStats is the answer of GET /products/{id}/stats and the body of
+// stats.product.<id>.
+type ProductStats struct {
+	Product    string           `json:"product"`
+	Categories map[string]int64 `json:"categories"`
+}
+
+// Stats returns a product's co-view counters; ok is false for a product
+// that is neither in the catalog nor counted.
+func (s *Service) Stats(product string) (ProductStats, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, inCatalog := s.catalog[product]
+	_, counted := s.cv.counts[product]
+	if !inCatalog && !counted {
+		return ProductStats{}, false
+	}
+	return ProductStats{Product: product, Categories: s.cv.categories(product)}, true
+}
+
+// CustomerFrame is the stats frame for an SMS customer linked to a shop
+// user.
+type CustomerFrame struct {
+	Phone string
+	Frame protocol.Frame
+}
+
+// Customer returns the stats frame of the customer with this phone: the
+// products they viewed most recently (newest first), and the co-view
+// categories of the newest one.
+func (s *Service) Customer(phone string) (protocol.Frame, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.customerLocked(phone)
+}
+
+func (s *Service) customerLocked(phone string) (protocol.Frame, bool) {
+	u := s.cv.users[s.cv.phones[phone]]
+	if u == nil || len(u.Products) == 0 {
+		return protocol.Frame{}, false
+	}
+	recent := u.recent(recentViewed)
+	viewed := make([]string, len(recent))
+	for i, p := range recent {
+		viewed[i] = p.ID
+	}
+	return protocol.Frame{
+		Type:       protocol.TypeStats,
+		Phone:      phone,
+		Product:    recent[0].ID,
+		Categories: s.cv.categories(recent[0].ID),
+		Viewed:     viewed,
+	}, true
+}
+
+// ActiveCustomers returns the frames of linked customers who viewed
+// something in the last hour (at most 10000), for pushing to their agents.
+func (s *Service) ActiveCustomers() []CustomerFrame {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]CustomerFrame, 0, len(s.active))
+	for phone := range s.active {
+		if f, ok := s.customerLocked(phone); ok {
+			out = append(out, CustomerFrame{Phone: phone, Frame: f})
+		}
+	}
+	return out
+}
+
+// Counters returns the totals since New.
+func (s *Service) Counters() Counters {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.counters
+	c.Users = len(s.cv.users)
+	return c
+}
+
+// ---- persistence ----
+
+// Flush writes the counters and histories changed since the last flush as
+// one unsynced batch. On failure the changes stay marked for the next one.
+func (s *Service) Flush() {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.batch.Reset()
+	s.mu.Lock()
+	counts := slices.Collect(maps.Keys(s.cv.dirtyCounts))
+	users := slices.Collect(maps.Keys(s.cv.dirtyUsers))
+	for _, p := range counts {
+		b, _ := json.Marshal(s.cv.counts[p])
+		s.batch.PutCounts(p, b)
+	}
+	for _, id := range users {
+		if u := s.cv.users[id]; u != nil {
+			b, _ := json.Marshal(u)
+			s.batch.PutUser(id, b)
+		} else {
+			s.batch.DeleteUser(id)
+		}
+	}
+	clear(s.cv.dirtyCounts)
+	clear(s.cv.dirtyUsers)
+	s.mu.Unlock()
+	if err := s.st.WriteNav(&s.batch); err != nil {
+		s.log.Error("flush navigation counters", "err", err, "products", len(counts), "users", len(users))
+		s.mu.Lock()
+		for _, p := range counts {
+			s.cv.dirtyCounts[p] = struct{}{}
+		}
+		for _, id := range users {
+			s.cv.dirtyUsers[id] = struct{}{}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Sweep forgets users idle for longer than UserTTL and customers idle for
+// an hour. Run calls it every minute.
+func (s *Service) Sweep(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.cv.expire(now.Add(-s.opts.UserTTL).UnixMilli()); n > 0 {
+		s.log.Info("idle users forgotten", "users", n)
+	}
+	cut := now.Add(-activeFor).UnixMilli()
+	for phone, t := range s.active {
+		if t < cut || s.cv.phones[phone] == "" {
+			delete(s.active, phone)
+		}
+	}
+}
+
+// ---- catalog ----
+
+// Products returns the catalog in id order (numeric ids numerically).
+func (s *Service) Products() []Product {
+	s.mu.Lock()
+	ps := slices.Collect(maps.Values(s.catalog))
+	s.mu.Unlock()
+	sortProducts(ps)
+	return ps
+}
+
+// Product returns one catalog entry.
+func (s *Service) Product(id string) (Product, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.catalog[id]
+	return p, ok
+}
+
+// PutProduct validates and stores a catalog entry (synced), then tells the
+// other nodes on nav.catalog.<id>. Views already counted keep the category
+// they were counted with.
+func (s *Service) PutProduct(ctx context.Context, p Product) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if err := s.putProduct(p); err != nil {
+		return err
+	}
+	body, _ := json.Marshal(p)
+	if err := s.pub.Publish(ctx, keyCatalogPrefix+p.ID, body); err != nil && !errors.Is(err, bus.ErrUnroutable) {
+		s.log.Warn("publish catalog change", "product", p.ID, "err", err)
+	}
+	return nil
+}
+
+func (s *Service) putProduct(p Product) error {
+	s.mu.Lock()
+	old, ok := s.catalog[p.ID]
+	s.mu.Unlock()
+	if ok && old == p {
+		return nil
+	}
+	b, _ := json.Marshal(p)
+	if err := s.st.PutProduct(p.ID, b); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.catalog[p.ID] = p
+	s.mu.Unlock()
+	return nil
+}
+
+// HandleCatalog is the bus handler for nav.catalog.*: another node's
+// catalog change.
+func (s *Service) HandleCatalog(_ context.Context, d bus.Delivery) error {
+	var p Product
+	if err := json.Unmarshal(d.Body, &p); err != nil {
+		return bus.Permanent(fmt.Errorf("nav: decode %s: %w", d.Key, err))
+	}
+	if err := p.Validate(); err != nil {
+		return bus.Permanent(fmt.Errorf("nav: decode %s: %w", d.Key, err))
+	}
+	return s.putProduct(p)
+}
+
+// ---- dedupe ----
+
+// dedupe remembers the last n event ids.
+type dedupe struct {
+	set  map[string]struct{}
+	ring []string
+	next int
+}
+
+func newDedupe(n int) dedupe {
+	return dedupe{set: make(map[string]struct{}, n), ring: make([]string, n)}
+}
+
+func (d *dedupe) dup(id string) bool {
+	if _, ok := d.set[id]; ok {
+		return true
+	}
+	if old := d.ring[d.next]; old != "" {
+		delete(d.set, old)
+	}
+	d.ring[d.next] = id
+	d.set[id] = struct{}{}
+	d.next = (d.next + 1) % len(d.ring)
+	return false
+}

@@ -1,0 +1,101 @@
+package store
+
+import (
+	"fmt"
+
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
+)
+
+// Navigation analytics (package nav) keep their state in the same LevelDB,
+// under prefixes of their own:
+//
+//	p/<product id>          product JSON   the catalog
+//	v/<product id>          counts JSON    co-view counts: category → n
+//	u/<user id>             user JSON      a shop user's viewed products and phone link
+//
+// These writes bypass the group-commit writer and are not synced: they are
+// analytics, not acknowledged messages, so a crash may lose the last
+// unflushed moment of counters (nav flushes every 100 ms by default). The
+// catalog is the exception: PutProduct is synced because an admin's 204
+// promises it.
+const (
+	pNavProduct = "p/"
+	pNavCounts  = "v/"
+	pNavUser    = "u/"
+)
+
+// NavBatch collects navigation writes for one WriteNav. The zero value is
+// empty and ready to use; it is not safe for concurrent use.
+type NavBatch struct {
+	b leveldb.Batch
+}
+
+// PutCounts sets the co-view counts of a product (JSON, owned by nav).
+func (b *NavBatch) PutCounts(product string, v []byte) { b.b.Put([]byte(pNavCounts+product), v) }
+
+// PutUser sets a user's history (JSON, owned by nav).
+func (b *NavBatch) PutUser(user string, v []byte) { b.b.Put([]byte(pNavUser+user), v) }
+
+// DeleteUser removes a user's history.
+func (b *NavBatch) DeleteUser(user string) { b.b.Delete([]byte(pNavUser + user)) }
+
+// PutProduct sets a catalog entry (JSON, owned by nav).
+func (b *NavBatch) PutProduct(id string, v []byte) { b.b.Put([]byte(pNavProduct+id), v) }
+
+// Len is the number of writes in the batch.
+func (b *NavBatch) Len() int { return b.b.Len() }
+
+// Reset empties the batch for reuse.
+func (b *NavBatch) Reset() { b.b.Reset() }
+
+// WriteNav applies b atomically, without syncing the journal (see above).
+// It is safe to call concurrently with every other method.
+func (s *Store) WriteNav(b *NavBatch) error {
+	if b.b.Len() == 0 {
+		return nil
+	}
+	if err := s.db.Write(&b.b, &opt.WriteOptions{Sync: false}); err != nil {
+		return fmt.Errorf("store: write nav batch (%d writes): %w", b.b.Len(), err)
+	}
+	return nil
+}
+
+// PutProduct stores one catalog entry, synced.
+func (s *Store) PutProduct(id string, v []byte) error {
+	if err := s.db.Put([]byte(pNavProduct+id), v, &opt.WriteOptions{Sync: true}); err != nil {
+		return fmt.Errorf("store: put product %s: %w", id, err)
+	}
+	return nil
+}
+
+// NavProducts calls fn for every catalog entry, in key order.
+func (s *Store) NavProducts(fn func(id string, v []byte) error) error {
+	return s.navScan(pNavProduct, fn)
+}
+
+// NavCounts calls fn for every product's co-view counts, in key order.
+func (s *Store) NavCounts(fn func(product string, v []byte) error) error {
+	return s.navScan(pNavCounts, fn)
+}
+
+// NavUsers calls fn for every stored user history, in key order.
+func (s *Store) NavUsers(fn func(user string, v []byte) error) error {
+	return s.navScan(pNavUser, fn)
+}
+
+// navScan iterates one prefix; fn's value is only valid during the call.
+func (s *Store) navScan(prefix string, fn func(key string, v []byte) error) error {
+	it := s.db.NewIterator(util.BytesPrefix([]byte(prefix)), nil)
+	defer it.Release()
+	for it.Next() {
+		if err := fn(string(it.Key()[len(prefix):]), it.Value()); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("store: scan %s: %w", prefix, err)
+	}
+	return nil
+}
