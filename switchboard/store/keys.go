@@ -12,14 +12,16 @@ import (
 // ("+" and digits) and agent names hold no '/', so a '/' after them ends the
 // component and prefix scans never run into a neighbour's keys.
 const (
-	pMsg     = "m/"   // m/<phone>/<seq8>       → record (JSON)
-	pStatus  = "s/"   // s/<id>                 → statusRec (JSON)
-	pSid     = "sid/" // sid/<MessageSid>       → id
-	pRef     = "ref/" // ref/<agent>/<ref>      → id
-	pID      = "id/"  // id/<id>                → seq8 oseq8 phone
-	pPID     = "pid/" // pid/<providerID>       → id
-	pOutbox  = "o/"   // o/<oseq8>/<id>         → empty
-	pConv    = "c/"   // c/<phone>              → convRec (JSON)
+	pMsg     = "m/"        // m/<phone>/<seq8>       → record (JSON)
+	pStatus  = "s/"        // s/<id>                 → statusRec (JSON)
+	pSid     = "sid/"      // sid/<MessageSid>       → id
+	pRef     = "ref/"      // ref/<agent>/<ref>      → id
+	pID      = "id/"       // id/<id>                → seq8 oseq8 phone
+	pPID     = "pid/"      // pid/<providerID>       → id
+	pOutbox  = "o/"        // o/<oseq8>/<id>         → empty
+	pConv    = "c/"        // c/<phone>              → convRec (JSON)
+	pJournal = "j/"        // j/<id>                 → journalRec (JSON): cluster events not yet seen in the log
+	keyCheck = "k/cluster" //                   → cluster checkpoint (opaque to the store)
 	keyGSeq  = "g/seq"
 	keyVer   = "g/version"
 	schemaV1 = "1"
@@ -97,6 +99,11 @@ type record struct {
 	To          string             `json:"to,omitempty"`
 	Sid         string             `json:"sid,omitempty"`
 	Ref         string             `json:"ref,omitempty"`
+	// Pos is the cluster log position (offset+1) of the event that first
+	// stored the message; 0 outside cluster mode.
+	Pos int64 `json:"o,omitempty"`
+	// Origin is the node that accepted a reply (cluster mode): it sends it.
+	Origin string `json:"n,omitempty"`
 }
 
 func (r *record) message(phone string) protocol.Message {

@@ -37,6 +37,12 @@ type Inbound struct {
 	FromCountry string
 	// Received is when the message arrived. Zero value: Options.Now().
 	Received time.Time
+	// LogPos (cluster mode) is the log position (offset+1) of the event
+	// being applied; see ApplyInbound.
+	LogPos int64
+	// NoWait (cluster mode) leaves the conversation's routing state alone:
+	// the cluster router writes it with its checkpoints.
+	NoWait bool
 }
 
 // Reply is a message from an agent to a customer.
@@ -55,6 +61,11 @@ type Reply struct {
 	Text string
 	// Sent is when the agent sent it. Zero value: Options.Now().
 	Sent time.Time
+	// LogPos (cluster mode) is the log position (offset+1) of the event
+	// being applied; see ApplyReply.
+	LogPos int64
+	// Origin (cluster mode) is the node that accepted the reply.
+	Origin string
 }
 
 func invalid(format string, args ...any) error {
@@ -147,11 +158,12 @@ func (t *txn) appendInbound(in *Inbound) result {
 		FromCountry: in.FromCountry,
 		To:          in.To,
 		Sid:         in.Sid,
+		Pos:         in.LogPos,
 	}
 	t.put(msgKey(in.Phone, seq), mustJSON(&rec))
 	t.put(idKey(id), loc{phone: in.Phone, seq: seq}.encode())
 	t.put(sidKey(in.Sid), []byte(id))
-	if conv.Agent == "" && !conv.Waiting {
+	if !in.NoWait && conv.Agent == "" && !conv.Waiting {
 		conv.Waiting = true
 		conv.WaitSeq = t.nextGlobal()
 		t.put(convKey(in.Phone), mustJSON(&conv))
@@ -227,6 +239,8 @@ func (t *txn) appendReply(r *Reply) result {
 		Received: sent.UnixMilli(),
 		Agent:    r.Agent,
 		Ref:      r.Ref,
+		Pos:      r.LogPos,
+		Origin:   r.Origin,
 	}
 	t.put(msgKey(r.Phone, seq), mustJSON(&rec))
 	t.put(idKey(id), loc{phone: r.Phone, seq: seq, oseq: oseq}.encode())

@@ -1,0 +1,249 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/util"
+
+	"github.com/switchboard/switchboard/switchboard/protocol"
+)
+
+// This file holds what cluster mode needs (see the node's cluster.go):
+// applying events from the shared log idempotently, a journal of events this
+// node accepted but has not yet seen in the log, and checkpoints that save
+// routing state together with the log position it reflects.
+
+// recordOf reads the stored record of message id.
+func recordOf(get getter, id string) (record, error) {
+	l, err := locate(get, id)
+	if err != nil {
+		return record{}, err
+	}
+	v, ok, err := get(msgKey(l.phone, l.seq))
+	if err != nil {
+		return record{}, err
+	}
+	if !ok {
+		return record{}, fmt.Errorf("message %s: record missing", id)
+	}
+	var r record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return record{}, fmt.Errorf("corrupt message record %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// ApplyInbound stores an inbound message read from the cluster log at
+// position in.LogPos (offset+1). fresh reports whether this log entry should
+// be routed: true when the message is new, and also when this same entry
+// stored it before (a replay after a restart from an older checkpoint);
+// false for a second log entry of a message already stored (a republished
+// event, or a Twilio retry that reached another node).
+func (s *Store) ApplyInbound(ctx context.Context, in Inbound) (msg protocol.Message, fresh bool, err error) {
+	if in.LogPos <= 0 || in.ID == "" {
+		return msg, false, fmt.Errorf("store: apply inbound: %w", invalid("LogPos and ID are required"))
+	}
+	in.NoWait = true
+	if err := in.validate(); err != nil {
+		return msg, false, fmt.Errorf("store: apply inbound %s: %w", in.Sid, err)
+	}
+	res := s.do(ctx, func(t *txn) result {
+		r := t.appendInbound(&in)
+		if r.err != nil || !r.flag {
+			return r
+		}
+		rec, err := recordOf(t.get, r.msg.ID)
+		if err != nil {
+			return result{err: err}
+		}
+		r.flag = !(rec.ID == in.ID && rec.Pos == in.LogPos)
+		return r
+	})
+	if res.err != nil {
+		return msg, false, fmt.Errorf("store: apply inbound %s: %w", in.Sid, res.err)
+	}
+	return res.msg, !res.flag, nil
+}
+
+// ApplyReply is ApplyInbound for a reply (dedupe by Agent and Ref).
+func (s *Store) ApplyReply(ctx context.Context, r Reply) (msg protocol.Message, fresh bool, err error) {
+	if r.LogPos <= 0 || r.ID == "" {
+		return msg, false, fmt.Errorf("store: apply reply: %w", invalid("LogPos and ID are required"))
+	}
+	if err := r.validate(); err != nil {
+		return msg, false, fmt.Errorf("store: apply reply %s/%s: %w", r.Agent, r.Ref, err)
+	}
+	res := s.do(ctx, func(t *txn) result {
+		out := t.appendReply(&r)
+		if out.err != nil || !out.flag {
+			return out
+		}
+		rec, err := recordOf(t.get, out.msg.ID)
+		if err != nil {
+			return result{err: err}
+		}
+		out.flag = !(rec.ID == r.ID && rec.Pos == r.LogPos)
+		return out
+	})
+	if res.err != nil {
+		return msg, false, fmt.Errorf("store: apply reply %s/%s: %w", r.Agent, r.Ref, res.err)
+	}
+	return res.msg, !res.flag, nil
+}
+
+// PendingReply is an outbox entry with the node that accepted it.
+type PendingReply struct {
+	protocol.Message
+	Origin string
+}
+
+// PendingReplies is Pending with each reply's origin node.
+func (s *Store) PendingReplies() ([]PendingReply, error) {
+	var list []PendingReply
+	err := s.snapshot(func(snap *leveldb.Snapshot) error {
+		get := snapGetter(snap)
+		it := snap.NewIterator(util.BytesPrefix([]byte(pOutbox)), nil)
+		defer it.Release()
+		for it.Next() {
+			id, err := idOfOutboxKey(it.Key())
+			if err != nil {
+				return err
+			}
+			m, _, err := loadMessage(get, id)
+			if err != nil {
+				return fmt.Errorf("outbox entry %s: %w", id, err)
+			}
+			rec, err := recordOf(get, id)
+			if err != nil {
+				return err
+			}
+			list = append(list, PendingReply{Message: m, Origin: rec.Origin})
+		}
+		return it.Error()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: pending replies: %w", err)
+	}
+	return list, nil
+}
+
+// MessageBySid returns the inbound message stored for a provider MessageSid.
+func (s *Store) MessageBySid(sid string) (protocol.Message, error) {
+	var m protocol.Message
+	err := s.snapshot(func(snap *leveldb.Snapshot) error {
+		get := snapGetter(snap)
+		id, ok, err := get(sidKey(sid))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrNotFound
+		}
+		m, _, err = loadMessage(get, string(id))
+		return err
+	})
+	if err != nil {
+		return m, fmt.Errorf("store: message by sid %s: %w", sid, err)
+	}
+	return m, nil
+}
+
+// JournalEntry is an event this node accepted (and answered for) that it
+// has not yet seen in the cluster log. It is kept durably until it has, so
+// it can be published again after a broker outage or a restart.
+type JournalEntry struct {
+	ID   string    `json:"id"`
+	Key  string    `json:"key"`
+	Body []byte    `json:"body"`
+	At   time.Time `json:"at"`
+}
+
+// PutJournal records e durably (synced, group-committed).
+func (s *Store) PutJournal(ctx context.Context, e JournalEntry) error {
+	if e.ID == "" || len(e.ID) > maxID {
+		return fmt.Errorf("store: put journal: %w", invalid("bad id"))
+	}
+	v := mustJSON(&e)
+	res := s.do(ctx, func(t *txn) result {
+		t.put([]byte(pJournal+e.ID), v)
+		return result{}
+	})
+	if res.err != nil {
+		return fmt.Errorf("store: put journal %s: %w", e.ID, res.err)
+	}
+	return nil
+}
+
+// DeleteJournal forgets journal entries once they are in the log.
+func (s *Store) DeleteJournal(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	res := s.do(ctx, func(t *txn) result {
+		for _, id := range ids {
+			t.del([]byte(pJournal + id))
+		}
+		return result{}
+	})
+	if res.err != nil {
+		return fmt.Errorf("store: delete journal: %w", res.err)
+	}
+	return nil
+}
+
+// Journal calls fn for every journal entry, oldest id first.
+func (s *Store) Journal(fn func(JournalEntry) error) error {
+	return s.snapshot(func(snap *leveldb.Snapshot) error {
+		it := snap.NewIterator(util.BytesPrefix([]byte(pJournal)), nil)
+		defer it.Release()
+		for it.Next() {
+			var e JournalEntry
+			if err := json.Unmarshal(it.Value(), &e); err != nil {
+				return fmt.Errorf("store: corrupt journal entry %q: %w", it.Key(), err)
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return it.Error()
+	})
+}
+
+// SaveCheckpoint writes conversation routing states and the caller's
+// checkpoint blob in one atomic write, so that after a crash the routing
+// state and the log position it reflects always match.
+func (s *Store) SaveCheckpoint(ctx context.Context, convs []ConvState, blob []byte) error {
+	for _, c := range convs {
+		if _, err := protocol.NormalizePhone(c.Phone); err != nil {
+			return fmt.Errorf("store: save checkpoint: %w", invalid("phone %q", c.Phone))
+		}
+	}
+	res := s.do(ctx, func(t *txn) result {
+		for _, c := range convs {
+			t.put(convKey(c.Phone), mustJSON(&convRec{Agent: c.Agent, LastAgent: c.LastAgent, Waiting: c.Waiting, WaitSeq: c.WaitSeq}))
+		}
+		t.put([]byte(keyCheck), blob)
+		return result{}
+	})
+	if res.err != nil {
+		return fmt.Errorf("store: save checkpoint: %w", res.err)
+	}
+	return nil
+}
+
+// LoadCheckpoint returns the last checkpoint blob, or nil when none.
+func (s *Store) LoadCheckpoint() ([]byte, error) {
+	v, err := s.db.Get([]byte(keyCheck), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: load checkpoint: %w", readErr(err))
+	}
+	return v, nil
+}

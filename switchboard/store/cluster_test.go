@@ -1,0 +1,124 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/switchboard/protocol"
+)
+
+func TestApplyInboundFreshness(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	in := Inbound{ID: "01A", Sid: "SM1", Phone: "+15550001111", Text: "hi", LogPos: 10}
+	tests := []struct {
+		name      string
+		mutate    func(in Inbound) Inbound
+		wantFresh bool
+		wantID    string
+	}{
+		{"first entry", func(in Inbound) Inbound { return in }, true, "01A"},
+		{"same entry replayed", func(in Inbound) Inbound { return in }, true, "01A"},
+		{"republished entry later in the log", func(in Inbound) Inbound { in.LogPos = 12; return in }, false, "01A"},
+		{"twilio retry through another node", func(in Inbound) Inbound { in.ID = "01B"; in.LogPos = 13; return in }, false, "01A"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, fresh, err := s.ApplyInbound(ctx, tt.mutate(in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fresh != tt.wantFresh || m.ID != tt.wantID {
+				t.Fatalf("fresh=%v id=%s, want %v %s", fresh, m.ID, tt.wantFresh, tt.wantID)
+			}
+		})
+	}
+	if list, _ := s.Conversation(in.Phone); len(list) != 1 {
+		t.Fatalf("stored %d messages", len(list))
+	}
+	// Cluster mode leaves routing state to the router.
+	if st, _ := s.ConvState(in.Phone); st.Waiting {
+		t.Fatalf("ApplyInbound marked the conversation waiting: %+v", st)
+	}
+	if m, err := s.MessageBySid("SM1"); err != nil || m.ID != "01A" {
+		t.Fatalf("MessageBySid = %+v, %v", m, err)
+	}
+	if _, _, err := s.ApplyInbound(ctx, Inbound{Sid: "SM2", Phone: in.Phone, Text: "x"}); err == nil {
+		t.Fatal("ApplyInbound without LogPos and ID succeeded")
+	}
+}
+
+func TestApplyReplyAndOrigin(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	r := Reply{ID: "01R", Phone: "+15550002222", Agent: "alice", Ref: "r1", Text: "hello", LogPos: 5, Origin: "n2"}
+	if _, fresh, err := s.ApplyReply(ctx, r); err != nil || !fresh {
+		t.Fatalf("first apply: fresh=%v err=%v", fresh, err)
+	}
+	if _, fresh, _ := s.ApplyReply(ctx, r); !fresh {
+		t.Fatal("replay of the same entry is not fresh")
+	}
+	r2 := r
+	r2.LogPos = 9
+	if _, fresh, _ := s.ApplyReply(ctx, r2); fresh {
+		t.Fatal("a republished entry is fresh")
+	}
+	p, err := s.PendingReplies()
+	if err != nil || len(p) != 1 || p[0].ID != "01R" || p[0].Origin != "n2" || p[0].Status != protocol.StatusQueued {
+		t.Fatalf("pending = %+v, %v", p, err)
+	}
+	// The provider took it ("queued" with an id): it leaves the outbox.
+	if _, _, err := s.SetStatus(ctx, "01R", protocol.StatusQueued, "SMprov"); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.PendingReplies(); len(p) != 0 {
+		t.Fatalf("still pending after the provider took it: %+v", p)
+	}
+	if ok, _ := s.IsPending("01R"); ok {
+		t.Fatal("IsPending after the provider took it")
+	}
+}
+
+func TestJournalAndCheckpoint(t *testing.T) {
+	opts := testOptions(t)
+	s := openStore(t, opts)
+	ctx := context.Background()
+	at := time.Unix(100, 0).UTC()
+	for _, id := range []string{"02", "01", "03"} {
+		if err := s.PutJournal(ctx, JournalEntry{ID: id, Key: "sms.in.1555", Body: []byte(`{"id":"` + id + `"}`), At: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteJournal(ctx, "02"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := s.Journal(func(e JournalEntry) error { got = append(got, e.ID+":"+string(e.Body)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{`01:{"id":"01"}`, `03:{"id":"03"}`}; len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("journal = %v", got)
+	}
+	if b, err := s.LoadCheckpoint(); err != nil || b != nil {
+		t.Fatalf("empty checkpoint = %q, %v", b, err)
+	}
+	convs := []ConvState{{Phone: "+15550003333", Agent: "bob", LastAgent: "bob"}, {Phone: "+15550004444", Waiting: true, WaitSeq: 42}}
+	if err := s.SaveCheckpoint(ctx, convs, []byte(`{"offset":7}`)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openStore(t, opts)
+	if b, _ := s.LoadCheckpoint(); !bytes.Equal(b, []byte(`{"offset":7}`)) {
+		t.Fatalf("checkpoint after reopen = %q", b)
+	}
+	if st, _ := s.ConvState("+15550004444"); !st.Waiting || st.WaitSeq != 42 {
+		t.Fatalf("conv state = %+v", st)
+	}
+	n := 0
+	s.Journal(func(JournalEntry) error { n++; return nil })
+	if n != 2 {
+		t.Fatalf("journal after reopen has %d entries", n)
+	}
+}
