@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
@@ -64,7 +65,8 @@ func validText(s string, max int) bool {
 	return true
 }
 
-// Validate checks the fields and normalizes Phone. A PRODUCT event needs a
+// Validate checks the fields and normalizes Phone to E.164 (separators
+// such as spaces, dashes and parentheses are dropped). A PRODUCT event needs a
 // product id; other types may omit it.
 func (e *Event) Validate() error {
 	if !validText(e.User, MaxUserLen) {
@@ -79,7 +81,13 @@ func (e *Event) Validate() error {
 		}
 	}
 	if e.Phone != "" {
-		p, err := protocol.NormalizePhone(e.Phone)
+		// Shops send what customers typed: drop the usual separators.
+		p, err := protocol.NormalizePhone(strings.Map(func(r rune) rune {
+			if r == ' ' || r == '-' || r == '(' || r == ')' || r == '.' {
+				return -1
+			}
+			return r
+		}, e.Phone))
 		if err != nil {
 			return fmt.Errorf("%w: phone: %v", ErrBadEvent, err)
 		}

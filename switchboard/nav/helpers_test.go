@@ -2,6 +2,7 @@ package nav
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -129,3 +130,5 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 func view(user, product string) Event {
 	return Event{User: user, Product: product, Type: TypeProduct, Node: "n1"}
 }
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -83,9 +83,9 @@ type Service struct {
 	top      []protocol.TopEntry // merged, with titles
 	topVer   uint64
 	ticks    uint64
-	lastPub  uint64                     // tick of the last partial published
-	dirtyPub map[string]struct{}        // products to publish on stats.product.<id>
-	active   map[string]int64           // linked phone → last view (ms)
+	lastPub  uint64              // tick of the last partial published
+	dirtyPub map[string]struct{} // products to publish on stats.product.<id>
+	active   map[string]int64    // linked phone → last view (ms)
 	counters Counters
 
 	flushMu sync.Mutex // one flush at a time
