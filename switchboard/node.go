@@ -18,6 +18,7 @@ import (
 	"github.com/switchboard/switchboard/switchboard/sms"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio"
 	"github.com/switchboard/switchboard/switchboard/store"
+	"github.com/switchboard/switchboard/udpstats"
 )
 
 // Node is one switchboard: HTTP and webhooks, the store, the bus, routing,
@@ -36,6 +37,7 @@ type Node struct {
 	router    *router
 	outbound  *dispatcher
 	early     earlyStatuses
+	emitter   *udpstats.Emitter // nil when metrics are off
 
 	srv      *http.Server
 	listener net.Listener
@@ -89,6 +91,13 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 		}
 	}()
 
+	if opts.StatsInterval > 0 {
+		n.emitter = udpstats.NewEmitter(n.statsOptions(log))
+		n.metrics = emittedMetrics(n.emitter)
+		em := n.emitter
+		undo = append(undo, func() { em.Close() })
+	}
+
 	n.store, err = store.Open(store.Options{Dir: opts.DataDir, Now: now, NewID: cfg.NewID, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.DataDir, err)
@@ -104,7 +113,11 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	default:
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		n.bus, err = amqpbus.Dial(ctx, amqpbus.Options{URL: opts.AMQPURL, Logger: log.With("component", "bus")})
+		ao := amqpbus.Options{URL: opts.AMQPURL, Logger: log.With("component", "bus")}
+		if opts.AMQPExchange != "" {
+			ao.Exchange, ao.QueuePrefix = opts.AMQPExchange, opts.AMQPExchange+"."
+		}
+		n.bus, err = amqpbus.Dial(ctx, ao)
 		if err != nil {
 			return nil, fmt.Errorf("connect to RabbitMQ: %w", err)
 		}
@@ -140,6 +153,16 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	return n, nil
 }
 
+func (n *Node) statsOptions(log *slog.Logger) udpstats.Options {
+	return udpstats.Options{
+		Group:    n.opts.StatsGroup,
+		Iface:    n.opts.StatsIface,
+		Interval: n.opts.StatsInterval,
+		Node:     n.opts.Node,
+		Logger:   log,
+	}
+}
+
 // Handler returns the node's HTTP handler.
 func (n *Node) Handler() http.Handler { return n.handler }
 
@@ -167,6 +190,9 @@ func (n *Node) Start() error {
 		return err
 	}
 	n.goFunc(func() { n.outbound.run(n.ctx) })
+	if n.emitter != nil {
+		n.goFunc(func() { n.emitter.Run(n.ctx) })
+	}
 
 	n.srv = &http.Server{
 		Handler:           n.handler,
@@ -180,6 +206,9 @@ func (n *Node) Start() error {
 			n.log.Error("http server stopped", "err", err)
 		}
 	})
+	if n.opts.TwilioRegister {
+		n.goFunc(func() { n.registerTwilio(n.ctx) }) // logs its outcome; never stops the node
+	}
 	if n.opts.InsecureSkipSignature {
 		n.log.Warn("webhook signature checking is OFF (-insecure-skip-signature): anyone can post fake SMS")
 	} else if n.opts.TwilioAuthToken == "" {
@@ -252,6 +281,9 @@ func (n *Node) shutdownParts(ctx context.Context) error {
 	}
 	if c, ok := n.sender.(io.Closer); ok {
 		c.Close()
+	}
+	if n.emitter != nil {
+		n.emitter.Close()
 	}
 	n.log.Info("switchboard stopped")
 	return errors.Join(errs...)

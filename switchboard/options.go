@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard/switchboard/udpstats"
 )
 
 // Options configure a node. NewOptions returns every default; New validates.
@@ -24,6 +26,12 @@ type Options struct {
 
 	AdminToken string // bearer token for admin endpoints; "" = admin endpoints refuse everyone
 
+	// AMQPExchange is the topic exchange nodes share; its name (plus ".")
+	// also prefixes their queues. "" = "switchboard". Nodes of one cluster
+	// must agree; a different name isolates a cluster (or a test run) on a
+	// shared broker.
+	AMQPExchange string
+
 	StatsGroup    string        // metrics multicast group; default "239.255.77.77:5554"
 	StatsIface    string        // interface for multicast; default "lo"
 	StatsInterval time.Duration // emit period; default 1s; 0 disables metrics
@@ -34,6 +42,10 @@ type Options struct {
 	TwilioAPIURL     string // "" = Twilio's API
 
 	InsecureSkipSignature bool // accept unsigned webhooks (development only; logged at start)
+	// TwilioRegister points the Twilio number's SMS webhook at
+	// PublicURL+"/sms/twilio" at start (needs PublicURL and the Twilio
+	// credentials). A failure is logged and the node keeps running.
+	TwilioRegister bool
 
 	Grace           time.Duration // how long a disconnected agent keeps its conversations; default 30s
 	DefaultCapacity int           // capacity of an agent whose token and frame name none; default 3
@@ -87,12 +99,24 @@ func (o *Options) Validate() error {
 			errs = append(errs, errors.New("-amqp: not an amqp:// or amqps:// URL"))
 		}
 	}
+	if o.AMQPExchange != "" && !validExchange(o.AMQPExchange) {
+		errs = append(errs, fmt.Errorf("-amqp-exchange: %q: use letters, digits, '-', '_', '.' or ':' (at most 200)", o.AMQPExchange))
+	}
+	if o.TwilioRegister {
+		if o.PublicURL == "" {
+			errs = append(errs, errors.New("-twilio-register: needs -public-url (the webhook URL is built from it)"))
+		}
+		if o.TwilioAccountSID == "" {
+			errs = append(errs, errors.New("-twilio-register: needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM"))
+		}
+	}
 	if o.StatsInterval < 0 {
 		errs = append(errs, errors.New("-stats-interval: must not be negative"))
 	}
 	if o.StatsInterval > 0 {
-		if _, _, err := net.SplitHostPort(o.StatsGroup); err != nil {
-			errs = append(errs, fmt.Errorf("-stats-group: %w", err))
+		// udpstats names the -stats-* flags in its errors.
+		if err := (udpstats.Options{Group: o.StatsGroup, Iface: o.StatsIface, Interval: o.StatsInterval, Node: o.Node}).Validate(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if (o.TwilioAccountSID == "") != (o.TwilioAuthToken == "") {
@@ -192,6 +216,8 @@ func Settings() []Setting {
 	add(mk("data", []string{"SWITCHBOARD_DATA"}, "LevelDB directory", b, s))
 	b, s = str(func(o *Options) *string { return &o.AMQPURL })
 	add(mk("amqp", []string{"SWITCHBOARD_AMQP_URL", "CLOUDAMQP_URL"}, "RabbitMQ URL; empty = embedded in-process bus", b, s))
+	b, s = str(func(o *Options) *string { return &o.AMQPExchange })
+	add(mk("amqp-exchange", []string{"SWITCHBOARD_AMQP_EXCHANGE"}, "RabbitMQ topic exchange shared by the cluster, also the queue name prefix (default \"switchboard\")", b, s))
 	b, s = str(func(o *Options) *string { return &o.Node })
 	add(mk("node", []string{"SWITCHBOARD_NODE"}, "node id in metrics and routing (default: host name)", b, s))
 	b, s = str(func(o *Options) *string { return &o.PublicURL })
@@ -216,6 +242,8 @@ func Settings() []Setting {
 	add(mk("", []string{"TWILIO_API_URL"}, "base URL of the SMS API (default Twilio's; tests point it at a fake)", b, s))
 	bb, bs := boolean(func(o *Options) *bool { return &o.InsecureSkipSignature })
 	add(mk("insecure-skip-signature", []string{"SWITCHBOARD_INSECURE_SKIP_SIGNATURE"}, "accept unsigned webhooks (development only)", bb, bs))
+	bb, bs = boolean(func(o *Options) *bool { return &o.TwilioRegister })
+	add(mk("twilio-register", []string{"SWITCHBOARD_TWILIO_REGISTER"}, "at start, set the Twilio number's SMS webhook to -public-url + /sms/twilio through Twilio's API", bb, bs))
 	b, s = dur(func(o *Options) *time.Duration { return &o.Grace })
 	add(mk("grace", []string{"SWITCHBOARD_GRACE"}, "how long a disconnected agent keeps its conversations", b, s))
 	b, s = integer(func(o *Options) *int { return &o.DefaultCapacity })
@@ -229,6 +257,22 @@ func Settings() []Setting {
 	origins.set = func(o *Options, v string) error { o.AllowedOrigins = splitList(v); return nil }
 	add(origins)
 	return list
+}
+
+// validExchange accepts the AMQP short-string names RabbitMQ allows, minus
+// the odd characters that would make queue names awkward to manage.
+func validExchange(name string) bool {
+	if len(name) > 200 {
+		return false
+	}
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.', r == ':':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func splitList(v string) []string {

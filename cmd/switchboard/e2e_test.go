@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -32,7 +33,7 @@ const (
 	wait      = 10 * time.Second
 )
 
-var binary string
+var binary, udpstatsBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "switchboard-e2e")
@@ -43,6 +44,11 @@ func TestMain(m *testing.M) {
 	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build switchboard: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	udpstatsBinary = filepath.Join(dir, "udpstats")
+	if out, err := exec.Command("go", "build", "-o", udpstatsBinary, "../udpstats").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build udpstats: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -100,13 +106,15 @@ func start(t *testing.T, port int, dir, twilioURL string, extra ...string) *proc
 		"SWITCHBOARD_ADMIN_TOKEN="+admin,
 		"SWITCHBOARD_PUBLIC_URL="+base,
 		"SWITCHBOARD_NODE=e2e",
-		"SWITCHBOARD_STATS_INTERVAL=0",
 		"SWITCHBOARD_GRACE=1s",
 		"TWILIO_ACCOUNT_SID="+account,
 		"TWILIO_AUTH_TOKEN="+authToken,
 		"TWILIO_FROM="+from,
 		"TWILIO_API_URL="+twilioURL,
 	)
+	if !hasPrefix(extra, "SWITCHBOARD_STATS_INTERVAL=") {
+		cmd.Env = append(cmd.Env, "SWITCHBOARD_STATS_INTERVAL=0")
+	}
 	cmd.Env = append(cmd.Env, extra...)
 	p := &proc{t: t, cmd: cmd, base: base, ws: fmt.Sprintf("ws://127.0.0.1:%d/agent", port), logs: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout = p.logs
@@ -377,5 +385,65 @@ func TestTokenCommand(t *testing.T) {
 	out, err = cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "SWITCHBOARD_SECRET") {
 		t.Fatalf("token without secret: %v %s", err, out)
+	}
+}
+
+func hasPrefix(list []string, prefix string) bool {
+	for _, s := range list {
+		if strings.HasPrefix(s, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestMetricsSeenByUdpstats runs the real node with metrics on lo (TTL 1,
+// a random port) and the real udpstats monitor, which must see it.
+func TestMetricsSeenByUdpstats(t *testing.T) {
+	fake := twiliotest.NewServer(account, authToken)
+	defer fake.Close()
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := fmt.Sprintf("239.255.77.77:%d", uc.LocalAddr().(*net.UDPAddr).Port)
+	uc.Close()
+	p := start(t, freePort(t), t.TempDir(), fake.URL(),
+		"SWITCHBOARD_NODE=metrics-e2e",
+		"SWITCHBOARD_STATS_GROUP="+group,
+		"SWITCHBOARD_STATS_IFACE=lo",
+		"SWITCHBOARD_STATS_INTERVAL=200ms",
+	)
+	p.sms("SMmetrics1", "+15554440001", "counting")
+
+	cmd := exec.Command(udpstatsBinary, "-json", "-once", "-group", group, "-iface", "lo", "-timeout", "10s")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("udpstats: %v\n%s", err, out)
+	}
+	var found bool
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var r struct {
+			Node    string             `json:"node"`
+			Metrics map[string]float64 `json:"metrics"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("udpstats printed %q: %v", line, err)
+		}
+		if r.Node != "metrics-e2e" {
+			continue
+		}
+		found = true
+		for _, name := range []string{"sms.in", "runtime.goroutines", "runtime.heap_inuse", "agents.online", "conv.waiting", "route.latency.count", "store.append.p99"} {
+			if _, ok := r.Metrics[name]; !ok {
+				t.Errorf("metric %s missing: %v", name, r.Metrics)
+			}
+		}
+		if r.Metrics["runtime.goroutines"] <= 0 {
+			t.Errorf("goroutines = %v", r.Metrics["runtime.goroutines"])
+		}
+	}
+	if !found {
+		t.Fatalf("udpstats did not see the node:\n%s", out)
 	}
 }

@@ -20,7 +20,7 @@ import (
 // DefaultColumns are the metrics the table shows, by name without the
 // prefix. Counters are shown per second, timings (.p50, .p99...) in ms,
 // gauges as they are. A metric a node does not send shows "-".
-const DefaultColumns = "sms.in,sms.out,nav.in,route.latency.p50,route.latency.p99,agents,queue.depth"
+const DefaultColumns = "sms.in,sms.out.sent,nav.events,route.latency.p50,route.latency.p99,agents.online,conv.waiting"
 
 // Config is the monitor's configuration; ParseConfig fills it from flags
 // and the environment.
