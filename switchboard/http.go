@@ -40,6 +40,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /sms/twilio/status", n.handleStatus)
 	mux.HandleFunc("GET /agent", n.handleAgent)
 	mux.HandleFunc("GET /conversations/{phone}", n.admin(n.handleConversation))
+	n.navRoutes(mux)
 	return n.countStatus(mux)
 }
 

@@ -36,6 +36,7 @@ type Node struct {
 	validator *twilio.Validator
 	router    *router
 	outbound  *dispatcher
+	nav       *navNode // navigation analytics (nav.go)
 	early     earlyStatuses
 	emitter   *udpstats.Emitter // nil when metrics are off
 
@@ -141,6 +142,9 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	}
 	n.validator = &twilio.Validator{AuthToken: opts.TwilioAuthToken, PublicURL: opts.PublicURL}
 
+	if err := n.openNav(); err != nil {
+		return nil, err
+	}
 	n.router = newRouter(n)
 	if err := n.router.restore(); err != nil {
 		return nil, fmt.Errorf("restore routing state: %w", err)
@@ -331,7 +335,7 @@ func (n *Node) subscribe() error {
 		}
 		n.subs = append(n.subs, sb)
 	}
-	return nil
+	return n.startNav()
 }
 
 func decodeEvent(d bus.Delivery) (messageEvent, error) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/switchboard/nav"
 	"github.com/switchboard/switchboard/udpstats"
 )
 
@@ -53,6 +54,8 @@ type Options struct {
 	MaxBody         int64         // largest webhook or JSON body; default 64 KiB
 	ShutdownTimeout time.Duration // drain limit on SIGTERM; default 30s
 	AllowedOrigins  []string      // extra Origins allowed to open agent WebSockets (besides same host and none)
+
+	Nav nav.Options // navigation analytics (-nav-*, -top-n); Node, Now and Logger are filled in by New
 }
 
 // NewOptions returns the defaults.
@@ -73,6 +76,7 @@ func NewOptions() Options {
 		HistoryOnAssign: 50,
 		MaxBody:         64 << 10,
 		ShutdownTimeout: 30 * time.Second,
+		Nav:             nav.NewOptions(),
 	}
 }
 
@@ -145,6 +149,7 @@ func (o *Options) Validate() error {
 	if o.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("-shutdown-timeout: must be positive"))
 	}
+	errs = append(errs, o.Nav.Validate())
 	return errors.Join(errs...)
 }
 
@@ -256,6 +261,7 @@ func Settings() []Setting {
 	}
 	origins.set = func(o *Options, v string) error { o.AllowedOrigins = splitList(v); return nil }
 	add(origins)
+	list = append(list, navSettings()...)
 	return list
 }
 

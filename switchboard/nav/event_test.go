@@ -66,12 +66,12 @@ func TestDecodeEvents(t *testing.T) {
 
 func TestCountTopLevel(t *testing.T) {
 	for body, want := range map[string]int{
-		`[]`:                   0,
-		`[ ]`:                  0,
-		`[1]`:                  1,
-		`[{"a":[1,2,3]},{}]`:   2,
+		`[]`:                  0,
+		`[ ]`:                 0,
+		`[1]`:                 1,
+		`[{"a":[1,2,3]},{}]`:  2,
 		`[",,,",{"b":"],["}]`: 2,
-		`["\",", 1, 2]`:        3,
+		`["\",", 1, 2]`:       3,
 	} {
 		if got := countTopLevel([]byte(body)); got != want {
 			t.Errorf("countTopLevel(%s) = %d, want %d", body, got, want)

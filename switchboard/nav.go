@@ -1,0 +1,213 @@
+package switchboard
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/switchboard/switchboard/switchboard/bus"
+	"github.com/switchboard/switchboard/switchboard/nav"
+	"github.com/switchboard/switchboard/switchboard/protocol"
+)
+
+// navNode wires the navigation analytics (package nav) into the node: the
+// service, its bus subscriptions, and the stats frames pushed to agents.
+type navNode struct {
+	svc *nav.Service
+
+	// Owned by the router goroutine (touched only inside router.do).
+	topSent  map[*session]uint64 // top-list version each session last got
+	custSent map[string]custPush // phone → what its agent last got
+	topFrame []byte              // the current top frame (JSON)
+	topVer   uint64              // version of topFrame
+}
+
+type custPush struct {
+	s    *session
+	data []byte
+}
+
+// openNav builds the navigation service on the node's store and bus. It
+// starts nothing: startNav does, from subscribe.
+func (n *Node) openNav() error {
+	o := n.opts.Nav
+	o.Node = n.opts.Node
+	o.Now = n.now
+	o.Logger = n.log
+	if n.opts.AMQPURL == "" {
+		o.PublishConcurrency = 1 // in-process: publishing is cheap, keep a batch in order
+	}
+	o.Counted = func(k int) { n.metrics.navEvents.Add(int64(k)) }
+	svc, err := nav.New(o, n.store, navPublisher{n})
+	if err != nil {
+		return fmt.Errorf("navigation analytics: %w", err)
+	}
+	n.nav = &navNode{svc: svc, topSent: make(map[*session]uint64), custSent: make(map[string]custPush)}
+	return nil
+}
+
+// navPublisher publishes through whatever bus the node has.
+type navPublisher struct{ n *Node }
+
+func (p navPublisher) Publish(ctx context.Context, key string, body []byte) error {
+	return p.n.bus.Publish(ctx, key, body)
+}
+
+// startNav subscribes the navigation handlers (each node its own private
+// queues: every node applies every event) and starts the service and the
+// agent pusher.
+func (n *Node) startNav() error {
+	subs := []struct {
+		bind string
+		h    bus.Handler
+	}{
+		{nav.BindView, n.nav.svc.HandleView},
+		{nav.BindTop, n.nav.svc.HandleTop},
+		{nav.BindCatalog, n.nav.svc.HandleCatalog},
+	}
+	for _, s := range subs {
+		sb, err := n.bus.Subscribe(n.ctx, bus.SubscribeOptions{Bindings: []string{s.bind}}, s.h)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", s.bind, err)
+		}
+		n.subs = append(n.subs, sb)
+	}
+	n.goFunc(func() { n.nav.svc.Run(n.ctx) })
+	n.goFunc(n.navPushLoop)
+	return nil
+}
+
+// navRoutes registers the navigation endpoints.
+func (n *Node) navRoutes(mux *http.ServeMux) {
+	n.nav.svc.Register(mux, n.admin)
+}
+
+// navPushLoop sends stats frames to agents once per resolution tick: the
+// top list to every session that has not seen its current version, and to
+// the agent of each recently active linked customer a frame with what the
+// customer viewed, when it changed or the conversation moved to another
+// session.
+func (n *Node) navPushLoop() {
+	t := time.NewTicker(n.opts.Nav.Resolution)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		top, ver := n.nav.svc.Top()
+		var topFrame []byte
+		if len(top.Top) > 0 {
+			topFrame, _ = json.Marshal(protocol.Frame{Type: protocol.TypeStats, Top: top.Top})
+		}
+		custs := n.nav.svc.ActiveCustomers()
+		frames := make([][]byte, len(custs))
+		for i, c := range custs {
+			frames[i], _ = json.Marshal(c.Frame)
+		}
+		n.router.do(n.ctx, func() { n.navPush(ver, topFrame, custs, frames) })
+	}
+}
+
+// navPush runs on the router goroutine.
+func (n *Node) navPush(ver uint64, topFrame []byte, custs []nav.CustomerFrame, frames [][]byte) {
+	nn, r := n.nav, n.router
+	if topFrame != nil {
+		nn.topFrame, nn.topVer = topFrame, ver
+	}
+	live := make(map[*session]bool, len(r.sessions))
+	for _, s := range r.sessions {
+		live[s] = true
+		if nn.topFrame != nil && nn.topSent[s] != nn.topVer {
+			if s.enqueueRaw(nn.topFrame, time.Time{}) {
+				nn.topSent[s] = nn.topVer
+			}
+		}
+	}
+	for s := range nn.topSent {
+		if !live[s] {
+			delete(nn.topSent, s)
+		}
+	}
+	for i, c := range custs {
+		s := r.sessions[r.engine.Owner(c.Phone)]
+		if s == nil {
+			delete(nn.custSent, c.Phone)
+			continue
+		}
+		if last, ok := nn.custSent[c.Phone]; ok && last.s == s && bytes.Equal(last.data, frames[i]) {
+			continue
+		}
+		if s.enqueueRaw(frames[i], time.Time{}) {
+			nn.custSent[c.Phone] = custPush{s: s, data: frames[i]}
+		}
+	}
+	if len(nn.custSent) > 2*len(custs)+100 {
+		active := make(map[string]bool, len(custs))
+		for _, c := range custs {
+			active[c.Phone] = true
+		}
+		for p := range nn.custSent {
+			if !active[p] {
+				delete(nn.custSent, p)
+			}
+		}
+	}
+}
+
+// navSettings are the -nav-* and -top-n settings (see Settings).
+func navSettings() []Setting {
+	dur := func(name, env, usage string, p func(o *Options) *time.Duration) Setting {
+		return Setting{Flag: name, Env: []string{env}, Usage: usage,
+			bind: func(fs *flag.FlagSet, o *Options, n, u string) { fs.DurationVar(p(o), n, *p(o), u) },
+			set: func(o *Options, v string) error {
+				d, err := time.ParseDuration(v)
+				if err == nil {
+					*p(o) = d
+				}
+				return err
+			}}
+	}
+	integer := func(name, env, usage string, p func(o *Options) *int) Setting {
+		return Setting{Flag: name, Env: []string{env}, Usage: usage,
+			bind: func(fs *flag.FlagSet, o *Options, n, u string) { fs.IntVar(p(o), n, *p(o), u) },
+			set: func(o *Options, v string) error {
+				i, err := strconv.Atoi(v)
+				if err == nil {
+					*p(o) = i
+				}
+				return err
+			}}
+	}
+	return []Setting{
+		{Flag: "nav-sample", Env: []string{"SWITCHBOARD_NAV_SAMPLE"}, Usage: "load the sample catalog into an empty catalog",
+			bind: func(fs *flag.FlagSet, o *Options, n, u string) { fs.BoolVar(&o.Nav.Sample, n, o.Nav.Sample, u) },
+			set: func(o *Options, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err == nil {
+					o.Nav.Sample = b
+				}
+				return err
+			}},
+		dur("nav-window", "SWITCHBOARD_NAV_WINDOW", "span of the rolling top-N of viewed products", func(o *Options) *time.Duration { return &o.Nav.Window }),
+		dur("nav-resolution", "SWITCHBOARD_NAV_RESOLUTION", "bucket size of the top-N window and how often it is recomputed", func(o *Options) *time.Duration { return &o.Nav.Resolution }),
+		integer("top-n", "SWITCHBOARD_TOP_N", "length of the top list of viewed products", func(o *Options) *int { return &o.Nav.TopN }),
+		integer("nav-max-products", "SWITCHBOARD_NAV_MAX_PRODUCTS", "distinct products remembered per shop user (oldest forgotten)", func(o *Options) *int { return &o.Nav.MaxProductsPerUser }),
+		dur("nav-user-ttl", "SWITCHBOARD_NAV_USER_TTL", "forget a shop user's history after this long without events", func(o *Options) *time.Duration { return &o.Nav.UserTTL }),
+		{Flag: "nav-max-body", Env: []string{"SWITCHBOARD_NAV_MAX_BODY"}, Usage: "largest POST /nav body in bytes",
+			bind: func(fs *flag.FlagSet, o *Options, n, u string) { fs.Int64Var(&o.Nav.MaxBody, n, o.Nav.MaxBody, u) },
+			set: func(o *Options, v string) error {
+				i, err := strconv.ParseInt(v, 10, 64)
+				if err == nil {
+					o.Nav.MaxBody = i
+				}
+				return err
+			}},
+	}
+}
