@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/switchboard/switchboard/switchboard/bus"
 	"github.com/switchboard/switchboard/switchboard/nav"
 	"github.com/switchboard/switchboard/switchboard/protocol"
+	"github.com/switchboard/switchboard/switchboard/store"
 )
 
 // navNode wires the navigation analytics (package nav) into the node: the
@@ -210,4 +212,20 @@ func navSettings() []Setting {
 				return err
 			}},
 	}
+}
+
+// ImportProducts stores a catalog file (a JSON array of products) into the
+// LevelDB in dataDir: `switchboard products import FILE`. The node must not
+// be running on that directory (LevelDB allows one process); a running node
+// takes PUT /products/{id} instead.
+func ImportProducts(dataDir string, r io.Reader) (int, error) {
+	st, err := store.Open(store.Options{Dir: dataDir})
+	if err != nil {
+		return 0, fmt.Errorf("open %s (is a node running on it? use PUT /products/{id} then): %w", dataDir, err)
+	}
+	n, err := nav.ImportCatalog(st, r)
+	if cerr := st.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return n, err
 }

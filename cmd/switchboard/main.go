@@ -2,6 +2,7 @@
 //
 //	switchboard [serve] [flags]      run a node (see -help)
 //	switchboard token NAME [-capacity N] [-ttl D]
+//	switchboard products import FILE [-data DIR]
 package main
 
 import (
@@ -32,7 +33,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) error {
 	cmd := "serve"
-	if len(args) > 0 && (args[0] == "serve" || args[0] == "token") {
+	if len(args) > 0 && (args[0] == "serve" || args[0] == "token" || args[0] == "products") {
 		cmd, args = args[0], args[1:]
 	}
 	opts := switchboard.NewOptions()
@@ -42,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "token":
 		return tokenCmd(args, opts, stdout, stderr)
+	case "products":
+		return productsCmd(args, opts, stdout, stderr)
 	default:
 		return serve(args, opts, stderr)
 	}
@@ -120,5 +123,30 @@ func tokenCmd(args []string, opts switchboard.Options, stdout, stderr io.Writer)
 		return err
 	}
 	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+func productsCmd(args []string, opts switchboard.Options, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("switchboard products", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("data", opts.DataDir, "LevelDB directory of the (stopped) node (env SWITCHBOARD_DATA)")
+	if len(args) < 2 || args[0] != "import" {
+		fmt.Fprintln(stderr, "usage: switchboard products import FILE [-data DIR]")
+		return errors.New("products: expected 'import FILE'")
+	}
+	file := args[1]
+	if err := fs.Parse(args[2:]); err != nil {
+		return err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("products import: %w", err)
+	}
+	defer f.Close()
+	n, err := switchboard.ImportProducts(*dir, f)
+	if err != nil {
+		return fmt.Errorf("products import %s: %w", file, err)
+	}
+	fmt.Fprintf(stdout, "imported %d products into %s\n", n, *dir)
 	return nil
 }

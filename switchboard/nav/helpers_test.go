@@ -90,6 +90,7 @@ func testOptions(c *clock) Options {
 	o.Resolution = time.Second
 	o.TopN = 3
 	o.Now = c.Now
+	o.PublishConcurrency = 1 // keep batches in order
 	o.Logger = quietLogger()
 	var mu sync.Mutex
 	n := 0

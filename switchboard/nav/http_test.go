@@ -3,6 +3,8 @@ package nav
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -233,5 +235,34 @@ func TestRedeliveryCountedOnce(t *testing.T) {
 	}
 	if err := s.HandleView(context.Background(), bus.Delivery{Key: "nav.view.x", Body: []byte(`{"user":""}`)}); !bus.IsPermanent(err) {
 		t.Errorf("bad event from the bus: %v, want permanent", err)
+	}
+}
+
+func TestIngestConcurrentPublish(t *testing.T) {
+	o := testOptions(newClock())
+	o.PublishConcurrency = 8
+	rec := &recorder{}
+	s, _ := newService(t, o, rec)
+	evs := make([]Event, 100)
+	for i := range evs {
+		evs[i] = Event{User: "u", Product: fmt.Sprint(i % 22), Type: TypeProduct}
+	}
+	if err := s.Ingest(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, m := range rec.take() {
+		e, err := DecodeEvent(m.body)
+		if err != nil || m.key != KeyView(e.Product) || e.Node != "n1" {
+			t.Fatalf("published %s %s (%v)", m.key, m.body, err)
+		}
+		ids[e.ID] = true
+	}
+	if len(ids) != 100 {
+		t.Errorf("%d distinct ids published, want 100", len(ids))
+	}
+	rec.err = errors.New("broker down")
+	if err := s.Ingest(context.Background(), evs); err == nil {
+		t.Error("Ingest hid a publish error")
 	}
 }
