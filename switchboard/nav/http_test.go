@@ -24,7 +24,7 @@ type server struct {
 	bus *bus.Memory
 }
 
-func startServer(t *testing.T, opts Options) *server {
+func startServer(t testing.TB, opts Options) *server {
 	t.Helper()
 	b := bus.NewMemory(bus.MemoryOptions{Logger: quietLogger()})
 	s, _ := newService(t, opts, b)
