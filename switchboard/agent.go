@@ -19,6 +19,13 @@ const requestTimeout = 10 * time.Second
 func (n *Node) handleFrame(s *session, f protocol.Frame) {
 	ctx, cancel := context.WithTimeout(n.ctx, requestTimeout)
 	defer cancel()
+	if n.cluster != nil {
+		switch f.Type {
+		case protocol.TypeAvailable, protocol.TypeAway, protocol.TypeRelease:
+			n.clusterPresence(ctx, s, f)
+			return
+		}
+	}
 	switch f.Type {
 	case protocol.TypeAvailable:
 		n.router.do(ctx, func() { n.router.available(s, f.Capacity) })
@@ -69,6 +76,16 @@ func (n *Node) handleResponse(ctx context.Context, s *session, f protocol.Frame)
 		s.enqueue(refusal.Frame(), time.Time{})
 		return
 	}
+	if n.cluster != nil {
+		id, err := n.cluster.reply(ctx, s, phone, f.Ref, f.Message)
+		if err != nil {
+			n.log.Error("journal reply", "agent", s.agent, "phone", phone, "err", err)
+			s.enqueue(protocol.ErrorFrame(protocol.CodeInternal, "the reply was not stored; retry with the same ref", f.Ref), time.Time{})
+			return
+		}
+		s.enqueue(protocol.Frame{Type: protocol.TypeAck, Ref: f.Ref, ID: id}, time.Time{})
+		return
+	}
 	msg, dup, err := n.store.AppendReply(ctx, store.Reply{Phone: phone, Agent: s.agent, Ref: f.Ref, Text: f.Message})
 	if err != nil {
 		n.log.Error("store reply", "agent", s.agent, "phone", phone, "err", err)
@@ -106,5 +123,36 @@ func (n *Node) handleHistory(ctx context.Context, s *session, f protocol.Frame) 
 		s.enqueue(protocol.ErrorFrame(protocol.CodeInternal, "history unavailable; retry", ""), time.Time{})
 	default:
 		s.enqueue(protocol.Frame{Type: protocol.TypeHistory, Phone: f.Phone, List: list, More: more}, time.Time{})
+	}
+}
+
+// clusterPresence turns available, away and release frames into log events
+// (cluster mode); they take effect when every node applies them.
+func (n *Node) clusterPresence(ctx context.Context, s *session, f protocol.Frame) {
+	var err error
+	switch f.Type {
+	case protocol.TypeAvailable:
+		capacity := f.Capacity
+		if capacity <= 0 {
+			capacity = s.capacity
+		}
+		s.available.Store(true)
+		s.lastCapacity.Store(int64(capacity))
+		err = n.cluster.presence(ctx, s, stateAvailable, capacity)
+	case protocol.TypeAway:
+		s.available.Store(false)
+		err = n.cluster.presence(ctx, s, stateAway, 0)
+	case protocol.TypeRelease:
+		owner := ""
+		n.router.call(ctx, func() { owner = n.router.engine.Owner(f.Phone) })
+		if owner != s.agent {
+			s.enqueue(protocol.ErrorFrame(protocol.CodeNotAssigned, "conversation "+f.Phone+" is not yours", ""), time.Time{})
+			return
+		}
+		err = n.cluster.release(ctx, s, f.Phone)
+	}
+	if err != nil {
+		n.log.Warn("publish agent request", "agent", s.agent, "type", f.Type, "err", err)
+		s.enqueue(protocol.ErrorFrame(protocol.CodeUnavailable, "the switchboard cannot reach its message broker; retry shortly", f.Ref), time.Time{})
 	}
 }

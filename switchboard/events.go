@@ -18,9 +18,14 @@ func keyPresence(agent string) string { return "agent.presence." + agent }
 // services may read it as a plain message object.
 type messageEvent struct {
 	protocol.Message
-	Node   string `json:"node,omitempty"`   // the node that stored it
-	Born   int64  `json:"born,omitempty"`   // Unix nanoseconds when the node received it, for latency
-	Detail string `json:"detail,omitempty"` // sms.status: why a send failed
+	Node       string `json:"node,omitempty"`       // the node that stored (single) or accepted (cluster) it
+	Born       int64  `json:"born,omitempty"`       // Unix nanoseconds when the node received it, for latency
+	Detail     string `json:"detail,omitempty"`     // sms.status: why a send failed
+	Sid        string `json:"sid,omitempty"`        // sms.in: the provider's MessageSid
+	To         string `json:"to,omitempty"`         // sms.in: our number
+	Ref        string `json:"ref,omitempty"`        // sms.out: the agent's client ref
+	ProviderID string `json:"providerId,omitempty"` // sms.status: the provider's id of the reply
+	EventID    string `json:"eventId,omitempty"`    // cluster mode: journal id of a status event
 }
 
 // assignmentEvent is the body of conv.assigned and conv.released.
@@ -39,4 +44,38 @@ type presenceEvent struct {
 	Capacity int    `json:"capacity"`
 	Load     int    `json:"load"`
 	At       int64  `json:"at"`
+	// Cluster mode: the event's id (dedupe) and the agent connection it
+	// is about.
+	ID      string `json:"id,omitempty"`
+	Session string `json:"session,omitempty"`
+}
+
+// Presence states.
+const (
+	stateConnected = "connected"
+	stateAvailable = "available"
+	stateAway      = "away"
+	stateGone      = "gone"
+)
+
+// routeEvent is the body of the internal route.* keys of cluster mode:
+// requests that change routing, ordered by the shared log like everything
+// else (route.release.<agent>, route.expire.<agent>, route.node.<node>).
+type routeEvent struct {
+	ID      string `json:"id"`
+	Agent   string `json:"agent,omitempty"`
+	Phone   string `json:"phone,omitempty"`
+	Session string `json:"session,omitempty"`
+	Epoch   uint64 `json:"epoch,omitempty"`
+	Node    string `json:"node,omitempty"`
+	State   string `json:"state,omitempty"` // route.node: started, dead
+	By      string `json:"by,omitempty"`    // route.node: who published it
+	At      int64  `json:"at"`              // ms since the epoch
+}
+
+func keyRelease(agent string) string { return "route.release." + agent }
+func keyExpire(agent string) string  { return "route.expire." + agent }
+func keyNode(node string) string     { return "route.node." + node }
+func keyHeartbeat(node string) string {
+	return "node.heartbeat." + node
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -150,6 +151,23 @@ func (n *Node) handleInbound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := n.now()
+	if n.cluster != nil {
+		dup, err := n.cluster.inbound(r.Context(), store.Inbound{Sid: in.Sid, Phone: in.From, To: in.To, Text: in.Body, FromCountry: in.FromCountry}, born)
+		n.metrics.storeLatency.Observe(n.now().Sub(start))
+		if err != nil {
+			n.log.Error("journal inbound", "sid", in.Sid, "err", err)
+			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		if dup {
+			n.metrics.smsDuplicate.Inc()
+		} else {
+			n.metrics.smsIn.Inc()
+		}
+		n.metrics.webhookLatency.Observe(n.now().Sub(born))
+		writeTwiML(w)
+		return
+	}
 	msg, dup, err := n.store.AppendInbound(r.Context(), store.Inbound{
 		Sid: in.Sid, Phone: in.From, To: in.To, Text: in.Body, FromCountry: in.FromCountry, Received: born,
 	})
@@ -203,6 +221,19 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 	if up.ErrorCode != "" {
 		detail = "provider error " + up.ErrorCode
 	}
+	if n.cluster != nil {
+		msg, err := n.store.MessageByProviderID(up.Sid)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		if err := n.cluster.status(r.Context(), msg, up.Status, up.Sid, detail); err != nil {
+			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		writeTwiML(w)
+		return
+	}
 	var msg protocol.Message
 	var lookupErr error
 	held := n.early.hold(up.Sid, up.Status, detail, n.now(), func() bool {
@@ -233,6 +264,11 @@ func (n *Node) setStatus(ctx context.Context, id string, st protocol.Status, pro
 	msg, changed, err := n.store.SetStatus(ctx, id, st, providerID)
 	if err != nil {
 		return err
+	}
+	if n.cluster != nil {
+		// Recorded here at once (this node's outbox guard), and through the
+		// log for every other node and for the agent, wherever it is.
+		return n.cluster.status(ctx, msg, st, providerID, detail)
 	}
 	if changed {
 		return n.publish(ctx, keyStatus(msg.Phone), messageEvent{Message: msg, Node: n.opts.Node, Detail: detail})
@@ -311,6 +347,22 @@ func (n *Node) handleAgent(w http.ResponseWriter, r *http.Request) {
 	n.metrics.wsConnections.Inc()
 	s := newSession(n, conn, claims.Agent, claims.Capacity)
 	n.log.Info("agent connected", "agent", claims.Agent, "remote", r.RemoteAddr)
+	if n.cluster != nil {
+		n.goFunc(s.writeLoop)
+		if err := n.cluster.connect(s); err != nil {
+			n.log.Warn("announce agent connection", "agent", s.agent, "err", err)
+			s.enqueue(protocol.ErrorFrame(protocol.CodeUnavailable, "the switchboard cannot reach its message broker; reconnect shortly", ""), time.Time{})
+			s.close(websocket.CloseTryAgainLater, "broker unavailable")
+			n.cluster.disconnect(s)
+			return
+		}
+		n.goFunc(func() {
+			s.readLoop()
+			n.cluster.disconnect(s)
+			n.log.Info("agent disconnected", "agent", s.agent)
+		})
+		return
+	}
 	if !n.router.call(n.ctx, func() { n.router.connect(s) }) {
 		conn.Close()
 		return

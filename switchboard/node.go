@@ -38,6 +38,7 @@ type Node struct {
 	outbound  *dispatcher
 	nav       *navNode // navigation analytics (nav.go)
 	early     earlyStatuses
+	cluster   *cluster          // nil in single-node mode
 	emitter   *udpstats.Emitter // nil when metrics are off
 
 	srv      *http.Server
@@ -146,7 +147,11 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.router = newRouter(n)
-	if err := n.router.restore(); err != nil {
+	if opts.AMQPURL != "" {
+		if n.cluster, err = newCluster(n); err != nil {
+			return nil, fmt.Errorf("restore cluster state: %w", err)
+		}
+	} else if err := n.router.restore(); err != nil {
 		return nil, fmt.Errorf("restore routing state: %w", err)
 	}
 	n.outbound = newDispatcher(n)
@@ -313,11 +318,21 @@ func (n *Node) Ready() error {
 	if err := n.bus.Ready(); err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
+	if n.cluster != nil {
+		return n.cluster.ready()
+	}
 	return nil
 }
 
 // subscribe connects the bus to the router and the dispatcher.
 func (n *Node) subscribe() error {
+	if n.cluster != nil {
+		// The log carries sms.* and routing; navigation has its own keys.
+		if err := n.cluster.start(n.ctx); err != nil {
+			return err
+		}
+		return n.startNav()
+	}
 	type sub struct {
 		queue    string
 		bindings []string

@@ -68,6 +68,7 @@ func NewOptions() Options {
 		Addr:            ":8080",
 		DataDir:         "./data",
 		Node:            host,
+		AMQPExchange:    "switchboard",
 		StatsGroup:      "239.255.77.77:5554",
 		StatsIface:      "lo",
 		StatsInterval:   time.Second,

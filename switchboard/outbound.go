@@ -103,6 +103,22 @@ func (d *dispatcher) run(ctx context.Context) {
 // sweep enqueues every pending reply: at start (resume after a restart) and
 // periodically (replies that missed the bus or a full queue).
 func (d *dispatcher) sweep() {
+	if c := d.n.cluster; c != nil {
+		if !c.caughtUp.Load() {
+			return // the log decides who sends what: wait until it is applied
+		}
+		pending, err := d.n.store.PendingReplies()
+		if err != nil {
+			d.log.Error("read outbox", "err", err)
+			return
+		}
+		for _, p := range pending {
+			if c.sends(p.Origin) {
+				d.enqueue(p.Message)
+			}
+		}
+		return
+	}
 	pending, err := d.n.store.Pending()
 	if err != nil {
 		d.log.Error("read outbox", "err", err)

@@ -143,19 +143,35 @@ func (r *router) apply(effects []route.Effect, born time.Time) {
 			if s := r.sessions[e.Agent]; s != nil {
 				r.sendAssigned(s, e.Phone, born)
 			}
-			r.n.publishAsync(keyAssigned(e.Agent), assignmentEvent{Agent: e.Agent, Phone: e.Phone, At: r.n.now().UnixMilli()})
+			if r.announces(e.Agent) {
+				r.n.publishAsync(keyAssigned(e.Agent), assignmentEvent{Agent: e.Agent, Phone: e.Phone, At: r.n.now().UnixMilli()})
+			}
 		case route.Released:
 			r.saveConv(e.Phone)
 			if s := r.sessions[e.Agent]; s != nil {
 				s.enqueue(protocol.Frame{Type: protocol.TypeReleased, Phone: e.Phone, Reason: e.Reason}, time.Time{})
 			}
-			r.n.publishAsync(keyReleased(e.Agent), assignmentEvent{Agent: e.Agent, Phone: e.Phone, Reason: e.Reason, At: r.n.now().UnixMilli()})
+			if r.announces(e.Agent) {
+				r.n.publishAsync(keyReleased(e.Agent), assignmentEvent{Agent: e.Agent, Phone: e.Phone, Reason: e.Reason, At: r.n.now().UnixMilli()})
+			}
 		}
 	}
 	r.publishLoad()
 }
 
+// announces reports whether this node publishes conv.* events for agent:
+// always in single-node mode; in cluster mode, where every node makes the
+// same decision, only the node hosting the agent's session does.
+func (r *router) announces(agent string) bool {
+	return r.n.cluster == nil || r.sessions[agent] != nil
+}
+
 func (r *router) saveConv(phone string) {
+	if r.n.cluster != nil {
+		// Written with the next checkpoint, together with the log offset.
+		r.n.cluster.dirty[phone] = true
+		return
+	}
 	c := r.engine.Conversation(phone)
 	st := store.ConvState{Phone: c.Phone, Agent: c.Agent, LastAgent: c.LastAgent, Waiting: c.Waiting, WaitSeq: c.WaitSeq}
 	select {
@@ -174,12 +190,11 @@ func (r *router) sendAssigned(s *session, phone string, born time.Time) {
 	s.enqueue(protocol.Frame{Type: protocol.TypeAssigned, Phone: phone, List: list}, born)
 }
 
-// arrive handles a stored inbound message.
+// arrive handles a stored inbound message (single-node mode): its place in
+// the waiting line is the one the store gave it.
 func (r *router) arrive(m protocol.Message, born time.Time) {
-	if owner := r.engine.Owner(m.Phone); owner != "" {
-		if s := r.sessions[owner]; s != nil {
-			s.enqueue(protocol.Frame{Type: protocol.TypeUpdate, Phone: m.Phone, List: []protocol.Message{m}}, born)
-		}
+	if r.engine.Owner(m.Phone) != "" {
+		r.arriveAt(m, 0, born, r.n.now())
 		return
 	}
 	seq := r.maxSeq + 1
@@ -189,8 +204,19 @@ func (r *router) arrive(m protocol.Message, born time.Time) {
 	if seq > r.maxSeq {
 		r.maxSeq = seq
 	}
+	r.arriveAt(m, seq, born, r.n.now())
+}
+
+// arriveAt routes an inbound message that has arrival order seq.
+func (r *router) arriveAt(m protocol.Message, seq uint64, born, now time.Time) {
+	if owner := r.engine.Owner(m.Phone); owner != "" {
+		if s := r.sessions[owner]; s != nil {
+			s.enqueue(protocol.Frame{Type: protocol.TypeUpdate, Phone: m.Phone, List: []protocol.Message{m}}, born)
+		}
+		return
+	}
 	wasWaiting := r.engine.IsWaiting(m.Phone)
-	effects := r.engine.Arrive(m.Phone, seq, r.n.now())
+	effects := r.engine.Arrive(m.Phone, seq, now)
 	if !wasWaiting && r.engine.IsWaiting(m.Phone) {
 		r.saveConv(m.Phone)
 	}
@@ -291,6 +317,9 @@ func (r *router) away(s *session) {
 }
 
 func (r *router) publishPresence(agent, state string) {
+	if r.n.cluster != nil {
+		return // in cluster mode presence events are the routing inputs themselves
+	}
 	l := r.engine.LoadOf(agent)
 	r.n.publishAsync(keyPresence(agent), presenceEvent{
 		Agent: agent, Node: r.n.opts.Node, State: state,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -34,12 +35,17 @@ type outFrame struct {
 // a bounded queue drained by the writer goroutine; when the queue is full the
 // agent is too slow and is disconnected, so a slow agent never slows the node.
 type session struct {
+	id       string // cluster mode: names this connection in presence events
 	n        *Node
 	conn     *websocket.Conn
 	agent    string
 	capacity int // from the token; 0 = node default
 	epoch    uint64
 	log      *slog.Logger
+
+	// Cluster mode: what the agent last declared, to re-assert it.
+	available    atomic.Bool
+	lastCapacity atomic.Int64
 
 	send      chan outFrame
 	done      chan struct{}

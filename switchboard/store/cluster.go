@@ -247,3 +247,27 @@ func (s *Store) LoadCheckpoint() ([]byte, error) {
 	}
 	return v, nil
 }
+
+// MessageByRef returns the reply stored for an agent's client ref.
+func (s *Store) MessageByRef(agent, ref string) (protocol.Message, error) {
+	var m protocol.Message
+	err := s.snapshot(func(snap *leveldb.Snapshot) error {
+		get := snapGetter(snap)
+		id, ok, err := get(refKey(agent, ref))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrNotFound
+		}
+		m, _, err = loadMessage(get, string(id))
+		return err
+	})
+	if err != nil {
+		return m, fmt.Errorf("store: message by ref %s/%s: %w", agent, ref, err)
+	}
+	return m, nil
+}
+
+// NewID returns a new message id from the store's id generator.
+func (s *Store) NewID() string { return s.opts.NewID() }

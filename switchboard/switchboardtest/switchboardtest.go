@@ -231,3 +231,22 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TryExpect returns the next frame of type typ arriving within d, skipping
+// other frames; ok=false when none came.
+func (a *Agent) TryExpect(typ string, d time.Duration) (protocol.Frame, bool) {
+	deadline := time.After(d)
+	for {
+		select {
+		case f, ok := <-a.frames:
+			if !ok {
+				return protocol.Frame{}, false
+			}
+			if f.Type == typ {
+				return f, true
+			}
+		case <-deadline:
+			return protocol.Frame{}, false
+		}
+	}
+}

@@ -1,0 +1,863 @@
+package switchboard
+
+// Cluster mode (-amqp): several nodes, one team.
+//
+// Every event that changes a conversation or routing — inbound SMS, replies,
+// delivery statuses, agent presence, releases, grace expiries, node starts
+// and deaths — is published to the "switchboard" exchange and lands in one
+// RabbitMQ stream, the log. Every node consumes the whole log, in the same
+// order, and applies each event idempotently: its LevelDB store converges to
+// the same conversations, and its routing engine (a deterministic state
+// machine fed only by log events and the times they carry) makes the same
+// assignments as every other node, without talking to them. The node that
+// hosts an agent's WebSocket delivers the frames; the node that accepted a
+// reply sends it.
+//
+// Durability: an event a node accepts (a webhook, a reply) is first written
+// to its local journal (fsynced), then published with confirms; the webhook
+// or the agent is answered once the journal has it. Journal entries are
+// published again until the node sees them in the log, so a broker outage
+// or a node restart loses nothing. Applying an event twice changes nothing.
+//
+// Restarts: the apply loop checkpoints the routing state (agents,
+// conversation assignments, the waiting line) with the log offset it
+// reflects, in one atomic write; a restarted node loads the checkpoint and
+// resumes the log after that offset. A new node starts from the first
+// offset. A node is ready once it has applied its own "started" event.
+//
+// Node death: nodes publish heartbeats (not in the log). When a node that
+// hosts agents falls silent, another node publishes route.node.<n> "dead";
+// every node then treats that node's agents as disconnected (their grace
+// period starts), and the first node that declared it dead sends the
+// replies it had accepted but not yet handed to Twilio.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard/switchboard/switchboard/bus"
+	"github.com/switchboard/switchboard/switchboard/protocol"
+	"github.com/switchboard/switchboard/switchboard/route"
+	"github.com/switchboard/switchboard/switchboard/store"
+)
+
+// Cluster timing. Heartbeats are cheap non-persistent fan-out messages.
+const (
+	heartbeatEvery    = time.Second
+	deadAfter         = 5 * time.Second
+	republishAfter    = 3 * time.Second
+	checkpointEvery   = 250 * time.Millisecond
+	recentIDs         = 4096
+	publishWait       = 5 * time.Second
+	journalSweepEvery = time.Second
+)
+
+// logBindings are the keys the log stream keeps.
+var logBindings = []string{"sms.in.#", "sms.out.#", "sms.status.#", "agent.presence.#", "route.#"}
+
+// checkpoint is the routing state saved with the log offset it reflects.
+type checkpoint struct {
+	Offset  int64                 `json:"offset"` // last applied; -1 = none
+	Agents  []route.AgentSnapshot `json:"agents"`
+	Current map[string]string     `json:"current"` // agent → session of its latest connection
+	Recent  []string              `json:"recent"`  // ids of the last route/presence events applied
+	Dead    map[string]string     `json:"dead"`    // dead node → node that adopted its replies
+}
+
+type cluster struct {
+	n    *Node
+	log  *slog.Logger
+	node string // this node's id, as used in routing keys
+
+	// Apply state: touched only by the apply loop, or inside router.call
+	// from it (the router goroutine owns the engine).
+	offset      int64
+	current     map[string]string
+	recent      []string
+	recentSet   map[string]bool
+	dead        map[string]string
+	dirty       map[string]bool // phones whose routing state changed since the last checkpoint
+	applied     []string        // journal ids seen in the log since the last checkpoint
+	lastCheck   time.Time
+	sinceCheck  int
+	startedID   string
+	caughtUp    atomic.Bool
+	pendingLock sync.Mutex
+	pending     map[string]*session // local sessions by id, until their "connected" is applied
+
+	// Heartbeats.
+	hbMu      sync.Mutex
+	lastSeen  map[string]time.Time
+	declared  map[string]time.Time
+	startedAt time.Time
+
+	// Recently accepted sids and refs, so a retry that reaches this node
+	// before the first copy is in the log reuses its id.
+	acceptMu sync.Mutex
+	accepted map[string]acceptedID
+
+	adoptMu sync.Mutex
+	adopted map[string]bool // nodes whose pending replies this node sends
+}
+
+type acceptedID struct {
+	id string
+	at time.Time
+}
+
+func nodeWord(node string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '.' || r == '*' || r == '#' || r == ' ' {
+			return '_'
+		}
+		return r
+	}, node)
+}
+
+func newCluster(n *Node) (*cluster, error) {
+	c := &cluster{
+		n:         n,
+		log:       n.log.With("component", "cluster"),
+		node:      nodeWord(n.opts.Node),
+		offset:    -1,
+		current:   map[string]string{},
+		recentSet: map[string]bool{},
+		dead:      map[string]string{},
+		dirty:     map[string]bool{},
+		pending:   map[string]*session{},
+		lastSeen:  map[string]time.Time{},
+		declared:  map[string]time.Time{},
+		accepted:  map[string]acceptedID{},
+		adopted:   map[string]bool{},
+	}
+	blob, err := n.store.LoadCheckpoint()
+	if err != nil {
+		return nil, err
+	}
+	var cp checkpoint
+	cp.Offset = -1
+	if blob != nil {
+		if err := json.Unmarshal(blob, &cp); err != nil {
+			return nil, fmt.Errorf("cluster checkpoint: %w", err)
+		}
+	}
+	c.offset = cp.Offset
+	if cp.Current != nil {
+		c.current = cp.Current
+	}
+	for _, id := range cp.Recent {
+		c.remember(id)
+	}
+	if cp.Dead != nil {
+		c.dead = cp.Dead
+	}
+	for dead, by := range c.dead {
+		if by == c.node {
+			c.adopted[dead] = true
+		}
+	}
+	var convs []route.Conversation
+	err = n.store.Conversations(func(s store.ConvState) error {
+		convs = append(convs, route.Conversation{Phone: s.Phone, Agent: s.Agent, LastAgent: s.LastAgent, Waiting: s.Waiting, WaitSeq: s.WaitSeq})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.router.engine.Restore(convs, time.Unix(0, 0))
+	n.router.engine.RestoreAgents(cp.Agents)
+	c.log.Info("cluster state restored", "offset", cp.Offset, "conversations", len(convs), "agents", len(cp.Agents))
+	return c, nil
+}
+
+// start subscribes to heartbeats and the log and announces the node.
+func (c *cluster) start(ctx context.Context) error {
+	c.startedAt = c.n.now()
+	hb, err := c.n.bus.Subscribe(ctx, bus.SubscribeOptions{Bindings: []string{"node.heartbeat.*"}}, c.onHeartbeat)
+	if err != nil {
+		return fmt.Errorf("subscribe heartbeats: %w", err)
+	}
+	c.n.subs = append(c.n.subs, hb)
+	from := c.offset + 1
+	logSub, err := c.n.bus.Subscribe(ctx, bus.SubscribeOptions{
+		Queue:    "log",
+		Bindings: logBindings,
+		Stream:   true,
+		Offset:   from,
+		// A poison event must not stop the log: after a few tries it is
+		// dead-lettered (and logged), like any other consumer's.
+		MaxAttempts: 5,
+		RetryDelay:  100 * time.Millisecond,
+	}, c.apply)
+	if err != nil {
+		return fmt.Errorf("subscribe to the log: %w", err)
+	}
+	c.n.subs = append(c.n.subs, logSub)
+	c.n.goFunc(func() { c.heartbeats(ctx) })
+	c.n.goFunc(func() { c.republish(ctx) })
+
+	// Everything before our "started" event is history: once it is
+	// applied, this node has caught up.
+	c.startedID = c.n.store.NewID()
+	if err := c.publish(ctx, keyNode(c.node), routeEvent{ID: c.startedID, Node: c.node, State: "started", By: c.node, At: c.n.now().UnixMilli()}); err != nil {
+		return fmt.Errorf("announce node: %w", err)
+	}
+	c.log.Info("cluster: replaying the log", "from", from)
+	return nil
+}
+
+// ready reports whether the node has caught up with the log.
+func (c *cluster) ready() error {
+	if !c.caughtUp.Load() {
+		return errors.New("catching up with the cluster log")
+	}
+	return nil
+}
+
+func (c *cluster) publish(ctx context.Context, key string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, publishWait)
+	defer cancel()
+	return c.n.publish(ctx, key, v)
+}
+
+// append makes an event this node accepted durable in the journal, then
+// publishes it. It returns once the journal has it: a publish that fails is
+// retried by the republisher.
+func (c *cluster) append(ctx context.Context, id, key string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := c.n.store.PutJournal(ctx, store.JournalEntry{ID: id, Key: key, Body: body, At: c.n.now()}); err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, publishWait)
+	defer cancel()
+	start := c.n.now()
+	if err := c.n.bus.Publish(pctx, key, body); err != nil {
+		c.log.Warn("publish to the log failed; the journal will retry", "key", key, "id", id, "err", err)
+		return nil
+	}
+	c.n.metrics.busLatency.Observe(c.n.now().Sub(start))
+	return nil
+}
+
+// republish publishes journal entries that have not shown up in the log.
+func (c *cluster) republish(ctx context.Context) {
+	t := time.NewTicker(journalSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := c.n.now()
+		var due []store.JournalEntry
+		err := c.n.store.Journal(func(e store.JournalEntry) error {
+			if now.Sub(e.At) >= republishAfter {
+				due = append(due, e)
+			}
+			return nil
+		})
+		if err != nil {
+			c.log.Error("read journal", "err", err)
+			continue
+		}
+		for _, e := range due {
+			pctx, cancel := context.WithTimeout(ctx, publishWait)
+			err := c.n.bus.Publish(pctx, e.Key, e.Body)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					c.log.Warn("republish journal entry", "id", e.ID, "err", err)
+				}
+				break // the broker is away: try again next sweep
+			}
+		}
+	}
+}
+
+// remember records an applied route/presence event id. Duplicates of such
+// events (republished after a lost confirm) are skipped while their id is
+// among the last recentIDs.
+func (c *cluster) remember(id string) bool {
+	if id == "" || c.recentSet[id] {
+		return false
+	}
+	c.recentSet[id] = true
+	c.recent = append(c.recent, id)
+	if len(c.recent) > recentIDs {
+		delete(c.recentSet, c.recent[0])
+		c.recent = c.recent[1:]
+	}
+	return true
+}
+
+// apply is the log consumer: it applies one event, in log order.
+func (c *cluster) apply(ctx context.Context, d bus.Delivery) error {
+	if d.Offset <= c.offset {
+		return nil // already applied (a redelivery after a reconnect)
+	}
+	var err error
+	switch {
+	case strings.HasPrefix(d.Key, "sms.in."):
+		err = c.applyInbound(ctx, d)
+	case strings.HasPrefix(d.Key, "sms.out."):
+		err = c.applyReply(ctx, d)
+	case strings.HasPrefix(d.Key, "sms.status."):
+		err = c.applyStatus(ctx, d)
+	case strings.HasPrefix(d.Key, "agent.presence."):
+		err = c.applyPresence(ctx, d)
+	case strings.HasPrefix(d.Key, "route."):
+		err = c.applyRoute(ctx, d)
+	}
+	if err != nil {
+		if bus.IsPermanent(err) || errors.Is(err, store.ErrInvalid) {
+			// Bad input from outside (a shop or another service publishing
+			// on our keys): skip it, loudly, rather than stop the log.
+			c.log.Error("log event refused", "key", d.Key, "offset", d.Offset, "err", err)
+			err = nil
+		} else {
+			return err
+		}
+	}
+	c.offset = d.Offset
+	c.sinceCheck++
+	if c.sinceCheck >= 500 || c.n.now().Sub(c.lastCheck) >= checkpointEvery || !c.caughtUp.Load() && c.sinceCheck >= 50 {
+		c.checkpoint(ctx)
+	}
+	return nil
+}
+
+// checkpoint saves the routing state with the offset it reflects, and
+// forgets journal entries the log now has.
+func (c *cluster) checkpoint(ctx context.Context) {
+	var blob []byte
+	var convs []store.ConvState
+	c.n.router.call(ctx, func() {
+		cp := checkpoint{Offset: c.offset, Agents: c.n.router.engine.SnapshotAgents(), Current: c.current, Recent: c.recent, Dead: c.dead}
+		for phone := range c.dirty {
+			s := c.n.router.engine.Conversation(phone)
+			convs = append(convs, store.ConvState{Phone: s.Phone, Agent: s.Agent, LastAgent: s.LastAgent, Waiting: s.Waiting, WaitSeq: s.WaitSeq})
+		}
+		blob, _ = json.Marshal(cp) // marshalled here: the maps are the router's
+	})
+	if blob == nil {
+		return
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := c.n.store.SaveCheckpoint(wctx, convs, blob); err != nil {
+		c.log.Error("checkpoint", "err", err)
+		return
+	}
+	c.dirty = map[string]bool{}
+	if len(c.applied) > 0 {
+		if err := c.n.store.DeleteJournal(wctx, c.applied...); err != nil {
+			c.log.Warn("trim journal", "err", err)
+		} else {
+			c.applied = c.applied[:0]
+		}
+	}
+	c.sinceCheck = 0
+	c.lastCheck = c.n.now()
+}
+
+func decodeJSON(d bus.Delivery, v any) error {
+	if err := json.Unmarshal(d.Body, v); err != nil {
+		return bus.Permanent(fmt.Errorf("decode %s: %w", d.Key, err))
+	}
+	return nil
+}
+
+func (c *cluster) applyInbound(ctx context.Context, d bus.Delivery) error {
+	var ev messageEvent
+	if err := decodeJSON(d, &ev); err != nil {
+		return err
+	}
+	msg, fresh, err := c.n.store.ApplyInbound(ctx, store.Inbound{
+		ID: ev.ID, Sid: ev.Sid, Phone: ev.Phone, To: ev.To, Text: ev.Text, FromCountry: ev.FromCountry,
+		Received: time.UnixMilli(ev.Received), LogPos: d.Offset + 1,
+	})
+	if err != nil {
+		return err
+	}
+	if ev.Node == c.node {
+		c.applied = append(c.applied, ev.ID)
+	}
+	if !fresh {
+		return nil
+	}
+	var born time.Time
+	if ev.Born > 0 && ev.Node == c.node {
+		born = time.Unix(0, ev.Born) // latency only means something on the node that received it
+	}
+	c.n.router.call(ctx, func() { c.n.router.arriveAt(msg, uint64(d.Offset+1), born, time.UnixMilli(ev.Received)) })
+	return nil
+}
+
+func (c *cluster) applyReply(ctx context.Context, d bus.Delivery) error {
+	var ev messageEvent
+	if err := decodeJSON(d, &ev); err != nil {
+		return err
+	}
+	msg, fresh, err := c.n.store.ApplyReply(ctx, store.Reply{
+		ID: ev.ID, Phone: ev.Phone, Agent: ev.Agent, Ref: ev.Ref, Text: ev.Text,
+		Sent: time.UnixMilli(ev.Received), LogPos: d.Offset + 1, Origin: ev.Node,
+	})
+	if err != nil {
+		return err
+	}
+	if ev.Node == c.node {
+		c.applied = append(c.applied, ev.ID)
+	}
+	if !fresh {
+		return nil
+	}
+	c.n.router.call(ctx, func() { c.n.router.outbound(msg) })
+	if c.sends(ev.Node) {
+		c.n.outbound.enqueue(msg)
+	}
+	return nil
+}
+
+// sends reports whether this node sends replies accepted by origin.
+func (c *cluster) sends(origin string) bool {
+	if origin == c.node {
+		return true
+	}
+	c.adoptMu.Lock()
+	defer c.adoptMu.Unlock()
+	return c.adopted[origin]
+}
+
+func (c *cluster) applyStatus(ctx context.Context, d bus.Delivery) error {
+	var ev messageEvent
+	if err := decodeJSON(d, &ev); err != nil {
+		return err
+	}
+	if ev.Node == c.node && ev.EventID != "" {
+		c.applied = append(c.applied, ev.EventID)
+	}
+	id := ev.ID
+	if id == "" {
+		// A callback that reached a node before the send was known there:
+		// resolve it here, or hold it until the send shows up in the log.
+		var found protocol.Message
+		held := c.n.early.hold(ev.ProviderID, ev.Status, ev.Detail, c.n.now(), func() bool {
+			var err error
+			found, err = c.n.store.MessageByProviderID(ev.ProviderID)
+			return err == nil
+		})
+		if held {
+			return nil
+		}
+		id = found.ID
+	}
+	if !ev.Status.Valid() || ev.Status == protocol.StatusReceived {
+		return bus.Permanent(fmt.Errorf("status %q is not a delivery status", ev.Status))
+	}
+	msg, changed, err := c.n.store.SetStatus(ctx, id, ev.Status, ev.ProviderID)
+	if errors.Is(err, store.ErrNotFound) {
+		return bus.Permanent(err)
+	}
+	if err != nil {
+		return err
+	}
+	if changed || msg.Status == ev.Status {
+		// The node that sent the reply recorded the status before the
+		// event came back: tell the agent now (status frames are idempotent).
+		c.n.router.call(ctx, func() { c.n.router.status(msg, ev.Detail) })
+	}
+	if ev.ProviderID != "" {
+		c.n.applyEarly(ctx, id, ev.ProviderID)
+	}
+	return nil
+}
+
+func (c *cluster) applyPresence(ctx context.Context, d bus.Delivery) error {
+	var ev presenceEvent
+	if err := decodeJSON(d, &ev); err != nil {
+		return err
+	}
+	if ev.ID == "" || ev.Session == "" || protocol.ValidAgentName(ev.Agent) != nil {
+		return bus.Permanent(errors.New("presence event without id, session or valid agent"))
+	}
+	if !c.remember(ev.ID) {
+		return nil
+	}
+	at := time.UnixMilli(ev.At)
+	c.n.router.call(ctx, func() {
+		r := c.n.router
+		switch ev.State {
+		case stateConnected:
+			c.current[ev.Agent] = ev.Session
+			epoch := r.engine.ConnectOn(ev.Agent, ev.Node, at)
+			c.attach(ev, epoch)
+		case stateAvailable:
+			if c.current[ev.Agent] == ev.Session {
+				r.apply(r.engine.Available(ev.Agent, ev.Capacity, at), time.Time{})
+			}
+		case stateAway:
+			if c.current[ev.Agent] == ev.Session {
+				r.engine.Away(ev.Agent)
+				r.publishLoad()
+			}
+		case stateGone:
+			if c.current[ev.Agent] == ev.Session {
+				epoch := r.engine.Epoch(ev.Agent)
+				if r.engine.Disconnect(ev.Agent, epoch) && ev.Node == c.node {
+					c.graceTimer(ev.Agent, epoch)
+				}
+			}
+		}
+	})
+	return nil
+}
+
+// attach runs on the router goroutine when a connection is applied: the
+// node hosting it starts using the session; other nodes close any older
+// session of the same agent they host.
+func (c *cluster) attach(ev presenceEvent, epoch uint64) {
+	r := c.n.router
+	if t := r.timers[ev.Agent]; t != nil {
+		t.Stop()
+		delete(r.timers, ev.Agent)
+	}
+	old := r.sessions[ev.Agent]
+	var s *session
+	if ev.Node == c.node {
+		c.pendingLock.Lock()
+		s = c.pending[ev.Session]
+		delete(c.pending, ev.Session)
+		c.pendingLock.Unlock()
+	}
+	if old != nil && old != s && old.id != ev.Session {
+		old.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "Signed in from another place; this session is closed."}, time.Time{})
+		old.close(1008, "replaced by a newer session")
+		delete(r.sessions, ev.Agent)
+	}
+	if s == nil {
+		if old != nil && old.id == ev.Session {
+			s = old // re-asserted after this node was thought dead
+		} else {
+			r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
+			return
+		}
+	}
+	s.epoch = epoch
+	r.sessions[ev.Agent] = s
+	r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
+	for _, phone := range r.engine.Conversations(ev.Agent) {
+		r.sendAssigned(s, phone, time.Time{})
+	}
+}
+
+// graceTimer publishes route.expire for agent's connection epoch when the
+// grace period ends. Runs on the router goroutine.
+func (c *cluster) graceTimer(agent string, epoch uint64) {
+	r := c.n.router
+	if t := r.timers[agent]; t != nil {
+		t.Stop()
+	}
+	r.timers[agent] = time.AfterFunc(c.n.opts.Grace, func() {
+		ev := routeEvent{ID: c.n.store.NewID(), Agent: agent, Epoch: epoch, At: c.n.now().UnixMilli()}
+		if err := c.publish(c.n.ctx, keyExpire(agent), ev); err != nil && c.n.ctx.Err() == nil {
+			c.log.Warn("publish grace expiry; retrying", "agent", agent, "err", err)
+			r.do(c.n.ctx, func() { c.graceTimer(agent, epoch) })
+		}
+	})
+}
+
+func (c *cluster) applyRoute(ctx context.Context, d bus.Delivery) error {
+	var ev routeEvent
+	if err := decodeJSON(d, &ev); err != nil {
+		return err
+	}
+	if !c.remember(ev.ID) {
+		return nil
+	}
+	at := time.UnixMilli(ev.At)
+	r := c.n.router
+	switch {
+	case strings.HasPrefix(d.Key, "route.release."):
+		r.call(ctx, func() {
+			if c.current[ev.Agent] != ev.Session {
+				return
+			}
+			if effects, ok := r.engine.Release(ev.Agent, ev.Phone, at); ok {
+				r.apply(effects, time.Time{})
+			}
+		})
+	case strings.HasPrefix(d.Key, "route.expire."):
+		r.call(ctx, func() {
+			delete(r.timers, ev.Agent)
+			if effects := r.engine.Expire(ev.Agent, ev.Epoch, at); len(effects) > 0 {
+				c.log.Info("grace period over: conversations requeued", "agent", ev.Agent, "effects", len(effects))
+				r.apply(effects, time.Time{})
+			}
+		})
+	case strings.HasPrefix(d.Key, "route.node."):
+		c.applyNode(ctx, ev)
+	}
+	return nil
+}
+
+func (c *cluster) applyNode(ctx context.Context, ev routeEvent) {
+	r := c.n.router
+	switch ev.State {
+	case "started":
+		r.call(ctx, func() {
+			delete(c.dead, ev.Node)
+			// Connections the engine still has on a node that just
+			// (re)started are gone: it has no sessions yet.
+			for agent, epoch := range r.engine.OnlineOn(ev.Node) {
+				if r.engine.Disconnect(agent, epoch) && ev.Node == c.node {
+					c.graceTimer(agent, epoch)
+				}
+			}
+			if ev.Node == c.node && ev.ID == c.startedID {
+				// Caught up. Grace timers of agents that went offline while
+				// no node was watching (a whole-cluster restart) restart here.
+				for agent, epoch := range r.engine.Offline() {
+					if r.timers[agent] == nil {
+						c.graceTimer(agent, epoch)
+					}
+				}
+			}
+		})
+		if ev.Node == c.node && ev.ID == c.startedID {
+			c.checkpoint(ctx)
+			c.caughtUp.Store(true)
+			c.log.Info("cluster: caught up with the log", "offset", c.offset)
+			c.n.outbound.sweep()
+		}
+	case "dead":
+		if ev.Node == c.node {
+			// We are alive: say so again for every local session.
+			if c.caughtUp.Load() {
+				c.reassert()
+			}
+			return
+		}
+		r.call(ctx, func() {
+			for agent, epoch := range r.engine.OnlineOn(ev.Node) {
+				if r.engine.Disconnect(agent, epoch) {
+					c.graceTimer(agent, epoch)
+				}
+			}
+			if _, taken := c.dead[ev.Node]; !taken {
+				c.dead[ev.Node] = ev.By
+			}
+		})
+		if c.dead[ev.Node] == c.node {
+			c.adoptMu.Lock()
+			c.adopted[ev.Node] = true
+			c.adoptMu.Unlock()
+			c.log.Warn("node declared dead: sending its pending replies", "node", ev.Node)
+			c.n.outbound.sweep()
+		}
+	}
+}
+
+// reassert publishes the connection of every local session again.
+func (c *cluster) reassert() {
+	var list []*session
+	c.n.router.call(c.n.ctx, func() {
+		for _, s := range c.n.router.sessions {
+			list = append(list, s)
+		}
+	})
+	for _, s := range list {
+		c.n.goFunc(func() {
+			c.presence(c.n.ctx, s, stateConnected, 0)
+			if s.available.Load() {
+				c.presence(c.n.ctx, s, stateAvailable, int(s.lastCapacity.Load()))
+			}
+		})
+	}
+}
+
+// presence publishes a presence event for session s.
+func (c *cluster) presence(ctx context.Context, s *session, state string, capacity int) error {
+	ev := presenceEvent{
+		Agent: s.agent, Node: c.node, State: state, Capacity: capacity,
+		At: c.n.now().UnixMilli(), ID: c.n.store.NewID(), Session: s.id,
+	}
+	return c.publish(ctx, keyPresence(s.agent), ev)
+}
+
+// heartbeats publishes this node's heartbeat and declares silent nodes dead.
+func (c *cluster) heartbeats(ctx context.Context) {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		hctx, cancel := context.WithTimeout(ctx, heartbeatEvery)
+		c.n.bus.Publish(hctx, keyHeartbeat(c.node), []byte(`{"node":"`+c.node+`"}`))
+		cancel()
+		c.checkDead(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *cluster) onHeartbeat(_ context.Context, d bus.Delivery) error {
+	node := strings.TrimPrefix(d.Key, "node.heartbeat.")
+	c.hbMu.Lock()
+	c.lastSeen[node] = c.n.now()
+	c.hbMu.Unlock()
+	return nil
+}
+
+// checkDead declares dead the nodes that host agents and have been silent
+// for deadAfter — but only while our own heartbeats come back, so a broker
+// outage does not make every node declare every other dead.
+func (c *cluster) checkDead(ctx context.Context) {
+	if !c.caughtUp.Load() {
+		return
+	}
+	now := c.n.now()
+	c.hbMu.Lock()
+	selfOK := now.Sub(c.lastSeen[c.node]) < 3*heartbeatEvery
+	c.hbMu.Unlock()
+	if !selfOK || now.Sub(c.startedAt) < deadAfter {
+		return
+	}
+	hosts := map[string]bool{}
+	c.n.router.call(ctx, func() {
+		for _, a := range c.n.router.engine.SnapshotAgents() {
+			if a.Online && a.Node != "" && a.Node != c.node {
+				hosts[a.Node] = true
+			}
+		}
+	})
+	for node := range hosts {
+		c.hbMu.Lock()
+		silent := now.Sub(c.lastSeen[node]) >= deadAfter
+		recent := now.Sub(c.declared[node]) < 10*deadAfter
+		if silent && !recent {
+			c.declared[node] = now
+		}
+		c.hbMu.Unlock()
+		if silent && !recent {
+			c.log.Warn("node silent: declaring it dead", "node", node)
+			ev := routeEvent{ID: c.n.store.NewID(), Node: node, State: "dead", By: c.node, At: now.UnixMilli()}
+			if err := c.publish(ctx, keyNode(node), ev); err != nil {
+				c.log.Warn("publish node death", "node", node, "err", err)
+			}
+		}
+	}
+}
+
+// acceptedBefore returns the id given to key (a sid or an agent/ref) when
+// this node accepted it recently, or "" — and otherwise remembers id.
+func (c *cluster) acceptedBefore(key, id string) string {
+	c.acceptMu.Lock()
+	defer c.acceptMu.Unlock()
+	now := c.n.now()
+	if a, ok := c.accepted[key]; ok && now.Sub(a.at) < time.Minute {
+		return a.id
+	}
+	if len(c.accepted) > 100000 {
+		for k, a := range c.accepted {
+			if now.Sub(a.at) >= time.Minute {
+				delete(c.accepted, k)
+			}
+		}
+	}
+	c.accepted[key] = acceptedID{id: id, at: now}
+	return ""
+}
+
+// inbound accepts a webhook's message in cluster mode: journaled (durable)
+// and published; stored and routed when it comes back from the log.
+func (c *cluster) inbound(ctx context.Context, in store.Inbound, born time.Time) (duplicate bool, err error) {
+	if _, err := c.n.store.MessageBySid(in.Sid); err == nil {
+		return true, nil
+	}
+	id := c.n.store.NewID()
+	if prev := c.acceptedBefore("sid/"+in.Sid, id); prev != "" {
+		id = prev // a retry before the first copy reached the log: same event
+	}
+	msg := protocol.Message{
+		ID: id, Phone: in.Phone, Direction: protocol.In, Text: in.Text,
+		Received: born.UnixMilli(), Status: protocol.StatusReceived, FromCountry: in.FromCountry,
+	}
+	ev := messageEvent{Message: msg, Node: c.node, Born: born.UnixNano(), Sid: in.Sid, To: in.To}
+	return false, c.append(ctx, id, keyIn(in.Phone), ev)
+}
+
+// reply accepts an agent's reply in cluster mode and returns its id.
+func (c *cluster) reply(ctx context.Context, s *session, phone, ref, text string) (string, error) {
+	if m, err := c.n.store.MessageByRef(s.agent, ref); err == nil {
+		return m.ID, nil
+	}
+	id := c.n.store.NewID()
+	if prev := c.acceptedBefore("ref/"+s.agent+"/"+ref, id); prev != "" {
+		return prev, nil
+	}
+	msg := protocol.Message{
+		ID: id, Phone: phone, Direction: protocol.Out, Text: text, Agent: s.agent,
+		Received: c.n.now().UnixMilli(), Status: protocol.StatusQueued,
+	}
+	return id, c.append(ctx, id, keyOut(phone), messageEvent{Message: msg, Node: c.node, Ref: ref})
+}
+
+// status publishes a delivery status change through the journal. id may be
+// empty when only the provider's id is known (an early callback).
+func (c *cluster) status(ctx context.Context, msg protocol.Message, st protocol.Status, providerID, detail string) error {
+	eid := c.n.store.NewID()
+	key := "sms.status.unknown"
+	if msg.Phone != "" {
+		key = keyStatus(msg.Phone)
+	}
+	m := protocol.Message{ID: msg.ID, Phone: msg.Phone, Direction: protocol.Out, Status: st, Agent: msg.Agent, Text: msg.Text, Received: msg.Received}
+	return c.append(ctx, eid, key, messageEvent{Message: m, Node: c.node, ProviderID: providerID, Detail: detail, EventID: eid})
+}
+
+// connect registers a new local session and announces it.
+func (c *cluster) connect(s *session) error {
+	s.id = c.n.store.NewID()
+	c.pendingLock.Lock()
+	c.pending[s.id] = s
+	c.pendingLock.Unlock()
+	s.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "How can I help you?"}, time.Time{})
+	return c.presence(c.n.ctx, s, stateConnected, 0)
+}
+
+// disconnect forgets a local session and announces it is gone.
+func (c *cluster) disconnect(s *session) {
+	c.pendingLock.Lock()
+	delete(c.pending, s.id)
+	c.pendingLock.Unlock()
+	c.n.router.call(context.Background(), func() {
+		r := c.n.router
+		if r.sessions[s.agent] == s {
+			delete(r.sessions, s.agent)
+			r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
+		}
+	})
+	if c.n.ctx.Err() != nil {
+		return // shutting down: the restarted node (or the dead-node check) disconnects it
+	}
+	if err := c.presence(c.n.ctx, s, stateGone, 0); err != nil {
+		c.log.Warn("publish disconnect", "agent", s.agent, "err", err)
+	}
+}
+
+// release asks the cluster to release phone from s's agent.
+func (c *cluster) release(ctx context.Context, s *session, phone string) error {
+	ev := routeEvent{ID: c.n.store.NewID(), Agent: s.agent, Phone: phone, Session: s.id, At: c.n.now().UnixMilli()}
+	return c.publish(ctx, keyRelease(s.agent), ev)
+}

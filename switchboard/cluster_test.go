@@ -1,0 +1,160 @@
+package switchboard
+
+import (
+	"fmt"
+	"net/url"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/switchboard/bus/bustest"
+	"github.com/switchboard/switchboard/switchboard/protocol"
+	"github.com/switchboard/switchboard/switchboard/sms/twilio/twiliotest"
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
+)
+
+// clusterExchange returns a fresh exchange name on the real broker and
+// deletes what cluster nodes declare on it when the test ends.
+func clusterExchange(t *testing.T) (amqpURL, exchange string) {
+	t.Helper()
+	amqpURL = bustest.AMQPURL(t)
+	exchange = bustest.UniqueName(t, "sbc")
+	bustest.DeleteOnCleanup(t, amqpURL, func() ([]string, []string) {
+		return []string{exchange, exchange + ".dlx"},
+			[]string{exchange + ".log", exchange + ".dead", exchange + ".outbound", exchange + ".outbound.retry"}
+	})
+	return amqpURL, exchange
+}
+
+func clusterNode(url, exchange, name string) func(*Options, *Config) {
+	return func(o *Options, c *Config) {
+		o.AMQPURL = url
+		o.AMQPExchange = exchange
+		o.Node = name
+	}
+}
+
+func waitReady(t *testing.T, hs ...*harness) {
+	t.Helper()
+	for _, h := range hs {
+		sbt.WaitFor(t, 10*time.Second, h.node.opts.Node+" ready", func() bool { return h.node.Ready() == nil })
+	}
+}
+
+func conversationTexts(t *testing.T, h *harness, phone string) []string {
+	t.Helper()
+	list, err := h.node.store.Conversation(phone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range list {
+		out = append(out, fmt.Sprintf("%s|%s|%s|%s", m.ID, m.Direction, m.Text, m.Status))
+	}
+	return out
+}
+
+func TestClusterThreeNodes(t *testing.T) {
+	amqpURL, ex := clusterExchange(t)
+	n1 := startNode(t, clusterNode(amqpURL, ex, "n1"))
+	n2 := startNode(t, clusterNode(amqpURL, ex, "n2"))
+	n3 := startNode(t, clusterNode(amqpURL, ex, "n3"))
+	waitReady(t, n1, n2, n3)
+
+	alice := n1.agent("alice", 1) // on n1
+	bob := n2.agent("bob", 1)     // on n2
+	const c1, c2, c3 = "+15556660001", "+15556660002", "+15556660003"
+
+	// Webhooks into two nodes; the conversations reach agents on any node.
+	n3.sms("SMc1", c1, "hello from c1")
+	f := expectEither(t, alice, bob, protocol.TypeAssigned)
+	if f.frame.Phone != c1 {
+		t.Fatalf("assigned %s, want %s", f.frame.Phone, c1)
+	}
+	n1.sms("SMc2", c2, "hello from c2")
+	g := expectEither(t, alice, bob, protocol.TypeAssigned)
+	if g.agent == f.agent || g.frame.Phone != c2 {
+		t.Fatalf("second conversation went to the same agent (capacity 1)")
+	}
+	// Everyone busy: c3 waits; a Twilio retry through another node is one message.
+	n2.sms("SMc3", c3, "anyone?")
+	n3.sms("SMc3", c3, "anyone?")
+
+	// A reply from the agent on n2 (or n1) goes out exactly once.
+	owner := f.agent
+	owner.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: c1, Message: "Hi c1!", Ref: "ref-1"})
+	ack := owner.Expect(protocol.TypeAck, nil, waitLong)
+	sentBy := map[*harness]int{}
+	sbt.WaitFor(t, waitLong, "the reply to be sent", func() bool {
+		total := 0
+		for _, h := range []*harness{n1, n2, n3} {
+			sentBy[h] = len(h.twilio.Sent())
+			total += sentBy[h]
+		}
+		return total >= 1
+	})
+	// Releasing c1 offers the waiting c3 to the same agent, across nodes.
+	owner.Send(protocol.Frame{Type: protocol.TypeRelease, Phone: c1})
+	owner.Expect(protocol.TypeReleased, func(f protocol.Frame) bool { return f.Phone == c1 }, waitLong)
+	a3 := owner.Expect(protocol.TypeAssigned, func(f protocol.Frame) bool { return f.Phone == c3 }, waitLong)
+	if len(a3.List) != 1 {
+		t.Fatalf("c3 history = %+v (want one message: the retry is the same message)", a3.List)
+	}
+
+	// Every node converges on the same conversations.
+	for _, phone := range []string{c1, c2, c3} {
+		var want []string
+		sbt.WaitFor(t, waitLong, "conversations equal on all nodes", func() bool {
+			want = conversationTexts(t, n1, phone)
+			return len(want) > 0 && reflect.DeepEqual(want, conversationTexts(t, n2, phone)) && reflect.DeepEqual(want, conversationTexts(t, n3, phone))
+		})
+	}
+	if got := conversationTexts(t, n2, c1); len(got) != 2 || got[1] != ack.ID+"|out|Hi c1!|queued" && got[1] != ack.ID+"|out|Hi c1!|sent" {
+		t.Fatalf("c1 on n2 = %v", got)
+	}
+	// Exactly one node sent it, exactly once.
+	var sent []twiliotestSent
+	for _, h := range []*harness{n1, n2, n3} {
+		sent = append(sent, h.twilio.Sent()...)
+	}
+	if len(sent) != 1 || sent[0].To != c1 || sent[0].Body != "Hi c1!" {
+		t.Fatalf("sent = %+v", sent)
+	}
+	// Twilio's status callback reaches a third node; the agent hears of it.
+	code, _ := sbt.PostForm(t, n3.base, testPublic, "/sms/twilio/status", testAuthToken, url.Values{"MessageSid": {sent[0].Sid}, "MessageStatus": {"delivered"}})
+	if code != 200 {
+		t.Fatalf("status callback = %d", code)
+	}
+	owner.Expect(protocol.TypeStatus, func(f protocol.Frame) bool { return f.ID == ack.ID && f.Status == protocol.StatusDelivered }, waitLong)
+	sbt.WaitFor(t, waitLong, "delivered on every node", func() bool {
+		for _, h := range []*harness{n1, n2, n3} {
+			if m, err := h.node.store.Message(ack.ID); err != nil || m.Status != protocol.StatusDelivered {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+type twiliotestSent = twiliotest.SentMessage
+
+type either struct {
+	agent *sbt.Agent
+	frame protocol.Frame
+}
+
+// expectEither waits for a frame of type typ on either agent.
+func expectEither(t *testing.T, a, b *sbt.Agent, typ string) either {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for time.Now().Before(deadline) {
+		if f, ok := a.TryExpect(typ, 50*time.Millisecond); ok {
+			return either{a, f}
+		}
+		if f, ok := b.TryExpect(typ, 50*time.Millisecond); ok {
+			return either{b, f}
+		}
+	}
+	t.Fatalf("no %s frame on either agent", typ)
+	return either{}
+}
