@@ -1,5 +1,10 @@
 module github.com/switchboard/switchboard
 
+// Heroku's Go buildpack: build only the node, so its default web process is
+// bin/switchboard (see deploy/Procfile and the README's Deployment section).
+// +heroku goVersion go1.26
+// +heroku install ./cmd/switchboard
+
 go 1.26.8
 
 require (
@@ -41,4 +46,5 @@ require (
 	golang.org/x/sys v0.38.0 // indirect
 	golang.org/x/text v0.28.0 // indirect
 	gonum.org/v1/gonum v0.8.2 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
