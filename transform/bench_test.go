@@ -45,3 +45,33 @@ func BenchmarkSentimentGovaderBaseline(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
+
+// emojiCorpus is SMS-length texts with emoji, which take the slower path
+// (rune by rune, descriptions spliced in).
+var emojiCorpus = []string{
+	"got it 👍 thx",
+	"😡😡😡 where is my parcel??? ordered 2 weeks ago",
+	"love it❤️ thank u so much 😍",
+	"Can you ship to 🇫🇷? My sister lives there 🙂",
+	"not happy 😞 the screen is cracked 💔",
+}
+
+func BenchmarkSentimentEmoji(b *testing.B) {
+	a, _ := NewAnalyzer(AnalyzerOptions{})
+	b.ReportAllocs()
+	start := time.Now()
+	for i := 0; b.Loop(); i++ {
+		a.Score(emojiCorpus[i%len(emojiCorpus)])
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// BenchmarkSentimentEmojiGovaderBaseline is govader on emojiCorpus.
+func BenchmarkSentimentEmojiGovaderBaseline(b *testing.B) {
+	sia := lexicon()
+	start := time.Now()
+	for i := 0; b.Loop(); i++ {
+		sia.PolarityScores(emojiCorpus[i%len(emojiCorpus)])
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}

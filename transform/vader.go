@@ -197,11 +197,17 @@ var asciiPunct = func() (t [256]bool) {
 	return t
 }()
 
+// maxPooledBytes bounds the scratch buffers kept for reuse.
+const maxPooledBytes = 64 << 10
+
 // Compound returns govader's PolarityScores(text).Compound.
 func (v *vaderScorer) Compound(text string) float64 {
 	sc := v.pool.Get().(*vaderScratch)
 	c := v.compound(sc, text)
-	v.pool.Put(sc)
+	// Do not keep the buffers of a huge text (a large MaxBytes) alive.
+	if cap(sc.text) <= maxPooledBytes && cap(sc.lower) <= maxPooledBytes && cap(sc.toks) <= maxPooledBytes/4 {
+		v.pool.Put(sc)
+	}
 	return c
 }
 
