@@ -238,6 +238,11 @@ func (c *cluster) append(ctx context.Context, id, key string, v any) error {
 	if err := c.n.store.PutJournal(ctx, store.JournalEntry{ID: id, Key: key, Body: body, At: c.n.now()}); err != nil {
 		return err
 	}
+	if c.n.bus.Ready() != nil {
+		// The broker is away: the journal has it; the republisher sends it
+		// when the broker is back. Do not keep Twilio or the agent waiting.
+		return nil
+	}
 	pctx, cancel := context.WithTimeout(ctx, publishWait)
 	defer cancel()
 	start := c.n.now()

@@ -115,7 +115,9 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	default:
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		ao := amqpbus.Options{URL: opts.AMQPURL, Logger: log.With("component", "bus")}
+		// Reconnect at least every second, so service resumes quickly after
+		// a broker restart.
+		ao := amqpbus.Options{URL: opts.AMQPURL, Logger: log, ReconnectMax: time.Second, ConnectionName: "switchboard " + opts.Node}
 		if opts.AMQPExchange != "" {
 			ao.Exchange, ao.QueuePrefix = opts.AMQPExchange, opts.AMQPExchange+"."
 		}
