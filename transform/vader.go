@@ -106,8 +106,8 @@ type vaderScorer struct {
 // vaderToken is one space-separated word of the text after emoji expansion
 // and trimming, with govader's punctuation stripping applied.
 type vaderToken struct {
-	a, b      int32 // original-case word: text[a:b]
-	lo, hi    int32 // lower-cased word: lower[lo:hi]
+	a, b      int // original-case word: text[a:b]
+	lo, hi    int // lower-cased word: lower[lo:hi]
 	info      wordInfo
 	origInLex bool // the original-case word is in the lexicon
 	upper     bool // govader's stringIsUpper: no ASCII lower-case, some ASCII upper-case
@@ -373,8 +373,8 @@ func (v *vaderScorer) word(tok *vaderToken, t []byte, start, end int, low []byte
 	}
 	lw := low[lo:]
 
-	tok.a, tok.b = int32(l), int32(r)
-	tok.lo, tok.hi = int32(lo), int32(len(low))
+	tok.a, tok.b = l, r
+	tok.lo, tok.hi = lo, len(low)
 	tok.info = v.words[string(lw)]
 	tok.origInLex = tok.info.flags&wLex != 0
 	if (hasUpper || !ascii) && !bytes.Equal(w, lw) {
