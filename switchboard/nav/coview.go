@@ -181,11 +181,18 @@ func (c *coview) loadCounts(product string, v []byte) error {
 }
 
 func (c *coview) loadUser(user string, v []byte) error {
-	var u userHist
-	if err := json.Unmarshal(v, &u); err != nil {
+	var u *userHist
+	var err error
+	if len(v) > 0 && v[0] == '{' {
+		u = &userHist{}
+		err = json.Unmarshal(v, u)
+	} else {
+		u, err = decodeUser(v)
+	}
+	if err != nil {
 		return fmt.Errorf("nav: history of %s: %w", user, err)
 	}
-	c.users[user] = &u
+	c.users[user] = u
 	if u.Phone != "" {
 		if prev, ok := c.phones[u.Phone]; !ok || c.users[prev].LastSeen < u.LastSeen {
 			c.phones[u.Phone] = user

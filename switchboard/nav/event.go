@@ -2,9 +2,11 @@ package nav
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"unicode/utf8"
 
@@ -114,12 +116,18 @@ func DecodeEvents(data []byte, max int) ([]Event, error) {
 	var events []Event
 	switch data[0] {
 	case '{':
-		var e Event
-		if err := strictUnmarshal(data, &e); err != nil {
-			return nil, err
+		e, ok := fastEvent(data)
+		if !ok {
+			if err := strictUnmarshal(data, &e); err != nil {
+				return nil, err
+			}
 		}
 		events = []Event{e}
 	case '[':
+		if fast, ok := fastEvents(data, cmp.Or(max, math.MaxInt)); ok {
+			events = fast
+			break
+		}
 		if max > 0 && countTopLevel(data) > max {
 			return nil, fmt.Errorf("%w: more than %d events", ErrTooMany, max)
 		}
@@ -149,13 +157,15 @@ var ErrTooMany = errors.New("nav: too many events")
 // DecodeEvent parses one event from the bus (nav.view.*), as published by a
 // node or directly by a shop.
 func DecodeEvent(data []byte) (Event, error) {
-	var e Event
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 || data[0] != '{' {
-		return e, fmt.Errorf("%w: body must be a JSON object", ErrBadEvent)
-	}
-	if err := strictUnmarshal(data, &e); err != nil {
-		return Event{}, err
+	e, ok := fastEvent(data)
+	if !ok {
+		data = bytes.TrimSpace(data)
+		if len(data) == 0 || data[0] != '{' {
+			return e, fmt.Errorf("%w: body must be a JSON object", ErrBadEvent)
+		}
+		if err := strictUnmarshal(data, &e); err != nil {
+			return Event{}, err
+		}
 	}
 	if err := e.Validate(); err != nil {
 		return Event{}, err

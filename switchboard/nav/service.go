@@ -90,6 +90,7 @@ type Service struct {
 
 	flushMu sync.Mutex // one flush at a time
 	batch   store.NavBatch
+	buf     []byte
 }
 
 type peer struct {
@@ -231,9 +232,12 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 	}
 	one := func(i int) error {
 		e := events[i]
-		body, err := json.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("nav: encode event: %w", err)
+		body, ok := appendEvent(make([]byte, 0, 128), &e)
+		if !ok {
+			var err error
+			if body, err = json.Marshal(e); err != nil {
+				return fmt.Errorf("nav: encode event: %w", err)
+			}
 		}
 		if err := s.pub.Publish(ctx, KeyView(e.Product), body); err != nil && !errors.Is(err, bus.ErrUnroutable) {
 			return fmt.Errorf("nav: publish %s: %w", KeyView(e.Product), err)
@@ -548,8 +552,8 @@ func (s *Service) Flush() {
 	}
 	for _, id := range users {
 		if u := s.cv.users[id]; u != nil {
-			b, _ := json.Marshal(u)
-			s.batch.PutUser(id, b)
+			s.buf = encodeUser(s.buf[:0], u)
+			s.batch.PutUser(id, s.buf) // the batch copies it
 		} else {
 			s.batch.DeleteUser(id)
 		}

@@ -13,7 +13,7 @@ import (
 //
 //	p/<product id>          product JSON   the catalog
 //	v/<product id>          counts JSON    co-view counts: category → n
-//	u/<user id>             user JSON      a shop user's viewed products and phone link
+//	u/<user id>             user record    a shop user's viewed products and phone link (nav's compact binary form)
 //
 // These writes bypass the group-commit writer and are not synced: they are
 // analytics, not acknowledged messages, so a crash may lose the last
@@ -35,7 +35,7 @@ type NavBatch struct {
 // PutCounts sets the co-view counts of a product (JSON, owned by nav).
 func (b *NavBatch) PutCounts(product string, v []byte) { b.b.Put([]byte(pNavCounts+product), v) }
 
-// PutUser sets a user's history (JSON, owned by nav).
+// PutUser sets a user's history (encoded by nav).
 func (b *NavBatch) PutUser(user string, v []byte) { b.b.Put([]byte(pNavUser+user), v) }
 
 // DeleteUser removes a user's history.
