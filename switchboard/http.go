@@ -334,8 +334,9 @@ func (n *Node) handleAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	up := websocket.Upgrader{
-		ReadBufferSize:  4096,
+		ReadBufferSize:  1024,
 		WriteBufferSize: 4096,
+		WriteBufferPool: &writeBuffers, // idle agents hold no write buffer
 		CheckOrigin:     n.checkOrigin,
 	}
 	conn, err := up.Upgrade(w, r, nil) // answers 403 for a cross-origin upgrade

@@ -16,12 +16,20 @@ import (
 // WebSocket limits. A frame from an agent is small: the longest reply is
 // protocol.MaxText bytes, so 64 KiB leaves room for JSON escaping.
 const (
-	maxFrame     = 64 << 10
-	writeWait    = 10 * time.Second
-	pongWait     = 60 * time.Second
-	pingPeriod   = pongWait * 9 / 10
-	sendQueueLen = 256
+	maxFrame   = 64 << 10
+	writeWait  = 10 * time.Second
+	pongWait   = 60 * time.Second
+	pingPeriod = pongWait * 9 / 10
+	// A session's write queue holds at most this many frames or bytes; an
+	// agent that lets it fill is disconnected. Reconnecting with many
+	// conversations queues one "assigned" frame each, so the frame limit
+	// stays well above the largest capacity an agent works with.
+	sendQueueLen   = 1024
+	sendQueueBytes = 4 << 20
 )
+
+// writeBuffers are shared by all sessions: an idle connection holds none.
+var writeBuffers sync.Pool
 
 // outFrame is a frame waiting in a session's write queue. born is when the
 // event that caused it entered the node (zero when not measured), for the
@@ -47,7 +55,13 @@ type session struct {
 	available    atomic.Bool
 	lastCapacity atomic.Int64
 
-	send      chan outFrame
+	// The write queue grows on demand, so an idle session costs nothing
+	// here; notify (capacity 1) wakes the writer.
+	mu          sync.Mutex
+	queue       []outFrame
+	queuedBytes int
+	notify      chan struct{}
+
 	done      chan struct{}
 	closeOnce sync.Once
 	closeMsg  []byte // close frame to send, set before done is closed
@@ -60,7 +74,7 @@ func newSession(n *Node, conn *websocket.Conn, agent string, capacity int) *sess
 		agent:    agent,
 		capacity: capacity,
 		log:      n.log.With("agent", agent),
-		send:     make(chan outFrame, sendQueueLen),
+		notify:   make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
 }
@@ -82,15 +96,31 @@ func (s *session) enqueueRaw(data []byte, born time.Time) bool {
 		return false
 	default:
 	}
-	select {
-	case s.send <- outFrame{data: data, born: born}:
-		return true
-	default:
+	s.mu.Lock()
+	if len(s.queue) >= sendQueueLen || s.queuedBytes+len(data) > sendQueueBytes {
+		s.mu.Unlock()
 		s.n.metrics.slowAgents.Inc()
-		s.log.Warn("agent too slow: write queue full, disconnecting", "queue", sendQueueLen)
+		s.log.Warn("agent too slow: write queue full, disconnecting", "frames", sendQueueLen, "bytes", sendQueueBytes)
 		s.close(websocket.CloseTryAgainLater, "too slow")
 		return false
 	}
+	s.queue = append(s.queue, outFrame{data: data, born: born})
+	s.queuedBytes += len(data)
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take empties the write queue.
+func (s *session) take() []outFrame {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queue
+	s.queue, s.queuedBytes = nil, 0
+	return q
 }
 
 // close ends the session once: the writer sends a close frame and closes
@@ -109,16 +139,24 @@ func (s *session) writeLoop() {
 		ticker.Stop()
 		s.conn.Close()
 	}()
-	for {
-		select {
-		case f := <-s.send:
+	write := func(frames []outFrame) bool {
+		for _, f := range frames {
 			s.conn.SetWriteDeadline(time.Now().Add(writeWait))
 			if err := s.conn.WriteMessage(websocket.TextMessage, f.data); err != nil {
-				s.close(websocket.CloseGoingAway, "")
-				return
+				return false
 			}
 			if !f.born.IsZero() {
 				s.n.metrics.routeLatency.Observe(s.n.now().Sub(f.born))
+			}
+		}
+		return true
+	}
+	for {
+		select {
+		case <-s.notify:
+			if !write(s.take()) {
+				s.close(websocket.CloseGoingAway, "")
+				return
 			}
 		case <-ticker.C:
 			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
@@ -126,20 +164,10 @@ func (s *session) writeLoop() {
 				return
 			}
 		case <-s.done:
-			// Flush what is queued (bounded by the queue length), then say goodbye.
-			for {
-				select {
-				case f := <-s.send:
-					s.conn.SetWriteDeadline(time.Now().Add(writeWait))
-					if s.conn.WriteMessage(websocket.TextMessage, f.data) != nil {
-						return
-					}
-					continue
-				default:
-				}
-				break
+			// Flush what is queued (bounded by the queue limits), then say goodbye.
+			if write(s.take()) {
+				s.conn.WriteControl(websocket.CloseMessage, s.closeMsg, time.Now().Add(time.Second))
 			}
-			s.conn.WriteControl(websocket.CloseMessage, s.closeMsg, time.Now().Add(time.Second))
 			return
 		}
 	}
