@@ -44,7 +44,7 @@ func (n *Node) openNav() error {
 	if n.opts.AMQPURL == "" {
 		o.PublishConcurrency = 1 // in-process: publishing is cheap, keep a batch in order
 	}
-	o.Counted = func(k int) { n.metrics.navEvents.Add(int64(k)) }
+	o.Accepted = func(k int) { n.metrics.navEvents.Add(int64(k)) }
 	svc, err := nav.New(o, n.store, navPublisher{n})
 	if err != nil {
 		return fmt.Errorf("navigation analytics: %w", err)

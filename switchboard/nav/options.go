@@ -50,9 +50,9 @@ type Options struct {
 	NewID func() string
 	// Logger gets component=nav. nil = slog.Default().
 	Logger *slog.Logger
-	// Counted, when set, is told how many events were counted after each
-	// bus delivery (metrics).
-	Counted func(n int)
+	// Accepted, when set, is told how many events each POST /nav accepted
+	// (metrics: this node's ingestion, not every node's counting).
+	Accepted func(n int)
 }
 
 // NewOptions returns the defaults.

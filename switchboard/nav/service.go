@@ -219,6 +219,9 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 	s.mu.Lock()
 	s.counters.Accepted += uint64(len(events))
 	s.mu.Unlock()
+	if s.opts.Accepted != nil {
+		s.opts.Accepted(len(events))
+	}
 	work := make([]int, 0, len(events))
 	for i := range events {
 		e := &events[i]
@@ -289,9 +292,7 @@ func (s *Service) HandleView(_ context.Context, d bus.Delivery) error {
 	if err != nil {
 		return bus.Permanent(fmt.Errorf("nav: decode %s: %w", d.Key, err))
 	}
-	if s.apply(e) && s.opts.Counted != nil {
-		s.opts.Counted(1)
-	}
+	s.apply(e)
 	return nil
 }
 
