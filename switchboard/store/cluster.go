@@ -38,6 +38,21 @@ func recordOf(get getter, id string) (record, error) {
 	return r, nil
 }
 
+// replayed turns the duplicate flag of an append into "not fresh": a
+// duplicate stored by this same log entry (same id and position) is a replay
+// and stays fresh.
+func (t *txn) replayed(r result, id string, pos int64) result {
+	if r.err != nil || !r.flag {
+		return r
+	}
+	rec, err := recordOf(t.get, r.msg.ID)
+	if err != nil {
+		return result{err: err}
+	}
+	r.flag = !(rec.ID == id && rec.Pos == pos)
+	return r
+}
+
 // ApplyInbound stores an inbound message read from the cluster log at
 // position in.LogPos (offset+1). fresh reports whether this log entry should
 // be routed: true when the message is new, and also when this same entry
@@ -52,18 +67,7 @@ func (s *Store) ApplyInbound(ctx context.Context, in Inbound) (msg protocol.Mess
 	if err := in.validate(); err != nil {
 		return msg, false, fmt.Errorf("store: apply inbound %s: %w", in.Sid, err)
 	}
-	res := s.do(ctx, func(t *txn) result {
-		r := t.appendInbound(&in)
-		if r.err != nil || !r.flag {
-			return r
-		}
-		rec, err := recordOf(t.get, r.msg.ID)
-		if err != nil {
-			return result{err: err}
-		}
-		r.flag = !(rec.ID == in.ID && rec.Pos == in.LogPos)
-		return r
-	})
+	res := s.do(ctx, func(t *txn) result { return t.replayed(t.appendInbound(&in), in.ID, in.LogPos) })
 	if res.err != nil {
 		return msg, false, fmt.Errorf("store: apply inbound %s: %w", in.Sid, res.err)
 	}
@@ -78,18 +82,7 @@ func (s *Store) ApplyReply(ctx context.Context, r Reply) (msg protocol.Message, 
 	if err := r.validate(); err != nil {
 		return msg, false, fmt.Errorf("store: apply reply %s/%s: %w", r.Agent, r.Ref, err)
 	}
-	res := s.do(ctx, func(t *txn) result {
-		out := t.appendReply(&r)
-		if out.err != nil || !out.flag {
-			return out
-		}
-		rec, err := recordOf(t.get, out.msg.ID)
-		if err != nil {
-			return result{err: err}
-		}
-		out.flag = !(rec.ID == r.ID && rec.Pos == r.LogPos)
-		return out
-	})
+	res := s.do(ctx, func(t *txn) result { return t.replayed(t.appendReply(&r), r.ID, r.LogPos) })
 	if res.err != nil {
 		return msg, false, fmt.Errorf("store: apply reply %s/%s: %w", r.Agent, r.Ref, res.err)
 	}

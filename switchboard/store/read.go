@@ -76,26 +76,13 @@ func (s *Store) MessageByProviderID(providerID string) (protocol.Message, error)
 // Pending returns the outbox: replies stored but not yet handed to the
 // provider (status still queued), oldest first.
 func (s *Store) Pending() ([]protocol.Message, error) {
-	var list []protocol.Message
-	err := s.snapshot(func(snap *leveldb.Snapshot) error {
-		get := snapGetter(snap)
-		it := snap.NewIterator(util.BytesPrefix([]byte(pOutbox)), nil)
-		defer it.Release()
-		for it.Next() {
-			id, err := idOfOutboxKey(it.Key())
-			if err != nil {
-				return err
-			}
-			m, _, err := loadMessage(get, id)
-			if err != nil {
-				return fmt.Errorf("outbox entry %s: %w", id, err)
-			}
-			list = append(list, m)
-		}
-		return it.Error()
-	})
+	replies, err := s.PendingReplies()
 	if err != nil {
-		return nil, fmt.Errorf("store: pending: %w", err)
+		return nil, err
+	}
+	list := make([]protocol.Message, len(replies))
+	for i, r := range replies {
+		list[i] = r.Message
 	}
 	return list, nil
 }
