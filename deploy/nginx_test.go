@@ -21,7 +21,7 @@ type seen struct {
 // fakeNode is an HTTP server on loopback that answers every request with
 // what it saw, and on /agent upgrades to a WebSocket that first sends what
 // it saw and then echoes.
-func fakeNode(t *testing.T, id string) (addr string, stop func()) {
+func fakeNode(t testing.TB, id string) (addr string, stop func()) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
