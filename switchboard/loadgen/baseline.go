@@ -1,0 +1,259 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+)
+
+// Baseline is a raw figure measured on the same machine in the same run,
+// for the ratios in BENCHMARKS.md.
+type Baseline struct {
+	Name     string  `json:"name"`
+	Ops      int64   `json:"ops"`
+	Seconds  float64 `json:"seconds"`
+	PerSec   float64 `json:"per_s"`
+	Latency  Summary `json:"latency_ms"`
+	Settings string  `json:"settings"`
+}
+
+// WriteText writes the baseline as one line.
+func (b *Baseline) WriteText(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "baseline %s (%s): %d ops in %.2fs = %.0f/s; latency ms p50 %.3f p99 %.3f p99.9 %.3f max %.3f\n",
+		b.Name, b.Settings, b.Ops, b.Seconds, b.PerSec, b.Latency.P50, b.Latency.P99, b.Latency.P999, b.Latency.Max)
+	return err
+}
+
+// TrivialServer starts the raw loopback HTTP baseline: a Go handler that
+// reads the webhook form and answers the same empty TwiML as a node, and
+// does nothing else. Drive it with a Runner (Agents 0, TwilioAddr "") to
+// measure the ceiling of the generator, net/http and loopback on this
+// machine. stop closes it.
+func TrivialServer() (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("loadgen: trivial server: %w", err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.ParseForm()
+			w.Header().Set("Content-Type", "text/xml")
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Response></Response>`)
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	return "http://" + ln.Addr().String(), func() { srv.Close(); <-done }, nil
+}
+
+// AMQPBaselineOptions configure BaselineAMQP.
+type AMQPBaselineOptions struct {
+	URL      string        // broker; required
+	Duration time.Duration // how long to publish; default 5s
+	Window   int           // unconfirmed publishes in flight; default 1024 (amqpbus's window)
+	Prefetch int           // consumer prefetch; default 256
+	Size     int           // body bytes; default 256 (one stored SMS as JSON)
+}
+
+// BaselineAMQP measures raw amqp091-go: one publisher with asynchronous
+// confirms and a bounded window, persistent messages into a durable queue,
+// one consumer acking each message. The rate is consumed messages per
+// second; latency is publish → consume. The queue is deleted afterwards.
+func BaselineAMQP(ctx context.Context, o AMQPBaselineOptions) (*Baseline, error) {
+	if o.URL == "" {
+		return nil, errors.New("-amqp: a broker URL is required for the AMQP baseline")
+	}
+	if o.Duration <= 0 {
+		o.Duration = 5 * time.Second
+	}
+	if o.Window <= 0 {
+		o.Window = 1024
+	}
+	if o.Prefetch <= 0 {
+		o.Prefetch = 256
+	}
+	if o.Size < 16 {
+		o.Size = 256
+	}
+	pconn, err := amqp.Dial(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("amqp baseline: dial: %w", err)
+	}
+	defer pconn.Close()
+	cconn, err := amqp.Dial(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("amqp baseline: dial: %w", err)
+	}
+	defer cconn.Close()
+	pch, err := pconn.Channel()
+	if err != nil {
+		return nil, fmt.Errorf("amqp baseline: channel: %w", err)
+	}
+	queue := fmt.Sprintf("sbload.baseline.%d", time.Now().UnixNano())
+	if _, err := pch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+		return nil, fmt.Errorf("amqp baseline: declare %s: %w", queue, err)
+	}
+	defer func() {
+		if ch, err := pconn.Channel(); err == nil {
+			ch.QueueDelete(queue, false, false, false)
+			ch.Close()
+		}
+	}()
+	if err := pch.Confirm(false); err != nil {
+		return nil, fmt.Errorf("amqp baseline: confirm mode: %w", err)
+	}
+	confirms := pch.NotifyPublish(make(chan amqp.Confirmation, o.Window))
+	cch, err := cconn.Channel()
+	if err != nil {
+		return nil, fmt.Errorf("amqp baseline: channel: %w", err)
+	}
+	if err := cch.Qos(o.Prefetch, 0, false); err != nil {
+		return nil, fmt.Errorf("amqp baseline: qos: %w", err)
+	}
+	deliveries, err := cch.Consume(queue, "", false, false, false, false, nil)
+	if err != nil {
+		return nil, fmt.Errorf("amqp baseline: consume: %w", err)
+	}
+
+	var lat Recorder
+	var published, nacked atomic.Int64
+	var consumed int64
+	pubDone := make(chan struct{})
+	window := make(chan struct{}, o.Window)
+	var confirmWG sync.WaitGroup
+	confirmWG.Add(1)
+	go func() { // the confirm reader: frees window slots
+		defer confirmWG.Done()
+		for c := range confirms {
+			if !c.Ack {
+				nacked.Add(1)
+			}
+			<-window
+		}
+	}()
+	start := time.Now()
+	go func() {
+		defer close(pubDone)
+		body := make([]byte, o.Size)
+		end := start.Add(o.Duration)
+		for time.Now().Before(end) && ctx.Err() == nil {
+			window <- struct{}{}
+			binary.BigEndian.PutUint64(body, uint64(time.Now().UnixNano()))
+			err := pch.PublishWithContext(ctx, "", queue, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body})
+			if err != nil {
+				<-window
+				return
+			}
+			published.Add(1)
+		}
+	}()
+	var last time.Time
+	timeout := time.NewTimer(o.Duration + 30*time.Second)
+	defer timeout.Stop()
+	pubWait := (<-chan struct{})(pubDone)
+	finished := false
+loop:
+	for !finished || consumed < published.Load() {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				break loop
+			}
+			if len(d.Body) >= 8 {
+				lat.Record(time.Since(time.Unix(0, int64(binary.BigEndian.Uint64(d.Body)))))
+			}
+			d.Ack(false)
+			consumed++
+			last = time.Now()
+		case <-pubWait:
+			finished, pubWait = true, nil
+		case <-timeout.C:
+			break loop
+		}
+	}
+	<-pubDone
+	// Wait for the publisher to finish before closing its channel.
+	pch.Close()
+	confirmWG.Wait()
+	cch.Close()
+	elapsed := last.Sub(start)
+	b := &Baseline{
+		Name: "amqp091-go publish-with-confirms → consume", Ops: consumed, Seconds: round3(elapsed.Seconds()),
+		PerSec: perSec(consumed, elapsed), Latency: lat.Summary(),
+		Settings: fmt.Sprintf("persistent %d-byte messages, durable queue, confirm window %d, prefetch %d, manual ack; %d nacked", o.Size, o.Window, o.Prefetch, nacked.Load()),
+	}
+	return b, nil
+}
+
+// BaselineLevelDB measures raw goleveldb appends with Sync: true (one fsync
+// per write, or per merged group of concurrent writes) from writers
+// goroutines for d, in a fresh directory under dir that is removed
+// afterwards.
+func BaselineLevelDB(ctx context.Context, dir string, writers int, d time.Duration) (*Baseline, error) {
+	if writers < 1 {
+		writers = 1
+	}
+	tmp, err := os.MkdirTemp(dir, "sbload-leveldb-")
+	if err != nil {
+		return nil, fmt.Errorf("leveldb baseline: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	db, err := leveldb.OpenFile(tmp, nil)
+	if err != nil {
+		return nil, fmt.Errorf("leveldb baseline: open: %w", err)
+	}
+	defer db.Close()
+	var lat Recorder
+	var ops atomic.Int64
+	var seq atomic.Uint64
+	var wg sync.WaitGroup
+	var firstErr error
+	var errOnce sync.Once
+	start := time.Now()
+	end := start.Add(d)
+	value := make([]byte, 256)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := make([]byte, 8)
+			wo := &opt.WriteOptions{Sync: true}
+			for time.Now().Before(end) && ctx.Err() == nil {
+				binary.BigEndian.PutUint64(key, seq.Add(1))
+				t := time.Now()
+				if err := db.Put(key, value, wo); err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+				lat.Record(time.Since(t))
+				ops.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, fmt.Errorf("leveldb baseline: put: %w", firstErr)
+	}
+	elapsed := time.Since(start)
+	return &Baseline{
+		Name: "goleveldb synced append", Ops: ops.Load(), Seconds: round3(elapsed.Seconds()),
+		PerSec: perSec(ops.Load(), elapsed), Latency: lat.Summary(),
+		Settings: fmt.Sprintf("%d writer(s), 8-byte keys, 256-byte values, Sync: true, dir %s", writers, dir),
+	}, nil
+}

@@ -1,0 +1,681 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard/switchboard/switchboard/protocol"
+	"github.com/switchboard/switchboard/switchboard/sms/twilio"
+	"github.com/switchboard/switchboard/switchboard/sms/twilio/twiliotest"
+)
+
+// Runner runs one load test (or one demo). See the package comment for
+// its concurrency contract.
+type Runner struct {
+	opts   Options
+	log    *slog.Logger
+	led    *ledger
+	client *http.Client
+
+	fake    *twiliotest.Server
+	fakeSrv *http.Server
+	fakeLn  net.Listener
+	fakeHit func(to, body string) // demo: show replies as they are sent
+	fakeWG  sync.WaitGroup        // the fake API's serving goroutine
+
+	seq      atomic.Int64 // inbound messages
+	replySeq atomic.Int64
+	wg       sync.WaitGroup // timers and other helpers started with goTimer
+	start    time.Time
+	sendEnd  time.Time
+	agentsN  atomic.Int64
+	agents   []*simAgent // set by connectAgents before traffic starts
+	used     atomic.Bool
+}
+
+// New validates opts and builds a Runner. Nothing is started yet.
+func New(opts Options) (*Runner, error) {
+	opts.Targets = append([]string(nil), opts.Targets...)
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	tr := &http.Transport{
+		Proxy:               nil, // loopback only: never through a proxy
+		MaxIdleConns:        opts.Workers * 2,
+		MaxIdleConnsPerHost: opts.Workers,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		DialContext:         (&net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+	}
+	return &Runner{
+		opts:   opts,
+		log:    opts.Logger.With("component", "sbload"),
+		led:    newLedger(),
+		client: &http.Client{Timeout: opts.Timeout, Transport: tr},
+	}, nil
+}
+
+// Options returns the options in force (defaults filled in).
+func (r *Runner) Options() Options { return r.opts }
+
+// FakeTwilioURL returns the base URL of the fake SMS API once Run started
+// it ("" when it does not run).
+func (r *Runner) FakeTwilioURL() string {
+	if r.fakeLn == nil {
+		return ""
+	}
+	return "http://" + r.fakeLn.Addr().String()
+}
+
+// goTimer runs f after d unless ctx ends first. Run waits for it.
+func (r *Runner) goTimer(ctx context.Context, d time.Duration, f func()) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			f()
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// Run generates the traffic, waits for the accounting to settle (at most
+// Drain after the send phase) and returns the report. Cancelling ctx ends
+// the send phase early; the drain and the report still happen. It returns
+// an error only when the run could not start (fake API address taken, no
+// agent could connect); lost messages are in Report.Failures.
+func (r *Runner) Run(ctx context.Context) (*Report, error) {
+	if !r.used.CompareAndSwap(false, true) {
+		return nil, errors.New("loadgen: a Runner runs once")
+	}
+	defer r.client.CloseIdleConnections()
+	if err := r.startFake(); err != nil {
+		return nil, err
+	}
+	defer r.stopFake()
+	if r.opts.Demo {
+		return r.runDemo(ctx)
+	}
+
+	rep := &Report{Targets: r.opts.Targets, RunID: r.opts.RunID, Rate: r.opts.Rate, MaxRate: r.opts.MaxRate,
+		Agents: r.opts.Agents, Capacity: r.opts.Capacity, Customers: r.opts.Customers, NavRate: r.opts.NavRate}
+	var mem *MemoryReport
+	if len(r.opts.PIDs) > 0 {
+		mem = &MemoryReport{PIDs: r.opts.PIDs, RSSBeforeKB: rssKB(r.opts.PIDs)}
+	}
+
+	agentCtx, stopAgents := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAgents()
+	var agentWG sync.WaitGroup
+	connStart := time.Now()
+	n, err := r.connectAgents(ctx, agentCtx, &agentWG)
+	if err != nil {
+		stopAgents()
+		agentWG.Wait()
+		r.wg.Wait()
+		return nil, err
+	}
+	rep.AgentsConnected = n
+	rep.ConnectSeconds = round3(time.Since(connStart).Seconds())
+
+	if mem != nil {
+		// Let the node settle (presence events, GC) before sampling.
+		idle := r.opts.Idle
+		select {
+		case <-time.After(idle):
+		case <-ctx.Done():
+		}
+		mem.RSSAfterKB = rssKB(r.opts.PIDs)
+		mem.Connections = n
+		if n > 0 && mem.RSSAfterKB > mem.RSSBeforeKB {
+			mem.BytesPerConnection = (mem.RSSAfterKB - mem.RSSBeforeKB) * 1024 / int64(n)
+		}
+		rep.Memory = mem
+	}
+
+	r.start = r.opts.Now()
+	var end time.Time
+	if r.opts.Duration > 0 {
+		end = r.start.Add(r.opts.Duration)
+	}
+	progressCtx, stopProgress := context.WithCancel(context.Background())
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		r.progress(progressCtx)
+	}()
+
+	var gen sync.WaitGroup
+	if r.opts.Rate > 0 || r.opts.MaxRate {
+		gen.Add(1)
+		go func() {
+			defer gen.Done()
+			r.generate(ctx, end)
+		}()
+	}
+	if r.opts.NavRate > 0 {
+		gen.Add(1)
+		go func() {
+			defer gen.Done()
+			r.navigate(ctx, end)
+		}()
+	}
+	gen.Wait()
+	r.sendEnd = r.opts.Now()
+
+	// Drain: wait for every acknowledged message to reach an agent and every
+	// reply to reach the SMS API, or for Drain to pass.
+	expectDelivery := r.opts.Agents > 0
+	expectAPI := r.fake != nil && r.opts.Agents > 0
+	drainStart := time.Now()
+	drainEnd := drainStart.Add(r.opts.Drain)
+	wait := func(until time.Time, done func() bool) {
+		for !done() && time.Now().Before(until) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	settled := func() bool { return r.led.settled(expectDelivery, expectAPI) && r.pendingReplies() == 0 }
+	wait(drainStart.Add(r.opts.Drain/2), settled)
+	if !settled() {
+		// End of shift: conversations that wait for a free agent (all
+		// agents at capacity) are not lost; releasing every conversation
+		// lets the node offer them, so that what stays undelivered really
+		// is lost.
+		rep.EndOfShiftRelease = true
+		for _, a := range r.agents {
+			select {
+			case a.releaseAll <- struct{}{}:
+			default:
+			}
+		}
+	}
+	wait(drainEnd, settled)
+	stopProgress()
+	<-progressDone
+	stopAgents()
+	agentWG.Wait()
+	r.wg.Wait()
+
+	r.fill(rep, expectDelivery, expectAPI)
+	if r.opts.AdminToken != "" && len(rep.LostMessages) > 0 {
+		r.checkStored(rep.LostMessages)
+		rep.Failures = failures(rep, expectDelivery)
+	}
+	return rep, nil
+}
+
+// pendingReplies counts replies written but neither acknowledged nor
+// refused.
+func (r *Runner) pendingReplies() int {
+	r.led.mu.Lock()
+	defer r.led.mu.Unlock()
+	n := 0
+	for _, rp := range r.led.replies {
+		if !rp.acked && !rp.refused {
+			n++
+		}
+	}
+	return n
+}
+
+// connectAgents dials every simulated agent (a few at a time), starts them
+// on agentCtx and waits until each has said it is available.
+func (r *Runner) connectAgents(ctx, agentCtx context.Context, wg *sync.WaitGroup) (int, error) {
+	want := r.opts.Agents
+	if r.opts.Demo {
+		want = 0
+		if r.opts.DemoAgent {
+			want = 1
+		}
+	}
+	if want == 0 {
+		return 0, nil
+	}
+	type result struct {
+		a   *simAgent
+		err error
+	}
+	results := make(chan result, want)
+	sem := make(chan struct{}, 32)
+	for i := 0; i < want; i++ {
+		name := fmt.Sprintf("load%s-%04d", r.opts.RunID, i)
+		if r.opts.Demo {
+			name = "demo-bot"
+		}
+		target := r.opts.Targets[i%len(r.opts.Targets)]
+		go func(seed uint64) {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			a, err := r.dialAgent(ctx, target, name, seed)
+			results <- result{a, err}
+		}(r.opts.Seed + uint64(i)*7919)
+	}
+	var agents []*simAgent
+	var errs []error
+	for i := 0; i < want; i++ {
+		res := <-results
+		if res.err != nil {
+			errs = append(errs, res.err)
+			continue
+		}
+		agents = append(agents, res.a)
+		wg.Add(1)
+		go func(a *simAgent) {
+			defer wg.Done()
+			a.run(agentCtx)
+		}(res.a)
+	}
+	if len(errs) > 0 {
+		r.led.mu.Lock()
+		r.led.errors["agent_dial"] += int64(len(errs))
+		r.led.mu.Unlock()
+		r.log.Warn("some agents could not connect", "failed", len(errs), "first", errs[0])
+	}
+	if len(agents) == 0 {
+		return 0, fmt.Errorf("loadgen: no agent could connect: %w", errors.Join(errs...))
+	}
+	deadline := time.After(r.opts.Timeout + time.Duration(len(agents))*time.Millisecond)
+	for _, a := range agents {
+		select {
+		case <-a.ready:
+		case <-deadline:
+			return len(agents), fmt.Errorf("loadgen: agent %s got no greeting within %v", a.name, r.opts.Timeout)
+		case <-ctx.Done():
+			return len(agents), ctx.Err()
+		}
+	}
+	r.agentsN.Store(int64(len(agents)))
+	r.agents = agents
+	return len(agents), nil
+}
+
+// job is one inbound SMS to post.
+type job struct {
+	seq      int64
+	sid      string
+	phone    string
+	text     string
+	intended time.Time
+	dup      bool
+	target   int
+}
+
+// generate posts webhooks from now until end (zero = until ctx ends): at
+// Rate per second on a fixed schedule, or back to back from every worker
+// with MaxRate.
+func (r *Runner) generate(ctx context.Context, end time.Time) {
+	jobs := make(chan job, r.opts.Workers*4)
+	var wg sync.WaitGroup
+	for i := 0; i < r.opts.Workers; i++ {
+		wg.Add(1)
+		go func(seed uint64) {
+			defer wg.Done()
+			if r.opts.MaxRate {
+				rnd := rand.New(rand.NewPCG(seed, 0x77))
+				for ctx.Err() == nil {
+					now := r.opts.Now()
+					if !end.IsZero() && !now.Before(end) {
+						return
+					}
+					r.post(r.newJob(rnd, r.randomCustomer(rnd), now))
+				}
+				return
+			}
+			for j := range jobs {
+				r.post(j)
+			}
+		}(r.opts.Seed + uint64(i) + 1)
+	}
+	if !r.opts.MaxRate {
+		r.schedule(ctx, end, jobs)
+	}
+	close(jobs)
+	wg.Wait()
+}
+
+func (r *Runner) randomCustomer(rnd *rand.Rand) string {
+	return customerPhone(r.opts.RunID, rnd.IntN(r.opts.Customers))
+}
+
+func (r *Runner) newJob(rnd *rand.Rand, phone string, intended time.Time) job {
+	seq := r.seq.Add(1)
+	text := pickText(rnd, pickMood(rnd)) + " " + marker(inMarker, r.opts.RunID, seq)
+	return job{
+		seq: seq, sid: messageSid(r.opts.RunID, seq), phone: phone, text: text, intended: intended,
+		dup:    rnd.Float64() < r.opts.DupShare,
+		target: int(seq) % len(r.opts.Targets),
+	}
+}
+
+// schedule feeds jobs at their intended times. When the workers fall
+// behind, the send blocks but the intended times do not move, so the delay
+// shows in the latency.
+func (r *Runner) schedule(ctx context.Context, end time.Time, jobs chan<- job) {
+	rnd := rand.New(rand.NewPCG(r.opts.Seed, 0x5c4ed))
+	interval := float64(time.Second) / r.opts.Rate
+	burstLeft, burstPhone := 0, ""
+	var burstAt time.Time
+	for i := int64(0); ; i++ {
+		intended := r.start.Add(time.Duration(float64(i) * interval))
+		if !end.IsZero() && !intended.Before(end) {
+			return
+		}
+		if d := intended.Sub(r.opts.Now()); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		var j job
+		switch {
+		case burstLeft > 0:
+			// A burst: several texts from one number at the same moment.
+			burstLeft--
+			j = r.newJob(rnd, burstPhone, burstAt)
+		default:
+			j = r.newJob(rnd, r.randomCustomer(rnd), intended)
+			if r.opts.BurstSize > 1 && rnd.Float64() < r.opts.BurstShare {
+				burstLeft, burstPhone, burstAt = r.opts.BurstSize-1, j.phone, intended
+			}
+		}
+		r.led.sent(j.seq, j.sid, j.phone, j.intended)
+		select {
+		case jobs <- j:
+		case <-ctx.Done():
+			// Sent to the ledger but never posted: take it back out.
+			r.led.mu.Lock()
+			delete(r.led.in, j.seq)
+			r.led.counts.sent--
+			r.led.mu.Unlock()
+			return
+		}
+	}
+}
+
+// post sends one webhook (and its duplicate) and records the answers.
+func (r *Runner) post(j job) {
+	if r.opts.MaxRate {
+		r.led.sent(j.seq, j.sid, j.phone, j.intended)
+	}
+	form := inboundForm(j.sid, j.phone, r.opts.From, j.text)
+	code, err := r.postForm(r.opts.Targets[j.target], "/sms/twilio", form)
+	at := r.opts.Now()
+	ok := r.classify("webhook", code, err, http.StatusOK)
+	r.led.answered(j.seq, ok, at)
+	if j.dup {
+		// Twilio retries reach any node behind the balancer.
+		target := (j.target + 1) % len(r.opts.Targets)
+		code, err := r.postForm(r.opts.Targets[target], "/sms/twilio", form)
+		r.led.duplicate(r.classify("webhook_dup", code, err, http.StatusOK))
+	}
+}
+
+// classify counts an error kind unless the answer is want.
+func (r *Runner) classify(what string, code int, err error, want int) bool {
+	switch {
+	case err != nil:
+		kind := "conn"
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			kind = "timeout"
+		}
+		r.led.errorf(what + "_" + kind)
+		return false
+	case code != want:
+		r.led.errorf(fmt.Sprintf("%s_http_%d", what, code))
+		return false
+	}
+	return true
+}
+
+func inboundForm(sid, from, to, body string) url.Values {
+	return url.Values{
+		"MessageSid":    {sid},
+		"SmsSid":        {sid},
+		"SmsMessageSid": {sid},
+		"AccountSid":    {"AC00000000000000000000000000000000"},
+		"From":          {from},
+		"To":            {to},
+		"Body":          {body},
+		"NumMedia":      {"0"},
+		"NumSegments":   {"1"},
+		"FromCountry":   {"US"},
+		"ApiVersion":    {"2010-04-01"},
+	}
+}
+
+// postForm posts a signed form and returns the status code. The body is
+// read to the end so that the connection is reused.
+func (r *Runner) postForm(target, path string, form url.Values) (int, error) {
+	if r.opts.AccountSID != "" {
+		form.Set("AccountSid", r.opts.AccountSID)
+	}
+	req, err := http.NewRequest(http.MethodPost, target+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("User-Agent", "TwilioProxy/1.1 (sbload)")
+	if r.opts.AuthToken != "" {
+		base := r.opts.PublicURL
+		if base == "" {
+			base = target
+		}
+		req.Header.Set(twilio.SignatureHeader, twilio.Signature(r.opts.AuthToken, strings.TrimSuffix(base, "/")+path, form))
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// navEvent is the body of POST /nav (DESIGN.md).
+type navEvent struct {
+	User    string `json:"user"`
+	Product string `json:"product"`
+	Type    string `json:"type"`
+	Phone   string `json:"phone,omitempty"`
+}
+
+// navigate posts navigation events at NavRate until end.
+func (r *Runner) navigate(ctx context.Context, end time.Time) {
+	rnd := rand.New(rand.NewPCG(r.opts.Seed, 0x7a7))
+	events := make(chan navEvent, 64)
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for ev := range events {
+				r.postNav(r.opts.Targets[i%len(r.opts.Targets)], ev)
+			}
+		}(i)
+	}
+	defer func() {
+		close(events)
+		wg.Wait()
+	}()
+	interval := float64(time.Second) / r.opts.NavRate
+	for i := int64(0); ; i++ {
+		at := r.start.Add(time.Duration(float64(i) * interval))
+		if !end.IsZero() && !at.Before(end) {
+			return
+		}
+		if d := at.Sub(r.opts.Now()); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+		ev := navEvent{User: fmt.Sprintf("u-%04x", rnd.IntN(1<<16)), Product: pickProduct(rnd), Type: "PRODUCT"}
+		switch k := rnd.IntN(20); {
+		case k == 0:
+			ev.Type = "CATEGORY"
+		case k == 1:
+			ev.Type = "SEARCH"
+		}
+		if rnd.Float64() < r.opts.NavLinkShare {
+			i := rnd.IntN(r.opts.Customers)
+			ev.User = fmt.Sprintf("c-%05d", i)
+			ev.Phone = customerPhone(r.opts.RunID, i)
+		}
+		select {
+		case events <- ev:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// postNav posts one navigation event. A node without POST /nav answers 404
+// or 405: counted quietly as unsupported.
+func (r *Runner) postNav(target string, ev navEvent) int {
+	body, _ := json.Marshal(ev)
+	resp, err := r.client.Post(target+"/nav", "application/json", bytes.NewReader(body))
+	if err != nil {
+		r.led.errorf("nav_conn")
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	r.led.nav(resp.StatusCode)
+	if c := resp.StatusCode; c != http.StatusAccepted && c != http.StatusNotFound && c != http.StatusMethodNotAllowed && c != http.StatusOK && c != http.StatusNoContent {
+		r.led.errorf(fmt.Sprintf("nav_http_%d", c))
+	}
+	return resp.StatusCode
+}
+
+// startFake starts the fake Twilio Messages API on TwilioAddr. Every
+// CreateMessage request is read for its reply marker before the fake
+// handles it.
+func (r *Runner) startFake() error {
+	if r.opts.TwilioAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", r.opts.TwilioAddr)
+	if err != nil {
+		return fmt.Errorf("loadgen: fake Twilio API on -twilio-addr %s: %w (is another sbload running? nodes must point TWILIO_API_URL here)", r.opts.TwilioAddr, err)
+	}
+	r.fakeLn = ln
+	r.fake = twiliotest.New(r.opts.AccountSID, r.opts.AuthToken)
+	r.fake.SetAutoStatus("sent", "delivered")
+	api := r.fake.Handler()
+	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/Messages.json") {
+			body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, 1<<20))
+			if err != nil {
+				http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			at := r.opts.Now()
+			if form, err := url.ParseQuery(string(body)); err == nil {
+				text := form.Get("Body")
+				if seq, ok := findMarker(text, replyMarker, r.opts.RunID); ok {
+					r.led.replyAtAPI(seq, at)
+				}
+				if r.fakeHit != nil {
+					r.fakeHit(form.Get("To"), text)
+				}
+			}
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		api.ServeHTTP(w, req)
+	})
+	r.fakeSrv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	r.fakeWG.Add(1)
+	go func() {
+		defer r.fakeWG.Done()
+		if err := r.fakeSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			r.log.Error("fake Twilio API stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (r *Runner) stopFake() {
+	if r.fakeSrv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r.fakeSrv.Shutdown(ctx)
+	r.fake.Close()
+	r.fakeWG.Wait()
+}
+
+// checkStored asks the first node, with the admin token, whether each lost
+// message was stored at all: it tells a routing loss from a storage loss.
+func (r *Runner) checkStored(lost []LostMessage) {
+	for i := range lost {
+		req, _ := http.NewRequest(http.MethodGet, r.opts.Targets[0]+"/conversations/"+url.PathEscape(lost[i].Phone), nil)
+		req.Header.Set("Authorization", "Bearer "+r.opts.AdminToken)
+		resp, err := r.client.Do(req)
+		if err != nil {
+			continue
+		}
+		var list []protocol.Message
+		if resp.StatusCode == http.StatusOK {
+			json.NewDecoder(resp.Body).Decode(&list)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			continue
+		}
+		stored := false
+		for _, m := range list {
+			if seq, ok := findMarker(m.Text, inMarker, r.opts.RunID); ok && seq == lost[i].Seq {
+				stored = true
+			}
+		}
+		lost[i].Stored = &stored
+	}
+}
+
+// rssKB sums the resident set sizes of pids (Linux), in KiB; unreadable
+// ones count as zero.
+func rssKB(pids []int) int64 {
+	var total int64
+	for _, pid := range pids {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				var kb int64
+				fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+				total += kb
+			}
+		}
+	}
+	return total
+}
