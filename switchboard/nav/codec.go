@@ -3,6 +3,7 @@ package nav
 import (
 	"encoding/binary"
 	"errors"
+	"strconv"
 )
 
 // A fast path for the one JSON shape that dominates the bus: a flat object
@@ -48,6 +49,10 @@ func appendEvent(b []byte, e *Event) ([]byte, bool) {
 	field("product", e.Product, true)
 	field("type", e.Type, false)
 	field("phone", e.Phone, true)
+	if e.At != 0 {
+		b = append(b, `,"at":`...)
+		b = strconv.AppendInt(b, e.At, 10)
+	}
 	return append(b, '}'), true
 }
 
@@ -156,25 +161,20 @@ func (sc *scanner) object() (e Event, ok bool) {
 			return Event{}, false
 		}
 		sc.ws()
-		v, ok := sc.str()
-		if !ok {
-			return Event{}, false
-		}
-		switch k {
-		case "id":
-			e.ID = v
-		case "node":
-			e.Node = v
-		case "user":
-			e.User = v
-		case "product":
-			e.Product = v
-		case "type":
-			e.Type = v
-		case "phone":
-			e.Phone = v
-		default:
-			return Event{}, false
+		if k == "at" {
+			n, ok := sc.integer()
+			if !ok {
+				return Event{}, false
+			}
+			e.At = n
+		} else {
+			v, ok := sc.str()
+			if !ok {
+				return Event{}, false
+			}
+			if !e.set(k, v) {
+				return Event{}, false
+			}
 		}
 		sc.ws()
 		if sc.byte(',') {
@@ -185,6 +185,47 @@ func (sc *scanner) object() (e Event, ok bool) {
 		}
 		return Event{}, false
 	}
+}
+
+// set assigns the string field named k (exactly as json tags spell it).
+func (e *Event) set(k, v string) bool {
+	switch k {
+	case "id":
+		e.ID = v
+	case "node":
+		e.Node = v
+	case "user":
+		e.User = v
+	case "product":
+		e.Product = v
+	case "type":
+		e.Type = v
+	case "phone":
+		e.Phone = v
+	default:
+		return false
+	}
+	return true
+}
+
+// integer reads a JSON integer that fits an int64 comfortably (at most 18
+// digits, no fraction or exponent).
+func (sc *scanner) integer() (int64, bool) {
+	start := sc.i
+	sc.byte('-')
+	digits := sc.i
+	for sc.i < len(sc.data) && sc.data[sc.i] >= '0' && sc.data[sc.i] <= '9' {
+		sc.i++
+	}
+	n := sc.i - digits
+	if n == 0 || n > 18 || (n > 1 && sc.data[digits] == '0') {
+		return 0, false
+	}
+	if sc.i < len(sc.data) && (sc.data[sc.i] == '.' || sc.data[sc.i] == 'e' || sc.data[sc.i] == 'E') {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(string(sc.data[start:sc.i]), 10, 64)
+	return v, err == nil
 }
 
 // User histories are the bulk of what Flush writes, so they are stored in a

@@ -49,6 +49,7 @@ func FuzzFastEventMatchesJSON(f *testing.F) {
 		`{"id":"n1-x-1","node":"n1","user":"u-59c3","product":"3","type":"PRODUCT","phone":"+15551234567"}`,
 		`{}`, `{"user":"a","user":"b"}`, ` {"type" :"X"}`,
 		`[{"user":"a","product":"3","type":"PRODUCT"}, {"user":"b"}]`, `[]`, `[{},{},{},{},{},{}]`,
+		`{"user":"a","at":1732200000000}`, `{"at":-0}`, `{"at":01}`, `{"at":1.5}`, `{"at":1e3}`,
 	} {
 		f.Add([]byte(s))
 	}

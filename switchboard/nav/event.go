@@ -34,6 +34,7 @@ type Event struct {
 	Product string `json:"product,omitempty"`
 	Type    string `json:"type"`
 	Phone   string `json:"phone,omitempty"` // optional: links the user to an SMS customer (E.164 after decoding)
+	At      int64  `json:"at,omitempty"`    // ms since the epoch, set by the ingesting node: places the view in the window
 }
 
 // ErrBadEvent wraps every reason an event or a batch is refused.

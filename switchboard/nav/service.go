@@ -222,11 +222,13 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 	if s.opts.Accepted != nil {
 		s.opts.Accepted(len(events))
 	}
+	now := s.opts.Now().UnixMilli()
 	work := make([]int, 0, len(events))
 	for i := range events {
 		e := &events[i]
 		e.Node = s.opts.Node
 		e.ID = s.newID()
+		e.At = now
 		if e.Product == "" {
 			s.apply(*e)
 			continue
@@ -330,7 +332,11 @@ func (s *Service) apply(e Event) bool {
 	owned := s.owns(e)
 	if owned {
 		mark = s.dirtyPub
-		s.win.add(e.Product, now)
+		at := now
+		if e.At > 0 && e.At < ms {
+			at = time.UnixMilli(e.At) // late through the bus: its own bucket
+		}
+		s.win.add(e.Product, at)
 	}
 	s.cv.view(e.User, e.Product, p.Category, e.Phone, ms, mark)
 	s.markActive(e.User, ms)

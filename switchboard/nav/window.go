@@ -59,10 +59,17 @@ func (w *window) advance(now time.Time) {
 	w.cur = idx
 }
 
-// add counts one view of product at now.
-func (w *window) add(product string, now time.Time) {
-	w.advance(now)
-	w.buckets[w.cur%int64(len(w.buckets))][product]++
+// add counts one view of product that happened at t. A view older than
+// the newest bucket goes into its own bucket (events can arrive late
+// through the bus), or nowhere if that bucket has left the window.
+func (w *window) add(product string, t time.Time) {
+	w.advance(t)
+	idx := t.UnixNano() / w.res
+	n := int64(len(w.buckets))
+	if idx > w.cur || idx <= w.cur-n {
+		return
+	}
+	w.buckets[idx%n][product]++
 	w.totals[product]++
 }
 

@@ -214,3 +214,22 @@ func stripTitles(es []protocol.TopEntry) []protocol.TopEntry {
 	}
 	return out
 }
+
+func TestWindowLateEvents(t *testing.T) {
+	w := newWindow(5*time.Second, time.Second)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	w.add("a", at(10000))
+	w.add("b", at(7500)) // late, but inside the window: its own bucket
+	w.add("c", at(5999)) // its bucket (5 s) has left the window at 10 s
+	if got := w.ranking(10); !reflect.DeepEqual(got, entries("a", 1, "b", 1)) {
+		t.Fatalf("ranking = %v", got)
+	}
+	w.advance(at(11999))
+	if got := w.ranking(10); !reflect.DeepEqual(got, entries("a", 1, "b", 1)) {
+		t.Fatalf("at 11.999 s = %v", got)
+	}
+	w.advance(at(12000)) // b's bucket (7 s) leaves
+	if got := w.ranking(10); !reflect.DeepEqual(got, entries("a", 1)) {
+		t.Fatalf("at 12 s = %v", got)
+	}
+}
