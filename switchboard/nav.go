@@ -53,6 +53,9 @@ func (n *Node) openNav() error {
 	return nil
 }
 
+// navStream is the RabbitMQ stream of navigation events (nav.view.*).
+const navStream = "nav"
+
 // navPublisher publishes through whatever bus the node has.
 type navPublisher struct{ n *Node }
 
@@ -64,18 +67,27 @@ func (p navPublisher) Publish(ctx context.Context, key string, body []byte) erro
 // queues: every node applies every event) and starts the service and the
 // agent pusher.
 func (n *Node) startNav() error {
+	view := bus.SubscribeOptions{Bindings: []string{nav.BindView}}
+	if n.opts.AMQPURL != "" {
+		// With RabbitMQ the events go through a stream that every node reads
+		// at its own pace: a node that was down resumes after the last event
+		// its stored counters include, and a new node replays the history,
+		// so all nodes converge to the same counters.
+		view = bus.SubscribeOptions{Queue: navStream, Bindings: view.Bindings, Stream: true, Offset: n.nav.svc.StreamOffset() + 1,
+			MaxAttempts: 3, RetryDelay: 100 * time.Millisecond}
+	}
 	subs := []struct {
-		bind string
+		opts bus.SubscribeOptions
 		h    bus.Handler
 	}{
-		{nav.BindView, n.nav.svc.HandleView},
-		{nav.BindTop, n.nav.svc.HandleTop},
-		{nav.BindCatalog, n.nav.svc.HandleCatalog},
+		{view, n.nav.svc.HandleView},
+		{bus.SubscribeOptions{Bindings: []string{nav.BindTop}}, n.nav.svc.HandleTop},
+		{bus.SubscribeOptions{Bindings: []string{nav.BindCatalog}}, n.nav.svc.HandleCatalog},
 	}
 	for _, s := range subs {
-		sb, err := n.bus.Subscribe(n.ctx, bus.SubscribeOptions{Bindings: []string{s.bind}}, s.h)
+		sb, err := n.bus.Subscribe(n.ctx, s.opts, s.h)
 		if err != nil {
-			return fmt.Errorf("subscribe %s: %w", s.bind, err)
+			return fmt.Errorf("subscribe %v: %w", s.opts.Bindings, err)
 		}
 		n.subs = append(n.subs, sb)
 	}

@@ -112,12 +112,14 @@ func TestNavSurvivesRestart(t *testing.T) {
 func TestNavTwoNodesRealBroker(t *testing.T) {
 	url := bustest.AMQPURL(t)
 	exchange := bustest.UniqueName(t, "nav")
+	dirs := map[string]string{"n1": t.TempDir(), "n2": t.TempDir()}
 	node := func(name string) func(*Options, *Config) {
 		return func(o *Options, c *Config) {
 			fastNav(o, c)
 			o.AMQPURL = url
 			o.AMQPExchange = exchange
 			o.Node = name
+			o.DataDir = dirs[name]
 		}
 	}
 	h1 := startNode(t, node("n1"))
@@ -149,6 +151,19 @@ func TestNavTwoNodesRealBroker(t *testing.T) {
 	}
 	const wantAlone = `{"window":"10s","top":[{"product":"3","title":"Full HD camcorder","count":2},{"product":"2","title":"Media player with USB 2.0 input","count":1}]}`
 	sbt.WaitFor(t, waitLong, "n1 top after n2 left", func() bool { return getBody(t, h1.base+"/stats/top") == wantAlone })
+
+	// While n2 is down, n1 takes more events; n2 restarts on its data and
+	// resumes the stream after the last event its counters include.
+	postNav(t, h1.base, `[{"user":"c","product":"2","type":"PRODUCT"},{"user":"d","product":"5","type":"PRODUCT"},{"user":"d","product":"3","type":"PRODUCT"}]`)
+	h2 = startNode(t, node("n2"))
+	sbt.WaitFor(t, waitLong, "n2 caught up", func() bool { return h2.node.nav.svc.Counters().Counted == 3 })
+	for _, p := range []string{"2", "3", "4", "5"} {
+		want := getBody(t, h1.base+"/products/"+p+"/stats")
+		sbt.WaitFor(t, waitLong, "n2 counters of "+p, func() bool { return getBody(t, h2.base+"/products/"+p+"/stats") == want })
+	}
+	if got := getBody(t, h2.base+"/products/2/stats"); got != `{"product":"2","categories":{"Cameras":3}}` {
+		t.Errorf("after catch-up GET /products/2/stats = %s", got)
+	}
 }
 
 // TestImportProducts: `switchboard products import` fills the catalog of a

@@ -29,12 +29,19 @@
 // # Several nodes
 //
 // POST /nav does not count anything itself: the ingesting node stamps each
-// event with an id and its node id and publishes it on nav.view.<product>.
-// Every node consumes nav.view.* through a private queue, so every node
-// applies every event and all nodes end with the same counters; ids dedupe
-// redeliveries (the last 65536 ids are remembered). A shop may publish on
-// nav.view.<product> directly; such events have no id and are applied once
-// per delivery. With the in-process bus the event comes back at once.
+// event with an id, its node id and its clock ("at"), and publishes it on
+// nav.view.<product>. Every node consumes every nav.view.* event and
+// applies it (HandleView), so all nodes end with the same counters. With
+// the in-process bus that is a private queue and the event comes back at
+// once. With RabbitMQ (the node's wiring, switchboard/nav.go) it is a
+// stream that each node reads at its own pace: the last applied offset is
+// stored in the same batch as the counters, so a node that was down resumes
+// right after what it has, and a new node replays the history. The
+// co-view counters are idempotent per (user, product) — a repeated view
+// changes nothing — so a replayed or redelivered event never double-counts
+// them; event ids additionally dedupe redeliveries for the window (the last
+// 65536 ids are remembered). A shop may publish on nav.view.<product>
+// directly; such events have no id.
 //
 // The top-N is computed differently, because a sliding window of every
 // event on every node would count each view N times when merged: each node

@@ -56,6 +56,7 @@ type Store interface {
 	NavProducts(fn func(id string, v []byte) error) error
 	NavCounts(fn func(product string, v []byte) error) error
 	NavUsers(fn func(user string, v []byte) error) error
+	NavStreamOffset() (int64, bool, error)
 }
 
 // Publisher publishes on the bus (bus.Bus implements it).
@@ -86,6 +87,8 @@ type Service struct {
 	lastPub  uint64              // tick of the last partial published
 	dirtyPub map[string]struct{} // products to publish on stats.product.<id>
 	active   map[string]int64    // linked phone → last view (ms)
+	offset   int64               // last applied stream offset; -1 = none
+	offDirty bool                // offset changed since the last flush
 	counters Counters
 
 	flushMu sync.Mutex // one flush at a time
@@ -135,6 +138,7 @@ func New(opts Options, st Store, pub Publisher) (*Service, error) {
 		peers:    make(map[string]peer),
 		dirtyPub: make(map[string]struct{}),
 		active:   make(map[string]int64),
+		offset:   -1,
 	}
 	if err := st.NavProducts(func(id string, v []byte) error {
 		var p Product
@@ -161,6 +165,11 @@ func New(opts Options, st Store, pub Publisher) (*Service, error) {
 	}
 	if err := st.NavUsers(s.cv.loadUser); err != nil {
 		return nil, err
+	}
+	if off, ok, err := st.NavStreamOffset(); err != nil {
+		return nil, err
+	} else if ok {
+		s.offset = off
 	}
 	s.log.Info("navigation state loaded", "products", len(s.catalog), "counted_products", len(s.cv.counts), "users", len(s.cv.users))
 	return s, nil
@@ -294,7 +303,7 @@ func (s *Service) HandleView(_ context.Context, d bus.Delivery) error {
 	if err != nil {
 		return bus.Permanent(fmt.Errorf("nav: decode %s: %w", d.Key, err))
 	}
-	s.apply(e)
+	s.applyAt(e, d.Offset)
 	return nil
 }
 
@@ -307,11 +316,18 @@ func (s *Service) Apply(events ...Event) {
 }
 
 // apply updates the counters for one event and reports whether it counted.
-func (s *Service) apply(e Event) bool {
+func (s *Service) apply(e Event) bool { return s.applyAt(e, -1) }
+
+// applyAt is apply for a stream delivery at offset (-1 = not a stream): the
+// offset is remembered with the counters so a restart resumes after it.
+func (s *Service) applyAt(e Event, offset int64) bool {
 	now := s.opts.Now()
 	ms := now.UnixMilli()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if offset > s.offset {
+		s.offset, s.offDirty = offset, true
+	}
 	if e.ID != "" && s.seen.dup(e.ID) {
 		s.counters.Duplicates++
 		return false
@@ -372,6 +388,15 @@ func (s *Service) leader() string {
 		}
 	}
 	return l
+}
+
+// StreamOffset returns the last stream offset whose event is included in
+// the stored counters (-1 = none): a node consuming the RabbitMQ stream
+// resumes at StreamOffset()+1.
+func (s *Service) StreamOffset() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.offset
 }
 
 // ---- top-N ----
@@ -565,6 +590,11 @@ func (s *Service) Flush() {
 			s.batch.DeleteUser(id)
 		}
 	}
+	offDirty := s.offDirty
+	if offDirty {
+		s.batch.PutStreamOffset(s.offset)
+		s.offDirty = false
+	}
 	clear(s.cv.dirtyCounts)
 	clear(s.cv.dirtyUsers)
 	s.mu.Unlock()
@@ -577,6 +607,7 @@ func (s *Service) Flush() {
 		for _, id := range users {
 			s.cv.dirtyUsers[id] = struct{}{}
 		}
+		s.offDirty = s.offDirty || offDirty
 		s.mu.Unlock()
 	}
 }

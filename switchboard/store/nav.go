@@ -1,6 +1,8 @@
 package store
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/syndtr/goleveldb/leveldb"
@@ -13,6 +15,7 @@ import (
 //
 //	p/<product id>          product JSON   the catalog
 //	v/<product id>          counts JSON    co-view counts: category → n
+//	n/offset                <n8>           position in the RabbitMQ nav stream the counters include
 //	u/<user id>             user record    a shop user's viewed products and phone link (nav's compact binary form)
 //
 // These writes bypass the group-commit writer and are not synced: they are
@@ -98,4 +101,27 @@ func (s *Store) navScan(prefix string, fn func(key string, v []byte) error) erro
 		return fmt.Errorf("store: scan %s: %w", prefix, err)
 	}
 	return nil
+}
+
+// keyNavOffset holds the position in the nav event stream (RabbitMQ) up to
+// which the stored counters are complete; it is written in the same batch
+// as the counters it describes.
+const keyNavOffset = "n/offset"
+
+// PutStreamOffset records the last applied stream offset.
+func (b *NavBatch) PutStreamOffset(off int64) { b.b.Put([]byte(keyNavOffset), be8(uint64(off))) }
+
+// NavStreamOffset returns the last stream offset stored by WriteNav; ok is
+// false when none was.
+func (s *Store) NavStreamOffset() (off int64, ok bool, err error) {
+	v, err := s.db.Get([]byte(keyNavOffset), nil)
+	switch {
+	case errors.Is(err, leveldb.ErrNotFound):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("store: read nav stream offset: %w", err)
+	case len(v) != 8:
+		return 0, false, fmt.Errorf("store: corrupt nav stream offset (%d bytes)", len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), true, nil
 }
