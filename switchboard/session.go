@@ -16,10 +16,12 @@ import (
 // WebSocket limits. A frame from an agent is small: the longest reply is
 // protocol.MaxText bytes, so 64 KiB leaves room for JSON escaping.
 const (
-	maxFrame   = 64 << 10
-	writeWait  = 10 * time.Second
-	pongWait   = 60 * time.Second
-	pingPeriod = pongWait * 9 / 10
+	maxFrame  = 64 << 10
+	writeWait = 10 * time.Second
+	pongWait  = 60 * time.Second
+	// Well under the 55 s after which Heroku's router (and many proxies)
+	// drop an idle connection.
+	pingPeriod = 25 * time.Second
 	// A session's write queue holds at most this many frames or bytes; an
 	// agent that lets it fill is disconnected. Reconnecting with many
 	// conversations queues one "assigned" frame each, so the frame limit
