@@ -34,6 +34,10 @@ type Options struct {
 	// TwilioAddr is where the fake Twilio Messages API listens (the nodes'
 	// TWILIO_API_URL points here); "" = no fake (replies are not checked).
 	TwilioAddr string
+	// TwilioListener, when set, serves the fake API on this listener
+	// instead of listening on TwilioAddr (tests: a kernel-chosen port known
+	// before the node starts). Run closes it.
+	TwilioListener net.Listener
 
 	Rate      float64       // inbound messages per second, open loop; 0 = no texting
 	MaxRate   bool          // closed loop instead: every worker posts back to back (finds the ceiling; latency is then service time only)
@@ -135,7 +139,7 @@ func (o *Options) Validate() error {
 	if _, err := protocol.NormalizePhone(o.From); err != nil {
 		bad("from", "%v", err)
 	}
-	if o.TwilioAddr != "" {
+	if o.TwilioAddr != "" && o.TwilioListener == nil {
 		if _, _, err := net.SplitHostPort(o.TwilioAddr); err != nil {
 			bad("twilio-addr", "%v", err)
 		}

@@ -578,12 +578,15 @@ func (r *Runner) postNav(target string, ev navEvent) int {
 // CreateMessage request is read for its reply marker before the fake
 // handles it.
 func (r *Runner) startFake() error {
-	if r.opts.TwilioAddr == "" {
+	ln := r.opts.TwilioListener
+	if ln == nil && r.opts.TwilioAddr == "" {
 		return nil
 	}
-	ln, err := net.Listen("tcp", r.opts.TwilioAddr)
-	if err != nil {
-		return fmt.Errorf("loadgen: fake Twilio API on -twilio-addr %s: %w (is another sbload running? nodes must point TWILIO_API_URL here)", r.opts.TwilioAddr, err)
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", r.opts.TwilioAddr); err != nil {
+			return fmt.Errorf("loadgen: fake Twilio API on -twilio-addr %s: %w (is another sbload running? nodes must point TWILIO_API_URL here)", r.opts.TwilioAddr, err)
+		}
 	}
 	r.fakeLn = ln
 	r.fake = twiliotest.New(r.opts.AccountSID, r.opts.AuthToken)
