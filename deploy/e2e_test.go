@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/switchboard"
 	"github.com/switchboard/switchboard/switchboard/bus/bustest"
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio"
@@ -147,9 +148,7 @@ func TestTwoNodesBehindNginx(t *testing.T) {
 	exchange := bustest.UniqueName(t, "sbdeploy")
 	// The durable names a node declares for its exchange; private queues
 	// are exclusive and go with the connections.
-	bustest.DeleteOnCleanup(t, amqpURL, func() ([]string, []string) {
-		return []string{exchange, exchange + ".dlx"}, []string{exchange + ".dead"}
-	})
+	bustest.DeleteOnCleanup(t, amqpURL, func() ([]string, []string) { return switchboard.BrokerNames(exchange) })
 	fake := twiliotest.NewServer(e2eAccount, e2eToken)
 	t.Cleanup(fake.Close)
 

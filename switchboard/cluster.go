@@ -62,6 +62,18 @@ const (
 // logBindings are the keys the log stream keeps.
 var logBindings = []string{"sms.in.#", "sms.out.#", "sms.status.#", "agent.presence.#", "route.#"}
 
+// BrokerNames returns the exchanges and durable queues that nodes declare on
+// the broker for exchange (-amqp-exchange): everything to delete to remove a
+// cluster's state from RabbitMQ. Private queues are exclusive and vanish
+// with their connection.
+func BrokerNames(exchange string) (exchanges, queues []string) {
+	if exchange == "" {
+		exchange = "switchboard"
+	}
+	return []string{exchange, exchange + ".dlx"},
+		[]string{exchange + ".log", exchange + "." + navStream, exchange + ".dead"}
+}
+
 // checkpoint is the routing state saved with the log offset it reflects.
 type checkpoint struct {
 	Offset  int64                 `json:"offset"` // last applied; -1 = none
@@ -124,7 +136,7 @@ func nodeWord(node string) string {
 func newCluster(n *Node) (*cluster, error) {
 	c := &cluster{
 		n:         n,
-		log:       n.log.With("component", "cluster"),
+		log:       n.logBase.With("component", "cluster"),
 		node:      nodeWord(n.opts.Node),
 		offset:    -1,
 		current:   map[string]string{},

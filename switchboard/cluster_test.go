@@ -19,10 +19,7 @@ func clusterExchange(t *testing.T) (amqpURL, exchange string) {
 	t.Helper()
 	amqpURL = bustest.AMQPURL(t)
 	exchange = bustest.UniqueName(t, "sbc")
-	bustest.DeleteOnCleanup(t, amqpURL, func() ([]string, []string) {
-		return []string{exchange, exchange + ".dlx"},
-			[]string{exchange + ".log", exchange + ".dead", exchange + ".outbound", exchange + ".outbound.retry"}
-	})
+	bustest.DeleteOnCleanup(t, amqpURL, func() ([]string, []string) { return BrokerNames(exchange) })
 	return amqpURL, exchange
 }
 

@@ -112,6 +112,7 @@ func TestNavSurvivesRestart(t *testing.T) {
 func TestNavTwoNodesRealBroker(t *testing.T) {
 	url := bustest.AMQPURL(t)
 	exchange := bustest.UniqueName(t, "nav")
+	bustest.DeleteOnCleanup(t, url, func() ([]string, []string) { return BrokerNames(exchange) })
 	dirs := map[string]string{"n1": t.TempDir(), "n2": t.TempDir()}
 	node := func(name string) func(*Options, *Config) {
 		return func(o *Options, c *Config) {

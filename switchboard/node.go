@@ -26,7 +26,8 @@ import (
 // Its methods are safe for concurrent use.
 type Node struct {
 	opts    Options
-	log     *slog.Logger
+	log     *slog.Logger // component=node
+	logBase *slog.Logger // node=<id>, for components to add their own
 	now     func() time.Time
 	metrics *nodeMetrics
 
@@ -82,7 +83,8 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	if now == nil {
 		now = time.Now
 	}
-	n = &Node{opts: opts, log: log.With("component", "node", "node", opts.Node), now: now, metrics: nopMetrics()}
+	base := log.With("node", opts.Node)
+	n = &Node{opts: opts, log: base.With("component", "node"), logBase: base, now: now, metrics: nopMetrics()}
 
 	var undo []func()
 	defer func() {

@@ -36,7 +36,7 @@ type dispatcher struct {
 func newDispatcher(n *Node) *dispatcher {
 	return &dispatcher{
 		n:        n,
-		log:      n.log.With("component", "outbound"),
+		log:      n.logBase.With("component", "outbound"),
 		queue:    make(chan protocol.Message, 4096),
 		backoff:  sms.DefaultBackoff,
 		inflight: make(map[string]bool),

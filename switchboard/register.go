@@ -27,7 +27,7 @@ func (n *Node) webhookURL() string {
 // running and still serves a webhook that was set earlier or in the console.
 // The error is returned for tests.
 func (n *Node) registerTwilio(ctx context.Context) error {
-	log := n.log.With("component", "twilio-register")
+	log := n.logBase.With("component", "twilio-register")
 	if n.opts.PublicURL == "" || n.opts.TwilioAccountSID == "" || n.opts.TwilioAuthToken == "" || n.opts.TwilioFrom == "" {
 		err := errors.New("-twilio-register needs -public-url, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM")
 		log.Error("twilio webhook NOT registered", "err", err)

@@ -164,7 +164,7 @@ func TestRegisterTwilioDirect(t *testing.T) {
 	}
 	// Missing settings are reported, not attempted (a bare Node: nothing
 	// but its options and logger is used).
-	bare := &Node{opts: h.node.opts, log: slog.New(slog.DiscardHandler)}
+	bare := &Node{opts: h.node.opts, log: slog.New(slog.DiscardHandler), logBase: slog.New(slog.DiscardHandler)}
 	bare.opts.PublicURL = ""
 	if err := bare.registerTwilio(context.Background()); err == nil || !strings.Contains(err.Error(), "-public-url") {
 		t.Fatalf("without public URL: err = %v", err)

@@ -33,7 +33,7 @@ type router struct {
 func newRouter(n *Node) *router {
 	return &router{
 		n:        n,
-		log:      n.log.With("component", "router"),
+		log:      n.logBase.With("component", "router"),
 		engine:   route.New(n.opts.DefaultCapacity),
 		sessions: make(map[string]*session),
 		timers:   make(map[string]*time.Timer),

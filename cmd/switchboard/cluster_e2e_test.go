@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/switchboard"
 	"github.com/switchboard/switchboard/switchboard/bus/bustest"
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio/twiliotest"
@@ -33,9 +34,7 @@ func newClusterRun(t *testing.T) *clusterRun {
 	t.Helper()
 	amqpURL := bustest.AMQPURL(t)
 	ex := bustest.UniqueName(t, "sbe2e")
-	bustest.DeleteOnCleanup(t, amqpURL, func() ([]string, []string) {
-		return []string{ex, ex + ".dlx"}, []string{ex + ".log", ex + ".dead"}
-	})
+	bustest.DeleteOnCleanup(t, amqpURL, func() ([]string, []string) { return switchboard.BrokerNames(ex) })
 	fake := twiliotest.NewServer(account, authToken)
 	t.Cleanup(fake.Close)
 	return &clusterRun{t: t, amqp: amqpURL, exchange: ex, fake: fake, dirs: map[string]string{}, ports: map[string]int{}}

@@ -8,4 +8,6 @@ import (
 
 func twilioSignature(u string, form url.Values) string { return twilio.Signature(authToken, u, form) }
 
-func twilioSignatureFor(u string, form url.Values) string { return twilio.Signature(authToken, u, form) }
+func twilioSignatureFor(u string, form url.Values) string {
+	return twilio.Signature(authToken, u, form)
+}

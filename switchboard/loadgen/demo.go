@@ -84,12 +84,11 @@ func (r *Runner) runDemo(ctx context.Context) (*Report, error) {
 	}
 	wg.Wait()
 	r.sendEnd = r.opts.Now()
-	rep := &Report{Targets: r.opts.Targets, RunID: r.opts.RunID, Customers: n, Agents: r.agentsNForReport(), Capacity: r.opts.Capacity}
+	rep := &Report{Targets: r.opts.Targets, RunID: r.opts.RunID, Demo: true, Customers: n,
+		Agents: int(r.agentsN.Load()), AgentsConnected: int(r.agentsN.Load()), Capacity: r.opts.Capacity}
 	r.fill(rep, false, false)
 	return rep, nil
 }
-
-func (r *Runner) agentsNForReport() int { return int(r.agentsN.Load()) }
 
 // demoCustomer browses and texts until ctx ends. Between texts it waits a
 // few seconds, so a person can read along.

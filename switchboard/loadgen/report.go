@@ -18,6 +18,7 @@ import (
 type Report struct {
 	Targets         []string `json:"targets"`
 	RunID           string   `json:"run_id"`
+	Demo            bool     `json:"demo,omitempty"`
 	Rate            float64  `json:"rate"`
 	MaxRate         bool     `json:"max_rate,omitempty"`
 	NavRate         float64  `json:"nav_rate,omitempty"`
@@ -164,6 +165,11 @@ func (rep *Report) WriteJSON(w io.Writer) error {
 
 // WriteText writes the summary table.
 func (rep *Report) WriteText(w io.Writer) error {
+	if rep.Demo {
+		_, err := fmt.Fprintf(w, "demo over after %.0fs: %d texts (%d acknowledged), %d navigation events (%d accepted), %d replies from the simulated agent; errors %v\n",
+			rep.SendSeconds, rep.Inbound.Sent, rep.Inbound.Acked, rep.Nav.Sent, rep.Nav.Accepted, rep.Replies.Sent, rep.Errors)
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	mode := fmt.Sprintf("%.0f msg/s open loop", rep.Rate)
 	if rep.MaxRate {
