@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Runs the sbload benchmark scenarios of BENCHMARKS.md on loopback only and
+# writes one JSON report per run plus summary.md into bench/results/<stamp>/.
+#
+#   bench/run.sh                 every scenario
+#   bench/run.sh baselines embedded idle rabbit
+#
+# Knobs (environment): DUR (send phase per point, default 5s), RATES
+# (open-loop sweep, default "250 500 1000 2000 3000 4000"), RABBIT_RATES
+# (default "250 500 1000 2000"), IDLE_AGENTS (default 10000), AMQP_URL
+# (default amqp://guest:guest@127.0.0.1:5672/), NODES ("1 2 3").
+#
+# Every run starts fresh nodes (new data directories, a new RabbitMQ
+# exchange), so points do not inherit each other's conversations. The
+# machine is shared: results sit beside baselines measured in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DUR=${DUR:-5s}
+RATES=${RATES:-"250 500 1000 2000 3000 4000"}
+RABBIT_RATES=${RABBIT_RATES:-"250 500 1000 2000"}
+IDLE_AGENTS=${IDLE_AGENTS:-10000}
+AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
+NODES=${NODES:-"1 2 3"}
+SCENARIOS=${*:-"baselines embedded idle rabbit"}
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=bench/results/$STAMP
+mkdir -p "$OUT"
+BIN=$(mktemp -d)
+DATA=$(mktemp -d)
+PIDS=()
+cleanup() {
+	stop_nodes
+	rm -rf "$BIN" "$DATA"
+}
+trap cleanup EXIT
+
+go build -o "$BIN/switchboard" ./cmd/switchboard
+go build -o "$BIN/sbload" ./cmd/sbload
+
+{
+	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo "cpus: $(nproc)"
+	echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+	echo "memory: $(free -m | awk '/Mem:/ {print $2 " MiB"}')"
+	echo "kernel: $(uname -r)"
+	echo "go: $(go version | cut -d' ' -f3)"
+	echo "rabbitmq: $( (timeout 20 rabbitmqctl version 2>/dev/null || echo none) | tail -1)"
+	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "ulimit -n: $(ulimit -n)"
+} >"$OUT/machine.txt"
+cat "$OUT/machine.txt"
+
+SECRET=bench-secret
+ACCOUNT=AC0123456789abcdef0123456789abcdef
+AUTH=0123456789abcdef0123456789abcdef
+FROM=+15550000000
+TWADDR=127.0.0.1:18599
+BASEPORT=18580
+
+# start_nodes N [amqp-exchange]: N fresh nodes on BASEPORT+1.., embedded bus
+# unless an exchange is given. Sets TARGETS and NODEPIDS.
+start_nodes() {
+	local n=$1 exchange=${2:-}
+	TARGETS=""
+	NODEPIDS=""
+	for i in $(seq 1 "$n"); do
+		local port=$((BASEPORT + i)) dir
+		dir=$(mktemp -d -p "$DATA")
+		env SWITCHBOARD_ADDR=127.0.0.1:$port SWITCHBOARD_DATA="$dir" SWITCHBOARD_NODE="bench-$i" \
+			SWITCHBOARD_PUBLIC_URL=http://127.0.0.1:$port SWITCHBOARD_SECRET=$SECRET SWITCHBOARD_STATS_INTERVAL=0 \
+			TWILIO_ACCOUNT_SID=$ACCOUNT TWILIO_AUTH_TOKEN=$AUTH TWILIO_FROM=$FROM TWILIO_API_URL=http://$TWADDR \
+			SWITCHBOARD_AMQP_URL="${exchange:+$AMQP_URL}" SWITCHBOARD_AMQP_EXCHANGE="${exchange:-switchboard}" \
+			"$BIN/switchboard" >"$dir.log" 2>&1 &
+		PIDS+=($!)
+		NODEPIDS="$NODEPIDS${NODEPIDS:+,}$!"
+		TARGETS="$TARGETS${TARGETS:+,}http://127.0.0.1:$port"
+		for _ in $(seq 1 100); do
+			curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+			sleep 0.1
+		done
+	done
+}
+
+stop_nodes() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	PIDS=()
+}
+
+# load NAME ARGS...: one sbload run against TARGETS, JSON into OUT/NAME.json.
+load() {
+	local name=$1
+	shift
+	local code=0
+	"$BIN/sbload" -target "$TARGETS" -public-url= -secret $SECRET -auth-token $AUTH -account-sid $ACCOUNT \
+		-from $FROM -twilio-addr $TWADDR -json -quiet "$@" >"$OUT/$name.json" 2>"$OUT/$name.err" || code=$?
+	echo "$code" >"$OUT/$name.exit"
+	printf '%-28s exit %s  %s\n' "$name" "$code" "$(jq -c '{acked_per_s: .inbound.acked_per_s, delivered: .inbound.delivered, lost: .inbound.lost, p99_agent: .latency_ms.webhook_to_agent.p99_ms, p99_webhook: .latency_ms.webhook.p99_ms}' "$OUT/$name.json" 2>/dev/null || echo '?')"
+}
+
+# Agents: 20 × capacity 100 ≥ 1000 customers, so nothing waits for a free
+# agent and delivery latency measures the node, not the queue.
+TRAFFIC=(-agents 20 -capacity 100 -customers 1000 -duration "$DUR" -drain 15s)
+
+for scenario in $SCENARIOS; do
+	case $scenario in
+	baselines)
+		"$BIN/sbload" -baseline leveldb -writers 1 -duration 3s -json >"$OUT/baseline-leveldb-1.json"
+		"$BIN/sbload" -baseline leveldb -writers 16 -duration 3s -json >"$OUT/baseline-leveldb-16.json"
+		"$BIN/sbload" -baseline amqp -amqp "$AMQP_URL" -duration 5s -json >"$OUT/baseline-amqp.json" || echo "no broker: AMQP baseline skipped"
+		TARGETS=unused
+		"$BIN/sbload" -baseline http -rate max -workers 64 -duration "$DUR" -json -quiet >"$OUT/baseline-http__max.json"
+		for rate in $RATES; do
+			"$BIN/sbload" -baseline http -rate "$rate" -duration "$DUR" -json -quiet >"$OUT/baseline-http__$rate.json"
+		done
+		jq -c '{name, per_s, p50: .latency_ms.p50_ms, p99: .latency_ms.p99_ms}' "$OUT"/baseline-leveldb-*.json "$OUT"/baseline-amqp.json 2>/dev/null || true
+		;;
+	embedded)
+		for rate in $RATES; do
+			start_nodes 1
+			load "embedded__$rate" -rate "$rate" "${TRAFFIC[@]}" -nav-rate 50
+			stop_nodes
+		done
+		start_nodes 1
+		load embedded__max -rate max -workers 64 "${TRAFFIC[@]}"
+		stop_nodes
+		;;
+	idle)
+		start_nodes 1
+		load idle "-agents" "$IDLE_AGENTS" -capacity 1 -rate 0 -pid "$NODEPIDS" -idle 3s -drain 0s -timeout 60s
+		stop_nodes
+		;;
+	rabbit)
+		for n in $NODES; do
+			for rate in $RABBIT_RATES; do
+				start_nodes "$n" "sbbench.$STAMP.n$n.r$rate"
+				load "rabbit${n}__$rate" -rate "$rate" "${TRAFFIC[@]}"
+				stop_nodes
+			done
+			start_nodes "$n" "sbbench.$STAMP.n$n.max"
+			load "rabbit${n}__max" -rate max -workers 64 "${TRAFFIC[@]}"
+			stop_nodes
+		done
+		# The per-run exchanges' queues hold nothing we need.
+		if command -v rabbitmqctl >/dev/null; then
+			timeout 120 rabbitmqctl list_queues -q name 2>/dev/null | grep "^sbbench\.$STAMP\." |
+				while read -r q; do timeout 20 rabbitmqctl delete_queue "$q" >/dev/null 2>&1 || true; done || true
+		fi
+		;;
+	*)
+		echo "unknown scenario $scenario (baselines, embedded, idle, rabbit)" >&2
+		exit 2
+		;;
+	esac
+done
+
+go run bench/summarize.go "$OUT" | tee "$OUT/summary.md"
