@@ -302,6 +302,18 @@ func (c *cluster) republish(ctx context.Context) {
 	}
 }
 
+// errStopping stops the apply loop without advancing the offset: the
+// event is applied again after the restart.
+var errStopping = errors.New("cluster: node stopping")
+
+// route runs f on the router goroutine for the apply loop.
+func (c *cluster) route(ctx context.Context, f func()) error {
+	if !c.n.router.call(ctx, f) {
+		return errStopping
+	}
+	return nil
+}
+
 // remember records an applied route/presence event id. Duplicates of such
 // events (republished after a lost confirm) are skipped while their id is
 // among the last recentIDs.
@@ -417,8 +429,7 @@ func (c *cluster) applyInbound(ctx context.Context, d bus.Delivery) error {
 	if ev.Born > 0 && ev.Node == c.node {
 		born = time.Unix(0, ev.Born) // latency only means something on the node that received it
 	}
-	c.n.router.call(ctx, func() { c.n.router.arriveAt(msg, uint64(d.Offset+1), born, time.UnixMilli(ev.Received)) })
-	return nil
+	return c.route(ctx, func() { c.n.router.arriveAt(msg, uint64(d.Offset+1), born, time.UnixMilli(ev.Received)) })
 }
 
 func (c *cluster) applyReply(ctx context.Context, d bus.Delivery) error {
@@ -439,7 +450,9 @@ func (c *cluster) applyReply(ctx context.Context, d bus.Delivery) error {
 	if !fresh {
 		return nil
 	}
-	c.n.router.call(ctx, func() { c.n.router.outbound(msg) })
+	if err := c.route(ctx, func() { c.n.router.outbound(msg) }); err != nil {
+		return err
+	}
 	if c.sends(ev.Node) {
 		c.n.outbound.enqueue(msg)
 	}
@@ -492,7 +505,9 @@ func (c *cluster) applyStatus(ctx context.Context, d bus.Delivery) error {
 	if changed || msg.Status == ev.Status {
 		// The node that sent the reply recorded the status before the
 		// event came back: tell the agent now (status frames are idempotent).
-		c.n.router.call(ctx, func() { c.n.router.status(msg, ev.Detail) })
+		if err := c.route(ctx, func() { c.n.router.status(msg, ev.Detail) }); err != nil {
+			return err
+		}
 	}
 	if ev.ProviderID != "" {
 		c.n.applyEarly(ctx, id, ev.ProviderID)
@@ -512,7 +527,7 @@ func (c *cluster) applyPresence(ctx context.Context, d bus.Delivery) error {
 		return nil
 	}
 	at := time.UnixMilli(ev.At)
-	c.n.router.call(ctx, func() {
+	return c.route(ctx, func() {
 		r := c.n.router
 		switch ev.State {
 		case stateConnected:
@@ -537,7 +552,6 @@ func (c *cluster) applyPresence(ctx context.Context, d bus.Delivery) error {
 			}
 		}
 	})
-	return nil
 }
 
 // attach runs on the router goroutine when a connection is applied: the
@@ -606,7 +620,7 @@ func (c *cluster) applyRoute(ctx context.Context, d bus.Delivery) error {
 	r := c.n.router
 	switch {
 	case strings.HasPrefix(d.Key, "route.release."):
-		r.call(ctx, func() {
+		return c.route(ctx, func() {
 			if c.current[ev.Agent] != ev.Session {
 				return
 			}
@@ -615,7 +629,7 @@ func (c *cluster) applyRoute(ctx context.Context, d bus.Delivery) error {
 			}
 		})
 	case strings.HasPrefix(d.Key, "route.expire."):
-		r.call(ctx, func() {
+		return c.route(ctx, func() {
 			delete(r.timers, ev.Agent)
 			if effects := r.engine.Expire(ev.Agent, ev.Epoch, at); len(effects) > 0 {
 				c.log.Info("grace period over: conversations requeued", "agent", ev.Agent, "effects", len(effects))
@@ -623,16 +637,16 @@ func (c *cluster) applyRoute(ctx context.Context, d bus.Delivery) error {
 			}
 		})
 	case strings.HasPrefix(d.Key, "route.node."):
-		c.applyNode(ctx, ev)
+		return c.applyNode(ctx, ev)
 	}
 	return nil
 }
 
-func (c *cluster) applyNode(ctx context.Context, ev routeEvent) {
+func (c *cluster) applyNode(ctx context.Context, ev routeEvent) error {
 	r := c.n.router
 	switch ev.State {
 	case "started":
-		r.call(ctx, func() {
+		err := c.route(ctx, func() {
 			delete(c.dead, ev.Node)
 			// Connections the engine still has on a node that just
 			// (re)started are gone: it has no sessions yet.
@@ -651,6 +665,9 @@ func (c *cluster) applyNode(ctx context.Context, ev routeEvent) {
 				}
 			}
 		})
+		if err != nil {
+			return err
+		}
 		if ev.Node == c.node && ev.ID == c.startedID {
 			c.checkpoint(ctx)
 			c.caughtUp.Store(true)
@@ -663,9 +680,9 @@ func (c *cluster) applyNode(ctx context.Context, ev routeEvent) {
 			if c.caughtUp.Load() {
 				c.reassert()
 			}
-			return
+			return nil
 		}
-		r.call(ctx, func() {
+		err := c.route(ctx, func() {
 			for agent, epoch := range r.engine.OnlineOn(ev.Node) {
 				if r.engine.Disconnect(agent, epoch) {
 					c.graceTimer(agent, epoch)
@@ -675,6 +692,9 @@ func (c *cluster) applyNode(ctx context.Context, ev routeEvent) {
 				c.dead[ev.Node] = ev.By
 			}
 		})
+		if err != nil {
+			return err
+		}
 		if c.dead[ev.Node] == c.node {
 			c.adoptMu.Lock()
 			c.adopted[ev.Node] = true
@@ -683,6 +703,7 @@ func (c *cluster) applyNode(ctx context.Context, ev routeEvent) {
 			c.n.outbound.sweep()
 		}
 	}
+	return nil
 }
 
 // reassert publishes the connection of every local session again.
