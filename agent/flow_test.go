@@ -101,3 +101,43 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestFlowStatsPaneWithCatalog drives the real program against the fake
+// node: the catalog is read over HTTP on connect, a customer's stats frame
+// shows the products by title, the top list one per line, and a reconnect
+// reads the catalog again.
+func TestFlowStatsPaneWithCatalog(t *testing.T) {
+	s := agenttest.New(t)
+	s.SetProducts(agenttest.Product{ID: "3", Title: "Full HD camcorder"}, agenttest.Product{ID: "7", Title: "Compact camera"})
+	const phone = "+15551230001"
+	s.AddConversation(phone, protocol.Message{Text: "Which camera is best?", Received: time.Now().Add(-time.Minute).UnixMilli()})
+	c, ctx := startClient(t, s)
+	catalog, err := agent.CatalogURL(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := agent.NewModel(agent.Config{Conn: c, Events: c.Events(), Done: ctx.Done(), ASCII: true, Tick: 20 * time.Millisecond, CatalogURL: catalog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(100, 30))
+	waitScreen(t, tm, "conversation", func(s string) bool { return strings.Contains(s, "Which camera is best?") })
+	waitFor(t, 3*time.Second, "catalog request", func() bool { return s.ProductRequests() == 1 })
+
+	s.Broadcast(protocol.Frame{Type: protocol.TypeStats, Top: []protocol.TopEntry{{Product: "3", Title: "Full HD camcorder", Count: 42}, {Product: "9", Count: 7}}})
+	s.Broadcast(protocol.Frame{Type: protocol.TypeStats, Phone: phone, Product: "7", Categories: map[string]int64{"Cameras": 3, "Audio": 5}, Viewed: []string{"7", "3"}})
+	waitScreen(t, tm, "stats pane", func(s string) bool {
+		return strings.Contains(s, "Compact camera") && strings.Contains(s, "also: Audio 5, Cameras 3") && strings.Contains(s, "2. #9")
+	})
+
+	s.DropConnections()
+	waitFor(t, 3*time.Second, "catalog request after reconnect", func() bool { return s.ProductRequests() == 2 })
+
+	tm.Send(tea.KeyMsg{Type: tea.KeyCtrlC})
+	final := tm.FinalModel(t, teatest.WithFinalTimeout(3*time.Second)).View()
+	for _, want := range []string{phone + " viewed", "  Compact camera", "  Full HD camcorder", " 1. Full HD camcorder", " 2. #9"} {
+		if !strings.Contains(final, want) {
+			t.Errorf("final view lacks %q:\n%s", want, final)
+		}
+	}
+}

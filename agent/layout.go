@@ -11,7 +11,7 @@ import (
 // composer (composerLines); help line (1).
 const (
 	composerLines = 3
-	statsLines    = 5
+	statsLines    = 5 // the stats pane's least height; it grows to a third of the body
 	chromeLines   = 1 + 1 + composerLines + 1
 )
 
@@ -30,6 +30,19 @@ func (m *Model) rightWidth() int { return max(m.width-m.leftWidth()-1, 10) }
 
 func (m *Model) timelineHeight() int { return m.bodyHeight() - 1 }
 
+// leftSplit divides the left column of height h: the conversation list
+// gets what it needs, up to all but a third of the column (at least
+// statsLines) kept for the stats pane, which also takes what the list
+// leaves.
+func (m *Model) leftSplit(h int) (listH, statsH int) {
+	want := 2 // title and "waiting for customers"
+	if n := len(m.convs); n > 0 {
+		want = 1 + 3*n
+	}
+	listH = max(min(want, h-max(statsLines, h/3)), min(want, h, 4))
+	return listH, h - listH
+}
+
 // View renders the whole screen. It only reads the model.
 func (m *Model) View() string {
 	var b strings.Builder
@@ -39,9 +52,13 @@ func (m *Model) View() string {
 
 	h := m.bodyHeight()
 	left := make([]string, 0, h)
-	listH := max(h-statsLines, 1)
+	listH, statsH := m.leftSplit(h)
 	left = append(left, m.convList(m.leftWidth(), listH)...)
-	left = append(left, m.statsPane(m.leftWidth(), h-listH)...)
+	left = left[:min(len(left), listH)]
+	for len(left) < listH {
+		left = append(left, "")
+	}
+	left = append(left, m.statsPane(m.leftWidth(), statsH)...)
 	var right []string
 	if m.showHelp {
 		right = m.helpPane(m.rightWidth(), h)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -45,6 +46,13 @@ type Config struct {
 	Logger      *slog.Logger        // zero: slog.Default()
 	HistoryPage int                 // messages per history request; zero: 50
 	Tick        time.Duration       // relative-time refresh; zero: 1s
+
+	// CatalogURL is the node's GET /products (see CatalogURL), fetched on
+	// every connect so that the stats pane shows product titles; empty: no
+	// fetch, the pane shows titles from the top list, else product ids.
+	CatalogURL     string
+	HTTPClient     *http.Client  // catalog requests; zero: http.DefaultClient (CatalogTimeout bounds each request)
+	CatalogTimeout time.Duration // per catalog request; zero: 10s
 }
 
 // Messages the model handles besides keys and window sizes.
@@ -87,8 +95,7 @@ type Model struct {
 	sel      int
 	alert    string
 	notice   string // last error or notice, shown in the status bar
-	stats    *protocol.Frame
-	top      *protocol.Frame
+	nav      navStats
 	showHelp bool
 }
 
@@ -129,6 +136,12 @@ func NewModel(cfg Config) (*Model, error) {
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
 	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = http.DefaultClient
+	}
+	if cfg.CatalogTimeout <= 0 {
+		cfg.CatalogTimeout = 10 * time.Second
+	}
 	m := &Model{
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "agent"),
@@ -139,6 +152,7 @@ func NewModel(cfg Config) (*Model, error) {
 		now:   cfg.Now(),
 		away:  cfg.Away,
 		conn:  connState{kind: wsclient.Connecting},
+		nav:   newNavStats(),
 		width: 80, height: 24,
 	}
 	m.help.ShortSeparator = m.st.g.sep
@@ -234,6 +248,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case sendResultMsg:
 		m.sendFailed(msg.frame, msg.err)
 		return m, nil
+	case catalogMsg:
+		m.catalogLoaded(msg)
+		return m, nil
 	case tea.KeyMsg:
 		return m, m.handleKey(msg)
 	}
@@ -252,6 +269,7 @@ func (m *Model) handleEvent(ev wsclient.Event) tea.Cmd {
 	case wsclient.Connected:
 		m.conn = connState{kind: wsclient.Connected, since: now}
 		m.notice = ""
+		return m.fetchCatalog() // on every (re)connect: the node may have a newer catalog
 	case wsclient.Disconnected:
 		m.conn = connState{kind: wsclient.Disconnected, err: ev.Err, retryIn: ev.RetryIn, since: now}
 		m.failPending("not confirmed before the connection dropped")
@@ -314,12 +332,7 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 			c.more, c.loading = f.More, false
 		}
 	case protocol.TypeStats:
-		fr := f
-		if len(f.Top) > 0 {
-			m.top = &fr
-		} else {
-			m.stats = &fr
-		}
+		return m.handleStats(f)
 	case protocol.TypeAck:
 		for _, c := range m.convs {
 			if c.ack(f.Ref, f.ID) {

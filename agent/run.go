@@ -24,6 +24,9 @@ type Options struct {
 	ASCII    bool   // ASCII marks and glyphs (-ascii); also chosen when the locale is not UTF-8
 	Capacity int    // capacity sent with available; zero: the node's default
 	LogPath  string // log file (-log); zero: DefaultLogPath()
+	// CatalogURL is where product titles are read (GET /products); zero:
+	// derived from URL by CatalogURL (same host, http or https).
+	CatalogURL string
 
 	Input     io.Reader // zero: the terminal
 	Output    io.Writer // zero: the terminal
@@ -76,16 +79,22 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if err != nil {
 		return err
 	}
+	if opts.CatalogURL == "" {
+		if opts.CatalogURL, err = CatalogURL(opts.URL); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	model, err := NewModel(Config{
-		Conn:   client,
-		Done:   ctx.Done(),
-		Events: client.Events(),
-		Away:   opts.Away,
-		ASCII:  opts.ASCII,
-		Bell:   os.Stderr,
-		Logger: logger,
+		CatalogURL: opts.CatalogURL,
+		Conn:       client,
+		Done:       ctx.Done(),
+		Events:     client.Events(),
+		Away:       opts.Away,
+		ASCII:      opts.ASCII,
+		Bell:       os.Stderr,
+		Logger:     logger,
 	})
 	if err != nil {
 		return err

@@ -30,17 +30,17 @@ type styles struct {
 // glyphs are the non-letter symbols of the UI, with an ASCII set for
 // terminals that cannot show UTF-8.
 type glyphs struct {
-	in, out, cursor, sep, vbar, online, offline, ellipsis, up string
-	mark                                                      func(transform.Mark) string
+	in, out, cursor, sep, vbar, hbar, online, offline, ellipsis, up string
+	mark                                                            func(transform.Mark) string
 }
 
 var unicodeGlyphs = glyphs{
-	in: "◀", out: "▶", cursor: "▸", sep: " · ", vbar: "│", online: "●", offline: "○", ellipsis: "…", up: "↑",
+	in: "◀", out: "▶", cursor: "▸", sep: " · ", vbar: "│", hbar: "─", online: "●", offline: "○", ellipsis: "…", up: "↑",
 	mark: transform.Mark.Emoji,
 }
 
 var asciiGlyphs = glyphs{
-	in: "<", out: ">", cursor: ">", sep: " - ", vbar: "|", online: "*", offline: "o", ellipsis: "~", up: "^",
+	in: "<", out: ">", cursor: ">", sep: " - ", vbar: "|", hbar: "-", online: "*", offline: "o", ellipsis: "~", up: "^",
 	mark: transform.Mark.ASCII,
 }
 

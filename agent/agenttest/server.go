@@ -3,12 +3,14 @@
 // speaks the agent protocol of DESIGN.md well enough to drive the client. It
 // answers available with assigned frames for its conversations, acks
 // responses (storing a repeated ref once), serves history and lets the test
-// push any frame or cut connections.
+// push any frame or cut connections. It also serves the product catalog at
+// GET /products, as the node does.
 //
 // All methods are safe for concurrent use.
 package agenttest
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -42,6 +44,18 @@ type Server struct {
 	// Recent is how many messages assigned carries; older ones need history.
 	recent  int
 	connect int
+
+	products    []Product // GET /products
+	productsErr int       // status answered instead of the catalog; 0: none
+	productReqs int
+}
+
+// Product is a catalog entry as GET /products serves it (DESIGN.md).
+type Product struct {
+	ID       string  `json:"id"`
+	Title    string  `json:"title"`
+	Category string  `json:"category"`
+	Price    float64 `json:"price"`
 }
 
 // New starts a fake node; it is closed with t.Cleanup.
@@ -54,6 +68,23 @@ func New(t testing.TB) *Server {
 
 // URL is the ws:// URL of /agent.
 func (s *Server) URL() string { return "ws" + strings.TrimPrefix(s.srv.URL, "http") + "/agent" }
+
+// HTTPURL is the http:// base URL of the server (no trailing slash).
+func (s *Server) HTTPURL() string { return s.srv.URL }
+
+// SetProducts sets the catalog served at GET /products (initially empty).
+func (s *Server) SetProducts(ps ...Product) {
+	s.mu.Lock()
+	s.products = slices.Clone(ps)
+	s.mu.Unlock()
+}
+
+// FailProducts makes GET /products answer status instead of the catalog;
+// 0 serves the catalog again.
+func (s *Server) FailProducts(status int) { s.mu.Lock(); s.productsErr = status; s.mu.Unlock() }
+
+// ProductRequests counts GET /products requests.
+func (s *Server) ProductRequests() int { s.mu.Lock(); defer s.mu.Unlock(); return s.productReqs }
 
 // Close stops the server and its connections.
 func (s *Server) Close() {
@@ -156,6 +187,10 @@ func (s *Server) write(c *websocket.Conn, f protocol.Frame) {
 }
 
 func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/products" && r.Method == http.MethodGet {
+		s.serveProducts(w)
+		return
+	}
 	if r.URL.Path != "/agent" {
 		http.NotFound(w, r)
 		return
@@ -200,6 +235,27 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		s.answer(c, f)
 	}
+}
+
+func (s *Server) serveProducts(w http.ResponseWriter) {
+	s.mu.Lock()
+	s.productReqs++
+	status, ps := s.productsErr, s.products
+	if ps == nil {
+		ps = []Product{}
+	}
+	body, err := json.Marshal(ps)
+	s.mu.Unlock()
+	if status != 0 {
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
 }
 
 func (s *Server) answer(c *websocket.Conn, f protocol.Frame) {
