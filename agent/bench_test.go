@@ -2,6 +2,8 @@ package agent
 
 import (
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +50,41 @@ func BenchmarkEmptyView(b *testing.B) {
 		b.Fatal(err)
 	}
 	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+	for b.Loop() {
+		_ = m.View()
+	}
+}
+
+// BenchmarkStatsView renders a full 120×40 frame whose stats pane is full:
+// a top list of 10, and a customer who viewed 10 products with 20
+// co-viewed categories (titles from the catalog).
+func BenchmarkStatsView(b *testing.B) {
+	m, err := NewModel(Config{Conn: &recConn{}, Now: func() time.Time { return t0 }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+	m.handleFrame(protocol.Frame{Type: protocol.TypeAssigned, Phone: p1, List: []protocol.Message{{ID: "m1", Phone: p1, Direction: protocol.In, Text: "Which camera is best?", Received: t0.UnixMilli()}}})
+	titles := map[string]string{}
+	var top []protocol.TopEntry
+	var viewed []string
+	cats := map[string]int64{}
+	for i := range 20 {
+		id := fmt.Sprint(i)
+		titles[id] = fmt.Sprintf("Product %d with a rather long catalog title", i)
+		cats[fmt.Sprintf("Category %d", i)] = int64(i % 7)
+		if i < 10 {
+			top = append(top, protocol.TopEntry{Product: id, Title: titles[id], Count: int64(1000 - i)})
+			viewed = append(viewed, fmt.Sprint(10+i))
+		}
+	}
+	m.Update(catalogMsg{titles: titles})
+	m.handleFrame(protocol.Frame{Type: protocol.TypeStats, Top: top})
+	m.handleFrame(protocol.Frame{Type: protocol.TypeStats, Phone: p1, Product: viewed[0], Categories: cats, Viewed: viewed})
+	if v := m.View(); !strings.Contains(v, "Product 10 with") || !strings.Contains(v, "Top products") {
+		b.Fatalf("stats pane not full:\n%s", v)
+	}
+	b.ReportAllocs()
 	for b.Loop() {
 		_ = m.View()
 	}

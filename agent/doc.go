@@ -2,13 +2,18 @@
 // Bubble Tea. It shows the agent's conversations with live relative times and
 // sentiment marks (computed by package transform), a timeline per
 // conversation that loads older history on demand, a composer for replies
-// with visible delivery status and retry, and a stats pane.
+// with visible delivery status and retry, and a stats pane: what the
+// selected conversation's customer viewed in the shop (kept per phone from
+// the node's stats frames, named by the titles of the node's GET /products
+// catalog, read on every connect) and the shop's top products.
 //
 // The UI is split into components (conversation list, timeline, composer,
 // stats pane, status bar) rendered by one root Model; keys live in keymap.go
 // and styles in styles.go. All I/O happens in tea.Cmds: connection events
 // from package wsclient arrive through a command that re-arms itself, and
-// frames go out through commands that report refusals as messages.
+// frames go out through commands that report refusals as messages; the
+// catalog is read by a command that ends with its request, at the latest
+// when the program does.
 //
 // Concurrency: a Model belongs to the Bubble Tea program that runs it and is
 // not safe for concurrent use; View only reads it. Run owns the program, the

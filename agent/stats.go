@@ -104,6 +104,9 @@ func (m *Model) handleStats(f protocol.Frame) tea.Cmd {
 					delete(ns.customers, p)
 				}
 			}
+			if _, c := m.find(f.Phone); c == nil && len(ns.customers) >= maxCustomers {
+				return nil // full of customers on screen: a stranger's data waits
+			}
 		}
 		ns.customers[f.Phone] = cs
 		ids = cs.viewed
@@ -154,8 +157,8 @@ func (m *Model) productName(id string) string {
 //	    also: Cameras 2, Players 1
 //	  DVD player with surround…
 //	Top products
-//	 1. Full HD camcorder     42
-//	 2. #7                     9
+//	 1. Full HD camcorder   42
+//	 2. #7                   9
 //
 // "also" is what customers who viewed the newest product also viewed, by
 // category. The customer's section has priority for lines; the top list

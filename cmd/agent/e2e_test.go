@@ -171,6 +171,25 @@ func TestEndToEnd(t *testing.T) {
 	})
 	t.Logf("screen after the reply:\n%s", s)
 
+	// The shop reports what the customer looked at: the node pushes the
+	// customer's stats to this agent and the top list to everyone; the
+	// pane names the products by their catalog titles.
+	nav := `[{"user":"u-e2e","product":"3","type":"PRODUCT","phone":"` + customer + `"},` +
+		`{"user":"u-e2e","product":"4","type":"PRODUCT","phone":"` + customer + `"}]`
+	resp, err := http.Post(base+"/nav", "application/json", strings.NewReader(nav))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /nav answered %s", resp.Status)
+	}
+	s = waitScreen("the customer's browsing in the stats pane", func(s string) bool {
+		return strings.Contains(s, customer+" viewed") && strings.Contains(s, "  Full HD camcorder") &&
+			strings.Contains(s, "  Waterproof HD camcorder") && strings.Contains(s, "Top products") && strings.Contains(s, " 1. ")
+	})
+	t.Logf("screen with navigation stats:\n%s", s)
+
 	tm("send-keys", "-t", "e2e", "C-c")
 	waitFor(t, 5*time.Second, "agent exit", func() bool {
 		return exec.Command(tmux, "-L", sock, "has-session", "-t", "e2e").Run() != nil

@@ -4,6 +4,9 @@
 //
 // Every flag has an environment variable (SWITCHBOARD_URL, SWITCHBOARD_TOKEN,
 // SWITCHBOARD_AWAY, SWITCHBOARD_ASCII, SWITCHBOARD_AGENT_LOG); flags win.
+//
+// Product titles for the stats pane are read from GET /products on the same
+// host as -url (ws becomes http, wss https) each time the client connects.
 package main
 
 import (
