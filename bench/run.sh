@@ -8,7 +8,8 @@
 # Knobs (environment): DUR (send phase per point, default 5s), RATES
 # (open-loop sweep, default "250 500 1000 2000 3000 4000"), RABBIT_RATES
 # (default "250 500 1000 2000"), IDLE_AGENTS (default 10000), AMQP_URL
-# (default amqp://guest:guest@127.0.0.1:5672/), NODES ("1 2 3").
+# (default amqp://guest:guest@127.0.0.1:5672/), NODES ("1 2 3"), IDLE_FOR
+# (how long the idle agents stay connected before RSS is read, default 15s).
 #
 # Every run starts fresh nodes (new data directories, a new RabbitMQ
 # exchange), so points do not inherit each other's conversations. The
@@ -130,7 +131,7 @@ for scenario in $SCENARIOS; do
 		;;
 	idle)
 		start_nodes 1
-		load idle "-agents" "$IDLE_AGENTS" -capacity 1 -rate 0 -pid "$NODEPIDS" -idle 3s -drain 0s -timeout 60s
+		load idle "-agents" "$IDLE_AGENTS" -capacity 1 -rate 0 -pid "$NODEPIDS" -idle "${IDLE_FOR:-15s}" -drain 0s -timeout 60s
 		stop_nodes
 		;;
 	rabbit)

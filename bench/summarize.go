@@ -78,7 +78,7 @@ func main() {
 	sort.Strings(groups)
 	for _, g := range groups {
 		fmt.Printf("### %s\n\n", title(g))
-		fmt.Println("| offered msg/s | acked/s | delivered/s | webhook p50 / p99 ms | webhook→agent p50 / p90 / p99 / p99.9 / max ms | reply→SMS API p99 ms | lost | sent twice | errors | vs HTTP ceiling | vs AMQP |")
+		fmt.Println("| offered msg/s | acked/s | delivered/s | webhook p50 / p99 ms | webhook→agent p50 / p90 / p99 / p99.9 / max ms | reply→SMS API p99 ms | not delivered / replies not sent at drain end | sent twice | errors | vs HTTP ceiling | vs AMQP |")
 		fmt.Println("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
 		rates := make([]string, 0, len(reports[g]))
 		for rt := range reports[g] {
@@ -106,9 +106,9 @@ func main() {
 				}
 				return fmt.Sprintf("%.0f%%", 100*thr/base)
 			}
-			fmt.Printf("| %s | %.0f | %.0f | %.1f / %.1f | %s | %.1f | %d | %d | %s | %s | %s |\n",
+			fmt.Printf("| %s | %.0f | %.0f | %.1f / %.1f | %s | %.1f | %d / %d | %d | %s | %s | %s |\n",
 				rt, r.Inbound.AckedPerSec, r.Inbound.DeliveredPerSec, w.P50, w.P99, lat(d), r.Latency.Reply.P99,
-				r.Inbound.Lost+r.Replies.Lost, r.Inbound.DeliveredTwice+r.Replies.SentTwice, errs(r.Errors), ratio(httpMax), amqpRatio(g, ratio, amqpRate))
+				r.Inbound.Lost, r.Replies.Lost, r.Inbound.DeliveredTwice+r.Replies.SentTwice, errs(r.Errors), ratio(httpMax), amqpRatio(g, ratio, amqpRate))
 			p99 := d.P99
 			if d.Count == 0 {
 				p99 = w.P99
@@ -128,8 +128,8 @@ func main() {
 		m := r.Memory
 		fmt.Println("### Idle agent connections")
 		fmt.Println()
-		fmt.Printf("%d agents connected in %.1fs; node RSS %.1f MiB → %.1f MiB: %d bytes per connection (%.1f MiB for 10,000).\n\n",
-			m.Connections, r.ConnectSeconds, float64(m.RSSBeforeKB)/1024, float64(m.RSSAfterKB)/1024, m.BytesPerConnection,
+		fmt.Printf("%d agents connected in %.1fs; node RSS %.1f MiB before → %.1f MiB after the idle period (peak %.1f MiB): %d bytes per connection (%.1f MiB for 10,000).\n\n",
+			m.Connections, r.ConnectSeconds, float64(m.RSSBeforeKB)/1024, float64(m.RSSAfterKB)/1024, float64(m.RSSPeakKB)/1024, m.BytesPerConnection,
 			float64(m.BytesPerConnection)*10000/(1<<20))
 	}
 }

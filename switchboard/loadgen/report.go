@@ -27,7 +27,8 @@ type Report struct {
 	AgentsConnected int      `json:"agents_connected"`
 	Capacity        int      `json:"capacity"`
 	ConnectSeconds  float64  `json:"connect_s"`
-	SendSeconds     float64  `json:"send_s"` // the send phase
+	SendSeconds     float64  `json:"send_s"`  // the send phase
+	DrainSeconds    float64  `json:"drain_s"` // the longest wait allowed after it
 
 	// EndOfShiftRelease: the accounting had not settled half way through
 	// the drain, so every agent released its conversations to let waiting
@@ -91,7 +92,8 @@ type MemoryReport struct {
 	PIDs               []int `json:"pids"`
 	Connections        int   `json:"connections"`
 	RSSBeforeKB        int64 `json:"rss_before_kb"`
-	RSSAfterKB         int64 `json:"rss_after_kb"`
+	RSSAfterKB         int64 `json:"rss_after_kb"` // at the end of the idle period
+	RSSPeakKB          int64 `json:"rss_peak_kb"`  // highest sample during the idle period
 	BytesPerConnection int64 `json:"bytes_per_connection"`
 }
 
@@ -139,18 +141,27 @@ func failures(rep *Report, expectDelivery bool) []string {
 			}
 			ids = append(ids, s+")")
 		}
-		out = append(out, fmt.Sprintf("LOST: %d acknowledged inbound messages never reached an agent: %s", rep.Inbound.Lost, strings.Join(ids, ", ")))
+		out = append(out, fmt.Sprintf("LOST: %d acknowledged inbound messages never reached an agent: %s%s", rep.Inbound.Lost, strings.Join(ids, ", "), rep.drainNote()))
 	}
 	if rep.Inbound.DeliveredTwice > 0 {
 		out = append(out, fmt.Sprintf("DUPLICATE: %d inbound messages were delivered as new to two agents", rep.Inbound.DeliveredTwice))
 	}
 	if rep.Replies.Lost > 0 {
-		out = append(out, fmt.Sprintf("LOST: %d acknowledged replies never reached the SMS API", rep.Replies.Lost))
+		out = append(out, fmt.Sprintf("LOST: %d acknowledged replies never reached the SMS API%s", rep.Replies.Lost, rep.drainNote()))
 	}
 	if rep.Replies.SentTwice > 0 {
 		out = append(out, fmt.Sprintf("DUPLICATE: %d replies were sent to the SMS API more than once", rep.Replies.SentTwice))
 	}
 	return out
+}
+
+// drainNote says how long sbload waited: a message later than that counts
+// as lost.
+func (rep *Report) drainNote() string {
+	if rep.DrainSeconds <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (waited %.0fs after the send phase; -drain longer tells late from lost)", rep.DrainSeconds)
 }
 
 // OK reports whether nothing was lost or sent twice.
@@ -197,7 +208,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\n", row.name, row.s.Count, row.s.P50, row.s.P90, row.s.P99, row.s.P999, row.s.Max)
 	}
 	if m := rep.Memory; m != nil {
-		fmt.Fprintf(tw, "\nmemory\tRSS %d → %d KiB\t%d connections\t%d bytes/connection\t\t\n", m.RSSBeforeKB, m.RSSAfterKB, m.Connections, m.BytesPerConnection)
+		fmt.Fprintf(tw, "\nmemory\tRSS %d → %d KiB (peak %d)\t%d connections\t%d bytes/connection\t\t\n", m.RSSBeforeKB, m.RSSAfterKB, m.RSSPeakKB, m.Connections, m.BytesPerConnection)
 	}
 	if len(rep.Errors) > 0 {
 		keys := make([]string, 0, len(rep.Errors))

@@ -115,7 +115,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		return r.runDemo(ctx)
 	}
 
-	rep := &Report{Targets: r.opts.Targets, RunID: r.opts.RunID, Rate: r.opts.Rate, MaxRate: r.opts.MaxRate,
+	rep := &Report{Targets: r.opts.Targets, RunID: r.opts.RunID, Rate: r.opts.Rate, MaxRate: r.opts.MaxRate, DrainSeconds: r.opts.Drain.Seconds(),
 		Agents: r.opts.Agents, Capacity: r.opts.Capacity, Customers: r.opts.Customers, NavRate: r.opts.NavRate}
 	var mem *MemoryReport
 	if len(r.opts.PIDs) > 0 {
@@ -138,12 +138,15 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 
 	if mem != nil {
 		// Let the node settle (presence events, GC) before sampling.
-		idle := r.opts.Idle
-		select {
-		case <-time.After(idle):
-		case <-ctx.Done():
+		// Sample through the idle period: a node still working through the
+		// connections shows it as a peak above the final figure.
+		idleEnd := time.Now().Add(r.opts.Idle)
+		for time.Now().Before(idleEnd) && ctx.Err() == nil {
+			mem.RSSPeakKB = max(mem.RSSPeakKB, rssKB(r.opts.PIDs))
+			time.Sleep(min(500*time.Millisecond, time.Until(idleEnd)))
 		}
 		mem.RSSAfterKB = rssKB(r.opts.PIDs)
+		mem.RSSPeakKB = max(mem.RSSPeakKB, mem.RSSAfterKB)
 		mem.Connections = n
 		if n > 0 && mem.RSSAfterKB > mem.RSSBeforeKB {
 			mem.BytesPerConnection = (mem.RSSAfterKB - mem.RSSBeforeKB) * 1024 / int64(n)
