@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -374,5 +375,62 @@ func TestLedgerDeliveryRules(t *testing.T) {
 	}
 	if l.seen(99, "a", true, t0) || l.snapshot().unknownSeen != 1 {
 		t.Error("an unknown marker must be counted, not delivered")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the demo's concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestDemoTellsAStory(t *testing.T) {
+	twilioLn := listen(t)
+	node := startNode(t, twilioLn)
+	o := DemoOptions()
+	o.Targets = []string{node}
+	o.Secret = testSecret
+	o.AccountSID, o.AuthToken, o.From = testAccount, testAuthToken, testFrom
+	o.TwilioAddr, o.TwilioListener = "", twilioLn
+	o.Customers = 1
+	o.DemoAgent = true
+	o.Think = 20 * time.Millisecond
+	o.Duration = 4 * time.Second // with seed 7 Maya texts about 2 s in
+	o.Seed, o.RunID, o.Logger = 7, "31", quiet
+	var out syncBuffer
+	o.Progress = &out
+	r, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	story := out.String()
+	for _, want := range []string{"demo: 1 customers texting", "Maya", " texts: ", "SMS to Maya: "} {
+		if !strings.Contains(story, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, story)
+		}
+	}
+	if !rep.Demo || rep.Inbound.Acked == 0 || rep.Nav.Sent == 0 || rep.Replies.Sent == 0 || !rep.OK() {
+		t.Errorf("demo report: %+v", rep)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	if !strings.HasPrefix(text.String(), "demo over after") {
+		t.Errorf("demo summary = %q", text.String())
 	}
 }

@@ -177,8 +177,8 @@ func (rep *Report) WriteJSON(w io.Writer) error {
 // WriteText writes the summary table.
 func (rep *Report) WriteText(w io.Writer) error {
 	if rep.Demo {
-		_, err := fmt.Fprintf(w, "demo over after %.0fs: %d texts (%d acknowledged), %d navigation events (%d accepted), %d replies from the simulated agent; errors %v\n",
-			rep.SendSeconds, rep.Inbound.Sent, rep.Inbound.Acked, rep.Nav.Sent, rep.Nav.Accepted, rep.Replies.Sent, rep.Errors)
+		_, err := fmt.Fprintf(w, "demo over after %.0fs: %d texts (%d acknowledged), %d navigation events (%d accepted), %d replies from the simulated agent; errors: %s\n",
+			rep.SendSeconds, rep.Inbound.Sent, rep.Inbound.Acked, rep.Nav.Sent, rep.Nav.Accepted, rep.Replies.Sent, errorList(rep.Errors))
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -211,16 +211,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "\nmemory\tRSS %d → %d KiB (peak %d)\t%d connections\t%d bytes/connection\t\t\n", m.RSSBeforeKB, m.RSSAfterKB, m.RSSPeakKB, m.Connections, m.BytesPerConnection)
 	}
 	if len(rep.Errors) > 0 {
-		keys := make([]string, 0, len(rep.Errors))
-		for k := range rep.Errors {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var parts []string
-		for _, k := range keys {
-			parts = append(parts, fmt.Sprintf("%s=%d", k, rep.Errors[k]))
-		}
-		fmt.Fprintf(tw, "\nerrors\t%s\n", strings.Join(parts, " "))
+		fmt.Fprintf(tw, "\nerrors\t%s\n", errorList(rep.Errors))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -285,3 +276,21 @@ func perSec(n int64, d time.Duration) float64 {
 }
 
 func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
+
+// errorList formats error counts as "kind=n kind=n", sorted; "none" when
+// empty.
+func errorList(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
