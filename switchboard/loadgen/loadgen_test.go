@@ -101,6 +101,7 @@ func loadOptions(target string, twilioLn net.Listener) Options {
 }
 
 func TestRunAgainstNodeLosesNothing(t *testing.T) {
+	t.Parallel()
 	twilioLn := listen(t)
 	node := startNode(t, twilioLn)
 	r, err := New(loadOptions(node, twilioLn))
@@ -164,6 +165,7 @@ func dropper(t *testing.T, node string, drop func(sid string) bool) (string, *at
 }
 
 func TestDroppedMessageIsReportedAsLost(t *testing.T) {
+	t.Parallel()
 	twilioLn := listen(t)
 	node := startNode(t, twilioLn)
 	lostSid := messageSid("77", 5)
@@ -196,6 +198,7 @@ func TestDroppedMessageIsReportedAsLost(t *testing.T) {
 }
 
 func TestHTTPBaselineAgainstTrivialServer(t *testing.T) {
+	t.Parallel()
 	u, stop, err := TrivialServer()
 	if err != nil {
 		t.Fatal(err)
@@ -397,6 +400,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestDemoTellsAStory(t *testing.T) {
+	t.Parallel()
 	twilioLn := listen(t)
 	node := startNode(t, twilioLn)
 	o := DemoOptions()
