@@ -367,7 +367,11 @@ func (c *cluster) apply(ctx context.Context, d bus.Delivery) error {
 }
 
 // checkpoint saves the routing state with the offset it reflects, and
-// forgets journal entries the log now has.
+// forgets journal entries the log now has. It is the apply loop's synced
+// write: the store writes of the events before it (made without their own
+// fsync, see store.WithoutSync) are durable once it is, because LevelDB's
+// journal is one sequential file. After a crash the node resumes after the
+// checkpoint's offset and re-applies, idempotently, whatever came later.
 func (c *cluster) checkpoint(ctx context.Context) {
 	var blob []byte
 	var convs []store.ConvState
@@ -412,7 +416,7 @@ func (c *cluster) applyInbound(ctx context.Context, d bus.Delivery) error {
 	if err := decodeJSON(d, &ev); err != nil {
 		return err
 	}
-	msg, fresh, err := c.n.store.ApplyInbound(ctx, store.Inbound{
+	msg, fresh, err := c.n.store.ApplyInbound(store.WithoutSync(ctx), store.Inbound{
 		ID: ev.ID, Sid: ev.Sid, Phone: ev.Phone, To: ev.To, Text: ev.Text, FromCountry: ev.FromCountry,
 		Received: time.UnixMilli(ev.Received), LogPos: d.Offset + 1,
 	})
@@ -437,7 +441,7 @@ func (c *cluster) applyReply(ctx context.Context, d bus.Delivery) error {
 	if err := decodeJSON(d, &ev); err != nil {
 		return err
 	}
-	msg, fresh, err := c.n.store.ApplyReply(ctx, store.Reply{
+	msg, fresh, err := c.n.store.ApplyReply(store.WithoutSync(ctx), store.Reply{
 		ID: ev.ID, Phone: ev.Phone, Agent: ev.Agent, Ref: ev.Ref, Text: ev.Text,
 		Sent: time.UnixMilli(ev.Received), LogPos: d.Offset + 1, Origin: ev.Node,
 	})
@@ -495,7 +499,7 @@ func (c *cluster) applyStatus(ctx context.Context, d bus.Delivery) error {
 	if !ev.Status.Valid() || ev.Status == protocol.StatusReceived {
 		return bus.Permanent(fmt.Errorf("status %q is not a delivery status", ev.Status))
 	}
-	msg, changed, err := c.n.store.SetStatus(ctx, id, ev.Status, ev.ProviderID)
+	msg, changed, err := c.n.store.SetStatus(store.WithoutSync(ctx), id, ev.Status, ev.ProviderID)
 	if errors.Is(err, store.ErrNotFound) {
 		return bus.Permanent(err)
 	}
@@ -541,7 +545,7 @@ func (c *cluster) applyPresence(ctx context.Context, d bus.Delivery) error {
 		case stateAway:
 			if c.current[ev.Agent] == ev.Session {
 				r.engine.Away(ev.Agent)
-				r.publishLoad()
+				r.loadDirty = true
 			}
 		case stateGone:
 			if c.current[ev.Agent] == ev.Session {

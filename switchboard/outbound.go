@@ -13,8 +13,14 @@ import (
 )
 
 const (
-	sendWorkers   = 8
+	// Each send waits on the provider's API and on a synced status write,
+	// so throughput needs many in flight.
+	sendWorkers   = 32
+	sendQueue     = 4096
 	sweepInterval = 30 * time.Second
+	// refillEvery is how often a dispatcher whose queue overflowed checks
+	// whether it has room to take the rest from the outbox.
+	refillEvery = 100 * time.Millisecond
 )
 
 // dispatcher sends stored replies through the SMS provider. Every reply is
@@ -29,15 +35,16 @@ type dispatcher struct {
 	queue   chan protocol.Message
 	backoff sms.Backoff
 
-	mu       sync.Mutex
-	inflight map[string]bool
+	mu         sync.Mutex
+	inflight   map[string]bool
+	overflowed bool // replies were left in the outbox for lack of queue room
 }
 
 func newDispatcher(n *Node) *dispatcher {
 	return &dispatcher{
 		n:        n,
 		log:      n.logBase.With("component", "outbound"),
-		queue:    make(chan protocol.Message, 4096),
+		queue:    make(chan protocol.Message, sendQueue),
 		backoff:  sms.DefaultBackoff,
 		inflight: make(map[string]bool),
 	}
@@ -59,7 +66,10 @@ func (d *dispatcher) enqueue(m protocol.Message) {
 	select {
 	case d.queue <- m:
 	default:
-		d.release(m.ID)
+		d.mu.Lock()
+		delete(d.inflight, m.ID)
+		d.overflowed = true
+		d.mu.Unlock()
 	}
 }
 
@@ -89,10 +99,22 @@ func (d *dispatcher) run(ctx context.Context) {
 	d.sweep()
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
+	refill := time.NewTicker(refillEvery)
+	defer refill.Stop()
 	for {
 		select {
 		case <-t.C:
 			d.sweep()
+		case <-refill.C:
+			d.mu.Lock()
+			due := d.overflowed && len(d.queue) < sendQueue/2
+			if due {
+				d.overflowed = false
+			}
+			d.mu.Unlock()
+			if due {
+				d.sweep()
+			}
 		case <-ctx.Done():
 			wg.Wait()
 			return

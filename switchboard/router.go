@@ -12,6 +12,9 @@ import (
 	"github.com/switchboard/switchboard/switchboard/store"
 )
 
+// loadEvery is how often the router refreshes its load gauges.
+const loadEvery = 500 * time.Millisecond
+
 // router owns the routing engine, the live agent sessions and the grace
 // timers. All of them are touched only by the router goroutine: other
 // goroutines hand it work with do (fire and forget) or call (wait for the
@@ -24,6 +27,8 @@ type router struct {
 	sessions map[string]*session
 	timers   map[string]*time.Timer
 	maxSeq   uint64
+	// loadDirty says the load gauges are stale.
+	loadDirty bool
 
 	work    chan func()
 	persist chan store.ConvState
@@ -83,10 +88,16 @@ func (r *router) run(ctx context.Context) {
 		close(r.persist)
 		<-persisted
 	}()
+	gauges := time.NewTicker(loadEvery)
+	defer gauges.Stop()
 	for {
 		select {
 		case f := <-r.work:
 			f()
+		case <-gauges.C:
+			if r.loadDirty {
+				r.publishLoad()
+			}
 		case <-ctx.Done():
 			return
 		}
@@ -313,7 +324,7 @@ func (r *router) away(s *session) {
 	}
 	r.engine.Away(s.agent)
 	r.publishPresence(s.agent, "away")
-	r.publishLoad()
+	r.loadDirty = true
 }
 
 func (r *router) publishPresence(agent, state string) {
@@ -327,7 +338,11 @@ func (r *router) publishPresence(agent, state string) {
 	})
 }
 
+// publishLoad sets the agent and conversation gauges. It walks every agent,
+// so the router calls it at most once per loadEvery, when something changed,
+// never per routing decision.
 func (r *router) publishLoad() {
+	r.loadDirty = false
 	var avail, busy, assigned int64
 	for _, l := range r.engine.Loads() {
 		assigned += int64(l.Active)

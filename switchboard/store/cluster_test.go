@@ -122,3 +122,21 @@ func TestJournalAndCheckpoint(t *testing.T) {
 		t.Fatalf("journal after reopen has %d entries", n)
 	}
 }
+
+func TestWithoutSyncStillStores(t *testing.T) {
+	opts := testOptions(t)
+	s := openStore(t, opts)
+	ctx := WithoutSync(context.Background())
+	if _, _, err := s.ApplyInbound(ctx, Inbound{ID: "01L", Sid: "SMlazy", Phone: "+15550005555", Text: "lazy", LogPos: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// A synced write after it makes it durable too; a clean reopen sees both.
+	if err := s.SaveCheckpoint(context.Background(), nil, []byte(`{"offset":0}`)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openStore(t, opts)
+	if m, err := s.MessageBySid("SMlazy"); err != nil || m.Text != "lazy" {
+		t.Fatalf("after reopen: %+v %v", m, err)
+	}
+}

@@ -107,6 +107,17 @@ type result struct {
 	err  error
 }
 
+type noSyncKey struct{}
+
+// WithoutSync returns a context whose writes are acknowledged without their
+// own fsync: they become durable with the next synced write, since LevelDB's
+// journal is one sequential file. For writes that can be redone after a
+// crash from elsewhere (the cluster log) and are followed by a synced
+// checkpoint that records how far they got.
+func WithoutSync(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noSyncKey{}, true)
+}
+
 // request is one write waiting for the writer. apply runs in the writer
 // against the batch being built; it must do every check and read before its
 // first put, so a request that fails leaves nothing in the batch.
@@ -114,6 +125,9 @@ type request struct {
 	ctx   context.Context
 	apply func(*txn) result
 	res   chan result // buffered: the writer never blocks answering
+	// lazy requests do not need their own fsync (see WithoutSync); a batch
+	// is synced when any request in it needs it.
+	lazy bool
 }
 
 // Open opens (or creates) the LevelDB store in opts.Dir and starts its writer.
@@ -229,7 +243,7 @@ func (s *Store) do(ctx context.Context, apply func(*txn) result) result {
 	if err := ctx.Err(); err != nil {
 		return result{err: err}
 	}
-	r := &request{ctx: ctx, apply: apply, res: make(chan result, 1)}
+	r := &request{ctx: ctx, apply: apply, res: make(chan result, 1), lazy: ctx.Value(noSyncKey{}) != nil}
 	select {
 	case <-s.quit:
 		return result{err: ErrClosed}
@@ -314,6 +328,10 @@ func (s *Store) failQueued() {
 func (s *Store) commit(batch []*request) {
 	t := newTxn(s)
 	results := make([]result, len(batch))
+	sync := false
+	for _, r := range batch {
+		sync = sync || !r.lazy
+	}
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			results[i] = result{err: err} // the caller has gone: write nothing
@@ -330,7 +348,7 @@ func (s *Store) commit(batch []*request) {
 			err = s.opts.beforeCommit(len(batch))
 		}
 		if err == nil {
-			err = s.db.Write(&t.batch, &opt.WriteOptions{Sync: true})
+			err = s.db.Write(&t.batch, &opt.WriteOptions{Sync: sync})
 		}
 		if err != nil {
 			// Nothing of this batch is known to be stored: fail every
