@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
@@ -83,8 +84,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	opts.From = env("TWILIO_FROM", opts.From)
 	opts.PublicURL = getenv("SWITCHBOARD_PUBLIC_URL")
 	opts.AdminToken = getenv("SWITCHBOARD_ADMIN_TOKEN")
-	if u, err := url.Parse(getenv("TWILIO_API_URL")); err == nil && u.Host != "" {
-		opts.TwilioAddr = u.Host // the nodes send replies there: that is where the fake listens
+	if u, err := url.Parse(getenv("TWILIO_API_URL")); err == nil && isLoopback(u.Hostname()) {
+		// The nodes send replies there: that is where the fake listens. A
+		// real API URL is not ours to listen on.
+		opts.TwilioAddr = u.Host
 	}
 
 	fs := flag.NewFlagSet("sbload", flag.ContinueOnError)
@@ -240,6 +243,14 @@ func printBaseline(b *loadgen.Baseline, err error, asJSON bool, stdout, stderr i
 		return 2
 	}
 	return 0
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func isTerminal(w io.Writer) bool {

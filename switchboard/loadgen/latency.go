@@ -14,6 +14,9 @@ type Recorder struct {
 	mu      sync.Mutex
 	samples []time.Duration
 	window  []time.Duration // since the last TakeWindow, for the progress line
+	// Windowed keeps the samples since the last TakeWindow as well. Set it
+	// before the first Record; without it TakeWindow is empty.
+	Windowed bool
 }
 
 // Record adds one sample. Negative samples (clock steps) count as zero.
@@ -23,7 +26,9 @@ func (r *Recorder) Record(d time.Duration) {
 	}
 	r.mu.Lock()
 	r.samples = append(r.samples, d)
-	r.window = append(r.window, d)
+	if r.Windowed {
+		r.window = append(r.window, d)
+	}
 	r.mu.Unlock()
 }
 

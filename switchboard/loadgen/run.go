@@ -62,10 +62,14 @@ func New(opts Options) (*Runner, error) {
 		DisableCompression:  true,
 		DialContext:         (&net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}).DialContext,
 	}
+	led := newLedger()
+	if opts.Progress != nil {
+		led.webhook.Windowed, led.delivery.Windowed = true, true
+	}
 	return &Runner{
 		opts:   opts,
 		log:    opts.Logger.With("component", "sbload"),
-		led:    newLedger(),
+		led:    led,
 		client: &http.Client{Timeout: opts.Timeout, Transport: tr},
 	}, nil
 }
