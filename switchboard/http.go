@@ -348,29 +348,32 @@ func (n *Node) handleAgent(w http.ResponseWriter, r *http.Request) {
 	n.metrics.wsConnections.Inc()
 	s := newSession(n, conn, claims.Agent, claims.Capacity)
 	n.log.Info("agent connected", "agent", claims.Agent, "remote", r.RemoteAddr)
+	n.live.Store(s, struct{}{})
 	if n.cluster != nil {
-		n.goFunc(s.writeLoop)
 		if err := n.cluster.connect(s); err != nil {
 			n.log.Warn("announce agent connection", "agent", s.agent, "err", err)
 			s.enqueue(protocol.ErrorFrame(protocol.CodeUnavailable, "the switchboard cannot reach its message broker; reconnect shortly", ""), time.Time{})
 			s.close(websocket.CloseTryAgainLater, "broker unavailable")
 			n.cluster.disconnect(s)
+			n.live.Delete(s)
 			return
 		}
 		n.goFunc(func() {
 			s.readLoop()
+			n.live.Delete(s)
 			n.cluster.disconnect(s)
 			n.log.Info("agent disconnected", "agent", s.agent)
 		})
 		return
 	}
 	if !n.router.call(n.ctx, func() { n.router.connect(s) }) {
+		n.live.Delete(s)
 		conn.Close()
 		return
 	}
-	n.goFunc(s.writeLoop)
 	n.goFunc(func() {
 		s.readLoop()
+		n.live.Delete(s)
 		n.router.do(context.Background(), func() { n.router.disconnect(s) })
 		n.log.Info("agent disconnected", "agent", s.agent)
 	})

@@ -41,6 +41,7 @@ type Node struct {
 	early     earlyStatuses
 	cluster   *cluster          // nil in single-node mode
 	emitter   *udpstats.Emitter // nil when metrics are off
+	live      sync.Map          // *session → struct{}: open agent connections, for the pinger
 
 	srv      *http.Server
 	listener net.Listener
@@ -113,7 +114,7 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	case cfg.Bus != nil:
 		n.bus = cfg.Bus
 	case opts.AMQPURL == "":
-		n.bus = bus.NewMemory(bus.MemoryOptions{Logger: log.With("component", "bus")})
+		n.bus = bus.NewMemory(bus.MemoryOptions{Logger: log, QueueSize: 8192})
 	default:
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -203,6 +204,7 @@ func (n *Node) Start() error {
 		return err
 	}
 	n.goFunc(func() { n.outbound.run(n.ctx) })
+	n.goFunc(func() { n.pinger(n.ctx) })
 	if n.emitter != nil {
 		n.goFunc(func() { n.emitter.Run(n.ctx) })
 	}

@@ -440,6 +440,7 @@ func TestGracePeriod(t *testing.T) {
 func TestSlowAgentIsDisconnected(t *testing.T) {
 	n := &Node{log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: nopMetrics(), now: time.Now}
 	s := newSession(n, nil, "slow", 1)
+	s.writing = true // a writer is busy (and stuck): the queue only grows
 	for i := 0; i < sendQueueLen; i++ {
 		if !s.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "x"}, time.Time{}) {
 			t.Fatalf("frame %d refused before the queue was full", i)

@@ -1,6 +1,7 @@
 package switchboard
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -22,6 +23,7 @@ const (
 	// Well under the 55 s after which Heroku's router (and many proxies)
 	// drop an idle connection.
 	pingPeriod = 25 * time.Second
+	pingWait   = 2 * time.Second
 	// A session's write queue holds at most this many frames or bytes; an
 	// agent that lets it fill is disconnected. Reconnecting with many
 	// conversations queues one "assigned" frame each, so the frame limit
@@ -41,9 +43,12 @@ type outFrame struct {
 	born time.Time
 }
 
-// session is one agent WebSocket connection. Frames to the agent go through
-// a bounded queue drained by the writer goroutine; when the queue is full the
-// agent is too slow and is disconnected, so a slow agent never slows the node.
+// session is one agent WebSocket connection. Frames to the agent go into a
+// bounded queue; a writer goroutine runs only while the queue has frames
+// (an idle session holds no writer goroutine, no timer and no write
+// buffer), and one pinger per node keeps every connection alive. When the
+// queue is full the agent is too slow and is disconnected, so a slow agent
+// never slows the node.
 type session struct {
 	id       string // cluster mode: names this connection in presence events
 	n        *Node
@@ -58,11 +63,13 @@ type session struct {
 	lastCapacity atomic.Int64
 
 	// The write queue grows on demand, so an idle session costs nothing
-	// here; notify (capacity 1) wakes the writer.
+	// here. writing is true while a writer goroutine runs, and stays true
+	// once the session is finished.
 	mu          sync.Mutex
 	queue       []outFrame
 	queuedBytes int
-	notify      chan struct{}
+	writing     bool
+	finishOnce  sync.Once
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -76,7 +83,6 @@ func newSession(n *Node, conn *websocket.Conn, agent string, capacity int) *sess
 		agent:    agent,
 		capacity: capacity,
 		log:      n.log.With("agent", agent),
-		notify:   make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
 }
@@ -108,10 +114,11 @@ func (s *session) enqueueRaw(data []byte, born time.Time) bool {
 	}
 	s.queue = append(s.queue, outFrame{data: data, born: born})
 	s.queuedBytes += len(data)
+	start := !s.writing
+	s.writing = true
 	s.mu.Unlock()
-	select {
-	case s.notify <- struct{}{}:
-	default:
+	if start {
+		go s.writeOut()
 	}
 	return true
 }
@@ -131,47 +138,91 @@ func (s *session) close(code int, text string) {
 	s.closeOnce.Do(func() {
 		s.closeMsg = websocket.FormatCloseMessage(code, text)
 		close(s.done)
+		s.mu.Lock()
+		start := !s.writing
+		s.writing = true
+		s.mu.Unlock()
+		if start {
+			go s.writeOut() // flushes what is queued, then says goodbye
+		}
 	})
 }
 
-// writeLoop is the only writer of conn.
-func (s *session) writeLoop() {
-	ticker := time.NewTicker(pingPeriod)
-	defer func() {
-		ticker.Stop()
-		s.conn.Close()
-	}()
-	write := func(frames []outFrame) bool {
-		for _, f := range frames {
-			s.conn.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := s.conn.WriteMessage(websocket.TextMessage, f.data); err != nil {
-				return false
+// writeOut is the session's writer: it runs while frames are queued and is
+// the only goroutine writing data frames to conn. After close it flushes the
+// queue, sends the close frame and closes the connection.
+func (s *session) writeOut() {
+	for {
+		frames := s.take()
+		if len(frames) > 0 {
+			if !s.write(frames) {
+				s.close(websocket.CloseGoingAway, "")
+				s.finish()
+				return
 			}
-			if !f.born.IsZero() {
-				s.n.metrics.routeLatency.Observe(s.n.now().Sub(f.born))
-			}
+			continue
 		}
-		return true
+		s.mu.Lock()
+		if len(s.queue) > 0 {
+			s.mu.Unlock()
+			continue
+		}
+		select {
+		case <-s.done:
+			s.mu.Unlock() // writing stays true: the session is finished
+			s.finish()
+			return
+		default:
+		}
+		s.writing = false
+		s.mu.Unlock()
+		return
 	}
+}
+
+func (s *session) write(frames []outFrame) bool {
+	for _, f := range frames {
+		s.conn.SetWriteDeadline(time.Now().Add(writeWait))
+		if err := s.conn.WriteMessage(websocket.TextMessage, f.data); err != nil {
+			return false
+		}
+		if !f.born.IsZero() {
+			s.n.metrics.routeLatency.Observe(s.n.now().Sub(f.born))
+		}
+	}
+	return true
+}
+
+// finish says goodbye and closes the connection, which ends the reader.
+func (s *session) finish() {
+	s.finishOnce.Do(func() {
+		s.conn.WriteControl(websocket.CloseMessage, s.closeMsg, time.Now().Add(time.Second))
+		s.conn.Close()
+	})
+}
+
+// ping sends a WebSocket ping; a connection that cannot take one within
+// pingWait is closed. WriteControl may run beside the writer.
+func (s *session) ping() {
+	if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(pingWait)); err != nil {
+		s.close(websocket.CloseGoingAway, "")
+	}
+}
+
+// pinger pings every live session once per pingPeriod until ctx ends.
+func (n *Node) pinger(ctx context.Context) {
+	t := time.NewTicker(pingPeriod)
+	defer t.Stop()
 	for {
 		select {
-		case <-s.notify:
-			if !write(s.take()) {
-				s.close(websocket.CloseGoingAway, "")
-				return
-			}
-		case <-ticker.C:
-			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
-				s.close(websocket.CloseGoingAway, "")
-				return
-			}
-		case <-s.done:
-			// Flush what is queued (bounded by the queue limits), then say goodbye.
-			if write(s.take()) {
-				s.conn.WriteControl(websocket.CloseMessage, s.closeMsg, time.Now().Add(time.Second))
-			}
+		case <-t.C:
+		case <-ctx.Done():
 			return
 		}
+		n.live.Range(func(k, _ any) bool {
+			k.(*session).ping()
+			return ctx.Err() == nil
+		})
 	}
 }
 
