@@ -27,8 +27,9 @@ type Report struct {
 	AgentsConnected int      `json:"agents_connected"`
 	Capacity        int      `json:"capacity"`
 	ConnectSeconds  float64  `json:"connect_s"`
-	SendSeconds     float64  `json:"send_s"`  // the send phase
-	DrainSeconds    float64  `json:"drain_s"` // the longest wait allowed after it
+	SendSeconds     float64  `json:"send_s"`                   // the send phase
+	DrainSeconds    float64  `json:"drain_s"`                  // the longest wait allowed after it
+	TwilioURL       string   `json:"twilio_api_url,omitempty"` // the fake SMS API the nodes must send to
 
 	// EndOfShiftRelease: the accounting had not settled half way through
 	// the drain, so every agent released its conversations to let waiting
@@ -147,7 +148,11 @@ func failures(rep *Report, expectDelivery bool) []string {
 		out = append(out, fmt.Sprintf("DUPLICATE: %d inbound messages were delivered as new to two agents", rep.Inbound.DeliveredTwice))
 	}
 	if rep.Replies.Lost > 0 {
-		out = append(out, fmt.Sprintf("LOST: %d acknowledged replies never reached the SMS API%s", rep.Replies.Lost, rep.drainNote()))
+		hint := rep.drainNote()
+		if rep.Replies.AtSMSAPI == 0 && rep.TwilioURL != "" {
+			hint = " (none arrived at all: do the nodes' TWILIO_API_URL point at sbload's fake, " + rep.TwilioURL + "?)"
+		}
+		out = append(out, fmt.Sprintf("LOST: %d acknowledged replies never reached the SMS API%s", rep.Replies.Lost, hint))
 	}
 	if rep.Replies.SentTwice > 0 {
 		out = append(out, fmt.Sprintf("DUPLICATE: %d replies were sent to the SMS API more than once", rep.Replies.SentTwice))

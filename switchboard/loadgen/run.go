@@ -221,6 +221,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	agentWG.Wait()
 	r.wg.Wait()
 
+	rep.TwilioURL = r.FakeTwilioURL()
 	r.fill(rep, expectDelivery, expectAPI)
 	if r.opts.AdminToken != "" && len(rep.LostMessages) > 0 {
 		r.checkStored(rep.LostMessages)
