@@ -90,7 +90,9 @@ type cluster struct {
 
 	// Apply state: touched only by the apply loop, or inside router.call
 	// from it (the router goroutine owns the engine).
-	offset      int64
+	offset      int64 // last applied (the applier's)
+	queued      int64 // last queued for the applier (the bus handler's)
+	entries     chan logEntry
 	current     map[string]string
 	recent      []string
 	recentSet   map[string]bool
@@ -139,6 +141,7 @@ func newCluster(n *Node) (*cluster, error) {
 		log:       n.logBase.With("component", "cluster"),
 		node:      nodeWord(n.opts.Node),
 		offset:    -1,
+		entries:   make(chan logEntry, 4*maxRun),
 		current:   map[string]string{},
 		recentSet: map[string]bool{},
 		dead:      map[string]string{},
@@ -161,6 +164,7 @@ func newCluster(n *Node) (*cluster, error) {
 		}
 	}
 	c.offset = cp.Offset
+	c.queued = cp.Offset
 	if cp.Current != nil {
 		c.current = cp.Current
 	}
@@ -212,6 +216,7 @@ func (c *cluster) start(ctx context.Context) error {
 		return fmt.Errorf("subscribe to the log: %w", err)
 	}
 	c.n.subs = append(c.n.subs, logSub)
+	c.n.goFunc(func() { c.applier(ctx) })
 	c.n.goFunc(func() { c.heartbeats(ctx) })
 	c.n.goFunc(func() { c.republish(ctx) })
 
@@ -330,40 +335,270 @@ func (c *cluster) remember(id string) bool {
 	return true
 }
 
-// apply is the log consumer: it applies one event, in log order.
+// logEntry is one decoded log event waiting for the applier.
+type logEntry struct {
+	offset int64
+	key    string
+	msg    *messageEvent  // sms.*
+	pres   *presenceEvent // agent.presence.*
+	route  *routeEvent    // route.*
+	bad    error          // undecodable: skipped, but its offset counts
+}
+
+// apply is the log consumer. It only decodes and queues: the applier
+// stores and routes entries in runs, and it, not the bus, remembers how far
+// the log is applied (the checkpoint), so acking at once is safe.
 func (c *cluster) apply(ctx context.Context, d bus.Delivery) error {
-	if d.Offset <= c.offset {
-		return nil // already applied (a redelivery after a reconnect)
+	if d.Offset <= c.queued {
+		return nil // already queued (a redelivery after a reconnect)
 	}
-	var err error
+	e := logEntry{offset: d.Offset, key: d.Key}
+	var v any
 	switch {
-	case strings.HasPrefix(d.Key, "sms.in."):
-		err = c.applyInbound(ctx, d)
-	case strings.HasPrefix(d.Key, "sms.out."):
-		err = c.applyReply(ctx, d)
-	case strings.HasPrefix(d.Key, "sms.status."):
-		err = c.applyStatus(ctx, d)
+	case strings.HasPrefix(d.Key, "sms."):
+		e.msg = &messageEvent{}
+		v = e.msg
 	case strings.HasPrefix(d.Key, "agent.presence."):
-		err = c.applyPresence(ctx, d)
+		e.pres = &presenceEvent{}
+		v = e.pres
 	case strings.HasPrefix(d.Key, "route."):
-		err = c.applyRoute(ctx, d)
+		e.route = &routeEvent{}
+		v = e.route
 	}
-	if err != nil {
-		if bus.IsPermanent(err) || errors.Is(err, store.ErrInvalid) {
-			// Bad input from outside (a shop or another service publishing
-			// on our keys): skip it, loudly, rather than stop the log.
-			c.log.Error("log event refused", "key", d.Key, "offset", d.Offset, "err", err)
-			err = nil
-		} else {
+	if v != nil {
+		e.bad = decodeJSON(d, v)
+	}
+	select {
+	case c.entries <- e:
+		c.queued = d.Offset
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// maxRun bounds how many log entries the applier handles in one run.
+const maxRun = 256
+
+// applier applies queued log entries in order, in runs, until ctx ends.
+func (c *cluster) applier(ctx context.Context) {
+	run := make([]logEntry, 0, maxRun)
+	for {
+		run = run[:0]
+		select {
+		case e := <-c.entries:
+			run = append(run, e)
+		case <-ctx.Done():
+			return
+		}
+	more:
+		for len(run) < maxRun {
+			select {
+			case e := <-c.entries:
+				run = append(run, e)
+			default:
+				break more
+			}
+		}
+		for {
+			err := c.applyRun(ctx, run)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil || errors.Is(err, errStopping) {
+				return // not applied: the restarted node replays it
+			}
+			c.log.Error("apply log entries; retrying", "from", run[0].offset, "err", err)
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// applyRun stores a run of entries in one write, routes them in one router
+// call, in log order, then does what follows outside the router.
+func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
+	// 1. Store.
+	var items []store.LogItem
+	itemOf := make([]int, len(run))
+	for i := range run {
+		itemOf[i] = -1
+		e := &run[i]
+		if e.bad != nil || e.msg == nil {
+			continue
+		}
+		ev := e.msg
+		pos := e.offset + 1
+		switch {
+		case strings.HasPrefix(e.key, "sms.in."):
+			items = append(items, store.LogItem{Inbound: &store.Inbound{
+				ID: ev.ID, Sid: ev.Sid, Phone: ev.Phone, To: ev.To, Text: ev.Text, FromCountry: ev.FromCountry,
+				Received: time.UnixMilli(ev.Received), LogPos: pos,
+			}})
+		case strings.HasPrefix(e.key, "sms.out."):
+			items = append(items, store.LogItem{Reply: &store.Reply{
+				ID: ev.ID, Phone: ev.Phone, Agent: ev.Agent, Ref: ev.Ref, Text: ev.Text,
+				Sent: time.UnixMilli(ev.Received), LogPos: pos, Origin: ev.Node,
+			}})
+		case strings.HasPrefix(e.key, "sms.status."):
+			if !ev.Status.Valid() || ev.Status == protocol.StatusReceived {
+				e.bad = fmt.Errorf("status %q is not a delivery status", ev.Status)
+				continue
+			}
+			if ev.ID == "" {
+				// A callback that reached a node before the send was known
+				// there: resolve it, or hold it until the send shows up.
+				var found protocol.Message
+				if c.n.early.hold(ev.ProviderID, ev.Status, ev.Detail, c.n.now(), func() bool {
+					var err error
+					found, err = c.n.store.MessageByProviderID(ev.ProviderID)
+					return err == nil
+				}) {
+					continue
+				}
+				ev.ID = found.ID
+			}
+			items = append(items, store.LogItem{Status: &store.LogStatus{ID: ev.ID, Status: ev.Status, ProviderID: ev.ProviderID}})
+		default:
+			continue
+		}
+		itemOf[i] = len(items) - 1
+	}
+	var results []store.LogResult
+	if len(items) > 0 {
+		var err error
+		if results, err = c.n.store.ApplyLog(store.WithoutSync(ctx), items); err != nil {
 			return err
 		}
 	}
-	c.offset = d.Offset
-	c.sinceCheck++
+
+	// 2. Route, in log order, in one trip to the router.
+	var post []func()
+	err := c.route(ctx, func() {
+		r := c.n.router
+		for i := range run {
+			e := &run[i]
+			if e.bad != nil {
+				continue
+			}
+			if k := itemOf[i]; k >= 0 {
+				res := results[k]
+				if res.Err != nil {
+					e.bad = res.Err
+					continue
+				}
+				post = append(post, c.routeMessage(r, e, res)...)
+				continue
+			}
+			if e.pres != nil {
+				c.routePresence(r, e.pres)
+			}
+			if e.route != nil {
+				post = append(post, c.routeRoute(r, e.key, e.route)...)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+
+	// 3. What follows, outside the router.
+	for _, e := range run {
+		if e.bad != nil {
+			// Bad input from outside (a shop or another service publishing
+			// on our keys): skipped, loudly, never blocking the log.
+			c.log.Error("log event refused", "key", e.key, "offset", e.offset, "err", e.bad)
+		}
+		if e.msg != nil && e.msg.Node == c.node {
+			id := e.msg.ID
+			if strings.HasPrefix(e.key, "sms.status.") {
+				id = e.msg.EventID
+			}
+			if id != "" {
+				c.applied = append(c.applied, id)
+			}
+		}
+	}
+	c.offset = run[len(run)-1].offset
+	c.sinceCheck += len(run)
+	for _, f := range post {
+		f()
+	}
 	if c.sinceCheck >= 500 || c.n.now().Sub(c.lastCheck) >= checkpointEvery || !c.caughtUp.Load() && c.sinceCheck >= 50 {
 		c.checkpoint(ctx)
 	}
 	return nil
+}
+
+// routeMessage routes a stored sms.* entry. Runs on the router goroutine;
+// returns what to do after the run.
+func (c *cluster) routeMessage(r *router, e *logEntry, res store.LogResult) []func() {
+	ev, msg := e.msg, res.Msg
+	switch {
+	case strings.HasPrefix(e.key, "sms.in."):
+		if res.Fresh {
+			var born time.Time
+			if ev.Born > 0 && ev.Node == c.node {
+				born = time.Unix(0, ev.Born) // latency only means something where it was received
+			}
+			r.arriveAt(msg, uint64(e.offset+1), born, time.UnixMilli(ev.Received))
+		}
+	case strings.HasPrefix(e.key, "sms.out."):
+		if res.Fresh {
+			r.outbound(msg)
+			if c.sends(ev.Node) {
+				return []func(){func() { c.n.outbound.enqueue(msg) }}
+			}
+		}
+	case strings.HasPrefix(e.key, "sms.status."):
+		if res.Fresh || msg.Status == ev.Status {
+			// The node that sent the reply recorded the status before the
+			// event came back: tell the agent now (status frames are idempotent).
+			r.status(msg, ev.Detail)
+		}
+		if ev.ProviderID != "" {
+			id, pid := msg.ID, ev.ProviderID
+			return []func(){func() { c.n.applyEarly(c.n.ctx, id, pid) }}
+		}
+	}
+	return nil
+}
+
+// routePresence applies a presence event. Runs on the router goroutine.
+func (c *cluster) routePresence(r *router, ev *presenceEvent) {
+	if ev.ID == "" || ev.Session == "" || protocol.ValidAgentName(ev.Agent) != nil {
+		c.log.Error("presence event without id, session or valid agent", "agent", ev.Agent)
+		return
+	}
+	if !c.remember(ev.ID) {
+		return
+	}
+	at := time.UnixMilli(ev.At)
+	switch ev.State {
+	case stateConnected:
+		c.current[ev.Agent] = ev.Session
+		epoch := r.engine.ConnectOn(ev.Agent, ev.Node, at)
+		c.attach(*ev, epoch)
+	case stateAvailable:
+		if c.current[ev.Agent] == ev.Session {
+			r.apply(r.engine.Available(ev.Agent, ev.Capacity, at), time.Time{})
+		}
+	case stateAway:
+		if c.current[ev.Agent] == ev.Session {
+			r.engine.Away(ev.Agent)
+			r.loadDirty = true
+		}
+	case stateGone:
+		if c.current[ev.Agent] == ev.Session {
+			epoch := r.engine.Epoch(ev.Agent)
+			if r.engine.Disconnect(ev.Agent, epoch) && ev.Node == c.node {
+				c.graceTimer(ev.Agent, epoch)
+			}
+		}
+	}
 }
 
 // checkpoint saves the routing state with the offset it reflects, and
@@ -411,58 +646,6 @@ func decodeJSON(d bus.Delivery, v any) error {
 	return nil
 }
 
-func (c *cluster) applyInbound(ctx context.Context, d bus.Delivery) error {
-	var ev messageEvent
-	if err := decodeJSON(d, &ev); err != nil {
-		return err
-	}
-	msg, fresh, err := c.n.store.ApplyInbound(store.WithoutSync(ctx), store.Inbound{
-		ID: ev.ID, Sid: ev.Sid, Phone: ev.Phone, To: ev.To, Text: ev.Text, FromCountry: ev.FromCountry,
-		Received: time.UnixMilli(ev.Received), LogPos: d.Offset + 1,
-	})
-	if err != nil {
-		return err
-	}
-	if ev.Node == c.node {
-		c.applied = append(c.applied, ev.ID)
-	}
-	if !fresh {
-		return nil
-	}
-	var born time.Time
-	if ev.Born > 0 && ev.Node == c.node {
-		born = time.Unix(0, ev.Born) // latency only means something on the node that received it
-	}
-	return c.route(ctx, func() { c.n.router.arriveAt(msg, uint64(d.Offset+1), born, time.UnixMilli(ev.Received)) })
-}
-
-func (c *cluster) applyReply(ctx context.Context, d bus.Delivery) error {
-	var ev messageEvent
-	if err := decodeJSON(d, &ev); err != nil {
-		return err
-	}
-	msg, fresh, err := c.n.store.ApplyReply(store.WithoutSync(ctx), store.Reply{
-		ID: ev.ID, Phone: ev.Phone, Agent: ev.Agent, Ref: ev.Ref, Text: ev.Text,
-		Sent: time.UnixMilli(ev.Received), LogPos: d.Offset + 1, Origin: ev.Node,
-	})
-	if err != nil {
-		return err
-	}
-	if ev.Node == c.node {
-		c.applied = append(c.applied, ev.ID)
-	}
-	if !fresh {
-		return nil
-	}
-	if err := c.route(ctx, func() { c.n.router.outbound(msg) }); err != nil {
-		return err
-	}
-	if c.sends(ev.Node) {
-		c.n.outbound.enqueue(msg)
-	}
-	return nil
-}
-
 // sends reports whether this node sends replies accepted by origin.
 func (c *cluster) sends(origin string) bool {
 	if origin == c.node {
@@ -471,91 +654,6 @@ func (c *cluster) sends(origin string) bool {
 	c.adoptMu.Lock()
 	defer c.adoptMu.Unlock()
 	return c.adopted[origin]
-}
-
-func (c *cluster) applyStatus(ctx context.Context, d bus.Delivery) error {
-	var ev messageEvent
-	if err := decodeJSON(d, &ev); err != nil {
-		return err
-	}
-	if ev.Node == c.node && ev.EventID != "" {
-		c.applied = append(c.applied, ev.EventID)
-	}
-	id := ev.ID
-	if id == "" {
-		// A callback that reached a node before the send was known there:
-		// resolve it here, or hold it until the send shows up in the log.
-		var found protocol.Message
-		held := c.n.early.hold(ev.ProviderID, ev.Status, ev.Detail, c.n.now(), func() bool {
-			var err error
-			found, err = c.n.store.MessageByProviderID(ev.ProviderID)
-			return err == nil
-		})
-		if held {
-			return nil
-		}
-		id = found.ID
-	}
-	if !ev.Status.Valid() || ev.Status == protocol.StatusReceived {
-		return bus.Permanent(fmt.Errorf("status %q is not a delivery status", ev.Status))
-	}
-	msg, changed, err := c.n.store.SetStatus(store.WithoutSync(ctx), id, ev.Status, ev.ProviderID)
-	if errors.Is(err, store.ErrNotFound) {
-		return bus.Permanent(err)
-	}
-	if err != nil {
-		return err
-	}
-	if changed || msg.Status == ev.Status {
-		// The node that sent the reply recorded the status before the
-		// event came back: tell the agent now (status frames are idempotent).
-		if err := c.route(ctx, func() { c.n.router.status(msg, ev.Detail) }); err != nil {
-			return err
-		}
-	}
-	if ev.ProviderID != "" {
-		c.n.applyEarly(ctx, id, ev.ProviderID)
-	}
-	return nil
-}
-
-func (c *cluster) applyPresence(ctx context.Context, d bus.Delivery) error {
-	var ev presenceEvent
-	if err := decodeJSON(d, &ev); err != nil {
-		return err
-	}
-	if ev.ID == "" || ev.Session == "" || protocol.ValidAgentName(ev.Agent) != nil {
-		return bus.Permanent(errors.New("presence event without id, session or valid agent"))
-	}
-	if !c.remember(ev.ID) {
-		return nil
-	}
-	at := time.UnixMilli(ev.At)
-	return c.route(ctx, func() {
-		r := c.n.router
-		switch ev.State {
-		case stateConnected:
-			c.current[ev.Agent] = ev.Session
-			epoch := r.engine.ConnectOn(ev.Agent, ev.Node, at)
-			c.attach(ev, epoch)
-		case stateAvailable:
-			if c.current[ev.Agent] == ev.Session {
-				r.apply(r.engine.Available(ev.Agent, ev.Capacity, at), time.Time{})
-			}
-		case stateAway:
-			if c.current[ev.Agent] == ev.Session {
-				r.engine.Away(ev.Agent)
-				r.loadDirty = true
-			}
-		case stateGone:
-			if c.current[ev.Agent] == ev.Session {
-				epoch := r.engine.Epoch(ev.Agent)
-				if r.engine.Disconnect(ev.Agent, epoch) && ev.Node == c.node {
-					c.graceTimer(ev.Agent, epoch)
-				}
-			}
-		}
-	})
 }
 
 // attach runs on the router goroutine when a connection is applied: the
@@ -612,100 +710,88 @@ func (c *cluster) graceTimer(agent string, epoch uint64) {
 	})
 }
 
-func (c *cluster) applyRoute(ctx context.Context, d bus.Delivery) error {
-	var ev routeEvent
-	if err := decodeJSON(d, &ev); err != nil {
-		return err
-	}
+// routeRoute applies a route.* event. Runs on the router goroutine;
+// returns what to do after the run.
+func (c *cluster) routeRoute(r *router, key string, ev *routeEvent) []func() {
 	if !c.remember(ev.ID) {
 		return nil
 	}
 	at := time.UnixMilli(ev.At)
-	r := c.n.router
 	switch {
-	case strings.HasPrefix(d.Key, "route.release."):
-		return c.route(ctx, func() {
-			if c.current[ev.Agent] != ev.Session {
-				return
-			}
+	case strings.HasPrefix(key, "route.release."):
+		if c.current[ev.Agent] == ev.Session {
 			if effects, ok := r.engine.Release(ev.Agent, ev.Phone, at); ok {
 				r.apply(effects, time.Time{})
 			}
-		})
-	case strings.HasPrefix(d.Key, "route.expire."):
-		return c.route(ctx, func() {
-			delete(r.timers, ev.Agent)
-			if effects := r.engine.Expire(ev.Agent, ev.Epoch, at); len(effects) > 0 {
-				c.log.Info("grace period over: conversations requeued", "agent", ev.Agent, "effects", len(effects))
-				r.apply(effects, time.Time{})
-			}
-		})
-	case strings.HasPrefix(d.Key, "route.node."):
-		return c.applyNode(ctx, ev)
+		}
+	case strings.HasPrefix(key, "route.expire."):
+		delete(r.timers, ev.Agent)
+		if effects := r.engine.Expire(ev.Agent, ev.Epoch, at); len(effects) > 0 {
+			c.log.Info("grace period over: conversations requeued", "agent", ev.Agent, "effects", len(effects))
+			r.apply(effects, time.Time{})
+		}
+	case strings.HasPrefix(key, "route.node."):
+		return c.routeNode(r, ev)
 	}
 	return nil
 }
 
-func (c *cluster) applyNode(ctx context.Context, ev routeEvent) error {
-	r := c.n.router
+// routeNode applies a node start or death. Runs on the router goroutine.
+func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 	switch ev.State {
 	case "started":
-		err := c.route(ctx, func() {
-			delete(c.dead, ev.Node)
-			// Connections the engine still has on a node that just
-			// (re)started are gone: it has no sessions yet.
-			for agent, epoch := range r.engine.OnlineOn(ev.Node) {
-				if r.engine.Disconnect(agent, epoch) && ev.Node == c.node {
-					c.graceTimer(agent, epoch)
-				}
+		delete(c.dead, ev.Node)
+		// Connections the engine still has on a node that just
+		// (re)started are gone: it has no sessions yet.
+		for agent, epoch := range r.engine.OnlineOn(ev.Node) {
+			if r.engine.Disconnect(agent, epoch) && ev.Node == c.node {
+				c.graceTimer(agent, epoch)
 			}
-			if ev.Node == c.node && ev.ID == c.startedID {
-				// Caught up. Grace timers of agents that went offline while
-				// no node was watching (a whole-cluster restart) restart here.
-				for agent, epoch := range r.engine.Offline() {
-					if r.timers[agent] == nil {
-						c.graceTimer(agent, epoch)
-					}
-				}
-			}
-		})
-		if err != nil {
-			return err
 		}
-		if ev.Node == c.node && ev.ID == c.startedID {
-			c.checkpoint(ctx)
+		if ev.Node != c.node || ev.ID != c.startedID {
+			return nil
+		}
+		// Caught up. Grace timers of agents that went offline while no
+		// node was watching (a whole-cluster restart) restart here.
+		for agent, epoch := range r.engine.Offline() {
+			if r.timers[agent] == nil {
+				c.graceTimer(agent, epoch)
+			}
+		}
+		return []func(){func() {
+			c.checkpoint(c.n.ctx)
 			c.caughtUp.Store(true)
 			c.log.Info("cluster: caught up with the log", "offset", c.offset)
 			c.n.outbound.sweep()
-		}
+		}}
 	case "dead":
 		if ev.Node == c.node {
 			// We are alive: say so again for every local session.
-			if c.caughtUp.Load() {
-				c.reassert()
+			return []func(){func() {
+				if c.caughtUp.Load() {
+					c.reassert()
+				}
+			}}
+		}
+		for agent, epoch := range r.engine.OnlineOn(ev.Node) {
+			if r.engine.Disconnect(agent, epoch) {
+				c.graceTimer(agent, epoch)
 			}
+		}
+		if _, taken := c.dead[ev.Node]; !taken {
+			c.dead[ev.Node] = ev.By
+		}
+		if c.dead[ev.Node] != c.node {
 			return nil
 		}
-		err := c.route(ctx, func() {
-			for agent, epoch := range r.engine.OnlineOn(ev.Node) {
-				if r.engine.Disconnect(agent, epoch) {
-					c.graceTimer(agent, epoch)
-				}
-			}
-			if _, taken := c.dead[ev.Node]; !taken {
-				c.dead[ev.Node] = ev.By
-			}
-		})
-		if err != nil {
-			return err
-		}
-		if c.dead[ev.Node] == c.node {
+		node := ev.Node
+		return []func(){func() {
 			c.adoptMu.Lock()
-			c.adopted[ev.Node] = true
+			c.adopted[node] = true
 			c.adoptMu.Unlock()
-			c.log.Warn("node declared dead: sending its pending replies", "node", ev.Node)
+			c.log.Warn("node declared dead: sending its pending replies", "node", node)
 			c.n.outbound.sweep()
-		}
+		}}
 	}
 	return nil
 }

@@ -264,3 +264,92 @@ func (s *Store) MessageByRef(agent, ref string) (protocol.Message, error) {
 
 // NewID returns a new message id from the store's id generator.
 func (s *Store) NewID() string { return s.opts.NewID() }
+
+// LogItem is one cluster log entry to store: exactly one field is set.
+type LogItem struct {
+	Inbound *Inbound   // LogPos and ID required
+	Reply   *Reply     // LogPos and ID required
+	Status  *LogStatus // a delivery status change of a stored reply
+}
+
+// LogStatus is a status change read from the log.
+type LogStatus struct {
+	ID         string
+	Status     protocol.Status
+	ProviderID string
+}
+
+// LogResult is what storing one LogItem did.
+type LogResult struct {
+	Msg protocol.Message
+	// Fresh (inbound, reply): route this entry (see ApplyInbound).
+	// For a status: the status advanced.
+	Fresh bool
+	// Err is this item's own failure (ErrInvalid, ErrNotFound, ErrConflict);
+	// the other items are stored.
+	Err error
+}
+
+// ApplyLog stores a run of cluster log entries in one write: one trip to
+// the writer and one LevelDB batch for the lot, instead of one each. Items
+// are applied in order, each atomically; an item that fails leaves nothing
+// and does not stop the others. The error is for the write as a whole
+// (nothing stored; retry the run — applying is idempotent).
+func (s *Store) ApplyLog(ctx context.Context, items []LogItem) ([]LogResult, error) {
+	out := make([]LogResult, len(items))
+	for i, it := range items {
+		switch {
+		case it.Inbound != nil:
+			in := it.Inbound
+			in.NoWait = true
+			if in.LogPos <= 0 || in.ID == "" {
+				out[i].Err = invalid("LogPos and ID are required")
+			} else if err := in.validate(); err != nil {
+				out[i].Err = err
+			}
+		case it.Reply != nil:
+			if it.Reply.LogPos <= 0 || it.Reply.ID == "" {
+				out[i].Err = invalid("LogPos and ID are required")
+			} else if err := it.Reply.validate(); err != nil {
+				out[i].Err = err
+			}
+		case it.Status != nil:
+			st := it.Status
+			switch {
+			case st.Status != protocol.StatusQueued && st.Status != protocol.StatusSent && st.Status != protocol.StatusDelivered && st.Status != protocol.StatusFailed:
+				out[i].Err = invalid("status %q is not a delivery status", st.Status)
+			case st.ID == "" || len(st.ID) > maxID || len(st.ProviderID) > maxProviderID:
+				out[i].Err = invalid("bad id or provider id")
+			}
+		default:
+			out[i].Err = invalid("empty log item")
+		}
+	}
+	res := s.do(ctx, func(t *txn) result {
+		for i, it := range items {
+			if out[i].Err != nil {
+				continue
+			}
+			var r result
+			switch {
+			case it.Inbound != nil:
+				r = t.replayed(t.appendInbound(it.Inbound), it.Inbound.ID, it.Inbound.LogPos)
+			case it.Reply != nil:
+				r = t.replayed(t.appendReply(it.Reply), it.Reply.ID, it.Reply.LogPos)
+			case it.Status != nil:
+				r = t.setStatus(it.Status.ID, it.Status.Status, it.Status.ProviderID)
+				r.flag = !r.flag // setStatus's flag is "changed"; below, flag means "not fresh"
+			}
+			if r.err != nil {
+				out[i].Err = r.err
+				continue
+			}
+			out[i].Msg, out[i].Fresh = r.msg, !r.flag
+		}
+		return result{}
+	})
+	if res.err != nil {
+		return nil, fmt.Errorf("store: apply log: %w", res.err)
+	}
+	return out, nil
+}

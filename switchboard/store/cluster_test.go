@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -138,5 +139,44 @@ func TestWithoutSyncStillStores(t *testing.T) {
 	s = openStore(t, opts)
 	if m, err := s.MessageBySid("SMlazy"); err != nil || m.Text != "lazy" {
 		t.Fatalf("after reopen: %+v %v", m, err)
+	}
+}
+
+func TestApplyLogBatch(t *testing.T) {
+	s := newStore(t)
+	ctx := WithoutSync(context.Background())
+	items := []LogItem{
+		{Inbound: &Inbound{ID: "01I", Sid: "SMb1", Phone: "+15550006666", Text: "first", LogPos: 1}},
+		{Inbound: &Inbound{ID: "01J", Sid: "SMb1", Phone: "+15550006666", Text: "first", LogPos: 2}}, // a retry through another node
+		{Reply: &Reply{ID: "01K", Phone: "+15550006666", Agent: "ann", Ref: "r", Text: "hi", LogPos: 3, Origin: "n1"}},
+		{Status: &LogStatus{ID: "01K", Status: protocol.StatusSent, ProviderID: "SMp"}},
+		{Status: &LogStatus{ID: "01K", Status: protocol.StatusQueued}}, // backwards: not fresh
+		{Status: &LogStatus{ID: "nope", Status: protocol.StatusSent}},  // unknown
+		{Inbound: &Inbound{ID: "01L", Sid: "SMb2", Phone: "bad", Text: "x", LogPos: 7}},
+	}
+	res, err := s.ApplyLog(ctx, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(i int, fresh bool, errIs error) {
+		t.Helper()
+		if res[i].Fresh != fresh || (errIs == nil) != (res[i].Err == nil) || (errIs != nil && !errors.Is(res[i].Err, errIs)) {
+			t.Fatalf("item %d: fresh=%v err=%v, want fresh=%v err=%v", i, res[i].Fresh, res[i].Err, fresh, errIs)
+		}
+	}
+	check(0, true, nil)
+	check(1, false, nil)
+	check(2, true, nil)
+	check(3, true, nil)
+	check(4, false, nil)
+	check(5, false, ErrNotFound)
+	check(6, false, ErrInvalid)
+	if list, _ := s.Conversation("+15550006666"); len(list) != 2 || list[1].Status != protocol.StatusSent {
+		t.Fatalf("conversation = %+v", list)
+	}
+	// Replaying the same run (a restart from an older checkpoint) routes the same entries again.
+	res, _ = s.ApplyLog(ctx, items[:3])
+	if !res[0].Fresh || res[1].Fresh || !res[2].Fresh {
+		t.Fatalf("replay freshness = %v %v %v", res[0].Fresh, res[1].Fresh, res[2].Fresh)
 	}
 }
