@@ -25,6 +25,13 @@ AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
 NODES=${NODES:-"1 2 3"}
 SCENARIOS=${*:-"baselines embedded idle rabbit"}
 
+mkdir -p bench/results
+# Two runs at once would share ports and CPUs and spoil each other's numbers.
+exec 9>bench/results/.lock
+if ! flock -n 9; then
+	echo "bench/run.sh: another run is in progress on this machine (bench/results/.lock); wait for it" >&2
+	exit 1
+fi
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=bench/results/$STAMP
 mkdir -p "$OUT"
