@@ -84,7 +84,7 @@ func loadOptions(target string, twilioLn net.Listener) Options {
 	o.TwilioAddr, o.TwilioListener = "", twilioLn
 	o.Rate = 40
 	o.Duration = 1500 * time.Millisecond
-	o.Drain = 5 * time.Second
+	o.Drain = 8 * time.Second // only waited for when something is missing
 	o.Customers = 20
 	o.Agents = 3
 	o.Capacity = 10
@@ -144,7 +144,9 @@ func dropper(t *testing.T, node string, drop func(sid string) bool) (string, *at
 	t.Helper()
 	u, _ := url.Parse(node)
 	proxy := httputil.NewSingleHostReverseProxy(u)
-	proxy.ErrorLog = nil
+	tr := &http.Transport{}
+	proxy.Transport = tr
+	t.Cleanup(tr.CloseIdleConnections)
 	var dropped atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/sms/twilio" {
@@ -411,7 +413,7 @@ func TestDemoTellsAStory(t *testing.T) {
 	o.Customers = 1
 	o.DemoAgent = true
 	o.Think = 20 * time.Millisecond
-	o.Duration = 4 * time.Second // with seed 7 Maya texts about 2 s in
+	o.Duration = 5 * time.Second // with seed 7 Maya texts about 2 s in
 	o.Seed, o.RunID, o.Logger = 7, "31", quiet
 	var out syncBuffer
 	o.Progress = &out
