@@ -152,10 +152,9 @@ for scenario in $SCENARIOS; do
 			load "rabbit${n}__max" -rate max -workers 64 "${TRAFFIC[@]}"
 			stop_nodes
 		done
-		# The per-run exchanges' queues hold nothing we need.
+		# The per-run exchanges and queues hold nothing we need.
 		if command -v rabbitmqctl >/dev/null; then
-			timeout 120 rabbitmqctl list_queues -q name 2>/dev/null | grep "^sbbench\.$STAMP\." |
-				while read -r q; do timeout 20 rabbitmqctl delete_queue "$q" >/dev/null 2>&1 || true; done || true
+			timeout 120 go run bench/cleanup.go -amqp "$AMQP_URL" "sbbench.$STAMP." || true
 		fi
 		;;
 	*)
