@@ -1,8 +1,8 @@
 package deploy_test
 
 import (
-	"bytes"
 	"fmt"
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 	"net"
 	"net/http"
 	"os"
@@ -139,22 +139,8 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a child process's output.
+type syncBuffer = sbt.SyncBuffer
 
 // nginxBinary returns the nginx executable, or skips the test with a clear
 // message; SWITCHBOARD_REQUIRE_NGINX=1 (CI) makes a missing nginx a failure.

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 	"io"
 	"log/slog"
 	"net"
@@ -11,7 +12,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -384,22 +384,8 @@ func TestLedgerDeliveryRules(t *testing.T) {
 }
 
 // syncBuffer is a bytes.Buffer safe for the demo's concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a child process's output.
+type syncBuffer = sbt.SyncBuffer
 
 func TestDemoTellsAStory(t *testing.T) {
 	t.Parallel()

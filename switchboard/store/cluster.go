@@ -127,19 +127,7 @@ func (s *Store) PendingReplies() ([]PendingReply, error) {
 
 // MessageBySid returns the inbound message stored for a provider MessageSid.
 func (s *Store) MessageBySid(sid string) (protocol.Message, error) {
-	var m protocol.Message
-	err := s.snapshot(func(snap *leveldb.Snapshot) error {
-		get := snapGetter(snap)
-		id, ok, err := get(sidKey(sid))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrNotFound
-		}
-		m, _, err = loadMessage(get, string(id))
-		return err
-	})
+	m, err := s.messageByIndex(sidKey(sid))
 	if err != nil {
 		return m, fmt.Errorf("store: message by sid %s: %w", sid, err)
 	}
@@ -243,19 +231,7 @@ func (s *Store) LoadCheckpoint() ([]byte, error) {
 
 // MessageByRef returns the reply stored for an agent's client ref.
 func (s *Store) MessageByRef(agent, ref string) (protocol.Message, error) {
-	var m protocol.Message
-	err := s.snapshot(func(snap *leveldb.Snapshot) error {
-		get := snapGetter(snap)
-		id, ok, err := get(refKey(agent, ref))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrNotFound
-		}
-		m, _, err = loadMessage(get, string(id))
-		return err
-	})
+	m, err := s.messageByIndex(refKey(agent, ref))
 	if err != nil {
 		return m, fmt.Errorf("store: message by ref %s/%s: %w", agent, ref, err)
 	}

@@ -54,10 +54,19 @@ func (s *Store) Message(id string) (protocol.Message, error) {
 // MessageByProviderID returns the reply the provider knows as providerID
 // (recorded by SetStatus). ErrNotFound when unknown.
 func (s *Store) MessageByProviderID(providerID string) (protocol.Message, error) {
+	m, err := s.messageByIndex(pidKey(providerID))
+	if err != nil {
+		return m, fmt.Errorf("store: message by provider id %s: %w", providerID, err)
+	}
+	return m, nil
+}
+
+// messageByIndex reads the message an index key (sid/, ref/, pid/) points to.
+func (s *Store) messageByIndex(key []byte) (protocol.Message, error) {
 	var m protocol.Message
 	err := s.snapshot(func(snap *leveldb.Snapshot) error {
 		get := snapGetter(snap)
-		id, ok, err := get(pidKey(providerID))
+		id, ok, err := get(key)
 		if err != nil {
 			return err
 		}
@@ -67,10 +76,7 @@ func (s *Store) MessageByProviderID(providerID string) (protocol.Message, error)
 		m, _, err = loadMessage(get, string(id))
 		return err
 	})
-	if err != nil {
-		return protocol.Message{}, fmt.Errorf("store: message by provider id %s: %w", providerID, err)
-	}
-	return m, nil
+	return m, err
 }
 
 // Pending returns the outbox: replies stored but not yet handed to the

@@ -8,12 +8,14 @@
 package switchboardtest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -249,4 +251,23 @@ func (a *Agent) TryExpect(typ string, d time.Duration) (protocol.Frame, bool) {
 			return protocol.Frame{}, false
 		}
 	}
+}
+
+// SyncBuffer is a bytes.Buffer safe for one writer (a child process's
+// output) and concurrent readers.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
