@@ -1,9 +1,11 @@
 package switchboard
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,4 +156,79 @@ func expectEither(t *testing.T, a, b *sbt.Agent, typ string) either {
 	}
 	t.Fatalf("no %s frame on either agent", typ)
 	return either{}
+}
+
+// TestClusterCapacityUnderConcurrentArrivals: webhooks for ten customers
+// arrive at the same time on two nodes; two agents (capacity 1, on
+// different nodes) get exactly one conversation each, and as they release,
+// the waiting conversations are offered in the cluster-wide arrival order
+// (the log's order), identical on every node.
+func TestClusterCapacityUnderConcurrentArrivals(t *testing.T) {
+	amqpURL, ex := clusterExchange(t)
+	n1 := startNode(t, clusterNode(amqpURL, ex, "n1"))
+	n2 := startNode(t, clusterNode(amqpURL, ex, "n2"))
+	waitReady(t, n1, n2)
+	alice := n1.agent("alice", 1)
+	bob := n2.agent("bob", 1)
+	// Both agents are available everywhere before the burst.
+	sbt.WaitFor(t, waitLong, "both agents available on both nodes", func() bool {
+		ok := true
+		for _, h := range []*harness{n1, n2} {
+			h.node.router.call(context.Background(), func() {
+				for _, a := range []string{"alice", "bob"} {
+					if l := h.node.router.engine.LoadOf(a); !l.Available {
+						ok = false
+					}
+				}
+			})
+		}
+		return ok
+	})
+
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			via := []*harness{n1, n2}[i%2]
+			via.sms(fmt.Sprintf("SMcc%02d", i), fmt.Sprintf("+1555999%04d", i), "hello")
+		}(i)
+	}
+	wg.Wait()
+
+	first := map[string]string{}
+	for name, a := range map[string]*sbt.Agent{"alice": alice, "bob": bob} {
+		f := a.Expect(protocol.TypeAssigned, nil, waitLong)
+		first[name] = f.Phone
+		if extra, ok := a.TryExpect(protocol.TypeAssigned, 300*time.Millisecond); ok {
+			t.Fatalf("%s got a second conversation %s with capacity 1", name, extra.Phone)
+		}
+	}
+	if first["alice"] == first["bob"] {
+		t.Fatalf("one conversation, two agents: %v", first)
+	}
+	// Both nodes agree on the waiting line, in arrival order.
+	var line1, line2 []string
+	sbt.WaitFor(t, waitLong, "the same waiting line on both nodes", func() bool {
+		n1.node.router.call(context.Background(), func() { line1 = n1.node.router.engine.Waiting() })
+		n2.node.router.call(context.Background(), func() { line2 = n2.node.router.engine.Waiting() })
+		return len(line1) == 8 && reflect.DeepEqual(line1, line2)
+	})
+	// Releasing serves the line in that order, alternating agents as they free up.
+	next := 0
+	cur := map[*sbt.Agent]string{alice: first["alice"], bob: first["bob"]}
+	for next < len(line1) {
+		for _, a := range []*sbt.Agent{alice, bob} {
+			if next >= len(line1) {
+				break
+			}
+			a.Send(protocol.Frame{Type: protocol.TypeRelease, Phone: cur[a]})
+			f := a.Expect(protocol.TypeAssigned, nil, waitLong)
+			if f.Phone != line1[next] {
+				t.Fatalf("offered %s, want %s (position %d of %v)", f.Phone, line1[next], next, line1)
+			}
+			cur[a] = f.Phone
+			next++
+		}
+	}
 }
