@@ -420,7 +420,14 @@ func (a *Aggregator) deliver(out []Report) {
 // DropAfter. Call it every so often (the Listener does, 10 times a second).
 func (a *Aggregator) Tick(now time.Time) {
 	a.mu.Lock()
-	for name, st := range a.nodes {
+	// In name order, so the reports a tick closes come out in a stable order.
+	names := make([]string, 0, len(a.nodes))
+	for name := range a.nodes {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		st := a.nodes[name]
 		if cur := st.cur; cur != nil {
 			limit := a.opts.FlushTimeout
 			if cur.parts == 0 {

@@ -121,8 +121,8 @@ func TestAggregator(t *testing.T) {
 				{time.Second, nil},
 			},
 			reports: []want{
-				{"n2", 0, 0, false, time.Second, map[string]float64{"ok": 1}},
 				{"n1", 0, 0, false, time.Second, map[string]float64{"seq": 1}},
+				{"n2", 0, 0, false, time.Second, map[string]float64{"ok": 1}},
 			},
 			stats: AggregatorStats{Datagrams: 3, BadLines: 3, BadDatagrams: 1},
 		},
