@@ -27,7 +27,7 @@ func main() {
 	}
 
 	base := map[string]*loadgen.Baseline{}
-	for _, name := range []string{"baseline-leveldb-1", "baseline-leveldb-16", "baseline-amqp"} {
+	for _, name := range []string{"baseline-leveldb-1", "baseline-leveldb-16", "baseline-amqp", "baseline-amqp-stream"} {
 		var b loadgen.Baseline
 		if readJSON(filepath.Join(dir, name+".json"), &b) {
 			base[name] = &b
@@ -64,7 +64,7 @@ func main() {
 		fmt.Printf("| raw loopback HTTP, trivial Go handler, closed loop (64 workers) | %.0f req/s | %.2f | %.2f | same generator, signed forms, in-process server |\n",
 			r.Inbound.AckedPerSec, r.Latency.Webhook.P50, r.Latency.Webhook.P99)
 	}
-	for _, name := range []string{"baseline-amqp", "baseline-leveldb-1", "baseline-leveldb-16"} {
+	for _, name := range []string{"baseline-amqp", "baseline-amqp-stream", "baseline-leveldb-1", "baseline-leveldb-16"} {
 		if b := base[name]; b != nil {
 			fmt.Printf("| %s | %.0f/s | %.3f | %.3f | %s |\n", b.Name, b.PerSec, b.Latency.P50, b.Latency.P99, b.Settings)
 		}

@@ -126,7 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&opts.RunID, "run-id", "", "1 to 6 digits naming this run's agents and phones (default random)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no live progress line")
-	baseline := fs.String("baseline", "", "measure a raw baseline instead: http (trivial Go handler, driven like a node), amqp (amqp091-go publish-with-confirms → consume), leveldb (synced appends)")
+	baseline := fs.String("baseline", "", "measure a raw baseline instead: http (trivial Go handler, driven like a node), amqp (amqp091-go publish-with-confirms → consume), amqp-stream (the same through a RabbitMQ stream, the kind of queue cluster mode's log is), leveldb (synced appends)")
 	amqpURL := fs.String("amqp", env("SWITCHBOARD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "broker for -baseline amqp")
 	writers := fs.Int("writers", 1, "concurrent writers for -baseline leveldb")
 	dir := fs.String("dir", os.TempDir(), "directory for -baseline leveldb")
@@ -187,14 +187,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer stop()
 		opts.Targets, opts.PublicURL, opts.Agents, opts.TwilioAddr, opts.NavRate = []string{u}, "", 0, "", 0
-	case "amqp":
-		b, err := loadgen.BaselineAMQP(ctx, loadgen.AMQPBaselineOptions{URL: *amqpURL, Duration: opts.Duration})
+	case "amqp", "amqp-stream":
+		b, err := loadgen.BaselineAMQP(ctx, loadgen.AMQPBaselineOptions{URL: *amqpURL, Duration: opts.Duration, Stream: *baseline == "amqp-stream"})
+		if b != nil && *baseline == "amqp-stream" {
+			b.Name = "amqp091-go publish-with-confirms → stream consume"
+		}
 		return printBaseline(b, err, *asJSON, stdout, stderr)
 	case "leveldb":
 		b, err := loadgen.BaselineLevelDB(ctx, *dir, *writers, opts.Duration)
 		return printBaseline(b, err, *asJSON, stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "sbload: -baseline: %q is not http, amqp or leveldb\n", *baseline)
+		fmt.Fprintf(stderr, "sbload: -baseline: %q is not http, amqp, amqp-stream or leveldb\n", *baseline)
 		return 2
 	}
 

@@ -69,6 +69,10 @@ type AMQPBaselineOptions struct {
 	Window   int           // unconfirmed publishes in flight; default 1024 (amqpbus's window)
 	Prefetch int           // consumer prefetch; default 256
 	Size     int           // body bytes; default 256 (one stored SMS as JSON)
+	// Stream uses a RabbitMQ stream (x-queue-type stream, consumed from
+	// "next") instead of a classic queue: the kind of queue cluster mode's
+	// log is, so its ceiling on the same broker.
+	Stream bool
 }
 
 // BaselineAMQP measures raw amqp091-go: one publisher with asynchronous
@@ -106,7 +110,14 @@ func BaselineAMQP(ctx context.Context, o AMQPBaselineOptions) (*Baseline, error)
 		return nil, fmt.Errorf("amqp baseline: channel: %w", err)
 	}
 	queue := fmt.Sprintf("sbload.baseline.%d", time.Now().UnixNano())
-	if _, err := pch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+	var declareArgs, consumeArgs amqp.Table
+	kind := "durable queue"
+	if o.Stream {
+		declareArgs = amqp.Table{"x-queue-type": "stream"}
+		consumeArgs = amqp.Table{"x-stream-offset": "next"}
+		kind = "stream"
+	}
+	if _, err := pch.QueueDeclare(queue, true, false, false, false, declareArgs); err != nil {
 		return nil, fmt.Errorf("amqp baseline: declare %s: %w", queue, err)
 	}
 	defer func() {
@@ -126,7 +137,7 @@ func BaselineAMQP(ctx context.Context, o AMQPBaselineOptions) (*Baseline, error)
 	if err := cch.Qos(o.Prefetch, 0, false); err != nil {
 		return nil, fmt.Errorf("amqp baseline: qos: %w", err)
 	}
-	deliveries, err := cch.Consume(queue, "", false, false, false, false, nil)
+	deliveries, err := cch.Consume(queue, "", false, false, false, false, consumeArgs)
 	if err != nil {
 		return nil, fmt.Errorf("amqp baseline: consume: %w", err)
 	}
@@ -196,7 +207,7 @@ loop:
 	b := &Baseline{
 		Name: "amqp091-go publish-with-confirms → consume", Ops: consumed, Seconds: round3(elapsed.Seconds()),
 		PerSec: perSec(consumed, elapsed), Latency: lat.Summary(),
-		Settings: fmt.Sprintf("persistent %d-byte messages, durable queue, confirm window %d, prefetch %d, manual ack; %d nacked", o.Size, o.Window, o.Prefetch, nacked.Load()),
+		Settings: fmt.Sprintf("persistent %d-byte messages, %s, confirm window %d, prefetch %d, manual ack; %d nacked", o.Size, kind, o.Window, o.Prefetch, nacked.Load()),
 	}
 	return b, nil
 }

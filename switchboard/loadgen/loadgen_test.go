@@ -3,6 +3,8 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"github.com/switchboard/switchboard/switchboard/bus/bustest"
 	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 	"io"
 	"log/slog"
@@ -424,5 +426,26 @@ func TestDemoTellsAStory(t *testing.T) {
 	rep.WriteText(&text)
 	if !strings.HasPrefix(text.String(), "demo over after") {
 		t.Errorf("demo summary = %q", text.String())
+	}
+}
+
+// TestAMQPBaselines runs the raw amqp091-go baselines briefly on the real
+// broker, through a classic queue and through a stream: every published
+// message is consumed, and the queue is deleted afterwards.
+func TestAMQPBaselines(t *testing.T) {
+	url := bustest.AMQPURL(t)
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			b, err := BaselineAMQP(context.Background(), AMQPBaselineOptions{URL: url, Duration: 300 * time.Millisecond, Stream: stream})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Ops == 0 || b.PerSec <= 0 || b.Latency.Count != b.Ops {
+				t.Fatalf("baseline = %+v", b)
+			}
+			if want := map[bool]string{false: "durable queue", true: "stream"}[stream]; !strings.Contains(b.Settings, want) {
+				t.Fatalf("settings %q do not say %q", b.Settings, want)
+			}
+		})
 	}
 }
