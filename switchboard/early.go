@@ -46,6 +46,13 @@ func (e *earlyStatuses) hold(providerID string, st protocol.Status, detail strin
 	return true
 }
 
+// has reports whether callbacks are held for providerID.
+func (e *earlyStatuses) has(providerID string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.pending[providerID]) > 0
+}
+
 // take returns and forgets the callbacks held for providerID. Call it after
 // the provider id is durably recorded.
 func (e *earlyStatuses) take(providerID string) []earlyStatus {
