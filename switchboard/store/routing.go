@@ -17,7 +17,7 @@ import (
 //
 // The stored state is replaced by c, except that WaitSeq 0 keeps the stored
 // WaitSeq. A WaitSeq above the store's global sequence moves that sequence
-// up, so WaitSeqs given later by AppendInbound and Requeue stay larger.
+// up, so WaitSeqs given later by AppendInbound stay larger.
 func (s *Store) PutConvState(ctx context.Context, c ConvState) error {
 	if _, err := protocol.NormalizePhone(c.Phone); err != nil {
 		return fmt.Errorf("store: put conversation state %s: %w", c.Phone, invalid("%v", err))

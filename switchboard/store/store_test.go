@@ -525,10 +525,27 @@ func TestConvState(t *testing.T) {
 	in := func(sid, phone string) func() error {
 		return func() error { _, _, err := s.AppendInbound(ctx, Inbound{Sid: sid, Phone: phone}); return err }
 	}
+	// assign and requeue write what the router does through PutConvState.
 	assign := func(phone, agent string) func() error {
-		return func() error { return s.SetAssignment(ctx, phone, agent) }
+		return func() error {
+			cur := state(phone)
+			last := cur.LastAgent
+			if agent != "" {
+				last = agent
+			}
+			return s.PutConvState(ctx, ConvState{Phone: phone, Agent: agent, LastAgent: last})
+		}
 	}
-	requeue := func(phone string) func() error { return func() error { return s.Requeue(ctx, phone) } }
+	requeue := func(phone string) func() error {
+		return func() error {
+			cur := state(phone)
+			last := cur.LastAgent
+			if cur.Agent != "" {
+				last = cur.Agent
+			}
+			return s.PutConvState(ctx, ConvState{Phone: phone, LastAgent: last, Waiting: true})
+		}
+	}
 	steps := []struct {
 		name  string
 		do    func() error
@@ -548,13 +565,15 @@ func TestConvState(t *testing.T) {
 		{"reassign", assign(ph1, bob), ph1, ConvState{Phone: ph1, Agent: bob, LastAgent: bob, WaitSeq: 1}},
 		{"release", assign(ph1, ""), ph1, ConvState{Phone: ph1, LastAgent: bob, WaitSeq: 1}},
 		{"inbound after release waits anew", in("5", ph1), ph1, ConvState{Phone: ph1, LastAgent: bob, Waiting: true, WaitSeq: 4}},
-		{"requeue of a never-waiting conversation", requeue(ph3), ph3, ConvState{Phone: ph3, Waiting: true, WaitSeq: 5}},
+		{"requeue of a never-waiting conversation with the router's seq", func() error {
+			return s.PutConvState(ctx, ConvState{Phone: ph3, Waiting: true, WaitSeq: 5})
+		}, ph3, ConvState{Phone: ph3, Waiting: true, WaitSeq: 5}},
 		{"release of an unknown conversation", assign("+15557777777", ""), "+15557777777", ConvState{Phone: "+15557777777"}},
 		{"put a router's state", func() error {
 			return s.PutConvState(ctx, ConvState{Phone: ph2, Agent: bob, LastAgent: bob, WaitSeq: 10})
 		}, ph2, ConvState{Phone: ph2, Agent: bob, LastAgent: bob, WaitSeq: 10}},
 		{"put moves the global seq up", func() error {
-			if err := s.SetAssignment(ctx, ph2, ""); err != nil {
+			if err := assign(ph2, "")(); err != nil {
 				return err
 			}
 			return in("6", ph2)()
@@ -594,12 +613,6 @@ func TestConvState(t *testing.T) {
 	if !errors.Is(err, stop) || n != 1 {
 		t.Fatalf("Conversations with a failing fn: err %v after %d calls", err, n)
 	}
-	if err := s.SetAssignment(ctx, "bad", alice); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("SetAssignment(bad phone): %v", err)
-	}
-	if err := s.SetAssignment(ctx, ph1, "no such/agent"); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("SetAssignment(bad agent): %v", err)
-	}
 	if err := s.PutConvState(ctx, ConvState{Phone: "x"}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("PutConvState(bad phone): %v", err)
 	}
@@ -621,7 +634,7 @@ func TestReopen(t *testing.T) {
 	if _, _, err := s.SetStatus(ctx, r.ID, protocol.StatusSent, "SMout"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetAssignment(ctx, ph1, alice); err != nil {
+	if err := s.PutConvState(ctx, ConvState{Phone: ph1, Agent: alice, LastAgent: alice}); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := s.Conversation(ph1)
@@ -656,7 +669,7 @@ func TestReopen(t *testing.T) {
 	if got := ids(list); !slices.Equal(got, []string{in.ID, r.ID, r2.ID, n.ID}) {
 		t.Fatalf("conversation after append %v", got)
 	}
-	if err := s.SetAssignment(ctx, ph1, ""); err != nil {
+	if err := s.PutConvState(ctx, ConvState{Phone: ph1, LastAgent: alice}); err != nil {
 		t.Fatal(err)
 	}
 	mustInbound(t, s, Inbound{Sid: "SM3", Phone: ph1})

@@ -317,59 +317,6 @@ func (t *txn) setStatus(id string, st protocol.Status, providerID string) result
 	return result{msg: m, flag: changed}
 }
 
-// SetAssignment records the agent of a conversation. agent != "": Agent and
-// LastAgent become agent and the conversation stops waiting. agent == "": the
-// conversation is released (Agent="", Waiting=false; LastAgent and WaitSeq
-// stay). The next inbound message of a released conversation makes it wait
-// again, with a new WaitSeq.
-func (s *Store) SetAssignment(ctx context.Context, phone, agent string) error {
-	if _, err := protocol.NormalizePhone(phone); err != nil {
-		return fmt.Errorf("store: set assignment %s: %w", phone, invalid("%v", err))
-	}
-	if agent != "" {
-		if err := protocol.ValidAgentName(agent); err != nil {
-			return fmt.Errorf("store: set assignment %s: %w", phone, invalid("%v", err))
-		}
-	}
-	res := s.do(ctx, func(t *txn) result {
-		return t.updateConv(phone, func(c *convRec) {
-			if agent != "" {
-				c.Agent, c.LastAgent = agent, agent
-			} else {
-				c.Agent = ""
-			}
-			c.Waiting = false
-		})
-	})
-	if res.err != nil {
-		return fmt.Errorf("store: set assignment %s %q: %w", phone, agent, res.err)
-	}
-	return nil
-}
-
-// Requeue puts a conversation back in the waiting line: Agent="",
-// Waiting=true, and WaitSeq kept from the last time it waited, so it keeps
-// its place in arrival order. A conversation that never waited gets a new
-// WaitSeq.
-func (s *Store) Requeue(ctx context.Context, phone string) error {
-	if _, err := protocol.NormalizePhone(phone); err != nil {
-		return fmt.Errorf("store: requeue %s: %w", phone, invalid("%v", err))
-	}
-	res := s.do(ctx, func(t *txn) result {
-		return t.updateConv(phone, func(c *convRec) {
-			c.Agent = ""
-			c.Waiting = true
-			if c.WaitSeq == 0 {
-				c.WaitSeq = t.nextGlobal()
-			}
-		})
-	})
-	if res.err != nil {
-		return fmt.Errorf("store: requeue %s: %w", phone, res.err)
-	}
-	return nil
-}
-
 func (t *txn) updateConv(phone string, change func(*convRec)) result {
 	c, err := loadConv(t.get, phone)
 	if err != nil {
