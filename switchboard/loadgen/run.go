@@ -386,15 +386,7 @@ func (r *Runner) schedule(ctx context.Context, end time.Time, jobs chan<- job) {
 		if !end.IsZero() && !intended.Before(end) {
 			return
 		}
-		if d := intended.Sub(r.opts.Now()); d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return
-			}
-		} else if ctx.Err() != nil {
+		if !r.waitUntil(ctx, intended) {
 			return
 		}
 		var j job
@@ -535,14 +527,8 @@ func (r *Runner) navigate(ctx context.Context, end time.Time) {
 		if !end.IsZero() && !at.Before(end) {
 			return
 		}
-		if d := at.Sub(r.opts.Now()); d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return
-			}
+		if !r.waitUntil(ctx, at) {
+			return
 		}
 		ev := navEvent{User: fmt.Sprintf("u-%04x", rnd.IntN(1<<16)), Product: pickProduct(rnd), Type: "PRODUCT"}
 		switch k := rnd.IntN(20); {
@@ -689,4 +675,22 @@ func rssKB(pids []int) int64 {
 		}
 	}
 	return total
+}
+
+// waitUntil sleeps until t on the run's clock (open loop: the schedule, not
+// the node, decides when the next request goes). It reports false when ctx
+// ended first.
+func (r *Runner) waitUntil(ctx context.Context, t time.Time) bool {
+	d := t.Sub(r.opts.Now())
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
