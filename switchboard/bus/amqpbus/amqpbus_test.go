@@ -2,6 +2,7 @@ package amqpbus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -147,6 +148,89 @@ func TestConfirmsPipelined(t *testing.T) {
 	if n := b.Outstanding(); n != 0 {
 		t.Fatalf("%d publishes still outstanding", n)
 	}
+}
+
+// TestLingerWritesInRuns: a publish after a quiet period is written at
+// once; publishes that follow within Linger wait and go out together.
+func TestLingerWritesInRuns(t *testing.T) {
+	const linger, publishers = 500 * time.Millisecond, 20
+	b := newBus(t, func(o *amqpbus.Options) { o.Linger = linger })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Publish(ctx, "p.first", nil); err != nil && !errors.Is(err, bus.ErrUnroutable) {
+		t.Fatal(err)
+	}
+	if got := b.Runs(); got != 1 {
+		t.Fatalf("runs after the first publish = %d, want 1", got)
+	}
+	var wg sync.WaitGroup
+	for range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.Publish(ctx, "p.next", nil); err != nil && !errors.Is(err, bus.ErrUnroutable) {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := b.Runs(); got != 2 {
+		t.Fatalf("runs after %d concurrent publishes within the linger = %d, want 2 (one run for all)", publishers, got)
+	}
+	if n := b.Outstanding(); n != 0 {
+		t.Fatalf("%d publishes still outstanding", n)
+	}
+}
+
+// TestLingerHoldsUntilDue: with a very long Linger the second publish is not
+// written before its caller gives up, and Close does not wait for the linger.
+func TestLingerHoldsUntilDue(t *testing.T) {
+	b := newBus(t, func(o *amqpbus.Options) { o.Linger = time.Hour })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.Publish(ctx, "p.first", nil); err != nil && !errors.Is(err, bus.ErrUnroutable) {
+		t.Fatal(err)
+	}
+	short, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel2()
+	if err := b.Publish(short, "p.second", nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second publish within the linger: err = %v, want deadline exceeded", err)
+	}
+	if got := b.Runs(); got != 1 {
+		t.Fatalf("runs = %d, want 1", got)
+	}
+	closed := make(chan struct{})
+	go func() { b.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited for the linger")
+	}
+}
+
+// TestStreamAcksReturnCredit: stream deliveries are acked in runs; the runs
+// must return the prefetch credit, or the consumer stalls after Prefetch
+// entries.
+func TestStreamAcksReturnCredit(t *testing.T) {
+	const prefetch, total = 100, 5*100 + 37
+	b := newBus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var got atomic.Int64
+	s, err := b.Subscribe(ctx, bus.SubscribeOptions{Queue: "log", Stream: true, Offset: -1, Prefetch: prefetch, Bindings: []string{"ev.#"}}, func(context.Context, bus.Delivery) error {
+		got.Add(1)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for range total {
+		if err := b.Publish(ctx, "ev.x", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bustest.WaitFor(t, 10*time.Second, "every entry", func() bool { return got.Load() == total })
 }
 
 // TestReconnectWhilePublishing drops the TCP connection several times while

@@ -56,11 +56,15 @@ type Bus struct {
 	dialCtx  context.Context  // bounds the dial in progress
 	declared map[string]bool  // queues declared, for Declared()
 
-	// Publisher. sendMu (a 1-slot channel so waiting honors ctx) serializes
-	// sends on pch, which keeps GetNextPublishSeqNo exact and republishing
-	// in order; pmu guards the maps and is never held across I/O.
+	// Publisher. Publishes queue in outq; the send loop writes what is
+	// queued at most once per Linger. sendMu (a 1-slot channel so waiting
+	// honors ctx) serializes sends on pch, which keeps GetNextPublishSeqNo
+	// exact and republishing in order; pmu guards the queue and the maps
+	// and is never held across I/O.
 	sem         chan struct{} // confirm window
 	sendMu      chan struct{}
+	outq        []*pubReq     // accepted, not yet handed to the send loop, in seq order
+	outSig      chan struct{} // 1-slot: outq is not empty
 	pmu         sync.Mutex
 	pch         *amqp.Channel
 	pending     map[uint64]*pubReq // delivery tag on pch → request
@@ -68,6 +72,7 @@ type Bus struct {
 	seq         uint64
 	pubClosed   bool
 	maxPending  int           // highest len(pending) seen, for tests
+	runs        int           // non-empty writes by the send loop, for tests
 	pubReady    chan struct{} // closed when the first publishing channel is open
 	pubOnce     sync.Once
 	reconnects  atomic.Int64
@@ -110,6 +115,7 @@ func Dial(ctx context.Context, opts Options) (*Bus, error) {
 		declared:    map[string]bool{},
 		sem:         make(chan struct{}, opts.ConfirmWindow),
 		sendMu:      make(chan struct{}, 1),
+		outSig:      make(chan struct{}, 1),
 		unconfirmed: map[string]*pubReq{},
 		pubReady:    make(chan struct{}),
 	}
@@ -137,9 +143,10 @@ func Dial(ctx context.Context, opts Options) (*Bus, error) {
 	b.dialCtx = b.ctx
 	b.mu.Unlock()
 	b.setConn(conn)
-	b.wg.Add(2)
+	b.wg.Add(3)
 	go b.supervise(conn)
 	go b.publishLoop()
+	go b.sendLoop()
 	select {
 	case <-b.pubReady:
 	case <-ctx.Done():
@@ -481,22 +488,66 @@ func (b *Bus) publish(ctx context.Context, exchange, key string, body []byte, he
 	req.seq = b.seq
 	req.id = fmt.Sprintf("%s%d", b.idPrefix, b.seq)
 	b.unconfirmed[req.id] = req
+	b.outq = append(b.outq, req)
 	b.pmu.Unlock()
-
 	select {
-	case b.sendMu <- struct{}{}:
-		b.send(req)
-		<-b.sendMu
-	case <-ctx.Done():
-		b.abandon(req)
-		return ctx.Err()
+	case b.outSig <- struct{}{}:
+	default: // the send loop has been told already
 	}
+
 	select {
 	case err := <-req.done:
 		return err
 	case <-ctx.Done():
 		b.abandon(req)
 		return ctx.Err()
+	}
+}
+
+// sendLoop writes queued publishes. After a write it waits out the rest of
+// Linger before the next, so a publish that follows a quiet period goes out
+// at once and publishes under load go out in runs, at most once per Linger.
+func (b *Bus) sendLoop() {
+	defer b.wg.Done()
+	var last time.Time
+	var spare []*pubReq
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-b.outSig:
+		case <-b.ctx.Done():
+			return
+		}
+		if wait := b.opts.Linger - time.Since(last); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-b.ctx.Done():
+				return
+			}
+		}
+		select {
+		case b.sendMu <- struct{}{}:
+		case <-b.ctx.Done():
+			return
+		}
+		b.pmu.Lock()
+		run := b.outq
+		b.outq = spare[:0]
+		if len(run) > 0 {
+			b.runs++
+		}
+		b.pmu.Unlock()
+		for _, req := range run {
+			b.send(req)
+		}
+		<-b.sendMu
+		if len(run) > 0 {
+			last = time.Now()
+		}
+		clear(run)
+		spare = run
 	}
 }
 

@@ -25,3 +25,10 @@ func (b *Bus) Outstanding() int {
 	defer b.pmu.Unlock()
 	return len(b.unconfirmed)
 }
+
+// Runs is how many times the send loop wrote queued publishes.
+func (b *Bus) Runs() int {
+	b.pmu.Lock()
+	defer b.pmu.Unlock()
+	return b.runs
+}

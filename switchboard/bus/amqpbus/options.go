@@ -23,6 +23,14 @@ type Options struct {
 	Heartbeat time.Duration
 	// ConfirmWindow bounds published-but-unconfirmed messages. 0 = 1024.
 	ConfirmWindow int
+	// Linger is how long a publish may wait to be written together with
+	// the publishes that follow it: the publisher writes at most once per
+	// Linger, so that under load the broker gets messages in runs (a stream
+	// then stores a run as one chunk and reads it once per consumer, which
+	// costs the broker a fraction of one chunk per message). A publish that
+	// comes after a quiet Linger is written at once. 0 = 4ms; negative =
+	// write every publish at once.
+	Linger time.Duration
 	// ReconnectMin and ReconnectMax bound the capped exponential backoff
 	// (with jitter) between reconnection attempts, which never stop.
 	// 0 = 100ms and 5s.
@@ -60,6 +68,12 @@ func (o *Options) setDefaults() error {
 			*d = v
 		}
 		return nil
+	}
+	switch {
+	case o.Linger == 0:
+		o.Linger = 4 * time.Millisecond
+	case o.Linger < 0:
+		o.Linger = 0
 	}
 	for _, e := range []error{
 		def(&o.Heartbeat, 10*time.Second, "Heartbeat"),

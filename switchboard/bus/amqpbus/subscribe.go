@@ -171,7 +171,16 @@ func (s *subscription) run(ch *amqp.Channel, deliveries <-chan amqp.Delivery) {
 	}
 }
 
+// streamAckEvery is how many stream deliveries one ack covers. A stream
+// consumer's acks only return credit (the offset is the subscriber's to
+// keep, and nothing is redelivered), so one multiple ack per run spares the
+// broker and the node an ack frame per entry. It stays below the minimum
+// prefetch (100), so the credit never runs out; the unacked tail of a quiet
+// stream is acked by the next run or dropped with the channel.
+const streamAckEvery = 64
+
 func (s *subscription) consume(deliveries <-chan amqp.Delivery) {
+	n := 0 // stream deliveries handled since the last ack
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -180,12 +189,25 @@ func (s *subscription) consume(deliveries <-chan amqp.Delivery) {
 			if !ok {
 				return
 			}
-			if s.opts.Stream {
-				s.handleStream(d)
-			} else {
+			if !s.opts.Stream {
 				s.handle(d)
+				continue
+			}
+			if !s.handleStream(d) {
+				return
+			}
+			if n++; n == streamAckEvery {
+				s.ackRun(&d)
+				n = 0
 			}
 		}
+	}
+}
+
+// ackRun acks d and every delivery before it on its channel.
+func (s *subscription) ackRun(d *amqp.Delivery) {
+	if err := d.Ack(true); err != nil {
+		s.log.Debug("ack failed", "err", err)
 	}
 }
 
@@ -264,16 +286,16 @@ func (s *subscription) ack(d amqp.Delivery) {
 
 // handleStream delivers one stream entry. Stream entries cannot be requeued,
 // so failures are retried in place (this also keeps the log's order) and
-// then dead-lettered; the offset then moves on.
-func (s *subscription) handleStream(d amqp.Delivery) {
+// then dead-lettered; the offset then moves on. It returns false when the
+// subscription is closing before the entry was handled; the caller acks.
+func (s *subscription) handleStream(d amqp.Delivery) bool {
 	off, ok := streamOffset(d.Headers)
 	if !ok {
 		s.log.Error("stream delivery without x-stream-offset")
 		off = -1
 	}
 	if ok && s.next >= 0 && off < s.next {
-		s.ack(d) // already delivered before a reconnect
-		return
+		return true // already delivered before a reconnect
 	}
 	key := d.RoutingKey
 	for attempt := 1; ; attempt++ {
@@ -282,12 +304,12 @@ func (s *subscription) handleStream(d amqp.Delivery) {
 			break
 		}
 		if s.ctx.Err() != nil {
-			return // s.next is unchanged: resume here next time
+			return false // s.next is unchanged: resume here next time
 		}
 		if bus.IsPermanent(err) || attempt >= s.opts.MaxAttempts {
 			if perr := s.deadLetter(d, key, attempt, err); perr != nil {
 				if s.ctx.Err() != nil {
-					return
+					return false
 				}
 				// The entry stays in the stream itself, so it is not lost.
 				s.log.Error("dead-lettering a stream entry failed; skipping it", "offset", off, "err", perr)
@@ -295,13 +317,13 @@ func (s *subscription) handleStream(d amqp.Delivery) {
 			break
 		}
 		if !sleepCtx(s.ctx, s.opts.RetryDelay) {
-			return
+			return false
 		}
 	}
 	if ok {
 		s.next = off + 1
 	}
-	s.ack(d)
+	return true
 }
 
 func streamOffset(h amqp.Table) (int64, bool) {
