@@ -5,7 +5,7 @@
 // profile of it, so that a bottleneck found with sbload can be shown in
 // numbers. Drive it with sbload from another shell:
 //
-//	go run bench/profile.go -cpuprofile /tmp/node.cpu -for 12s &
+//	go run bench/profile.go -cpuprofile /tmp/node.cpu -for 12s &   # or until SIGTERM
 //	sbload -target http://127.0.0.1:18590 -rate 1000 -duration 8s ...
 //	go tool pprof -top /tmp/node.cpu
 package main
@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard"
@@ -51,7 +53,14 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "profiling node on", n.Addr(), "for", *d)
 	pprof.StartCPUProfile(f)
-	time.Sleep(*d)
+	// Stop after -for, or earlier on SIGINT/SIGTERM (a script that kills
+	// its nodes when the load is done still gets the profile).
+	stop, cancelStop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	select {
+	case <-time.After(*d):
+	case <-stop.Done():
+	}
+	cancelStop()
 	pprof.StopCPUProfile()
 	f.Close()
 	if *block {
