@@ -13,9 +13,9 @@ package switchboard
 // hosts an agent's WebSocket delivers the frames; the node that accepted a
 // reply sends it.
 //
-// Durability: an event a node accepts (a webhook, a reply) is first written
-// to its local journal (fsynced), then published with confirms; the webhook
-// or the agent is answered once the journal has it. Journal entries are
+// Durability: an event a node accepts (a webhook, a reply) is written to
+// its local journal (fsynced) while it is published with confirms; the
+// webhook or the agent is answered once the journal has it. Journal entries are
 // published again until the node sees them in the log, so a broker outage
 // or a node restart loses nothing. Applying an event twice changes nothing.
 //
@@ -248,31 +248,41 @@ func (c *cluster) publish(ctx context.Context, key string, v any) error {
 	return c.n.publish(ctx, key, v)
 }
 
-// append makes an event this node accepted durable in the journal, then
-// publishes it. It returns once the journal has it: a publish that fails is
-// retried by the republisher.
+// append makes an event this node accepted durable in the journal and
+// publishes it. The journal write and the publish run side by side, so the
+// event reaches the log without waiting for the fsync; append returns once
+// the journal has it and the publish is done or failed (a publish that
+// fails is retried by the republisher). An event can reach the log before
+// its journal entry is written; the entry is then trimmed at a later
+// checkpoint, or republished once and applied as a duplicate, which
+// changes nothing.
 func (c *cluster) append(ctx context.Context, id, key string, v any) error {
 	body, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	if err := c.n.store.PutJournal(ctx, store.JournalEntry{ID: id, Key: key, Body: body, At: c.n.now()}); err != nil {
-		return err
-	}
+	published := make(chan struct{})
 	if c.n.bus.Ready() != nil {
-		// The broker is away: the journal has it; the republisher sends it
-		// when the broker is back. Do not keep Twilio or the agent waiting.
-		return nil
+		// The broker is away: the journal will have it; the republisher
+		// sends it when the broker is back. Do not keep Twilio or the
+		// agent waiting.
+		close(published)
+	} else {
+		go func() {
+			defer close(published)
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishWait)
+			defer cancel()
+			start := c.n.now()
+			if err := c.n.bus.Publish(pctx, key, body); err != nil {
+				c.log.Warn("publish to the log failed; the journal will retry", "key", key, "id", id, "err", err)
+				return
+			}
+			c.n.metrics.busLatency.Observe(c.n.now().Sub(start))
+		}()
 	}
-	pctx, cancel := context.WithTimeout(ctx, publishWait)
-	defer cancel()
-	start := c.n.now()
-	if err := c.n.bus.Publish(pctx, key, body); err != nil {
-		c.log.Warn("publish to the log failed; the journal will retry", "key", key, "id", id, "err", err)
-		return nil
-	}
-	c.n.metrics.busLatency.Observe(c.n.now().Sub(start))
-	return nil
+	err = c.n.store.PutJournal(ctx, store.JournalEntry{ID: id, Key: key, Body: body, At: c.n.now()})
+	<-published
+	return err
 }
 
 // republish publishes journal entries that have not shown up in the log.
