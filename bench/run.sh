@@ -3,11 +3,12 @@
 # writes one JSON report per run plus summary.md into bench/results/<stamp>/.
 #
 #   bench/run.sh                 every scenario
-#   bench/run.sh baselines embedded idle rabbit
+#   bench/run.sh baselines embedded idle rabbit-inbound rabbit
 #
 # Knobs (environment): DUR (send phase per point, default 5s), RATES
 # (open-loop sweep, default "250 500 1000 2000 3000 4000"), RABBIT_RATES
-# (default "250 500 1000 2000"), IDLE_AGENTS (default 10000), AMQP_URL
+# (default "250 500 1000 2000 3000"), MAX_WORKERS (closed-loop webhook workers,
+# default 64), IDLE_AGENTS (default 10000), AMQP_URL
 # (default amqp://guest:guest@127.0.0.1:5672/), NODES ("1 2 3"), IDLE_FOR
 # (how long the idle agents stay connected before RSS is read, default 15s).
 #
@@ -19,11 +20,11 @@ cd "$(dirname "$0")/.."
 
 DUR=${DUR:-5s}
 RATES=${RATES:-"250 500 1000 2000 3000 4000"}
-RABBIT_RATES=${RABBIT_RATES:-"250 500 1000 2000"}
+RABBIT_RATES=${RABBIT_RATES:-"250 500 1000 2000 3000"}
 IDLE_AGENTS=${IDLE_AGENTS:-10000}
 AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
 NODES=${NODES:-"1 2 3"}
-SCENARIOS=${*:-"baselines embedded idle rabbit"}
+SCENARIOS=${*:-"baselines embedded idle rabbit-inbound rabbit"}
 
 mkdir -p bench/results
 # Two runs at once would share ports and CPUs and spoil each other's numbers.
@@ -142,15 +143,24 @@ for scenario in $SCENARIOS; do
 		load idle "-agents" "$IDLE_AGENTS" -capacity 1 -rate 0 -pid "$NODEPIDS" -idle "${IDLE_FOR:-15s}" -drain 0s -timeout 60s
 		stop_nodes
 		;;
-	rabbit)
+	rabbit | rabbit-inbound)
+		# rabbit: full traffic (agents answer half of the messages, so each
+		# inbound SMS brings about 1.7 more log events: the reply and its
+		# statuses). rabbit-inbound: the webhook → agent path alone.
+		group=rabbit
+		extra=()
+		if [ "$scenario" = rabbit-inbound ]; then
+			group=rabbitin
+			extra=(-reply 0)
+		fi
 		for n in $NODES; do
 			for rate in $RABBIT_RATES; do
-				start_nodes "$n" "sbbench.$STAMP.n$n.r$rate"
-				load "rabbit${n}__$rate" -rate "$rate" "${TRAFFIC[@]}"
+				start_nodes "$n" "sbbench.$STAMP.$group$n.r$rate"
+				load "$group${n}__$rate" -rate "$rate" "${TRAFFIC[@]}" "${extra[@]}"
 				stop_nodes
 			done
-			start_nodes "$n" "sbbench.$STAMP.n$n.max"
-			load "rabbit${n}__max" -rate max -workers 64 "${TRAFFIC[@]}"
+			start_nodes "$n" "sbbench.$STAMP.$group$n.max"
+			load "$group${n}__max" -rate max -workers "${MAX_WORKERS:-64}" "${TRAFFIC[@]}" "${extra[@]}"
 			stop_nodes
 		done
 		# The per-run exchanges and queues hold nothing we need.
@@ -159,7 +169,7 @@ for scenario in $SCENARIOS; do
 		fi
 		;;
 	*)
-		echo "unknown scenario $scenario (baselines, embedded, idle, rabbit)" >&2
+		echo "unknown scenario $scenario (baselines, embedded, idle, rabbit, rabbit-inbound)" >&2
 		exit 2
 		;;
 	esac

@@ -147,8 +147,10 @@ func title(g string) string {
 	switch {
 	case g == "embedded":
 		return "One node, embedded bus"
+	case strings.HasPrefix(g, "rabbitin"):
+		return strings.TrimPrefix(g, "rabbitin") + " node(s), RabbitMQ, webhook → agent only (agents do not reply)"
 	case strings.HasPrefix(g, "rabbit"):
-		return strings.TrimPrefix(g, "rabbit") + " node(s), RabbitMQ"
+		return strings.TrimPrefix(g, "rabbit") + " node(s), RabbitMQ, full traffic (agents answer half of the messages)"
 	case g == "baseline-http":
 		return "Raw loopback HTTP baseline (trivial handler, no agents)"
 	}
