@@ -307,17 +307,39 @@ func (c *cluster) republish(ctx context.Context) {
 			c.log.Error("read journal", "err", err)
 			continue
 		}
-		for _, e := range due {
+		c.republishAll(ctx, due)
+	}
+}
+
+// republishAll publishes entries with up to republishers in flight, so that
+// a journal that grew during a broker outage drains in runs, and stops at
+// the first failure (the broker is away: the next sweep tries again).
+func (c *cluster) republishAll(ctx context.Context, entries []store.JournalEntry) {
+	const republishers = 64
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	sem := make(chan struct{}, republishers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, e := range entries {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
 			pctx, cancel := context.WithTimeout(ctx, publishWait)
-			err := c.n.bus.Publish(pctx, e.Key, e.Body)
-			cancel()
-			if err != nil {
+			defer cancel()
+			if err := c.n.bus.Publish(pctx, e.Key, e.Body); err != nil {
 				if ctx.Err() == nil {
 					c.log.Warn("republish journal entry", "id", e.ID, "err", err)
 				}
-				break // the broker is away: try again next sweep
+				stop()
 			}
-		}
+		}()
 	}
 }
 

@@ -150,61 +150,83 @@ func TestConfirmsPipelined(t *testing.T) {
 	}
 }
 
-// TestLingerWritesInRuns: a publish after a quiet period is written at
-// once; publishes that follow within Linger wait and go out together.
-func TestLingerWritesInRuns(t *testing.T) {
-	const linger, publishers = 500 * time.Millisecond, 20
-	b := newBus(t, func(o *amqpbus.Options) { o.Linger = linger })
+// TestLingerSequentialPublishesAtOnce: a publish made when nothing awaits a
+// confirm is written at once, however long the Linger: one run each.
+func TestLingerSequentialPublishesAtOnce(t *testing.T) {
+	const n = 10
+	b := newBus(t, func(o *amqpbus.Options) { o.Linger = time.Hour })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := b.Publish(ctx, "p.first", nil); err != nil && !errors.Is(err, bus.ErrUnroutable) {
-		t.Fatal(err)
+	for i := range n {
+		if err := b.Publish(ctx, "p.seq", nil); err != nil && !errors.Is(err, bus.ErrUnroutable) {
+			t.Fatalf("publish %d: %v", i, err)
+		}
 	}
-	if got := b.Runs(); got != 1 {
-		t.Fatalf("runs after the first publish = %d, want 1", got)
+	if got := b.Runs(); got != n {
+		t.Fatalf("runs = %d for %d sequential publishes, want %d", got, n, n)
 	}
+}
+
+// TestLingerGroupsConcurrentPublishes: 64 publishers back to back keep
+// confirms outstanding, so their publishes leave in runs, far fewer runs
+// than messages, and every one is confirmed.
+func TestLingerGroupsConcurrentPublishes(t *testing.T) {
+	const publishers, each = 64, 20
+	b := newBus(t, func(o *amqpbus.Options) { o.Linger = 20 * time.Millisecond })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	var wg sync.WaitGroup
 	for range publishers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := b.Publish(ctx, "p.next", nil); err != nil && !errors.Is(err, bus.ErrUnroutable) {
-				t.Error(err)
+			for range each {
+				if err := b.Publish(ctx, "p.conc", nil); err != nil && !errors.Is(err, bus.ErrUnroutable) {
+					t.Error(err)
+					return
+				}
 			}
 		}()
 	}
 	wg.Wait()
-	if got := b.Runs(); got != 2 {
-		t.Fatalf("runs after %d concurrent publishes within the linger = %d, want 2 (one run for all)", publishers, got)
+	// Each round of 64 goes out in a run or two (the first publisher of a
+	// round may find nothing in flight and go alone); one message per run
+	// would be 1,280 runs.
+	t.Logf("%d publishes in %d runs", publishers*each, b.Runs())
+	if got, limit := b.Runs(), publishers*each/8; got > limit {
+		t.Fatalf("runs = %d for %d concurrent publishes, want at most %d", got, publishers*each, limit)
 	}
 	if n := b.Outstanding(); n != 0 {
 		t.Fatalf("%d publishes still outstanding", n)
 	}
 }
 
-// TestLingerHoldsUntilDue: with a very long Linger the second publish is not
-// written before its caller gives up, and Close does not wait for the linger.
-func TestLingerHoldsUntilDue(t *testing.T) {
+// TestCloseDoesNotWaitForLinger: publishes held back by a long Linger are
+// failed by Close, which returns at once.
+func TestCloseDoesNotWaitForLinger(t *testing.T) {
+	const publishers = 50
 	b := newBus(t, func(o *amqpbus.Options) { o.Linger = time.Hour })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.Publish(ctx, "p.first", nil); err != nil && !errors.Is(err, bus.ErrUnroutable) {
-		t.Fatal(err)
+	errs := make(chan error, publishers)
+	for range publishers {
+		go func() { errs <- b.Publish(context.Background(), "p.held", nil) }()
 	}
-	short, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
-	defer cancel2()
-	if err := b.Publish(short, "p.second", nil); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("second publish within the linger: err = %v, want deadline exceeded", err)
-	}
-	if got := b.Runs(); got != 1 {
-		t.Fatalf("runs = %d, want 1", got)
-	}
+	bustest.WaitFor(t, 5*time.Second, "a first run", func() bool { return b.Runs() >= 1 })
 	closed := make(chan struct{})
 	go func() { b.Close(); close(closed) }()
 	select {
 	case <-closed:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close waited for the linger")
+	}
+	for range publishers {
+		select {
+		case err := <-errs:
+			if err != nil && !errors.Is(err, bus.ErrUnroutable) && !errors.Is(err, bus.ErrClosed) {
+				t.Fatalf("publish: %v, want success or ErrClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a publisher is still waiting after Close")
+		}
 	}
 }
 

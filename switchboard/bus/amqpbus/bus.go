@@ -504,9 +504,11 @@ func (b *Bus) publish(ctx context.Context, exchange, key string, body []byte, he
 	}
 }
 
-// sendLoop writes queued publishes. After a write it waits out the rest of
-// Linger before the next, so a publish that follows a quiet period goes out
-// at once and publishes under load go out in runs, at most once per Linger.
+// sendLoop writes queued publishes. A write happens at once when nothing
+// is awaiting a confirm (a lone or sequential publisher is never delayed)
+// or when Linger has passed since the previous write; otherwise it waits
+// for that. Publishes under load therefore go out in runs, at most one run
+// per Linger while confirms are outstanding.
 func (b *Bus) sendLoop() {
 	defer b.wg.Done()
 	var last time.Time
@@ -519,7 +521,10 @@ func (b *Bus) sendLoop() {
 		case <-b.ctx.Done():
 			return
 		}
-		if wait := b.opts.Linger - time.Since(last); wait > 0 {
+		b.pmu.Lock()
+		inFlight := len(b.pending)
+		b.pmu.Unlock()
+		if wait := b.opts.Linger - time.Since(last); wait > 0 && inFlight > 0 {
 			timer.Reset(wait)
 			select {
 			case <-timer.C:

@@ -24,12 +24,13 @@ type Options struct {
 	// ConfirmWindow bounds published-but-unconfirmed messages. 0 = 1024.
 	ConfirmWindow int
 	// Linger is how long a publish may wait to be written together with
-	// the publishes that follow it: the publisher writes at most once per
-	// Linger, so that under load the broker gets messages in runs (a stream
-	// then stores a run as one chunk and reads it once per consumer, which
-	// costs the broker a fraction of one chunk per message). A publish that
-	// comes after a quiet Linger is written at once. 0 = 4ms; negative =
-	// write every publish at once.
+	// the publishes that follow it: while earlier publishes await their
+	// confirms, the publisher writes at most once per Linger, so that under
+	// load the broker gets messages in runs (a stream then stores a run as
+	// one chunk and reads it once per consumer, which costs the broker a
+	// fraction of one chunk per message). A publish is written at once when
+	// nothing awaits a confirm or Linger has passed since the last write.
+	// 0 = 4ms; negative = write every publish at once.
 	Linger time.Duration
 	// ReconnectMin and ReconnectMax bound the capped exponential backoff
 	// (with jitter) between reconnection attempts, which never stop.
