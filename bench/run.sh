@@ -99,13 +99,16 @@ stop_nodes() {
 	PIDS=()
 }
 
-# load NAME ARGS...: one sbload run against TARGETS, JSON into OUT/NAME.json.
+# load NAME ARGS...: one sbload run against TARGETS, JSON into OUT/NAME.json,
+# with the CPU use of the nodes and of a local RabbitMQ over the send phase.
 load() {
 	local name=$1
 	shift
-	local code=0
+	local code=0 cpu=$NODEPIDS beam
+	beam=$(pgrep -f 'beam.smp.*rabbit' | head -1 || true)
+	if [ -n "$beam" ] && [[ $name == rabbit* ]]; then cpu="$cpu,$beam"; fi
 	"$BIN/sbload" -target "$TARGETS" -public-url= -secret $SECRET -auth-token $AUTH -account-sid $ACCOUNT \
-		-from $FROM -twilio-addr $TWADDR -json -quiet "$@" >"$OUT/$name.json" 2>"$OUT/$name.err" || code=$?
+		-from $FROM -twilio-addr $TWADDR -json -quiet ${cpu:+-cpu-pid "$cpu"} "$@" >"$OUT/$name.json" 2>"$OUT/$name.err" || code=$?
 	echo "$code" >"$OUT/$name.exit"
 	printf '%-28s exit %s  %s\n' "$name" "$code" "$(jq -c '{acked_per_s: .inbound.acked_per_s, delivered: .inbound.delivered, lost: .inbound.lost, p99_agent: .latency_ms.webhook_to_agent.p99_ms, p99_webhook: .latency_ms.webhook.p99_ms}' "$OUT/$name.json" 2>/dev/null || echo '?')"
 }

@@ -78,8 +78,8 @@ func main() {
 	sort.Strings(groups)
 	for _, g := range groups {
 		fmt.Printf("### %s\n\n", title(g))
-		fmt.Println("| offered msg/s | acked/s | delivered/s | webhook p50 / p99 ms | webhook→agent p50 / p90 / p99 / p99.9 / max ms | reply→SMS API p99 ms | not delivered / replies not sent at drain end | sent twice | errors | vs HTTP ceiling | vs AMQP |")
-		fmt.Println("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+		fmt.Println("| offered msg/s | acked/s | delivered/s | webhook p50 / p99 ms | webhook→agent p50 / p90 / p99 / p99.9 / max ms | reply→SMS API p99 ms | not delivered / replies not sent at drain end | sent twice | errors | vs HTTP ceiling | vs AMQP | CPU % of a core: node(s) / RabbitMQ / sbload |")
+		fmt.Println("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |")
 		rates := make([]string, 0, len(reports[g]))
 		for rt := range reports[g] {
 			rates = append(rates, rt)
@@ -106,9 +106,9 @@ func main() {
 				}
 				return fmt.Sprintf("%.0f%%", 100*thr/base)
 			}
-			fmt.Printf("| %s | %.0f | %.0f | %.1f / %.1f | %s | %.1f | %d / %d | %d | %s | %s | %s |\n",
+			fmt.Printf("| %s | %.0f | %.0f | %.1f / %.1f | %s | %.1f | %d / %d | %d | %s | %s | %s | %s |\n",
 				rt, r.Inbound.AckedPerSec, r.Inbound.DeliveredPerSec, w.P50, w.P99, lat(d), r.Latency.Reply.P99,
-				r.Inbound.Lost, r.Replies.Lost, r.Inbound.DeliveredTwice+r.Replies.SentTwice, errs(r.Errors), ratio(httpMax), amqpRatio(g, ratio, amqpRate))
+				r.Inbound.Lost, r.Replies.Lost, r.Inbound.DeliveredTwice+r.Replies.SentTwice, errs(r.Errors), ratio(httpMax), amqpRatio(g, ratio, amqpRate), cpuCell(r.CPU))
 			p99 := d.P99
 			if d.Count == 0 {
 				p99 = w.P99
@@ -132,6 +132,28 @@ func main() {
 			m.Connections, r.ConnectSeconds, float64(m.RSSBeforeKB)/1024, float64(m.RSSAfterKB)/1024, float64(m.RSSPeakKB)/1024, m.BytesPerConnection,
 			float64(m.BytesPerConnection)*10000/(1<<20))
 	}
+}
+
+// cpuCell shows the CPU use of the send phase: each node (joined by +),
+// the broker, sbload.
+func cpuCell(usage []loadgen.CPUUsage) string {
+	if len(usage) == 0 {
+		return "–"
+	}
+	var nodes []string
+	broker, self := "–", "–"
+	for _, u := range usage {
+		v := fmt.Sprintf("%.0f", u.Percent)
+		switch {
+		case u.PID == 0:
+			self = v
+		case strings.HasPrefix(u.Command, "beam"):
+			broker = v
+		default:
+			nodes = append(nodes, v)
+		}
+	}
+	return strings.Join(nodes, "+") + " / " + broker + " / " + self
 }
 
 // amqpRatio compares only runs that go through RabbitMQ with the raw AMQP

@@ -121,6 +121,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.BoolVar(&opts.Demo, "demo", opts.Demo, "a calm, lively stream of a few customers for a person watching the agent client")
 	fs.BoolVar(&opts.DemoAgent, "demo-agent", opts.DemoAgent, "in -demo, also run one simulated agent")
 	fs.Var(listFlag{&pidList}, "pid", "node process id(s) whose RSS is sampled before and after the agents connect (Linux)")
+	var cpuPIDList []string
+	fs.Var(listFlag{&cpuPIDList}, "cpu-pid", "process id(s) (nodes, the broker) whose CPU use over the send phase is reported beside sbload's own (Linux)")
 	fs.DurationVar(&opts.Idle, "idle", opts.Idle, "with -pid: how long the connected agents idle before RSS is sampled")
 	seed := fs.Uint64("seed", 0, "random seed (0 = from the clock)")
 	fs.StringVar(&opts.RunID, "run-id", "", "1 to 6 digits naming this run's agents and phones (default random)")
@@ -155,13 +157,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "sbload: -rate: %q is not a number or \"max\"\n", *rate)
 		return 2
 	}
-	for _, p := range pidList {
-		pid, err := strconv.Atoi(p)
-		if err != nil {
-			fmt.Fprintf(stderr, "sbload: -pid: %q is not a process id\n", p)
-			return 2
+	for _, l := range []struct {
+		flag string
+		list []string
+		to   *[]int
+	}{{"pid", pidList, &opts.PIDs}, {"cpu-pid", cpuPIDList, &opts.CPUPIDs}} {
+		for _, p := range l.list {
+			pid, err := strconv.Atoi(p)
+			if err != nil || pid <= 0 {
+				fmt.Fprintf(stderr, "sbload: -%s: %q is not a process id\n", l.flag, p)
+				return 2
+			}
+			*l.to = append(*l.to, pid)
 		}
-		opts.PIDs = append(opts.PIDs, pid)
 	}
 	level := slog.LevelError
 	if *verbose {

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -106,7 +107,9 @@ func TestRunAgainstNodeLosesNothing(t *testing.T) {
 	t.Parallel()
 	twilioLn := listen(t)
 	node := startNode(t, twilioLn)
-	r, err := New(loadOptions(node, twilioLn))
+	opts := loadOptions(node, twilioLn)
+	opts.CPUPIDs = []int{os.Getpid()} // the node runs in this process
+	r, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +121,13 @@ func TestRunAgainstNodeLosesNothing(t *testing.T) {
 	rep.WriteText(&out)
 	if !rep.OK() {
 		t.Fatalf("failures: %v\n%s", rep.Failures, out.String())
+	}
+	if len(rep.CPU) != 2 || rep.CPU[0].PID != 0 || rep.CPU[0].Command != "sbload" || rep.CPU[1].PID != os.Getpid() ||
+		rep.CPU[1].Command == "" || rep.CPU[0].Percent <= 0 || rep.CPU[1].Percent != rep.CPU[0].Percent {
+		t.Errorf("CPU = %+v, want sbload and this process (the same process: the same, non-zero share)", rep.CPU)
+	}
+	if !strings.Contains(out.String(), "CPU (send phase") {
+		t.Errorf("summary has no CPU line:\n%s", out.String())
 	}
 	in := rep.Inbound
 	if in.Sent < 50 || in.Acked != in.Sent || in.Delivered != in.Sent || in.Lost != 0 {
@@ -276,6 +286,40 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	for _, tc := range []struct {
+		line    string
+		command string
+		cpu     time.Duration
+		ok      bool
+	}{
+		{"4242 (switchboard) S 1 4242 4242 0 -1 4194560 1230 0 0 0 150 25 0 0 20 0 9 0 123 456 789\n", "switchboard", 1750 * time.Millisecond, true},
+		{"7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 1 2 3", "a (b) c", 70 * time.Millisecond, true},
+		{"7 (x) R 1 7", "", 0, false},                       // too few fields
+		{"7 x R 1 7 7 0 -1 0 0 0 0 0 3 4", "", 0, false},    // no command name
+		{"7 (x) R 1 7 7 0 -1 0 0 0 0 0 3 -4", "", 0, false}, // negative time
+		{"7 (x) R 1 7 7 0 -1 0 0 0 0 0 3 zz", "", 0, false},
+		{"7 (x) R 1 7 7 0 -1 0 0 0 0 0 9223372036854775807 9223372036854775807", "", 0, false}, // would overflow
+	} {
+		got, err := parseProcStat([]byte(tc.line))
+		if (err == nil) != tc.ok || got.command != tc.command || got.cpu != tc.cpu {
+			t.Errorf("parseProcStat(%q) = %+v, %v; want %q %v ok=%v", tc.line, got, err, tc.command, tc.cpu, tc.ok)
+		}
+	}
+}
+
+func FuzzParseProcStat(f *testing.F) {
+	f.Add([]byte("4242 (switchboard) S 1 4242 4242 0 -1 4194560 1230 0 0 0 150 25 0 0 20 0 9 0 123 456 789"))
+	f.Add([]byte("7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4"))
+	f.Add([]byte(")("))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := parseProcStat(data)
+		if err == nil && got.cpu < 0 {
+			t.Fatalf("negative CPU time %v from %q", got.cpu, data)
+		}
+	})
 }
 
 func TestFindMarker(t *testing.T) {

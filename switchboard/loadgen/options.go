@@ -63,8 +63,11 @@ type Options struct {
 	Demo      bool // calm, lively traffic for a person watching the agent client
 	DemoAgent bool // in demo mode, also run one simulated agent
 
-	PIDs []int         // node processes whose RSS is sampled (Linux /proc), for memory per connection
-	Idle time.Duration // with Rate 0: how long connected agents stay idle before RSS is sampled; default 2s
+	PIDs []int // node processes whose RSS is sampled (Linux /proc), for memory per connection
+	// CPUPIDs are processes (the nodes, the broker) whose CPU time over the
+	// send phase is reported beside sbload's own (Linux /proc).
+	CPUPIDs []int
+	Idle    time.Duration // with Rate 0: how long connected agents stay idle before RSS is sampled; default 2s
 
 	Seed        uint64           // random seed; 0 = from the clock
 	Progress    io.Writer        // live progress; nil = none

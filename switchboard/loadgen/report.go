@@ -50,7 +50,8 @@ type Report struct {
 	LostMessages []LostMessage    `json:"lost_messages,omitempty"` // the first 20
 	BadReplies   []LostReply      `json:"bad_replies,omitempty"`   // the first 20 lost or sent twice
 	Memory       *MemoryReport    `json:"memory,omitempty"`
-	Failures     []string         `json:"failures"` // empty = nothing lost, nothing sent twice
+	CPU          []CPUUsage       `json:"cpu,omitempty"` // over the send phase: sbload, then CPUPIDs
+	Failures     []string         `json:"failures"`      // empty = nothing lost, nothing sent twice
 }
 
 // InboundReport accounts for the customers' messages.
@@ -214,6 +215,13 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 	if m := rep.Memory; m != nil {
 		fmt.Fprintf(tw, "\nmemory\tRSS %d → %d KiB (peak %d)\t%d connections\t%d bytes/connection\t\t\n", m.RSSBeforeKB, m.RSSAfterKB, m.RSSPeakKB, m.Connections, m.BytesPerConnection)
+	}
+	if len(rep.CPU) > 0 {
+		var parts []string
+		for _, c := range rep.CPU {
+			parts = append(parts, fmt.Sprintf("%s %.0f %%", c.Command, c.Percent))
+		}
+		fmt.Fprintf(tw, "\nCPU (send phase, %% of one core)\t%s\n", strings.Join(parts, ", "))
 	}
 	if len(rep.Errors) > 0 {
 		fmt.Fprintf(tw, "\nerrors\t%s\n", errorList(rep.Errors))

@@ -170,6 +170,10 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		r.progress(progressCtx)
 	}()
 
+	var cpu *cpuMeter
+	if len(r.opts.CPUPIDs) > 0 {
+		cpu = startCPU(r.opts.CPUPIDs)
+	}
 	var gen sync.WaitGroup
 	if r.opts.Rate > 0 || r.opts.MaxRate {
 		gen.Add(1)
@@ -187,6 +191,9 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	}
 	gen.Wait()
 	r.sendEnd = r.opts.Now()
+	if cpu != nil {
+		rep.CPU = cpu.stop()
+	}
 
 	// Drain: wait for every acknowledged message to reach an agent and every
 	// reply to reach the SMS API, or for Drain to pass.

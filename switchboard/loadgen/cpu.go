@@ -1,0 +1,102 @@
+package loadgen
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"time"
+)
+
+// CPUUsage is the CPU time one process used during the send phase, as a
+// percentage of one core (200 = two cores busy the whole time).
+type CPUUsage struct {
+	PID     int     `json:"pid"` // 0 = sbload itself
+	Command string  `json:"command"`
+	Percent float64 `json:"percent"`
+}
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat: 100
+// on every Linux architecture Go supports.
+const clockTicks = 100
+
+// procCPU is one process's command name and user+system CPU time.
+type procCPU struct {
+	command string
+	cpu     time.Duration
+}
+
+// readProcCPU reads /proc/PID/stat (pid 0 = this process).
+func readProcCPU(pid int) (procCPU, error) {
+	path := "/proc/self/stat"
+	if pid != 0 {
+		path = fmt.Sprintf("/proc/%d/stat", pid)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return procCPU{}, err
+	}
+	return parseProcStat(data)
+}
+
+// parseProcStat parses a /proc/PID/stat line: "pid (comm) state ppid ...",
+// where comm may itself hold spaces and parentheses, so the fields are
+// counted from the last ')'. utime and stime are fields 14 and 15.
+func parseProcStat(data []byte) (procCPU, error) {
+	open, end := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
+	if open < 0 || end < open {
+		return procCPU{}, errors.New("loadgen: /proc stat: no command name")
+	}
+	fields := bytes.Fields(data[end+1:])
+	if len(fields) < 13 {
+		return procCPU{}, errors.New("loadgen: /proc stat: too few fields")
+	}
+	var ticks int64
+	for _, f := range fields[11:13] { // utime, stime: fields 14 and 15 overall
+		n, err := strconv.ParseInt(string(f), 10, 64)
+		if err != nil || n < 0 || n > 1<<40 { // 1<<40 ticks: 348 years of CPU
+			return procCPU{}, fmt.Errorf("loadgen: /proc stat: bad CPU time %q", f)
+		}
+		ticks += n
+	}
+	return procCPU{command: string(data[open+1 : end]), cpu: time.Duration(ticks) * time.Second / clockTicks}, nil
+}
+
+// cpuMeter measures the CPU time of processes over an interval.
+type cpuMeter struct {
+	pids  []int // 0 = this process
+	start []procCPU
+	at    time.Time
+}
+
+func startCPU(pids []int) *cpuMeter {
+	m := &cpuMeter{pids: append([]int{0}, pids...), at: time.Now()}
+	for _, pid := range m.pids {
+		c, _ := readProcCPU(pid) // a process that is gone counts as zero
+		m.start = append(m.start, c)
+	}
+	return m
+}
+
+// stop returns each process's usage since start; processes that could
+// not be read at either end are left out.
+func (m *cpuMeter) stop() []CPUUsage {
+	elapsed := time.Since(m.at)
+	var out []CPUUsage
+	for i, pid := range m.pids {
+		c, err := readProcCPU(pid)
+		if err != nil || m.start[i].command == "" || elapsed <= 0 {
+			continue
+		}
+		name := c.command
+		if pid == 0 {
+			name = "sbload"
+		}
+		out = append(out, CPUUsage{PID: pid, Command: name, Percent: round1(100 * float64(c.cpu-m.start[i].cpu) / float64(elapsed))})
+	}
+	return out
+}
+
+func round1(f float64) float64 { return math.Round(f*10) / 10 }
