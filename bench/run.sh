@@ -7,8 +7,8 @@
 #
 # Knobs (environment): DUR (send phase per point, default 5s), RATES
 # (open-loop sweep, default "250 500 1000 2000 3000 4000"), RABBIT_RATES
-# (default "250 500 1000 2000 3000"), MAX_WORKERS (closed-loop webhook workers,
-# default 64), IDLE_AGENTS (default 10000), AMQP_URL
+# (default "250 500 1000 2000 3000"), MAX_WORKERS (closed-loop webhook workers
+# in the RabbitMQ scenarios, default 256), IDLE_AGENTS (default 10000), AMQP_URL
 # (default amqp://guest:guest@127.0.0.1:5672/), NODES ("1 2 3"), IDLE_FOR
 # (how long the idle agents stay connected before RSS is read, default 15s).
 #
@@ -163,7 +163,9 @@ for scenario in $SCENARIOS; do
 				stop_nodes
 			done
 			start_nodes "$n" "sbbench.$STAMP.$group$n.max"
-			load "$group${n}__max" -rate max -workers "${MAX_WORKERS:-64}" "${TRAFFIC[@]}" "${extra[@]}"
+			# 256 webhooks in flight (the raw AMQP baseline keeps 1,024
+			# publishes in flight; 64 would measure webhook latency).
+			load "$group${n}__max" -rate max -workers "${MAX_WORKERS:-256}" "${TRAFFIC[@]}" "${extra[@]}"
 			stop_nodes
 		done
 		# The per-run exchanges and queues hold nothing we need.

@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -128,6 +129,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&opts.RunID, "run-id", "", "1 to 6 digits naming this run's agents and phones (default random)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no live progress line")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of sbload itself to this file (is the generator the bottleneck?)")
 	baseline := fs.String("baseline", "", "measure a raw baseline instead: http (trivial Go handler, driven like a node), amqp (amqp091-go publish-with-confirms → consume), amqp-stream (the same through a RabbitMQ stream, the kind of queue cluster mode's log is), leveldb (synced appends)")
 	amqpURL := fs.String("amqp", env("SWITCHBOARD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "broker for -baseline amqp")
 	writers := fs.Int("writers", 1, "concurrent writers for -baseline leveldb")
@@ -216,6 +218,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if opts.Demo {
 		fmt.Fprintf(stderr, "sbload demo: Ctrl-C to stop. Replies from the agent client are shown when the node's TWILIO_API_URL points at %s.\n", "http://"+r.Options().TwilioAddr)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "sbload: -cpuprofile:", err)
+			return 2
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	rep, err := r.Run(ctx)
 	if err != nil {
