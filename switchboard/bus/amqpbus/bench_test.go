@@ -8,6 +8,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/switchboard/switchboard/switchboard/bus"
+	"github.com/switchboard/switchboard/switchboard/bus/amqpbus"
 	"github.com/switchboard/switchboard/switchboard/bus/bustest"
 )
 
@@ -20,9 +21,17 @@ const (
 
 // BenchmarkAMQPPublishConsume: b.N messages through amqpbus (persistent,
 // mandatory, confirmed) from concurrent publishers to one consumer that acks
-// each; the time ends when the consumer has handled all of them.
+// each; the time ends when the consumer has handled all of them. With the
+// default Linger, and with every publish written at once (Linger < 0).
 func BenchmarkAMQPPublishConsume(b *testing.B) {
-	bb := newBus(b)
+	b.Run("linger=4ms", func(b *testing.B) { benchPublishConsume(b) })
+	b.Run("linger=none", func(b *testing.B) {
+		benchPublishConsume(b, func(o *amqpbus.Options) { o.Linger = -1 })
+	})
+}
+
+func benchPublishConsume(b *testing.B, mod ...func(*amqpbus.Options)) {
+	bb := newBus(b, mod...)
 	var got atomic.Int64
 	done := make(chan struct{})
 	n := int64(b.N)
