@@ -40,7 +40,8 @@
 //     once per consumer. Per
 //     chunk, not per message, is where a RabbitMQ stream spends its CPU:
 //     at 2,000 msg/s into a stream with two consumers, runs of 8 cost the
-//     broker 40 % of what single writes cost (BENCHMARKS.md).
+//     broker 30 % of what single writes cost (bench/streamcost.go,
+//     BENCHMARKS.md).
 //   - mandatory=true: an unroutable message comes back as basic.return
 //     before its basic.ack. The publish loop drains queued returns before it
 //     resolves each confirm, so such a Publish fails with bus.ErrUnroutable.
