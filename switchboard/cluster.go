@@ -61,6 +61,12 @@ const (
 	recentIDs         = 4096
 	publishWait       = 5 * time.Second
 	journalSweepEvery = time.Second
+	// While every publish succeeds the journal holds only events on their
+	// way into the log, and reading it finds nothing to republish: it is
+	// read every journalSweepEvery only for a while after a publish failed
+	// (or the node started), and otherwise every journalScanEvery, as a
+	// safety net.
+	journalScanEvery = 30 * time.Second
 )
 
 // logBindings are the keys the log stream keeps.
@@ -120,6 +126,10 @@ type cluster struct {
 	// before the first copy is in the log reuses its id.
 	acceptMu sync.Mutex
 	accepted map[string]acceptedID
+
+	// failedAt is when a journaled event's publish last failed or was
+	// skipped (the broker away), in Unix nanoseconds on the node's clock.
+	failedAt atomic.Int64
 
 	adoptMu sync.Mutex
 	adopted map[string]bool // nodes whose pending replies this node sends
@@ -266,6 +276,7 @@ func (c *cluster) append(ctx context.Context, id, key string, v any) error {
 		// The broker is away: the journal will have it; the republisher
 		// sends it when the broker is back. Do not keep Twilio or the
 		// agent waiting.
+		c.publishFailed()
 		close(published)
 	} else {
 		go func() {
@@ -275,6 +286,7 @@ func (c *cluster) append(ctx context.Context, id, key string, v any) error {
 			start := c.n.now()
 			if err := c.n.bus.Publish(pctx, key, body); err != nil {
 				c.log.Warn("publish to the log failed; the journal will retry", "key", key, "id", id, "err", err)
+				c.publishFailed()
 				return
 			}
 			c.n.metrics.busLatency.Observe(c.n.now().Sub(start))
@@ -285,10 +297,16 @@ func (c *cluster) append(ctx context.Context, id, key string, v any) error {
 	return err
 }
 
+// publishFailed notes that a journaled event may not have reached the log.
+func (c *cluster) publishFailed() { c.failedAt.Store(c.n.now().UnixNano()) }
+
 // republish publishes journal entries that have not shown up in the log.
+// Entries written before a restart count as failed publishes.
 func (c *cluster) republish(ctx context.Context) {
 	t := time.NewTicker(journalSweepEvery)
 	defer t.Stop()
+	c.publishFailed()
+	var lastScan time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -296,6 +314,13 @@ func (c *cluster) republish(ctx context.Context) {
 		case <-t.C:
 		}
 		now := c.n.now()
+		// An entry whose publish failed is due republishAfter later; keep
+		// reading until then, and a sweep beyond.
+		recent := now.Sub(time.Unix(0, c.failedAt.Load())) < republishAfter+2*journalSweepEvery
+		if !recent && now.Sub(lastScan) < journalScanEvery {
+			continue
+		}
+		lastScan = now
 		var due []store.JournalEntry
 		err := c.n.store.Journal(func(e store.JournalEntry) error {
 			if now.Sub(e.At) >= republishAfter {
@@ -307,20 +332,27 @@ func (c *cluster) republish(ctx context.Context) {
 			c.log.Error("read journal", "err", err)
 			continue
 		}
-		c.republishAll(ctx, due)
+		if !c.republishAll(ctx, due) {
+			c.publishFailed()
+		}
 	}
 }
 
 // republishAll publishes entries with up to republishers in flight, so that
 // a journal that grew during a broker outage drains in runs, and stops at
-// the first failure (the broker is away: the next sweep tries again).
-func (c *cluster) republishAll(ctx context.Context, entries []store.JournalEntry) {
+// the first failure (the broker is away: the next sweep tries again). It
+// reports whether every entry was published.
+func (c *cluster) republishAll(ctx context.Context, entries []store.JournalEntry) (ok bool) {
 	const republishers = 64
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	sem := make(chan struct{}, republishers)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	var failed atomic.Bool
+	defer func() {
+		wg.Wait()
+		ok = !failed.Load() && ctx.Err() == nil
+	}()
 	for _, e := range entries {
 		select {
 		case sem <- struct{}{}:
@@ -337,10 +369,12 @@ func (c *cluster) republishAll(ctx context.Context, entries []store.JournalEntry
 				if ctx.Err() == nil {
 					c.log.Warn("republish journal entry", "id", e.ID, "err", err)
 				}
+				failed.Store(true)
 				stop()
 			}
 		}()
 	}
+	return // ok is set by the deferred function, after every publish is done
 }
 
 // errStopping stops the apply loop without advancing the offset: the

@@ -2,13 +2,20 @@ package switchboard
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/url"
 	"reflect"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/switchboard/bus"
+	"github.com/switchboard/switchboard/switchboard/bus/amqpbus"
 	"github.com/switchboard/switchboard/switchboard/bus/bustest"
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio/twiliotest"
@@ -231,4 +238,53 @@ func TestClusterCapacityUnderConcurrentArrivals(t *testing.T) {
 			next++
 		}
 	}
+}
+
+// dropFirst is a bus that fails the first publish of a key with prefix, as
+// a broker that fails over at the wrong moment would.
+type dropFirst struct {
+	bus.Bus
+	prefix  string
+	dropped atomic.Bool
+}
+
+func (d *dropFirst) Publish(ctx context.Context, key string, body []byte) error {
+	if strings.HasPrefix(key, d.prefix) && d.dropped.CompareAndSwap(false, true) {
+		return errors.New("test: publish dropped")
+	}
+	return d.Bus.Publish(ctx, key, body)
+}
+
+// TestClusterRepublishesAFailedPublish: a webhook whose publish to the log
+// fails is still answered 200 (its journal entry is durable); the journal
+// republishes it, and it reaches the agent once.
+func TestClusterRepublishesAFailedPublish(t *testing.T) {
+	amqpURL, ex := clusterExchange(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ab, err := amqpbus.Dial(ctx, amqpbus.Options{URL: amqpURL, Exchange: ex, QueuePrefix: ex + ".", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drop := &dropFirst{Bus: ab, prefix: "sms.in."}
+	n1 := startNode(t, func(o *Options, c *Config) {
+		clusterNode(amqpURL, ex, "n1")(o, c)
+		c.Bus = drop
+	})
+	waitReady(t, n1)
+	alice := n1.agent("alice", 5)
+	// As long after the start as the journal is read only after failures:
+	// only the failed publish below can make the republisher look.
+	n1.node.cluster.failedAt.Store(0)
+	const phone = "+15556661234"
+	n1.sms("SMrepub1", phone, "lost on the way, found again")
+	if !drop.dropped.Load() {
+		t.Fatal("the publish was not dropped")
+	}
+	f := alice.Expect(protocol.TypeAssigned, nil, republishAfter+journalSweepEvery+waitLong)
+	if f.Phone != phone || len(f.List) != 1 || f.List[0].Text != "lost on the way, found again" {
+		t.Fatalf("assigned %+v", f)
+	}
+	sbt.WaitFor(t, waitLong, "stored once", func() bool { return len(n1.stored(phone)) == 1 })
+	alice.ExpectNone(protocol.TypeUpdate, 300*time.Millisecond) // not delivered twice
 }
