@@ -57,7 +57,7 @@ type Bus struct {
 	declared map[string]bool  // queues declared, for Declared()
 
 	// Publisher. Publishes queue in outq; the send loop writes what is
-	// queued at most once per Linger. sendMu (a 1-slot channel so waiting
+	// queued (see sendLoop for when). sendMu (a 1-slot channel so waiting
 	// honors ctx) serializes sends on pch, which keeps GetNextPublishSeqNo
 	// exact and republishing in order; pmu guards the queue and the maps
 	// and is never held across I/O.
