@@ -63,9 +63,9 @@ const (
 	journalSweepEvery = time.Second
 	// While every publish succeeds the journal holds only events on their
 	// way into the log, and reading it finds nothing to republish: it is
-	// read every journalSweepEvery only for a while after a publish failed
-	// (or the node started), and otherwise every journalScanEvery, as a
-	// safety net.
+	// read every journalSweepEvery only while entries whose publish failed
+	// (or that were there when the node started) are still in it, and
+	// otherwise every journalScanEvery, as a safety net.
 	journalScanEvery = 30 * time.Second
 )
 
@@ -127,9 +127,12 @@ type cluster struct {
 	acceptMu sync.Mutex
 	accepted map[string]acceptedID
 
-	// failedAt is when a journaled event's publish last failed or was
-	// skipped (the broker away), in Unix nanoseconds on the node's clock.
-	failedAt atomic.Int64
+	// Journal entries whose publish failed or was skipped (the broker
+	// away), until a read of the journal no longer finds them (they were
+	// seen in the log and trimmed).
+	failMu sync.Mutex
+	failed map[string]bool
+	scans  atomic.Int64 // journal reads by the republisher, for tests
 
 	adoptMu sync.Mutex
 	adopted map[string]bool // nodes whose pending replies this node sends
@@ -165,6 +168,7 @@ func newCluster(n *Node) (*cluster, error) {
 		declared:  map[string]time.Time{},
 		accepted:  map[string]acceptedID{},
 		adopted:   map[string]bool{},
+		failed:    map[string]bool{},
 	}
 	blob, err := n.store.LoadCheckpoint()
 	if err != nil {
@@ -271,41 +275,54 @@ func (c *cluster) append(ctx context.Context, id, key string, v any) error {
 	if err != nil {
 		return err
 	}
-	published := make(chan struct{})
+	var published atomic.Bool
+	done := make(chan struct{})
 	if c.n.bus.Ready() != nil {
 		// The broker is away: the journal will have it; the republisher
 		// sends it when the broker is back. Do not keep Twilio or the
 		// agent waiting.
-		c.publishFailed()
-		close(published)
+		close(done)
 	} else {
 		go func() {
-			defer close(published)
+			defer close(done)
 			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishWait)
 			defer cancel()
 			start := c.n.now()
 			if err := c.n.bus.Publish(pctx, key, body); err != nil {
 				c.log.Warn("publish to the log failed; the journal will retry", "key", key, "id", id, "err", err)
-				c.publishFailed()
 				return
 			}
+			published.Store(true)
 			c.n.metrics.busLatency.Observe(c.n.now().Sub(start))
 		}()
 	}
 	err = c.n.store.PutJournal(ctx, store.JournalEntry{ID: id, Key: key, Body: body, At: c.n.now()})
-	<-published
+	<-done
+	if err == nil && !published.Load() {
+		// Only now that the entry is in the journal: a read of the journal
+		// that does not find it forgets the failure.
+		c.publishFailed(id)
+	}
 	return err
 }
 
-// publishFailed notes that a journaled event may not have reached the log.
-func (c *cluster) publishFailed() { c.failedAt.Store(c.n.now().UnixNano()) }
+// publishFailed notes that journal entry id may not have reached the log.
+func (c *cluster) publishFailed(ids ...string) {
+	c.failMu.Lock()
+	defer c.failMu.Unlock()
+	for _, id := range ids {
+		c.failed[id] = true
+	}
+}
 
-// republish publishes journal entries that have not shown up in the log.
-// Entries written before a restart count as failed publishes.
+// republish publishes journal entries that have not shown up in the log:
+// those older than republishAfter, read every journalSweepEvery while
+// entries whose publish failed are in the journal (at start: everything
+// in it), and every journalScanEvery otherwise.
 func (c *cluster) republish(ctx context.Context) {
 	t := time.NewTicker(journalSweepEvery)
 	defer t.Stop()
-	c.publishFailed()
+	first := true
 	var lastScan time.Time
 	for {
 		select {
@@ -313,16 +330,17 @@ func (c *cluster) republish(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		c.failMu.Lock()
+		failures := len(c.failed)
+		c.failMu.Unlock()
 		now := c.n.now()
-		// An entry whose publish failed is due republishAfter later; keep
-		// reading until then, and a sweep beyond.
-		recent := now.Sub(time.Unix(0, c.failedAt.Load())) < republishAfter+2*journalSweepEvery
-		if !recent && now.Sub(lastScan) < journalScanEvery {
+		if !first && failures == 0 && now.Sub(lastScan) < journalScanEvery {
 			continue
 		}
-		lastScan = now
 		var due []store.JournalEntry
+		present := map[string]bool{}
 		err := c.n.store.Journal(func(e store.JournalEntry) error {
+			present[e.ID] = true
 			if now.Sub(e.At) >= republishAfter {
 				due = append(due, e)
 			}
@@ -332,49 +350,80 @@ func (c *cluster) republish(ctx context.Context) {
 			c.log.Error("read journal", "err", err)
 			continue
 		}
+		c.failMu.Lock()
+		if first {
+			for id := range present {
+				c.failed[id] = true // written before this start
+			}
+		}
+		for id := range c.failed {
+			if !present[id] {
+				delete(c.failed, id) // in the log and trimmed
+			}
+		}
+		c.failMu.Unlock()
+		first, lastScan = false, now
+		c.scans.Add(1)
 		if !c.republishAll(ctx, due) {
-			c.publishFailed()
+			ids := make([]string, len(due))
+			for i, e := range due {
+				ids[i] = e.ID
+			}
+			c.publishFailed(ids...)
 		}
 	}
 }
 
-// republishAll publishes entries with up to republishers in flight, so that
-// a journal that grew during a broker outage drains in runs, and stops at
-// the first failure (the broker is away: the next sweep tries again). It
-// reports whether every entry was published.
-func (c *cluster) republishAll(ctx context.Context, entries []store.JournalEntry) (ok bool) {
+// republishAll publishes entries, oldest first per routing key: entries of
+// one key one after another (the log keeps their order), up to
+// republishers keys at a time, so that a journal that grew during a broker
+// outage drains quickly. It stops at the first failure (the broker is
+// away: the next sweep tries again), publishing nothing of that key after
+// it, and reports whether every entry was published.
+func (c *cluster) republishAll(ctx context.Context, entries []store.JournalEntry) bool {
 	const republishers = 64
+	var keys []string
+	byKey := map[string][]store.JournalEntry{}
+	for _, e := range entries { // oldest id first
+		if byKey[e.Key] == nil {
+			keys = append(keys, e.Key)
+		}
+		byKey[e.Key] = append(byKey[e.Key], e)
+	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	sem := make(chan struct{}, republishers)
 	var wg sync.WaitGroup
 	var failed atomic.Bool
-	defer func() {
-		wg.Wait()
-		ok = !failed.Load() && ctx.Err() == nil
-	}()
-	for _, e := range entries {
+	for _, key := range keys {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
-			return
+		}
+		if ctx.Err() != nil {
+			break
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			pctx, cancel := context.WithTimeout(ctx, publishWait)
-			defer cancel()
-			if err := c.n.bus.Publish(pctx, e.Key, e.Body); err != nil {
-				if ctx.Err() == nil {
-					c.log.Warn("republish journal entry", "id", e.ID, "err", err)
+			for _, e := range byKey[key] {
+				pctx, cancel := context.WithTimeout(ctx, publishWait)
+				err := c.n.bus.Publish(pctx, e.Key, e.Body)
+				cancel()
+				if err != nil {
+					if ctx.Err() == nil {
+						c.log.Warn("republish journal entry", "id", e.ID, "err", err)
+					}
+					failed.Store(true)
+					stop()
+					return
 				}
-				failed.Store(true)
-				stop()
 			}
 		}()
 	}
-	return // ok is set by the deferred function, after every publish is done
+	wg.Wait()
+	return !failed.Load() && ctx.Err() == nil
 }
 
 // errStopping stops the apply loop without advancing the offset: the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"reflect"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/switchboard/switchboard/switchboard/bus/bustest"
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio/twiliotest"
+	"github.com/switchboard/switchboard/switchboard/store"
 	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
 
@@ -273,9 +275,10 @@ func TestClusterRepublishesAFailedPublish(t *testing.T) {
 	})
 	waitReady(t, n1)
 	alice := n1.agent("alice", 5)
-	// As long after the start as the journal is read only after failures:
-	// only the failed publish below can make the republisher look.
-	n1.node.cluster.failedAt.Store(0)
+	// After the first read of the journal (at start it reads everything),
+	// the next comes journalScanEvery later unless a publish fails: only
+	// the failed publish below can make the republisher look in time.
+	sbt.WaitFor(t, waitLong, "the first read of the journal", func() bool { return n1.node.cluster.scans.Load() >= 1 })
 	const phone = "+15556661234"
 	n1.sms("SMrepub1", phone, "lost on the way, found again")
 	if !drop.dropped.Load() {
@@ -287,4 +290,71 @@ func TestClusterRepublishesAFailedPublish(t *testing.T) {
 	}
 	sbt.WaitFor(t, waitLong, "stored once", func() bool { return len(n1.stored(phone)) == 1 })
 	alice.ExpectNone(protocol.TypeUpdate, 300*time.Millisecond) // not delivered twice
+}
+
+// recordingBus records the order of publishes per key; each publish takes
+// a random moment, as confirms do, and keys listed in fail fail on their
+// failAt-th publish.
+type recordingBus struct {
+	bus.Bus
+	mu     sync.Mutex
+	order  map[string][]string
+	counts map[string]int
+	fail   map[string]int
+}
+
+func (r *recordingBus) Publish(ctx context.Context, key string, body []byte) error {
+	time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.counts[key]++
+	if n, ok := r.fail[key]; ok && r.counts[key] == n {
+		return errors.New("test: publish failed")
+	}
+	r.order[key] = append(r.order[key], string(body))
+	return nil
+}
+
+// TestRepublishKeepsOrderPerKey: journal entries republished after an
+// outage reach the log in their original order per routing key (two
+// replies to one customer must not swap), and nothing of a key is
+// published after that key's failed entry.
+func TestRepublishKeepsOrderPerKey(t *testing.T) {
+	const keys, each = 20, 15
+	var entries []store.JournalEntry
+	for i := range each {
+		for k := range keys {
+			key := fmt.Sprintf("sms.out.1555000%04d", k)
+			entries = append(entries, store.JournalEntry{ID: fmt.Sprintf("%04d-%02d", i, k), Key: key, Body: []byte(fmt.Sprint(i))})
+		}
+	}
+	rec := &recordingBus{order: map[string][]string{}, counts: map[string]int{}, fail: map[string]int{}}
+	c := &cluster{n: &Node{bus: rec}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if !c.republishAll(context.Background(), entries) {
+		t.Fatal("republishAll reported a failure")
+	}
+	for k := range keys {
+		key := fmt.Sprintf("sms.out.1555000%04d", k)
+		got := rec.order[key]
+		if len(got) != each {
+			t.Fatalf("%s: %d published, want %d", key, len(got), each)
+		}
+		for i, b := range got {
+			if b != fmt.Sprint(i) {
+				t.Fatalf("%s: published in the order %v, want 0..%d", key, got, each-1)
+			}
+		}
+	}
+
+	// The third entry of one key fails: the rest of that key is not
+	// published (a later sweep sends them, in order).
+	failing := "sms.out.15550000007"
+	rec = &recordingBus{order: map[string][]string{}, counts: map[string]int{}, fail: map[string]int{failing: 3}}
+	c.n.bus = rec
+	if c.republishAll(context.Background(), entries) {
+		t.Fatal("republishAll reported success despite a failed publish")
+	}
+	if got := rec.order[failing]; len(got) != 2 || got[0] != "0" || got[1] != "1" {
+		t.Fatalf("%s: published %v, want [0 1] and nothing after the failure", failing, got)
+	}
 }

@@ -22,10 +22,11 @@ type CPUUsage struct {
 // on every Linux architecture Go supports.
 const clockTicks = 100
 
-// procCPU is one process's command name and user+system CPU time.
+// procCPU is one process's command name and user+system CPU time in
+// clock ticks.
 type procCPU struct {
 	command string
-	cpu     time.Duration
+	ticks   int64
 }
 
 // readProcCPU reads /proc/PID/stat (pid 0 = this process).
@@ -56,12 +57,12 @@ func parseProcStat(data []byte) (procCPU, error) {
 	var ticks int64
 	for _, f := range fields[11:13] { // utime, stime: fields 14 and 15 overall
 		n, err := strconv.ParseInt(string(f), 10, 64)
-		if err != nil || n < 0 || n > 1<<40 { // 1<<40 ticks: 348 years of CPU
+		if err != nil || n < 0 || n > 1<<60 { // the sum of two stays positive
 			return procCPU{}, fmt.Errorf("loadgen: /proc stat: bad CPU time %q", f)
 		}
 		ticks += n
 	}
-	return procCPU{command: string(data[open+1 : end]), cpu: time.Duration(ticks) * time.Second / clockTicks}, nil
+	return procCPU{command: string(data[open+1 : end]), ticks: ticks}, nil
 }
 
 // cpuMeter measures the CPU time of processes over an interval.
@@ -94,7 +95,8 @@ func (m *cpuMeter) stop() []CPUUsage {
 		if pid == 0 {
 			name = "sbload"
 		}
-		out = append(out, CPUUsage{PID: pid, Command: name, Percent: round1(100 * float64(c.cpu-m.start[i].cpu) / float64(elapsed))})
+		seconds := float64(c.ticks-m.start[i].ticks) / clockTicks
+		out = append(out, CPUUsage{PID: pid, Command: name, Percent: round1(100 * seconds / elapsed.Seconds())})
 	}
 	return out
 }

@@ -292,11 +292,12 @@ func TestParseProcStat(t *testing.T) {
 	for _, tc := range []struct {
 		line    string
 		command string
-		cpu     time.Duration
+		ticks   int64
 		ok      bool
 	}{
-		{"4242 (switchboard) S 1 4242 4242 0 -1 4194560 1230 0 0 0 150 25 0 0 20 0 9 0 123 456 789\n", "switchboard", 1750 * time.Millisecond, true},
-		{"7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 1 2 3", "a (b) c", 70 * time.Millisecond, true},
+		{"4242 (switchboard) S 1 4242 4242 0 -1 4194560 1230 0 0 0 150 25 0 0 20 0 9 0 123 456 789\n", "switchboard", 175, true},
+		{"7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 1 2 3", "a (b) c", 7, true},
+		{"7 (x) R 1 7 7 0 -1 0 0 0 0 0 1152921504606846976 1152921504606846976", "x", 1 << 61, true}, // years of CPU on many cores
 		{"7 (x) R 1 7", "", 0, false},                       // too few fields
 		{"7 x R 1 7 7 0 -1 0 0 0 0 0 3 4", "", 0, false},    // no command name
 		{"7 (x) R 1 7 7 0 -1 0 0 0 0 0 3 -4", "", 0, false}, // negative time
@@ -304,8 +305,8 @@ func TestParseProcStat(t *testing.T) {
 		{"7 (x) R 1 7 7 0 -1 0 0 0 0 0 9223372036854775807 9223372036854775807", "", 0, false}, // would overflow
 	} {
 		got, err := parseProcStat([]byte(tc.line))
-		if (err == nil) != tc.ok || got.command != tc.command || got.cpu != tc.cpu {
-			t.Errorf("parseProcStat(%q) = %+v, %v; want %q %v ok=%v", tc.line, got, err, tc.command, tc.cpu, tc.ok)
+		if (err == nil) != tc.ok || got.command != tc.command || got.ticks != tc.ticks {
+			t.Errorf("parseProcStat(%q) = %+v, %v; want %q %d ok=%v", tc.line, got, err, tc.command, tc.ticks, tc.ok)
 		}
 	}
 }
@@ -316,8 +317,8 @@ func FuzzParseProcStat(f *testing.F) {
 	f.Add([]byte(")("))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := parseProcStat(data)
-		if err == nil && got.cpu < 0 {
-			t.Fatalf("negative CPU time %v from %q", got.cpu, data)
+		if err == nil && got.ticks < 0 {
+			t.Fatalf("negative CPU time %d from %q", got.ticks, data)
 		}
 	})
 }

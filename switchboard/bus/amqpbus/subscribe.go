@@ -287,7 +287,9 @@ func (s *subscription) ack(d amqp.Delivery) {
 // handleStream delivers one stream entry. Stream entries cannot be requeued,
 // so failures are retried in place (this also keeps the log's order) and
 // then dead-lettered; the offset then moves on. It returns false when the
-// subscription is closing before the entry was handled; the caller acks.
+// subscription is closing before the entry was handled: the caller then
+// stops without acking, and closing the channel drops the delivery (the
+// consumer resumes at the offset after the last handled entry).
 func (s *subscription) handleStream(d amqp.Delivery) bool {
 	off, ok := streamOffset(d.Headers)
 	if !ok {
