@@ -27,6 +27,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/switchboard/switchboard/switchboard/loadgen"
 )
 
 func main() {
@@ -135,17 +136,13 @@ func beamPID() (int, error) {
 	return 0, fmt.Errorf("no local RabbitMQ (beam.smp) process found")
 }
 
-// cpuSeconds is the user+system CPU time of pid.
+// cpuSeconds is the CPU time pid has used.
 func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := loadgen.CPUTime(pid)
 	if err != nil {
 		fail(err)
 	}
-	// Fields after the command name, which is in parentheses.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100 // USER_HZ
+	return d.Seconds()
 }
 
 func fail(err error) {

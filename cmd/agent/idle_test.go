@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/agent/agenttest"
+	"github.com/switchboard/switchboard/switchboard/loadgen"
 	"github.com/switchboard/switchboard/switchboard/protocol"
 )
 
@@ -50,29 +51,29 @@ func TestIdleCPU(t *testing.T) {
 			t.Fatalf("tmux: %v %s", err, out)
 		}
 		out, _ := exec.Command(tmux, "-L", sock, "display", "-p", "#{pane_pid}").Output()
-		pid := strings.TrimSpace(string(out))
+		pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+		if err != nil {
+			t.Fatalf("tmux pane pid %q: %v", out, err)
+		}
 		time.Sleep(2 * time.Second) // start-up and first render are not idle
-		t1, w1 := cpuTicks(t, pid), time.Now()
+		t1, w1 := cpuTime(t, pid), time.Now()
 		time.Sleep(10 * time.Second)
-		t2, w2 := cpuTicks(t, pid), time.Now()
+		t2, w2 := cpuTime(t, pid), time.Now()
 		_ = exec.Command(tmux, "-L", sock, "kill-server").Run()
-		pct := float64(t2-t1) / 100 / w2.Sub(w1).Seconds() * 100 // USER_HZ is 100 on Linux
-		t.Logf("idle CPU with %d conversations: %.2f%% of a core (%d ticks in %v)", n, pct, t2-t1, w2.Sub(w1).Round(time.Millisecond))
+		pct := (t2 - t1).Seconds() / w2.Sub(w1).Seconds() * 100
+		t.Logf("idle CPU with %d conversations: %.2f%% of a core (%v of CPU in %v)", n, pct, t2-t1, w2.Sub(w1).Round(time.Millisecond))
 		if n == 20 && pct >= 2 {
 			t.Errorf("idle CPU %.2f%% ≥ 2%%", pct)
 		}
 	}
 }
 
-// cpuTicks reads utime+stime of pid from /proc.
-func cpuTicks(t *testing.T, pid string) int64 {
+// cpuTime is the CPU time pid has used.
+func cpuTime(t *testing.T, pid int) time.Duration {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	d, err := loadgen.CPUTime(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + s
+	return d
 }

@@ -29,6 +29,13 @@ type procCPU struct {
 	ticks   int64
 }
 
+// CPUTime returns the user+system CPU time process pid has used so far
+// (Linux /proc/PID/stat; pid 0 = this process).
+func CPUTime(pid int) (time.Duration, error) {
+	c, err := readProcCPU(pid)
+	return time.Duration(c.ticks) * (time.Second / clockTicks), err
+}
+
 // readProcCPU reads /proc/PID/stat (pid 0 = this process).
 func readProcCPU(pid int) (procCPU, error) {
 	path := "/proc/self/stat"

@@ -94,16 +94,7 @@ func (r *Runner) runDemo(ctx context.Context) (*Report, error) {
 // few seconds, so a person can read along.
 func (r *Runner) demoCustomer(ctx context.Context, c demoCustomer, seed uint64, idx int, say func(string, ...any), warned *atomic.Bool) {
 	rnd := rand.New(rand.NewPCG(seed, 0xc057))
-	wait := func(d time.Duration) bool {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
+	wait := func(d time.Duration) bool { return r.waitUntil(ctx, r.opts.Now().Add(d)) }
 	// Stagger the first messages so they do not all arrive at once.
 	if !wait(time.Duration(500+rnd.IntN(1500)*(idx+1)) * time.Millisecond) {
 		return

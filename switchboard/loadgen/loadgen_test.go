@@ -79,6 +79,20 @@ func listen(t *testing.T) net.Listener {
 }
 
 // loadOptions is a short, low-rate run against target.
+// run makes a Runner of o and runs it to the end.
+func run(t *testing.T, o Options) *Report {
+	t.Helper()
+	r, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
 func loadOptions(target string, twilioLn net.Listener) Options {
 	o := NewOptions()
 	o.Targets = []string{target}
@@ -109,14 +123,7 @@ func TestRunAgainstNodeLosesNothing(t *testing.T) {
 	node := startNode(t, twilioLn)
 	opts := loadOptions(node, twilioLn)
 	opts.CPUPIDs = []int{os.Getpid()} // the node runs in this process
-	r, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := r.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := run(t, opts)
 	var out bytes.Buffer
 	rep.WriteText(&out)
 	if !rep.OK() {
@@ -187,14 +194,7 @@ func TestDroppedMessageIsReportedAsLost(t *testing.T) {
 	o := loadOptions(front, twilioLn)
 	o.DupShare = 0 // a duplicate of the dropped message would deliver it
 	o.Drain = 1500 * time.Millisecond
-	r, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := r.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := run(t, o)
 	if dropped.Load() != 1 {
 		t.Fatalf("the double dropped %d webhooks, want 1", dropped.Load())
 	}
@@ -223,14 +223,7 @@ func TestHTTPBaselineAgainstTrivialServer(t *testing.T) {
 	o.Agents, o.TwilioAddr = 0, ""
 	o.Rate, o.Duration, o.Workers = 200, 500*time.Millisecond, 4
 	o.Logger = quiet
-	r, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := r.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := run(t, o)
 	if !rep.OK() || rep.Inbound.Acked != rep.Inbound.Sent || rep.Inbound.Sent < 90 {
 		t.Errorf("baseline run: %+v failures %v", rep.Inbound, rep.Failures)
 	}
@@ -309,6 +302,29 @@ func TestParseProcStat(t *testing.T) {
 			t.Errorf("parseProcStat(%q) = %+v, %v; want %q %d ok=%v", tc.line, got, err, tc.command, tc.ticks, tc.ok)
 		}
 	}
+}
+
+// TestCPUTime: this process's CPU time grows while it computes.
+func TestCPUTime(t *testing.T) {
+	start, err := CPUTime(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	x := 0
+	for time.Now().Before(deadline) {
+		for i := range 1_000_000 {
+			x += i
+		}
+		d, err := CPUTime(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d > start {
+			return
+		}
+	}
+	t.Fatalf("CPU time stayed at %v while computing for 5 s (%d)", start, x)
 }
 
 func FuzzParseProcStat(f *testing.F) {
@@ -450,14 +466,7 @@ func TestDemoTellsAStory(t *testing.T) {
 	o.Seed, o.RunID, o.Logger = 7, "31", quiet
 	var out syncBuffer
 	o.Progress = &out
-	r, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := r.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := run(t, o)
 	story := out.String()
 	for _, want := range []string{"demo: 1 customers texting", "Maya", " texts: ", "SMS to Maya: "} {
 		if !strings.Contains(story, want) {

@@ -360,23 +360,30 @@ func TestBrokerClosesConnection(t *testing.T) {
 	}
 }
 
-// TestStream publishes 100 messages to a stream-bound binding and reads them
-// back from offset 0 and from offset 50, checking exact offsets.
-func TestStream(t *testing.T) {
-	b := newBus(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
+// fillStream declares the stream "log" bound to ev.# and publishes n
+// messages to it on key ev.x, with bodies "0" to n-1 (offset i = body i).
+func fillStream(t *testing.T, ctx context.Context, b *amqpbus.Bus, n int) {
+	t.Helper()
 	// Declare the stream and its binding first (from "next": nothing yet).
 	s0, err := b.Subscribe(ctx, bus.SubscribeOptions{Queue: "log", Stream: true, Offset: -1, Bindings: []string{"ev.#"}}, func(context.Context, bus.Delivery) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	s0.Close()
-	for i := range 100 {
+	for i := range n {
 		if err := b.Publish(ctx, "ev.x", []byte(fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestStream publishes 100 messages to a stream-bound binding and reads them
+// back from offset 0 and from offset 50, checking exact offsets.
+func TestStream(t *testing.T) {
+	b := newBus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	fillStream(t, ctx, b, 100)
 	for _, from := range []int64{0, 50} {
 		t.Run(fmt.Sprint("from ", from), func(t *testing.T) {
 			var mu sync.Mutex
@@ -416,16 +423,7 @@ func TestStreamResumesAfterReconnect(t *testing.T) {
 	b := newBus(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	s0, err := b.Subscribe(ctx, bus.SubscribeOptions{Queue: "log", Stream: true, Offset: -1, Bindings: []string{"ev.#"}}, func(context.Context, bus.Delivery) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	s0.Close()
-	for i := range 100 {
-		if err := b.Publish(ctx, "ev.x", []byte(fmt.Sprint(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fillStream(t, ctx, b, 100)
 	var mu sync.Mutex
 	var offsets []int64
 	dropped := false
