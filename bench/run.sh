@@ -124,6 +124,7 @@ for scenario in $SCENARIOS; do
 		"$BIN/sbload" -baseline leveldb -writers 16 -duration 3s -json >"$OUT/baseline-leveldb-16.json"
 		"$BIN/sbload" -baseline amqp -amqp "$AMQP_URL" -duration 5s -json >"$OUT/baseline-amqp.json" || echo "no broker: AMQP baseline skipped"
 		"$BIN/sbload" -baseline amqp-stream -amqp "$AMQP_URL" -duration 5s -json >"$OUT/baseline-amqp-stream.json" || echo "no broker: AMQP stream baseline skipped"
+		"$BIN/sbload" -baseline amqp-cluster -amqp "$AMQP_URL" -duration 5s -json >"$OUT/baseline-amqp-cluster.json" || echo "no broker: AMQP cluster-path baseline skipped"
 		TARGETS=unused
 		"$BIN/sbload" -baseline http -rate max -workers 64 -duration "$DUR" -json -quiet >"$OUT/baseline-http__max.json"
 		for rate in $RATES; do

@@ -27,7 +27,7 @@ func main() {
 	}
 
 	base := map[string]*loadgen.Baseline{}
-	for _, name := range []string{"baseline-leveldb-1", "baseline-leveldb-16", "baseline-amqp", "baseline-amqp-stream"} {
+	for _, name := range []string{"baseline-leveldb-1", "baseline-leveldb-16", "baseline-amqp", "baseline-amqp-stream", "baseline-amqp-cluster"} {
 		var b loadgen.Baseline
 		if readJSON(filepath.Join(dir, name+".json"), &b) {
 			base[name] = &b
@@ -64,12 +64,21 @@ func main() {
 		fmt.Printf("| raw loopback HTTP, trivial Go handler, closed loop (64 workers) | %.0f req/s | %.2f | %.2f | same generator, signed forms, in-process server |\n",
 			r.Inbound.AckedPerSec, r.Latency.Webhook.P50, r.Latency.Webhook.P99)
 	}
-	for _, name := range []string{"baseline-amqp", "baseline-amqp-stream", "baseline-leveldb-1", "baseline-leveldb-16"} {
+	for _, name := range []string{"baseline-amqp", "baseline-amqp-stream", "baseline-amqp-cluster", "baseline-leveldb-1", "baseline-leveldb-16"} {
 		if b := base[name]; b != nil {
 			fmt.Printf("| %s | %.0f/s | %.3f | %.3f | %s |\n", b.Name, b.PerSec, b.Latency.P50, b.Latency.P99, b.Settings)
 		}
 	}
 	fmt.Println()
+	// Every webhook → agent message costs at least one HTTP request and one
+	// trip through the cluster's broker path, on the same cores: the
+	// harmonic sum of those two baselines bounds any design before it
+	// stores, routes or delivers anything.
+	if c := base["baseline-amqp-cluster"]; c != nil && httpMax > 0 && c.PerSec > 0 && amqpRate > 0 {
+		floor := 1 / (1/httpMax + 1/c.PerSec)
+		fmt.Printf("HTTP request plus the cluster-shaped broker path, one after the other on these cores (1 / (1/%.0f + 1/%.0f)): **%.0f/s = %.0f%% of raw amqp091-go**, before any node stores, routes or delivers anything.\n\n",
+			httpMax, c.PerSec, floor, 100*floor/amqpRate)
+	}
 
 	groups := make([]string, 0, len(reports))
 	for g := range reports {

@@ -130,7 +130,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no live progress line")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of sbload itself to this file (is the generator the bottleneck?)")
-	baseline := fs.String("baseline", "", "measure a raw baseline instead: http (trivial Go handler, driven like a node), amqp (amqp091-go publish-with-confirms → consume), amqp-stream (the same through a RabbitMQ stream, the kind of queue cluster mode's log is), leveldb (synced appends)")
+	baseline := fs.String("baseline", "", "measure a raw baseline instead: http (trivial Go handler, driven like a node), amqp (amqp091-go publish-with-confirms → consume), amqp-stream (the same through a RabbitMQ stream, the kind of queue cluster mode's log is), amqp-cluster (a cluster log's broker path without the nodes: topic exchange, mandatory, stream, one consumer per node), leveldb (synced appends)")
+	consumers := fs.Int("consumers", 2, "with -baseline amqp-cluster: stream consumers, one per node")
 	amqpURL := fs.String("amqp", env("SWITCHBOARD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "broker for -baseline amqp")
 	writers := fs.Int("writers", 1, "concurrent writers for -baseline leveldb")
 	dir := fs.String("dir", os.TempDir(), "directory for -baseline leveldb")
@@ -197,17 +198,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer stop()
 		opts.Targets, opts.PublicURL, opts.Agents, opts.TwilioAddr, opts.NavRate = []string{u}, "", 0, "", 0
-	case "amqp", "amqp-stream":
-		b, err := loadgen.BaselineAMQP(ctx, loadgen.AMQPBaselineOptions{URL: *amqpURL, Duration: opts.Duration, Stream: *baseline == "amqp-stream"})
-		if b != nil && *baseline == "amqp-stream" {
-			b.Name = "amqp091-go publish-with-confirms → stream consume"
-		}
+	case "amqp", "amqp-stream", "amqp-cluster":
+		b, err := loadgen.BaselineAMQP(ctx, loadgen.AMQPBaselineOptions{URL: *amqpURL, Duration: opts.Duration,
+			Stream: *baseline == "amqp-stream", Cluster: *baseline == "amqp-cluster", Consumers: *consumers})
 		return printBaseline(b, err, *asJSON, stdout, stderr)
 	case "leveldb":
 		b, err := loadgen.BaselineLevelDB(ctx, *dir, *writers, opts.Duration)
 		return printBaseline(b, err, *asJSON, stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "sbload: -baseline: %q is not http, amqp, amqp-stream or leveldb\n", *baseline)
+		fmt.Fprintf(stderr, "sbload: -baseline: %q is not http, amqp, amqp-stream, amqp-cluster or leveldb\n", *baseline)
 		return 2
 	}
 

@@ -73,12 +73,30 @@ type AMQPBaselineOptions struct {
 	// "next") instead of a classic queue: the kind of queue cluster mode's
 	// log is, so its ceiling on the same broker.
 	Stream bool
+	// Cluster sends every message the way a cluster node's log event
+	// goes, without the node: through a fresh durable topic exchange bound
+	// to a stream with the log's bindings, published mandatory with
+	// routing keys sms.in.<digits> over 1,000 numbers, and read whole by
+	// Consumers consumers (one per node, each on its own connection,
+	// acking 64 deliveries at a time like a node). It implies Stream. The
+	// rate counts a message once every consumer has it.
+	Cluster   bool
+	Consumers int // with Cluster; default 2
+	// Queue names the queue (and, with Cluster, the exchange Queue+".x");
+	// default sbload.baseline.<nanoseconds>. Both are deleted afterwards.
+	Queue string
 }
+
+// clusterLogBindings are the bindings of cluster mode's log stream
+// (switchboard/cluster.go), for the Cluster baseline.
+var clusterLogBindings = []string{"sms.in.#", "sms.out.#", "sms.status.#", "agent.presence.#", "route.#"}
 
 // BaselineAMQP measures raw amqp091-go: one publisher with asynchronous
 // confirms and a bounded window, persistent messages into a durable queue,
-// one consumer acking each message. The rate is consumed messages per
-// second; latency is publish → consume. The queue is deleted afterwards.
+// one consumer acking each message (or, with Cluster, the broker path of a
+// cluster's log). The rate is messages consumed (by every consumer) per
+// second; latency is publish → consume, one sample per delivery. The queue
+// (and exchange) are deleted afterwards.
 func BaselineAMQP(ctx context.Context, o AMQPBaselineOptions) (*Baseline, error) {
 	if o.URL == "" {
 		return nil, errors.New("-amqp: a broker URL is required for the AMQP baseline")
@@ -95,21 +113,26 @@ func BaselineAMQP(ctx context.Context, o AMQPBaselineOptions) (*Baseline, error)
 	if o.Size < 16 {
 		o.Size = 256
 	}
+	consumers, ackEvery := 1, 1
+	if o.Cluster {
+		o.Stream, consumers, ackEvery = true, 2, 64
+		if o.Consumers > 0 {
+			consumers = o.Consumers
+		}
+	}
 	pconn, err := amqp.Dial(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("amqp baseline: dial: %w", err)
 	}
 	defer pconn.Close()
-	cconn, err := amqp.Dial(o.URL)
-	if err != nil {
-		return nil, fmt.Errorf("amqp baseline: dial: %w", err)
-	}
-	defer cconn.Close()
 	pch, err := pconn.Channel()
 	if err != nil {
 		return nil, fmt.Errorf("amqp baseline: channel: %w", err)
 	}
-	queue := fmt.Sprintf("sbload.baseline.%d", time.Now().UnixNano())
+	queue := o.Queue
+	if queue == "" {
+		queue = fmt.Sprintf("sbload.baseline.%d", time.Now().UnixNano())
+	}
 	var declareArgs, consumeArgs amqp.Table
 	kind := "durable queue"
 	if o.Stream {
@@ -120,35 +143,92 @@ func BaselineAMQP(ctx context.Context, o AMQPBaselineOptions) (*Baseline, error)
 	if _, err := pch.QueueDeclare(queue, true, false, false, false, declareArgs); err != nil {
 		return nil, fmt.Errorf("amqp baseline: declare %s: %w", queue, err)
 	}
+	exchange := ""
+	if o.Cluster {
+		exchange = queue + ".x"
+		kind = fmt.Sprintf("topic exchange with %d bindings, mandatory → stream → %d consumers", len(clusterLogBindings), consumers)
+	}
 	defer func() {
 		if ch, err := pconn.Channel(); err == nil {
 			ch.QueueDelete(queue, false, false, false)
+			if exchange != "" {
+				ch.ExchangeDelete(exchange, false, false)
+			}
 			ch.Close()
 		}
 	}()
+	if exchange != "" {
+		if err := pch.ExchangeDeclare(exchange, "topic", true, false, false, false, nil); err != nil {
+			return nil, fmt.Errorf("amqp baseline: declare exchange: %w", err)
+		}
+		for _, key := range clusterLogBindings {
+			if err := pch.QueueBind(queue, key, exchange, false, nil); err != nil {
+				return nil, fmt.Errorf("amqp baseline: bind: %w", err)
+			}
+		}
+	}
 	if err := pch.Confirm(false); err != nil {
 		return nil, fmt.Errorf("amqp baseline: confirm mode: %w", err)
 	}
 	confirms := pch.NotifyPublish(make(chan amqp.Confirmation, o.Window))
-	cch, err := cconn.Channel()
-	if err != nil {
-		return nil, fmt.Errorf("amqp baseline: channel: %w", err)
-	}
-	if err := cch.Qos(o.Prefetch, 0, false); err != nil {
-		return nil, fmt.Errorf("amqp baseline: qos: %w", err)
-	}
-	deliveries, err := cch.Consume(queue, "", false, false, false, false, consumeArgs)
-	if err != nil {
-		return nil, fmt.Errorf("amqp baseline: consume: %w", err)
-	}
+	returns := pch.NotifyReturn(make(chan amqp.Return, 16))
 
 	var lat Recorder
-	var published, nacked atomic.Int64
-	var consumed int64
+	var published, nacked, returned, consumed, lastNano atomic.Int64
+	var consumerWG sync.WaitGroup
+	stopConsumers := make(chan struct{})
+	for range consumers {
+		cconn, err := amqp.Dial(o.URL)
+		if err != nil {
+			close(stopConsumers)
+			consumerWG.Wait()
+			return nil, fmt.Errorf("amqp baseline: dial: %w", err)
+		}
+		defer cconn.Close()
+		cch, err := cconn.Channel()
+		if err == nil {
+			err = cch.Qos(o.Prefetch, 0, false)
+		}
+		var deliveries <-chan amqp.Delivery
+		if err == nil {
+			deliveries, err = cch.Consume(queue, "", false, false, false, false, consumeArgs)
+		}
+		if err != nil {
+			close(stopConsumers)
+			consumerWG.Wait()
+			return nil, fmt.Errorf("amqp baseline: consumer: %w", err)
+		}
+		consumerWG.Add(1)
+		go func() {
+			defer consumerWG.Done()
+			defer cch.Close()
+			n := 0
+			for {
+				select {
+				case d, ok := <-deliveries:
+					if !ok {
+						return
+					}
+					now := time.Now()
+					if len(d.Body) >= 8 {
+						lat.Record(now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(d.Body)))))
+					}
+					if n++; n%ackEvery == 0 {
+						d.Ack(ackEvery > 1)
+					}
+					consumed.Add(1)
+					lastNano.Store(now.UnixNano())
+				case <-stopConsumers:
+					return
+				}
+			}
+		}()
+	}
+
 	pubDone := make(chan struct{})
 	window := make(chan struct{}, o.Window)
 	var confirmWG sync.WaitGroup
-	confirmWG.Add(1)
+	confirmWG.Add(2)
 	go func() { // the confirm reader: frees window slots
 		defer confirmWG.Done()
 		for c := range confirms {
@@ -158,15 +238,25 @@ func BaselineAMQP(ctx context.Context, o AMQPBaselineOptions) (*Baseline, error)
 			<-window
 		}
 	}()
+	go func() {
+		defer confirmWG.Done()
+		for range returns {
+			returned.Add(1)
+		}
+	}()
 	start := time.Now()
 	go func() {
 		defer close(pubDone)
 		body := make([]byte, o.Size)
 		end := start.Add(o.Duration)
-		for time.Now().Before(end) && ctx.Err() == nil {
+		key := queue
+		for i := 0; time.Now().Before(end) && ctx.Err() == nil; i++ {
 			window <- struct{}{}
 			binary.BigEndian.PutUint64(body, uint64(time.Now().UnixNano()))
-			err := pch.PublishWithContext(ctx, "", queue, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body})
+			if exchange != "" {
+				key = fmt.Sprintf("sms.in.1555%07d", i%1000)
+			}
+			err := pch.PublishWithContext(ctx, exchange, key, exchange != "", false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body})
 			if err != nil {
 				<-window
 				return
@@ -174,40 +264,34 @@ func BaselineAMQP(ctx context.Context, o AMQPBaselineOptions) (*Baseline, error)
 			published.Add(1)
 		}
 	}()
-	var last time.Time
-	timeout := time.NewTimer(o.Duration + 30*time.Second)
-	defer timeout.Stop()
-	pubWait := (<-chan struct{})(pubDone)
-	finished := false
-loop:
-	for !finished || consumed < published.Load() {
-		select {
-		case d, ok := <-deliveries:
-			if !ok {
-				break loop
-			}
-			if len(d.Body) >= 8 {
-				lat.Record(time.Since(time.Unix(0, int64(binary.BigEndian.Uint64(d.Body)))))
-			}
-			d.Ack(false)
-			consumed++
-			last = time.Now()
-		case <-pubWait:
-			finished, pubWait = true, nil
-		case <-timeout.C:
-			break loop
-		}
-	}
+	// Wait until the publisher is done and every consumer has every
+	// message (or the broker fell 30 s behind).
 	<-pubDone
+	deadline := time.Now().Add(30 * time.Second)
+	for consumed.Load() < int64(consumers)*published.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stopConsumers)
+	consumerWG.Wait()
 	// Wait for the publisher to finish before closing its channel.
 	pch.Close()
 	confirmWG.Wait()
-	cch.Close()
-	elapsed := last.Sub(start)
+	var elapsed time.Duration
+	if last := lastNano.Load(); last != 0 {
+		elapsed = time.Unix(0, last).Sub(start)
+	}
+	perMessage := consumed.Load() / int64(consumers)
+	name := "amqp091-go publish-with-confirms → consume"
+	switch {
+	case o.Cluster:
+		name = "amqp091-go publish-with-confirms → cluster-shaped log"
+	case o.Stream:
+		name = "amqp091-go publish-with-confirms → stream consume"
+	}
 	b := &Baseline{
-		Name: "amqp091-go publish-with-confirms → consume", Ops: consumed, Seconds: round3(elapsed.Seconds()),
-		PerSec: perSec(consumed, elapsed), Latency: lat.Summary(),
-		Settings: fmt.Sprintf("persistent %d-byte messages, %s, confirm window %d, prefetch %d, manual ack; %d nacked", o.Size, kind, o.Window, o.Prefetch, nacked.Load()),
+		Name: name, Ops: perMessage, Seconds: round3(elapsed.Seconds()),
+		PerSec: perSec(perMessage, elapsed), Latency: lat.Summary(),
+		Settings: fmt.Sprintf("persistent %d-byte messages, %s, confirm window %d, prefetch %d, manual ack; %d nacked, %d returned", o.Size, kind, o.Window, o.Prefetch, nacked.Load(), returned.Load()),
 	}
 	return b, nil
 }

@@ -3,9 +3,8 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"github.com/switchboard/switchboard/switchboard/bus/bustest"
-	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 	"io"
 	"log/slog"
 	"net"
@@ -19,9 +18,12 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
 	"github.com/switchboard/switchboard/switchboard"
+	"github.com/switchboard/switchboard/switchboard/bus/bustest"
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
 
 func TestMain(m *testing.M) {
@@ -483,23 +485,68 @@ func TestDemoTellsAStory(t *testing.T) {
 	}
 }
 
+// assertGone fails the test if the broker still has the queue or the
+// exchange (a passive declare of a missing one closes the channel with 404).
+func assertGone(t *testing.T, url, queue, exchange string) {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, declare := range []func(*amqp.Channel) error{
+		func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+			return err
+		},
+		func(ch *amqp.Channel) error {
+			return ch.ExchangeDeclarePassive(exchange, "topic", true, false, false, false, nil)
+		},
+	} {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var amqpErr *amqp.Error
+		if err := declare(ch); !errors.As(err, &amqpErr) || amqpErr.Code != amqp.NotFound {
+			t.Errorf("after the baseline: passive declare = %v, want 404 NOT_FOUND (left on the broker)", err)
+			ch.Close()
+		}
+	}
+}
+
 // TestAMQPBaselines runs the raw amqp091-go baselines briefly on the real
-// broker, through a classic queue and through a stream: every published
-// message is consumed, and the queue is deleted afterwards.
+// broker, through a classic queue, through a stream and through a
+// cluster-shaped log (topic exchange, stream, three consumers): every
+// published message reaches every consumer, nothing is returned, and the
+// queue and exchange are deleted afterwards.
 func TestAMQPBaselines(t *testing.T) {
 	url := bustest.AMQPURL(t)
-	for _, stream := range []bool{false, true} {
-		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
-			b, err := BaselineAMQP(context.Background(), AMQPBaselineOptions{URL: url, Duration: 300 * time.Millisecond, Stream: stream})
+	for _, tc := range []struct {
+		name      string
+		opts      AMQPBaselineOptions
+		consumers int64
+		settings  string
+	}{
+		{"queue", AMQPBaselineOptions{}, 1, "durable queue"},
+		{"stream", AMQPBaselineOptions{Stream: true}, 1, ", stream,"},
+		{"cluster", AMQPBaselineOptions{Cluster: true, Consumers: 3}, 3, "mandatory → stream → 3 consumers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.opts
+			o.URL, o.Duration = url, 300*time.Millisecond
+			o.Queue = fmt.Sprintf("sbtest.baseline.%s.%d", tc.name, time.Now().UnixNano())
+			b, err := BaselineAMQP(context.Background(), o)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if b.Ops == 0 || b.PerSec <= 0 || b.Latency.Count != b.Ops {
-				t.Fatalf("baseline = %+v", b)
+			if b.Ops == 0 || b.PerSec <= 0 || b.Latency.Count != tc.consumers*b.Ops {
+				t.Fatalf("baseline = %+v, want %d latency samples per message", b, tc.consumers)
 			}
-			if want := map[bool]string{false: "durable queue", true: "stream"}[stream]; !strings.Contains(b.Settings, want) {
-				t.Fatalf("settings %q do not say %q", b.Settings, want)
+			if !strings.Contains(b.Settings, tc.settings) || !strings.Contains(b.Settings, "0 nacked, 0 returned") {
+				t.Fatalf("settings %q do not say %q and 0 nacked, 0 returned", b.Settings, tc.settings)
 			}
+			assertGone(t, url, o.Queue, o.Queue+".x")
 		})
 	}
 }
