@@ -81,21 +81,41 @@ type cpuMeter struct {
 
 func startCPU(pids []int) *cpuMeter {
 	m := &cpuMeter{pids: append([]int{0}, pids...), at: time.Now()}
-	for _, pid := range m.pids {
-		c, _ := readProcCPU(pid) // a process that is gone counts as zero
-		m.start = append(m.start, c)
-	}
+	m.start = m.read()
 	return m
+}
+
+// read reads each process's CPU time, once per process: a PID that is
+// this process (or listed twice) gets the same reading, so it cannot
+// differ by a clock tick that fell between two reads. A process that is
+// gone reads as zero.
+func (m *cpuMeter) read() []procCPU {
+	self := os.Getpid()
+	seen := map[int]procCPU{}
+	out := make([]procCPU, len(m.pids))
+	for i, pid := range m.pids {
+		if pid == self {
+			pid = 0
+		}
+		c, ok := seen[pid]
+		if !ok {
+			c, _ = readProcCPU(pid)
+			seen[pid] = c
+		}
+		out[i] = c
+	}
+	return out
 }
 
 // stop returns each process's usage since start; processes that could
 // not be read at either end are left out.
 func (m *cpuMeter) stop() []CPUUsage {
 	elapsed := time.Since(m.at)
+	end := m.read()
 	var out []CPUUsage
 	for i, pid := range m.pids {
-		c, err := readProcCPU(pid)
-		if err != nil || m.start[i].command == "" || elapsed <= 0 {
+		c := end[i]
+		if c.command == "" || m.start[i].command == "" || elapsed <= 0 {
 			continue
 		}
 		name := c.command
