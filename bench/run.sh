@@ -127,6 +127,12 @@ for scenario in $SCENARIOS; do
 		"$BIN/sbload" -baseline amqp-cluster -amqp "$AMQP_URL" -duration 5s -json >"$OUT/baseline-amqp-cluster.json" || echo "no broker: AMQP cluster-path baseline skipped"
 		TARGETS=unused
 		"$BIN/sbload" -baseline http -rate max -workers 64 -duration "$DUR" -json -quiet >"$OUT/baseline-http__max.json"
+		# A "node" that only publishes each webhook along the cluster log's
+		# broker path and answers once confirmed, closed loop like the
+		# RabbitMQ scenarios' max points.
+		beam=$(pgrep -f 'beam.smp.*rabbit' | head -1 || true)
+		"$BIN/sbload" -baseline http-amqp -amqp "$AMQP_URL" -rate max -workers "${MAX_WORKERS:-256}" -duration "$DUR" -json -quiet \
+			${beam:+-cpu-pid "$beam"} >"$OUT/baseline-http-amqp__max.json" || echo "no broker: forwarding baseline skipped"
 		for rate in $RATES; do
 			"$BIN/sbload" -baseline http -rate "$rate" -duration "$DUR" -json -quiet >"$OUT/baseline-http__$rate.json"
 		done

@@ -79,6 +79,10 @@ func main() {
 		fmt.Printf("HTTP request plus the cluster-shaped broker path, one after the other on these cores (1 / (1/%.0f + 1/%.0f)): **%.0f/s = %.0f%% of raw amqp091-go**, before any node stores, routes or delivers anything.\n\n",
 			httpMax, c.PerSec, floor, 100*floor/amqpRate)
 	}
+	if r := reports["baseline-http-amqp"]["max"]; r != nil && amqpRate > 0 {
+		fmt.Printf("Measured, a forwarder that does only that (HTTP handler publishing each webhook along the cluster-shaped path, answering once confirmed, closed loop): **%.0f/s = %.0f%% of raw amqp091-go**.\n\n",
+			r.Inbound.AckedPerSec, 100*r.Inbound.AckedPerSec/amqpRate)
+	}
 
 	groups := make([]string, 0, len(reports))
 	for g := range reports {
@@ -168,7 +172,7 @@ func cpuCell(usage []loadgen.CPUUsage) string {
 // amqpRatio compares only runs that go through RabbitMQ with the raw AMQP
 // baseline.
 func amqpRatio(group string, ratio func(float64) string, amqpRate float64) string {
-	if !strings.HasPrefix(group, "rabbit") {
+	if !strings.HasPrefix(group, "rabbit") && group != "baseline-http-amqp" {
 		return "–"
 	}
 	return ratio(amqpRate)
@@ -184,6 +188,8 @@ func title(g string) string {
 		return strings.TrimPrefix(g, "rabbit") + " node(s), RabbitMQ, full traffic (agents answer half of the messages)"
 	case g == "baseline-http":
 		return "Raw loopback HTTP baseline (trivial handler, no agents)"
+	case g == "baseline-http-amqp":
+		return "Forwarding baseline: HTTP handler → cluster log's broker path (publish, confirm, 2 consumers), no node work"
 	}
 	return g
 }

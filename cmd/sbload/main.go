@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/switchboard/switchboard/switchboard/loadgen"
 )
@@ -130,8 +131,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no live progress line")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of sbload itself to this file (is the generator the bottleneck?)")
-	baseline := fs.String("baseline", "", "measure a raw baseline instead: http (trivial Go handler, driven like a node), amqp (amqp091-go publish-with-confirms → consume), amqp-stream (the same through a RabbitMQ stream, the kind of queue cluster mode's log is), amqp-cluster (a cluster log's broker path without the nodes: topic exchange, mandatory, stream, one consumer per node), leveldb (synced appends)")
-	consumers := fs.Int("consumers", 2, "with -baseline amqp-cluster: stream consumers, one per node")
+	baseline := fs.String("baseline", "", "measure a raw baseline instead: http (trivial Go handler, driven like a node), amqp (amqp091-go publish-with-confirms → consume), amqp-stream (the same through a RabbitMQ stream, the kind of queue cluster mode's log is), amqp-cluster (a cluster log's broker path without the nodes: topic exchange, mandatory, stream, one consumer per node), http-amqp (an HTTP handler that only publishes each webhook along that path and answers once confirmed, driven like a node), leveldb (synced appends)")
+	consumers := fs.Int("consumers", 2, "with -baseline amqp-cluster or http-amqp: stream consumers, one per node")
 	amqpURL := fs.String("amqp", env("SWITCHBOARD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "broker for -baseline amqp")
 	writers := fs.Int("writers", 1, "concurrent writers for -baseline leveldb")
 	dir := fs.String("dir", os.TempDir(), "directory for -baseline leveldb")
@@ -188,6 +189,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		opts.ProgressTTY = false
 	}
 
+	var forwarder *loadgen.Forwarder
 	switch *baseline {
 	case "":
 	case "http":
@@ -198,6 +200,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer stop()
 		opts.Targets, opts.PublicURL, opts.Agents, opts.TwilioAddr, opts.NavRate = []string{u}, "", 0, "", 0
+	case "http-amqp":
+		fw, err := loadgen.StartForwarder(*amqpURL, "", *consumers)
+		if err != nil {
+			fmt.Fprintln(stderr, "sbload:", err)
+			return 2
+		}
+		defer fw.Close()
+		forwarder = fw
+		opts.Targets, opts.PublicURL, opts.Agents, opts.TwilioAddr, opts.NavRate = []string{fw.URL}, "", 0, "", 0
 	case "amqp", "amqp-stream", "amqp-cluster":
 		b, err := loadgen.BaselineAMQP(ctx, loadgen.AMQPBaselineOptions{URL: *amqpURL, Duration: opts.Duration,
 			Stream: *baseline == "amqp-stream", Cluster: *baseline == "amqp-cluster", Consumers: *consumers})
@@ -206,7 +217,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		b, err := loadgen.BaselineLevelDB(ctx, *dir, *writers, opts.Duration)
 		return printBaseline(b, err, *asJSON, stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "sbload: -baseline: %q is not http, amqp, amqp-stream, amqp-cluster or leveldb\n", *baseline)
+		fmt.Fprintf(stderr, "sbload: -baseline: %q is not http, http-amqp, amqp, amqp-stream, amqp-cluster or leveldb\n", *baseline)
 		return 2
 	}
 
@@ -236,6 +247,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		fmt.Fprintln(stderr, "sbload:", err)
 		return 2
+	}
+	if forwarder != nil {
+		// Every acknowledged webhook must have reached every consumer.
+		wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+		got := forwarder.WaitConsumed(wait, rep.Inbound.Acked)
+		cancel()
+		if _, returned := forwarder.Consumed(); got < rep.Inbound.Acked || returned > 0 {
+			rep.Failures = append(rep.Failures, fmt.Sprintf("forwarder: %d acknowledged webhooks, the slowest of %d consumers read %d; %d returned unroutable", rep.Inbound.Acked, *consumers, got, returned))
+		}
 	}
 	if *asJSON {
 		err = rep.WriteJSON(stdout)

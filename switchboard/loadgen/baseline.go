@@ -87,10 +87,6 @@ type AMQPBaselineOptions struct {
 	Queue string
 }
 
-// clusterLogBindings are the bindings of cluster mode's log stream
-// (switchboard/cluster.go), for the Cluster baseline.
-var clusterLogBindings = []string{"sms.in.#", "sms.out.#", "sms.status.#", "agent.presence.#", "route.#"}
-
 // BaselineAMQP measures raw amqp091-go: one publisher with asynchronous
 // confirms and a bounded window, persistent messages into a durable queue,
 // one consumer acking each message (or, with Cluster, the broker path of a
@@ -113,118 +109,76 @@ func BaselineAMQP(ctx context.Context, o AMQPBaselineOptions) (*Baseline, error)
 	if o.Size < 16 {
 		o.Size = 256
 	}
-	consumers, ackEvery := 1, 1
-	if o.Cluster {
-		o.Stream, consumers, ackEvery = true, 2, 64
-		if o.Consumers > 0 {
-			consumers = o.Consumers
-		}
+	if o.Cluster && o.Consumers <= 0 {
+		o.Consumers = 2
 	}
 	pconn, err := amqp.Dial(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("amqp baseline: dial: %w", err)
 	}
 	defer pconn.Close()
-	pch, err := pconn.Channel()
-	if err != nil {
-		return nil, fmt.Errorf("amqp baseline: channel: %w", err)
-	}
 	queue := o.Queue
 	if queue == "" {
 		queue = fmt.Sprintf("sbload.baseline.%d", time.Now().UnixNano())
 	}
-	var declareArgs, consumeArgs amqp.Table
-	kind := "durable queue"
-	if o.Stream {
-		declareArgs = amqp.Table{"x-queue-type": "stream"}
-		consumeArgs = amqp.Table{"x-stream-offset": "next"}
-		kind = "stream"
+
+	var lat Recorder
+	var lastNano atomic.Int64
+	record := func(d amqp.Delivery) {
+		now := time.Now()
+		if len(d.Body) >= 8 {
+			lat.Record(now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(d.Body)))))
+		}
+		lastNano.Store(now.UnixNano())
 	}
-	if _, err := pch.QueueDeclare(queue, true, false, false, false, declareArgs); err != nil {
-		return nil, fmt.Errorf("amqp baseline: declare %s: %w", queue, err)
-	}
-	exchange := ""
+	var readers *consumers
+	exchange, kind := "", "durable queue"
 	if o.Cluster {
-		exchange = queue + ".x"
-		kind = fmt.Sprintf("topic exchange with %d bindings, mandatory → stream → %d consumers", len(clusterLogBindings), consumers)
+		path, err := newClusterPath(pconn, o.URL, queue, o.Consumers, o.Prefetch, record)
+		if err != nil {
+			return nil, fmt.Errorf("amqp baseline: %w", err)
+		}
+		defer path.close()
+		readers, exchange = path.consumers, path.exchange
+		kind = fmt.Sprintf("topic exchange with %d bindings, mandatory → stream → %d consumers", len(clusterLogBindings), o.Consumers)
+	} else {
+		ch, err := pconn.Channel()
+		if err != nil {
+			return nil, fmt.Errorf("amqp baseline: channel: %w", err)
+		}
+		var declareArgs, consumeArgs amqp.Table
+		if o.Stream {
+			declareArgs = amqp.Table{"x-queue-type": "stream"}
+			consumeArgs = amqp.Table{"x-stream-offset": "next"}
+			kind = "stream"
+		}
+		_, err = ch.QueueDeclare(queue, true, false, false, false, declareArgs)
+		ch.Close()
+		if err != nil {
+			return nil, fmt.Errorf("amqp baseline: declare %s: %w", queue, err)
+		}
+		defer func() {
+			if ch, err := pconn.Channel(); err == nil {
+				ch.QueueDelete(queue, false, false, false)
+				ch.Close()
+			}
+		}()
+		if readers, err = startConsumers(o.URL, queue, 1, o.Prefetch, 1, consumeArgs, record); err != nil {
+			return nil, fmt.Errorf("amqp baseline: %w", err)
+		}
+		defer readers.close()
 	}
-	defer func() {
-		if ch, err := pconn.Channel(); err == nil {
-			ch.QueueDelete(queue, false, false, false)
-			if exchange != "" {
-				ch.ExchangeDelete(exchange, false, false)
-			}
-			ch.Close()
-		}
-	}()
-	if exchange != "" {
-		if err := pch.ExchangeDeclare(exchange, "topic", true, false, false, false, nil); err != nil {
-			return nil, fmt.Errorf("amqp baseline: declare exchange: %w", err)
-		}
-		for _, key := range clusterLogBindings {
-			if err := pch.QueueBind(queue, key, exchange, false, nil); err != nil {
-				return nil, fmt.Errorf("amqp baseline: bind: %w", err)
-			}
-		}
+
+	pch, err := pconn.Channel()
+	if err != nil {
+		return nil, fmt.Errorf("amqp baseline: channel: %w", err)
 	}
 	if err := pch.Confirm(false); err != nil {
 		return nil, fmt.Errorf("amqp baseline: confirm mode: %w", err)
 	}
 	confirms := pch.NotifyPublish(make(chan amqp.Confirmation, o.Window))
 	returns := pch.NotifyReturn(make(chan amqp.Return, 16))
-
-	var lat Recorder
-	var published, nacked, returned, consumed, lastNano atomic.Int64
-	var consumerWG sync.WaitGroup
-	stopConsumers := make(chan struct{})
-	for range consumers {
-		cconn, err := amqp.Dial(o.URL)
-		if err != nil {
-			close(stopConsumers)
-			consumerWG.Wait()
-			return nil, fmt.Errorf("amqp baseline: dial: %w", err)
-		}
-		defer cconn.Close()
-		cch, err := cconn.Channel()
-		if err == nil {
-			err = cch.Qos(o.Prefetch, 0, false)
-		}
-		var deliveries <-chan amqp.Delivery
-		if err == nil {
-			deliveries, err = cch.Consume(queue, "", false, false, false, false, consumeArgs)
-		}
-		if err != nil {
-			close(stopConsumers)
-			consumerWG.Wait()
-			return nil, fmt.Errorf("amqp baseline: consumer: %w", err)
-		}
-		consumerWG.Add(1)
-		go func() {
-			defer consumerWG.Done()
-			defer cch.Close()
-			n := 0
-			for {
-				select {
-				case d, ok := <-deliveries:
-					if !ok {
-						return
-					}
-					now := time.Now()
-					if len(d.Body) >= 8 {
-						lat.Record(now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(d.Body)))))
-					}
-					if n++; n%ackEvery == 0 {
-						d.Ack(ackEvery > 1)
-					}
-					consumed.Add(1)
-					lastNano.Store(now.UnixNano())
-				case <-stopConsumers:
-					return
-				}
-			}
-		}()
-	}
-
+	var published, nacked, returned atomic.Int64
 	pubDone := make(chan struct{})
 	window := make(chan struct{}, o.Window)
 	var confirmWG sync.WaitGroup
@@ -268,11 +222,9 @@ func BaselineAMQP(ctx context.Context, o AMQPBaselineOptions) (*Baseline, error)
 	// message (or the broker fell 30 s behind).
 	<-pubDone
 	deadline := time.Now().Add(30 * time.Second)
-	for consumed.Load() < int64(consumers)*published.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
+	for readers.slowest() < published.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
-	close(stopConsumers)
-	consumerWG.Wait()
 	// Wait for the publisher to finish before closing its channel.
 	pch.Close()
 	confirmWG.Wait()
@@ -280,7 +232,7 @@ func BaselineAMQP(ctx context.Context, o AMQPBaselineOptions) (*Baseline, error)
 	if last := lastNano.Load(); last != 0 {
 		elapsed = time.Unix(0, last).Sub(start)
 	}
-	perMessage := consumed.Load() / int64(consumers)
+	perMessage := readers.slowest()
 	name := "amqp091-go publish-with-confirms → consume"
 	switch {
 	case o.Cluster:

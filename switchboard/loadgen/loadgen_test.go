@@ -234,6 +234,42 @@ func TestHTTPBaselineAgainstTrivialServer(t *testing.T) {
 	}
 }
 
+// TestForwarderBaseline drives the forwarding baseline (HTTP → the
+// cluster log's broker path) on the real broker: every acknowledged
+// webhook reaches both consumers once RabbitMQ confirmed it, nothing is
+// returned unroutable, and Close removes the exchange and the stream.
+func TestForwarderBaseline(t *testing.T) {
+	url := bustest.AMQPURL(t)
+	queue := fmt.Sprintf("sbtest.forward.%d", time.Now().UnixNano())
+	fw, err := StartForwarder(url, queue, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := NewOptions()
+	o.Targets = []string{fw.URL}
+	o.Agents, o.TwilioAddr = 0, ""
+	o.Rate, o.Duration, o.Workers = 200, 500*time.Millisecond, 4
+	o.Logger = quiet
+	rep := run(t, o)
+	if !rep.OK() || rep.Inbound.Acked != rep.Inbound.Sent || rep.Inbound.Sent < 90 {
+		t.Errorf("forwarder run: %+v failures %v", rep.Inbound, rep.Failures)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Retried posts are published again, so the consumers may read more
+	// than were acknowledged, never fewer.
+	if got := fw.WaitConsumed(ctx, rep.Inbound.Acked); got < rep.Inbound.Acked {
+		t.Errorf("the slowest consumer read %d of %d acknowledged webhooks", got, rep.Inbound.Acked)
+	}
+	if _, returned := fw.Consumed(); returned != 0 {
+		t.Errorf("%d publishes returned unroutable", returned)
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, url, queue, queue+".x")
+}
+
 func TestLevelDBBaseline(t *testing.T) {
 	b, err := BaselineLevelDB(context.Background(), t.TempDir(), 2, 200*time.Millisecond)
 	if err != nil {
