@@ -100,8 +100,13 @@ type cluster struct {
 
 	// Apply state: touched only by the apply loop, or inside router.call
 	// from it (the router goroutine owns the engine).
-	offset      int64 // last applied (the applier's)
-	queued      int64 // last queued for the applier (the bus handler's)
+	offset int64 // last applied (the applier's)
+	queued int64 // last queued for the applier (the bus handler's)
+	// hole is set (to an error) when the log delivered an entry past
+	// queued+1: entries this node never applied are gone from the stream
+	// (a retention policy removed them), so its store and routing can no
+	// longer match the other nodes'. The node then reports not ready.
+	hole        atomic.Value
 	entries     chan logEntry
 	current     map[string]string
 	recent      []string
@@ -250,6 +255,9 @@ func (c *cluster) start(ctx context.Context) error {
 
 // ready reports whether the node has caught up with the log.
 func (c *cluster) ready() error {
+	if err, ok := c.hole.Load().(error); ok {
+		return err
+	}
 	if !c.caughtUp.Load() {
 		return errors.New("catching up with the cluster log")
 	}
@@ -470,6 +478,13 @@ type logEntry struct {
 func (c *cluster) apply(ctx context.Context, d bus.Delivery) error {
 	if d.Offset <= c.queued {
 		return nil // already queued (a redelivery after a reconnect)
+	}
+	// A stream's offsets are consecutive and this node reads every entry,
+	// so a jump means entries were removed before this node read them.
+	if d.Offset > c.queued+1 && c.hole.Load() == nil {
+		err := fmt.Errorf("cluster log: entries %d to %d were removed from the stream before this node applied them (a retention policy on the log?); this node cannot match the others (README: Limits, under \"Several nodes: one ordered log\")", c.queued+1, d.Offset-1)
+		c.hole.Store(err)
+		c.log.Error("cluster log has a hole: this node reports not ready", "missing_from", c.queued+1, "missing_to", d.Offset-1)
 	}
 	e := logEntry{offset: d.Offset, key: d.Key}
 	var v any

@@ -292,6 +292,55 @@ func TestClusterRepublishesAFailedPublish(t *testing.T) {
 	alice.ExpectNone(protocol.TypeUpdate, 300*time.Millisecond) // not delivered twice
 }
 
+// holeBus drops the first log entry published with a key starting with
+// prefix from the node's log subscription, as a retention policy that
+// removed entries the node had not read yet would.
+type holeBus struct {
+	bus.Bus
+	prefix  string
+	dropped atomic.Bool
+}
+
+func (b *holeBus) Subscribe(ctx context.Context, o bus.SubscribeOptions, h bus.Handler) (bus.Subscription, error) {
+	if o.Queue != "log" {
+		return b.Bus.Subscribe(ctx, o, h)
+	}
+	return b.Bus.Subscribe(ctx, o, func(ctx context.Context, d bus.Delivery) error {
+		if strings.HasPrefix(d.Key, b.prefix) && b.dropped.CompareAndSwap(false, true) {
+			return nil
+		}
+		return h(ctx, d)
+	})
+}
+
+// TestClusterReportsAHoleInTheLog: a node that finds entries missing from
+// the log (it cannot converge any more) says so in its readiness.
+func TestClusterReportsAHoleInTheLog(t *testing.T) {
+	amqpURL, ex := clusterExchange(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ab, err := amqpbus.Dial(ctx, amqpbus.Options{URL: amqpURL, Exchange: ex, QueuePrefix: ex + ".", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hole := &holeBus{Bus: ab, prefix: "sms.in."}
+	n1 := startNode(t, func(o *Options, c *Config) {
+		clusterNode(amqpURL, ex, "n1")(o, c)
+		c.Bus = hole
+	})
+	waitReady(t, n1)
+	n1.sms("SMhole1", "+15556661235", "this one goes missing")
+	n1.sms("SMhole2", "+15556661235", "this one arrives")
+	sbt.WaitFor(t, waitLong, "the entry after the hole applied", func() bool { return len(n1.stored("+15556661235")) == 1 })
+	if !hole.dropped.Load() {
+		t.Fatal("nothing was dropped")
+	}
+	err = n1.node.Ready()
+	if err == nil || !strings.Contains(err.Error(), "were removed from the stream before this node applied them") {
+		t.Fatalf("Ready() = %v, want the hole reported", err)
+	}
+}
+
 // recordingBus records the order of publishes per key; each publish takes
 // a random moment, as confirms do, and keys listed in fail fail on their
 // failAt-th publish.

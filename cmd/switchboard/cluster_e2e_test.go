@@ -329,6 +329,9 @@ func TestClusterBrokerRestart(t *testing.T) {
 	acked := l.finish()
 	requireAllStored(t, n1, acked)
 	requireAllStored(t, n2, acked)
+	// Resuming the log after the outage left no hole in it.
+	requireReady(t, n1)
+	requireReady(t, n2)
 	// Every conversation was answered once; no SMS went out twice.
 	sbt.WaitFor(t, 20*time.Second, "replies sent", func() bool {
 		answer()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -127,6 +128,20 @@ func start(t *testing.T, port int, dir, twilioURL string, extra ...string) *proc
 		return resp.StatusCode == 200
 	})
 	return p
+}
+
+// requireReady fails the test unless the node answers /readyz with 200.
+func requireReady(t *testing.T, p *proc) {
+	t.Helper()
+	resp, err := http.Get(p.base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s/readyz: %d %s", p.base, resp.StatusCode, body)
+	}
 }
 
 func (p *proc) kill() {
