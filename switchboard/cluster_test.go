@@ -242,6 +242,23 @@ func TestClusterCapacityUnderConcurrentArrivals(t *testing.T) {
 	}
 }
 
+// startWrappedClusterNode starts cluster node n1 on a fresh exchange, on
+// a RabbitMQ bus wrapped by wrap (a test's faulty bus).
+func startWrappedClusterNode(t *testing.T, wrap func(bus.Bus) bus.Bus) *harness {
+	t.Helper()
+	amqpURL, ex := clusterExchange(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ab, err := amqpbus.Dial(ctx, amqpbus.Options{URL: amqpURL, Exchange: ex, QueuePrefix: ex + ".", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startNode(t, func(o *Options, c *Config) {
+		clusterNode(amqpURL, ex, "n1")(o, c)
+		c.Bus = wrap(ab)
+	})
+}
+
 // dropFirst is a bus that fails the first publish of a key with prefix, as
 // a broker that fails over at the wrong moment would.
 type dropFirst struct {
@@ -261,17 +278,10 @@ func (d *dropFirst) Publish(ctx context.Context, key string, body []byte) error 
 // fails is still answered 200 (its journal entry is durable); the journal
 // republishes it, and it reaches the agent once.
 func TestClusterRepublishesAFailedPublish(t *testing.T) {
-	amqpURL, ex := clusterExchange(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ab, err := amqpbus.Dial(ctx, amqpbus.Options{URL: amqpURL, Exchange: ex, QueuePrefix: ex + ".", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	drop := &dropFirst{Bus: ab, prefix: "sms.in."}
-	n1 := startNode(t, func(o *Options, c *Config) {
-		clusterNode(amqpURL, ex, "n1")(o, c)
-		c.Bus = drop
+	var drop *dropFirst
+	n1 := startWrappedClusterNode(t, func(b bus.Bus) bus.Bus {
+		drop = &dropFirst{Bus: b, prefix: "sms.in."}
+		return drop
 	})
 	waitReady(t, n1)
 	alice := n1.agent("alice", 5)
@@ -316,17 +326,10 @@ func (b *holeBus) Subscribe(ctx context.Context, o bus.SubscribeOptions, h bus.H
 // TestClusterReportsAHoleInTheLog: a node that finds entries missing from
 // the log (it cannot converge any more) says so in its readiness.
 func TestClusterReportsAHoleInTheLog(t *testing.T) {
-	amqpURL, ex := clusterExchange(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ab, err := amqpbus.Dial(ctx, amqpbus.Options{URL: amqpURL, Exchange: ex, QueuePrefix: ex + ".", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hole := &holeBus{Bus: ab, prefix: "sms.in."}
-	n1 := startNode(t, func(o *Options, c *Config) {
-		clusterNode(amqpURL, ex, "n1")(o, c)
-		c.Bus = hole
+	var hole *holeBus
+	n1 := startWrappedClusterNode(t, func(b bus.Bus) bus.Bus {
+		hole = &holeBus{Bus: b, prefix: "sms.in."}
+		return hole
 	})
 	waitReady(t, n1)
 	n1.sms("SMhole1", "+15556661235", "this one goes missing")
@@ -335,7 +338,7 @@ func TestClusterReportsAHoleInTheLog(t *testing.T) {
 	if !hole.dropped.Load() {
 		t.Fatal("nothing was dropped")
 	}
-	err = n1.node.Ready()
+	err := n1.node.Ready()
 	if err == nil || !strings.Contains(err.Error(), "were removed from the stream before this node applied them") {
 		t.Fatalf("Ready() = %v, want the hole reported", err)
 	}
