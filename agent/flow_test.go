@@ -14,6 +14,7 @@ import (
 	"github.com/switchboard/switchboard/agent/agenttest"
 	"github.com/switchboard/switchboard/agent/wsclient"
 	"github.com/switchboard/switchboard/switchboard/protocol"
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
 
 // startClient runs a real wsclient against the fake node until the test ends.
@@ -61,7 +62,7 @@ func TestFlowConnectReplyReconnect(t *testing.T) {
 
 	tm.Type("It ships today")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
-	waitFor(t, 3*time.Second, "reply at the node", func() bool {
+	sbt.WaitFor(t, 3*time.Second, "reply at the node", func() bool {
 		for _, f := range s.Received() {
 			if f.Type == protocol.TypeResponse && f.Message == "It ships today" {
 				return true
@@ -72,7 +73,7 @@ func TestFlowConnectReplyReconnect(t *testing.T) {
 	waitScreen(t, tm, "reply sent", func(s string) bool { return strings.Contains(s, "sent") })
 
 	s.DropConnections()
-	waitFor(t, 3*time.Second, "reconnect", func() bool { return s.Connections() == 2 })
+	sbt.WaitFor(t, 3*time.Second, "reconnect", func() bool { return s.Connections() == 2 })
 	s.Inbound("+15551230001", "Great, thanks!", time.Now())
 	waitScreen(t, tm, "after resync", func(s string) bool { return strings.Contains(s, "Great, thanks!") })
 
@@ -88,17 +89,6 @@ func TestFlowConnectReplyReconnect(t *testing.T) {
 	}
 	if !strings.Contains(final, ":)") {
 		t.Errorf("no sentiment mark:\n%s", final)
-	}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -122,7 +112,7 @@ func TestFlowStatsPaneWithCatalog(t *testing.T) {
 	}
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(100, 30))
 	waitScreen(t, tm, "conversation", func(s string) bool { return strings.Contains(s, "Which camera is best?") })
-	waitFor(t, 3*time.Second, "catalog request", func() bool { return s.ProductRequests() == 1 })
+	sbt.WaitFor(t, 3*time.Second, "catalog request", func() bool { return s.ProductRequests() == 1 })
 
 	s.Broadcast(protocol.Frame{Type: protocol.TypeStats, Top: []protocol.TopEntry{{Product: "3", Title: "Full HD camcorder", Count: 42}, {Product: "9", Count: 7}}})
 	s.Broadcast(protocol.Frame{Type: protocol.TypeStats, Phone: phone, Product: "7", Categories: map[string]int64{"Cameras": 3, "Audio": 5}, Viewed: []string{"7", "3"}})
@@ -131,7 +121,7 @@ func TestFlowStatsPaneWithCatalog(t *testing.T) {
 	})
 
 	s.DropConnections()
-	waitFor(t, 3*time.Second, "catalog request after reconnect", func() bool { return s.ProductRequests() == 2 })
+	sbt.WaitFor(t, 3*time.Second, "catalog request after reconnect", func() bool { return s.ProductRequests() == 2 })
 
 	tm.Send(tea.KeyMsg{Type: tea.KeyCtrlC})
 	final := tm.FinalModel(t, teatest.WithFinalTimeout(3*time.Second)).View()

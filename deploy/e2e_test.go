@@ -85,7 +85,7 @@ func startNode(t *testing.T, name, amqpURL, exchange, twilioURL string) (*node, 
 	})
 	return n, func() {
 		t.Helper()
-		waitFor(t, wait, "node "+name+" ready", func() bool {
+		sbt.WaitFor(t, wait, "node "+name+" ready", func() bool {
 			select {
 			case err := <-done:
 				done <- err

@@ -127,18 +127,6 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// waitFor polls cond every 10ms until it holds, failing after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // syncBuffer collects a child process's output.
 type syncBuffer = sbt.SyncBuffer
 
@@ -270,7 +258,7 @@ func startNginx(t testing.TB, port int, nodes []string) (base string, logs *sync
 		}
 	})
 	base = fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitFor(t, wait, "nginx accepting connections", func() bool {
+	sbt.WaitFor(t, wait, "nginx accepting connections", func() bool {
 		select {
 		case err := <-done:
 			done <- err

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
 
 // seen is what a fake node reports about the request nginx forwarded.
@@ -165,7 +167,7 @@ func TestNginxProxy(t *testing.T) {
 				t.Fatalf("request %d: %d from %q, want 200 from a", i, code, s.Node)
 			}
 		}
-		waitFor(t, wait, "nginx marking the dead node failed (max_fails)", func() bool {
+		sbt.WaitFor(t, wait, "nginx marking the dead node failed (max_fails)", func() bool {
 			return strings.Contains(logs.String(), "upstream server temporarily disabled")
 		})
 	})

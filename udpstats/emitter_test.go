@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
 
 func newTestEmitter(t *testing.T, opts Options) *Emitter {
@@ -305,11 +307,11 @@ func TestRunFlushesOnTickAndOnStop(t *testing.T) {
 	go func() { e.Run(runCtx); close(done) }()
 	c.Add(2)
 	tick <- time.Now()
-	waitFor(t, 2*time.Second, "first flush", func() bool { return e.Stats().Sent == 1 })
+	sbt.WaitFor(t, 2*time.Second, "first flush", func() bool { return e.Stats().Sent == 1 })
 	c.Add(5)
 	stop()
 	<-done
-	waitFor(t, 2*time.Second, "two reports", func() bool { mu.Lock(); defer mu.Unlock(); return len(reports) == 2 })
+	sbt.WaitFor(t, 2*time.Second, "two reports", func() bool { mu.Lock(); defer mu.Unlock(); return len(reports) == 2 })
 	if reports[0].Metrics["sms.in"] != 2 || reports[1].Metrics["sms.in"] != 5 {
 		t.Fatalf("reports %+v", reports)
 	}

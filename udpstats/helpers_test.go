@@ -40,17 +40,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // testGroup returns the default group address on a port no other test uses:
 // the kernel hands out a free UDP port on loopback and we reuse its number.
 func testGroup(t *testing.T) string {

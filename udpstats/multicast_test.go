@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
 
 // reportLog collects a Listener's reports.
@@ -85,7 +87,7 @@ func TestTwoEmittersToListenerOverMulticast(t *testing.T) {
 	}
 	flush(n1)
 	flush(n2)
-	waitFor(t, 2*time.Second, "first interval of both nodes", func() bool {
+	sbt.WaitFor(t, 2*time.Second, "first interval of both nodes", func() bool {
 		return len(log.of("n1")) == 1 && len(log.of("n2")) == 1
 	})
 	check := func(r Report, seq, lost uint64, iv time.Duration, want map[string]float64) {
@@ -114,7 +116,7 @@ func TestTwoEmittersToListenerOverMulticast(t *testing.T) {
 	n1.flushMu.Unlock()
 	flush(n1)
 	flush(n2)
-	waitFor(t, 2*time.Second, "second interval of both nodes", func() bool {
+	sbt.WaitFor(t, 2*time.Second, "second interval of both nodes", func() bool {
 		return len(log.of("n1")) == 2 && len(log.of("n2")) == 2
 	})
 	check(log.of("n1")[1], 4, 2, 500*time.Millisecond, map[string]float64{
@@ -152,7 +154,7 @@ func TestMultiDatagramIntervalOverMulticast(t *testing.T) {
 	if e.Stats().Sent < 5 {
 		t.Fatalf("only %d datagrams", e.Stats().Sent)
 	}
-	waitFor(t, 2*time.Second, "the interval", func() bool { return len(log.of("big")) == 1 })
+	sbt.WaitFor(t, 2*time.Second, "the interval", func() bool { return len(log.of("big")) == 1 })
 	r := log.of("big")[0]
 	if r.Partial || r.Seq != uint64(e.Stats().Sent) || !maps.Equal(r.Metrics, want) {
 		t.Fatalf("partial %v seq %d, %d metrics", r.Partial, r.Seq, len(r.Metrics))
@@ -185,7 +187,7 @@ func TestNoLossAt5000DatagramsPerSecond(t *testing.T) {
 	if s := e.Stats(); s.Sent != total || s.SendErrors != 0 {
 		t.Fatalf("emitter %+v", s)
 	}
-	waitFor(t, 3*time.Second, "all datagrams", func() bool { return l.Aggregator().Stats().Datagrams >= total })
+	sbt.WaitFor(t, 3*time.Second, "all datagrams", func() bool { return l.Aggregator().Stats().Datagrams >= total })
 	n := l.Aggregator().Nodes()
 	if len(n) != 1 || n[0].Lost != 0 || n[0].Seq != total {
 		t.Fatalf("nodes %+v", n)

@@ -13,20 +13,10 @@ import (
 	"github.com/switchboard/switchboard/agent/agenttest"
 	"github.com/switchboard/switchboard/agent/wsclient"
 	"github.com/switchboard/switchboard/switchboard/protocol"
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // run starts c.Run and collects its events until the test ends.
 func run(t *testing.T, c *wsclient.Client) func() []wsclient.Event {
@@ -86,14 +76,14 @@ func TestConnectSendsPresenceAndReceivesAssigned(t *testing.T) {
 		t.Fatal(err)
 	}
 	events := run(t, c)
-	waitFor(t, 2*time.Second, "assigned", func() bool { return count(events(), wsclient.Received, protocol.TypeAssigned) == 1 })
+	sbt.WaitFor(t, 2*time.Second, "assigned", func() bool { return count(events(), wsclient.Received, protocol.TypeAssigned) == 1 })
 	if got := s.Received(); len(got) == 0 || got[0].Type != protocol.TypeAvailable {
 		t.Fatalf("first frame from the client = %+v, want available", got)
 	}
 	if err := c.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: "+15551230001", Message: "hi", Ref: "r1"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "ack", func() bool { return count(events(), wsclient.Received, protocol.TypeAck) == 1 })
+	sbt.WaitFor(t, 2*time.Second, "ack", func() bool { return count(events(), wsclient.Received, protocol.TypeAck) == 1 })
 }
 
 func TestReconnectResendsPresence(t *testing.T) {
@@ -103,15 +93,15 @@ func TestReconnectResendsPresence(t *testing.T) {
 	opts.Away = true
 	c, _ := wsclient.New(opts)
 	events := run(t, c)
-	waitFor(t, 2*time.Second, "connected", func() bool { return count(events(), wsclient.Connected, "") == 1 })
+	sbt.WaitFor(t, 2*time.Second, "connected", func() bool { return count(events(), wsclient.Connected, "") == 1 })
 	if err := c.SetPresence(false); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "assigned", func() bool { return count(events(), wsclient.Received, protocol.TypeAssigned) == 1 })
+	sbt.WaitFor(t, 2*time.Second, "assigned", func() bool { return count(events(), wsclient.Received, protocol.TypeAssigned) == 1 })
 
 	s.DropConnections()
-	waitFor(t, 2*time.Second, "reconnect", func() bool { return count(events(), wsclient.Connected, "") == 2 })
-	waitFor(t, 2*time.Second, "assigned again", func() bool { return count(events(), wsclient.Received, protocol.TypeAssigned) == 2 })
+	sbt.WaitFor(t, 2*time.Second, "reconnect", func() bool { return count(events(), wsclient.Connected, "") == 2 })
+	sbt.WaitFor(t, 2*time.Second, "assigned again", func() bool { return count(events(), wsclient.Received, protocol.TypeAssigned) == 2 })
 	var types []string
 	for _, f := range s.Received() {
 		types = append(types, f.Type)
@@ -130,7 +120,7 @@ func TestUnauthorized(t *testing.T) {
 	opts.Token = "wrong"
 	c, _ := wsclient.New(opts)
 	events := run(t, c)
-	waitFor(t, 2*time.Second, "disconnected", func() bool { return count(events(), wsclient.Disconnected, "") >= 1 })
+	sbt.WaitFor(t, 2*time.Second, "disconnected", func() bool { return count(events(), wsclient.Disconnected, "") >= 1 })
 	ev := events()
 	for _, e := range ev {
 		if e.Kind == wsclient.Disconnected {

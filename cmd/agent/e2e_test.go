@@ -82,7 +82,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Logf("node output:\n%s", nodeLog.String())
 		}
 	})
-	waitFor(t, 10*time.Second, "node ready", func() bool {
+	switchboardtest.WaitFor(t, 10*time.Second, "node ready", func() bool {
 		resp, err := http.Get(base + "/healthz")
 		if err != nil {
 			return false
@@ -191,7 +191,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Logf("screen with navigation stats:\n%s", s)
 
 	tm("send-keys", "-t", "e2e", "C-c")
-	waitFor(t, 5*time.Second, "agent exit", func() bool {
+	switchboardtest.WaitFor(t, 5*time.Second, "agent exit", func() bool {
 		return exec.Command(tmux, "-L", sock, "has-session", "-t", "e2e").Run() != nil
 	})
 }
@@ -229,15 +229,4 @@ func slicesDeleteEnv(env []string, keys ...string) []string {
 		}
 	}
 	return out
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
 
 const (
@@ -38,17 +40,6 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // The switchboard binary, built once for all tests of the package.
@@ -114,7 +105,7 @@ func startBinary(t *testing.T, twilioAddr string) string {
 			t.Errorf("switchboard did not stop on SIGTERM; logs:\n%s", logs.String())
 		}
 	})
-	waitFor(t, 10*time.Second, "the node to be ready", func() bool {
+	sbt.WaitFor(t, 10*time.Second, "the node to be ready", func() bool {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
 			return false

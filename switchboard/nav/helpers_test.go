@@ -117,18 +117,6 @@ func newService(t testing.TB, opts Options, pub Publisher) (*Service, *store.Sto
 	return s, st
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // view is a PRODUCT event owned by node n1.
 func view(user, product string) Event {
 	return Event{User: user, Product: product, Type: TypeProduct, Node: "n1"}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard/bus"
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
 
 // server runs a Service behind a real HTTP server on loopback, wired to an
@@ -106,7 +107,7 @@ func TestHTTPNav(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, 2*time.Second, "events counted", func() bool {
+	sbt.WaitFor(t, 2*time.Second, "events counted", func() bool {
 		c := s.Counters()
 		return c.Counted == 4 && c.Unknown == 1 && c.Ignored == 1
 	})
@@ -126,7 +127,7 @@ func TestHTTPNav(t *testing.T) {
 	if code, _ := s.do(t, "GET", "/products/999/stats", ""); code != 404 {
 		t.Errorf("stats of an unknown product = %d", code)
 	}
-	waitFor(t, 3*time.Second, "top list", func() bool {
+	sbt.WaitFor(t, 3*time.Second, "top list", func() bool {
 		_, body := s.do(t, "GET", "/stats/top", "")
 		return strings.TrimSpace(body) == `{"window":"5s","top":[{"product":"3","title":"Full HD camcorder","count":2},{"product":"2","title":"Media player with USB 2.0 input","count":1},{"product":"4","title":"Waterproof HD camcorder","count":1}]}`
 	})

@@ -64,18 +64,6 @@ func newStore(t *testing.T) *Store {
 	return openStore(t, testOptions(t))
 }
 
-// waitFor polls cond until it is true or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func mustInbound(t *testing.T, s *Store, in Inbound) (msg messageT, dup bool) {
 	t.Helper()
 	m, dup, err := s.AppendInbound(context.Background(), in)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"go.uber.org/goleak"
+
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
 
 type messageT = protocol.Message
@@ -260,7 +262,7 @@ func TestSameBatchDedupe(t *testing.T) {
 			answers <- answer{m, dup, err}
 		}()
 	}
-	waitFor(t, 2*time.Second, "6 queued requests", func() bool { return len(s.reqs) == 6 })
+	sbt.WaitFor(t, 2*time.Second, "6 queued requests", func() bool { return len(s.reqs) == 6 })
 	g.release <- struct{}{}
 	if a := <-first; a.err != nil || a.dup {
 		t.Fatalf("first: %+v", a)
@@ -770,10 +772,10 @@ func TestCloseWhileQueued(t *testing.T) {
 			errs <- err
 		}()
 	}
-	waitFor(t, 2*time.Second, "queued requests", func() bool { return len(s.reqs) == queued })
+	sbt.WaitFor(t, 2*time.Second, "queued requests", func() bool { return len(s.reqs) == queued })
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
-	waitFor(t, 2*time.Second, "Close to start", func() bool { return s.Ready() != nil })
+	sbt.WaitFor(t, 2*time.Second, "Close to start", func() bool { return s.Ready() != nil })
 	g.release <- struct{}{} // let the batch in flight finish
 	if err := <-first; err != nil {
 		t.Fatalf("request being written when Close was called: %v", err)
