@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/gorilla/websocket"
+
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
 
 // BenchmarkNginxOverhead measures what the shipped nginx config adds to a
@@ -17,7 +19,7 @@ import (
 func BenchmarkNginxOverhead(b *testing.B) {
 	nginxBinary(b)
 	node, _ := fakeNode(b, "a")
-	lb, _ := startNginx(b, freePort(b), []string{node, node})
+	lb, _ := startNginx(b, sbt.FreePort(b), []string{node, node})
 	targets := []struct{ name, base string }{{"direct", "http://" + node}, {"nginx", lb}}
 
 	for _, tg := range targets {

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchboard/switchboard/switchboard"
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
 
 func newFlagSet(o *switchboard.Options) *flag.FlagSet {
@@ -600,7 +601,7 @@ func TestNginxConfigSyntax(t *testing.T) {
 			for i := range addrs {
 				loop = append(loop, "127.0.0.1:"+string(rune('1'+i)))
 			}
-			conf := nginxConfig(t, dir, up, freePort(t), loop)
+			conf := nginxConfig(t, dir, up, sbt.FreePort(t), loop)
 			out, err := exec.Command(bin, append([]string{"-t"}, nginxArgs(dir, conf, "")...)...).CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "test is successful") {
 				t.Fatalf("nginx -t: %v\n%s", err, out)

@@ -45,7 +45,7 @@ type node struct {
 // the headers nginx forwards.
 func startNode(t *testing.T, name, amqpURL, exchange, twilioURL string) (*node, func()) {
 	t.Helper()
-	port := freePort(t)
+	port := sbt.FreePort(t)
 	n := &node{name: name, base: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &syncBuffer{}}
 	cmd := exec.Command(binary(t))
 	cmd.Env = append(os.Environ(),
@@ -156,7 +156,7 @@ func TestTwoNodesBehindNginx(t *testing.T) {
 	nb, readyB := startNode(t, "e2e-b", amqpURL, exchange, fake.URL())
 	readyA()
 	readyB()
-	lb, _ := startNginx(t, freePort(t), []string{strings.TrimPrefix(na.base, "http://"), strings.TrimPrefix(nb.base, "http://")})
+	lb, _ := startNginx(t, sbt.FreePort(t), []string{strings.TrimPrefix(na.base, "http://"), strings.TrimPrefix(nb.base, "http://")})
 
 	if code := sbt.GetJSON(t, lb+"/readyz", "", nil); code != http.StatusOK {
 		t.Fatalf("readyz through nginx: %d", code)

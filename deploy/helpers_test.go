@@ -117,16 +117,6 @@ func binary(t testing.TB) string {
 	return path
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // syncBuffer collects a child process's output.
 type syncBuffer = sbt.SyncBuffer
 

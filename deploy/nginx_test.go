@@ -73,7 +73,7 @@ func TestNginxProxy(t *testing.T) {
 	nginxBinary(t)
 	a, _ := fakeNode(t, "a")
 	b, stopB := fakeNode(t, "b")
-	base, logs := startNginx(t, freePort(t), []string{a, b})
+	base, logs := startNginx(t, sbt.FreePort(t), []string{a, b})
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
 	t.Cleanup(client.CloseIdleConnections)
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -48,7 +47,7 @@ func TestEndToEnd(t *testing.T) {
 	tw := twiliotest.NewServer(sid, authToken)
 	t.Cleanup(tw.Close)
 
-	port := freePort(t)
+	port := switchboardtest.FreePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	env := append(os.Environ(),
 		"SWITCHBOARD_SECRET="+secret,
@@ -203,16 +202,6 @@ func moduleRoot(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return filepath.Dir(strings.TrimSpace(string(out)))
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func slicesDeleteEnv(env []string, keys ...string) []string {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -33,13 +32,7 @@ const (
 // freeAddr returns a loopback address that was free a moment ago (the
 // node binary and the fake API must know each other's address up front).
 func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", sbt.FreePort(t))
 }
 
 // The switchboard binary, built once for all tests of the package.

@@ -45,7 +45,7 @@ func (c *clusterRun) node(name string) *proc {
 	c.t.Helper()
 	if c.dirs[name] == "" {
 		c.dirs[name] = c.t.TempDir()
-		c.ports[name] = freePort(c.t)
+		c.ports[name] = sbt.FreePort(c.t)
 	}
 	return start(c.t, c.ports[name], c.dirs[name], c.fake.URL(),
 		"SWITCHBOARD_AMQP_URL="+c.amqp,

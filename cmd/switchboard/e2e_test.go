@@ -57,16 +57,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // proc is a running switchboard binary.
 type proc struct {
 	t    *testing.T
@@ -176,7 +166,7 @@ func phoneIs(phone string) func(protocol.Frame) bool {
 func TestEndToEnd(t *testing.T) {
 	fake := twiliotest.NewServer(account, authToken)
 	defer fake.Close()
-	p := start(t, freePort(t), t.TempDir(), fake.URL())
+	p := start(t, sbt.FreePort(t), t.TempDir(), fake.URL())
 
 	if code := sbt.GetJSON(t, p.base+"/", "", nil); code != 200 {
 		t.Fatalf("GET / = %d", code)
@@ -264,7 +254,7 @@ func TestEndToEnd(t *testing.T) {
 func TestCrashRecovery(t *testing.T) {
 	fake := twiliotest.NewServer(account, authToken)
 	defer fake.Close()
-	port, dir := freePort(t), t.TempDir()
+	port, dir := sbt.FreePort(t), t.TempDir()
 	p := start(t, port, dir, fake.URL())
 
 	const senders, phones = 8, 12
@@ -409,7 +399,7 @@ func TestMetricsSeenByUdpstats(t *testing.T) {
 	}
 	group := fmt.Sprintf("239.255.77.77:%d", uc.LocalAddr().(*net.UDPAddr).Port)
 	uc.Close()
-	p := start(t, freePort(t), t.TempDir(), fake.URL(),
+	p := start(t, sbt.FreePort(t), t.TempDir(), fake.URL(),
 		"SWITCHBOARD_NODE=metrics-e2e",
 		"SWITCHBOARD_STATS_GROUP="+group,
 		"SWITCHBOARD_STATS_IFACE=lo",

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -220,6 +221,18 @@ func GetJSON(t testing.TB, url, bearer string, v any) int {
 		}
 	}
 	return resp.StatusCode
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago, for a
+// child process that must be told its address up front.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // WaitFor polls cond every 10ms until it holds, failing after timeout.
