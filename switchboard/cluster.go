@@ -24,6 +24,10 @@ package switchboard
 // reflects, in one atomic write; a restarted node loads the checkpoint and
 // resumes the log after that offset. A new node starts from the first
 // offset. A node is ready once it has applied its own "started" event.
+// The checkpoint also names the log's first entry: a node that finds
+// another first entry (the log was deleted, or the broker lost it) replays
+// the new log from its start, and a running node that finds it fails so
+// that it is restarted (start, watchLog).
 //
 // Node death: nodes publish heartbeats (not in the log). When a node that
 // hosts agents falls silent, another node publishes route.node.<n> "dead";
@@ -33,6 +37,8 @@ package switchboard
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,6 +64,9 @@ const (
 	// log, idempotently.
 	checkpointEvery   = time.Second
 	checkpointEntries = 20000
+	// How often a node checks that the log's first entry is still the one
+	// it has seen (a broker that lost its data has a new, different log).
+	logCheckEvery     = 10 * time.Second
 	recentIDs         = 4096
 	publishWait       = 5 * time.Second
 	journalSweepEvery = time.Second
@@ -91,6 +100,32 @@ type checkpoint struct {
 	Current map[string]string     `json:"current"` // agent → session of its latest connection
 	Recent  []string              `json:"recent"`  // ids of the last route/presence events applied
 	Dead    map[string]string     `json:"dead"`    // dead node → node that adopted its replies
+	Head    *logHead              `json:"head,omitempty"`
+}
+
+// logHead identifies a log: its first entry's offset and a digest of that
+// entry. A stream that was deleted and declared again (by hand, or by a
+// broker that lost its data) starts over at offset 0 with other entries;
+// offsets alone would make the node skip them as already applied.
+type logHead struct {
+	Offset int64  `json:"offset"`
+	Sum    string `json:"sum"` // hex SHA-256 (first 16 bytes) of the entry's key and body
+}
+
+func headOf(d bus.Delivery) logHead {
+	h := sha256.New()
+	h.Write([]byte(d.Key))
+	h.Write([]byte{0})
+	h.Write(d.Body)
+	return logHead{Offset: d.Offset, Sum: hex.EncodeToString(h.Sum(nil)[:16])}
+}
+
+// replacedBy reports whether a log whose first entry is now cur cannot be
+// the log whose first entry was h. A first entry further on is the same
+// log with its oldest entries removed (a retention policy: the apply loop
+// reports a hole if this node had not applied them).
+func (h logHead) replacedBy(cur logHead) bool {
+	return cur.Offset < h.Offset || (cur.Offset == h.Offset && cur.Sum != h.Sum)
 }
 
 type cluster struct {
@@ -102,11 +137,15 @@ type cluster struct {
 	// from it (the router goroutine owns the engine).
 	offset int64 // last applied (the applier's)
 	queued int64 // last queued for the applier (the bus handler's)
-	// hole is set (to an error) when the log delivered an entry past
-	// queued+1: entries this node never applied are gone from the stream
-	// (a retention policy removed them), so its store and routing can no
-	// longer match the other nodes'. The node then reports not ready.
-	hole        atomic.Value
+	// fault is set (to an error) when this node's store and routing can no
+	// longer match the other nodes': the log delivered an entry past
+	// queued+1 (entries this node never applied are gone from the stream:
+	// a retention policy removed them), or the log was replaced. The node
+	// then reports not ready.
+	faultMu     sync.Mutex
+	fault       error
+	head        logHead       // the log's first entry as of start; Offset -1 = unknown
+	checkEvery  time.Duration // how often the head is checked while running
 	entries     chan logEntry
 	current     map[string]string
 	recent      []string
@@ -159,21 +198,23 @@ func nodeWord(node string) string {
 
 func newCluster(n *Node) (*cluster, error) {
 	c := &cluster{
-		n:         n,
-		log:       n.logBase.With("component", "cluster"),
-		node:      nodeWord(n.opts.Node),
-		offset:    -1,
-		entries:   make(chan logEntry, 4*maxRun),
-		current:   map[string]string{},
-		recentSet: map[string]bool{},
-		dead:      map[string]string{},
-		dirty:     map[string]bool{},
-		pending:   map[string]*session{},
-		lastSeen:  map[string]time.Time{},
-		declared:  map[string]time.Time{},
-		accepted:  map[string]acceptedID{},
-		adopted:   map[string]bool{},
-		failed:    map[string]bool{},
+		n:          n,
+		log:        n.logBase.With("component", "cluster"),
+		node:       nodeWord(n.opts.Node),
+		offset:     -1,
+		entries:    make(chan logEntry, 4*maxRun),
+		current:    map[string]string{},
+		recentSet:  map[string]bool{},
+		dead:       map[string]string{},
+		dirty:      map[string]bool{},
+		pending:    map[string]*session{},
+		lastSeen:   map[string]time.Time{},
+		declared:   map[string]time.Time{},
+		accepted:   map[string]acceptedID{},
+		adopted:    map[string]bool{},
+		failed:     map[string]bool{},
+		head:       logHead{Offset: -1},
+		checkEvery: logCheckEvery,
 	}
 	blob, err := n.store.LoadCheckpoint()
 	if err != nil {
@@ -197,6 +238,9 @@ func newCluster(n *Node) (*cluster, error) {
 	if cp.Dead != nil {
 		c.dead = cp.Dead
 	}
+	if cp.Head != nil {
+		c.head = *cp.Head
+	}
 	for dead, by := range c.dead {
 		if by == c.node {
 			c.adopted[dead] = true
@@ -216,7 +260,8 @@ func newCluster(n *Node) (*cluster, error) {
 	return c, nil
 }
 
-// start subscribes to heartbeats and the log and announces the node.
+// start subscribes to heartbeats and the log, announces the node and
+// checks that the log is the one its checkpoint describes.
 func (c *cluster) start(ctx context.Context) error {
 	c.startedAt = c.n.now()
 	hb, err := c.n.bus.Subscribe(ctx, bus.SubscribeOptions{Bindings: []string{"node.heartbeat.*"}}, c.onHeartbeat)
@@ -224,38 +269,145 @@ func (c *cluster) start(ctx context.Context) error {
 		return fmt.Errorf("subscribe heartbeats: %w", err)
 	}
 	c.n.subs = append(c.n.subs, hb)
-	from := c.offset + 1
-	logSub, err := c.n.bus.Subscribe(ctx, bus.SubscribeOptions{
-		Queue:    "log",
-		Bindings: logBindings,
-		Stream:   true,
-		Offset:   from,
-		// A poison event must not stop the log: after a few tries it is
-		// dead-lettered (and logged), like any other consumer's.
-		MaxAttempts: 5,
-		RetryDelay:  100 * time.Millisecond,
-	}, c.apply)
+	// Entries wait at the gate until the log's head is checked.
+	gate := make(chan struct{})
+	logSub, err := c.subscribeLog(ctx, gate)
 	if err != nil {
-		return fmt.Errorf("subscribe to the log: %w", err)
+		return err
 	}
+	// Everything before our "started" event is history: once it is
+	// applied, this node has caught up. It is also what makes the log
+	// non-empty, so that its head can be read.
+	c.startedID = c.n.store.NewID()
+	if err := c.publish(ctx, keyNode(c.node), routeEvent{ID: c.startedID, Node: c.node, State: "started", By: c.node, At: c.n.now().UnixMilli()}); err != nil {
+		logSub.Close()
+		return fmt.Errorf("announce node: %w", err)
+	}
+	heads, _ := c.n.bus.(bus.StreamHead)
+	if heads != nil {
+		hctx, cancel := context.WithTimeout(ctx, publishWait)
+		d, err := heads.Head(hctx, "log")
+		cancel()
+		if err != nil {
+			logSub.Close()
+			return fmt.Errorf("read the log's first entry: %w", err)
+		}
+		cur := headOf(d)
+		if c.offset >= 0 && c.head.Offset >= 0 && c.head.replacedBy(cur) {
+			// The broker lost the log (or it was deleted) and this is a
+			// new one: replay it from its start. The store keeps what it
+			// has; applying it again changes nothing.
+			logSub.Close()
+			c.log.Warn("cluster log was replaced (the broker lost it, or it was deleted): replaying the new log from its start; events only the old log held reach this node only if it had applied them (README: Limits)",
+				"applied_up_to", c.offset, "old_first", c.head, "new_first", cur)
+			c.offset, c.queued = -1, -1
+			if logSub, err = c.subscribeLog(ctx, nil); err != nil {
+				return err
+			}
+		}
+		c.head = cur
+	} else {
+		c.log.Warn("the bus cannot read a stream's head: a replaced log will not be detected")
+	}
+	close(gate)
 	c.n.subs = append(c.n.subs, logSub)
 	c.n.goFunc(func() { c.applier(ctx) })
 	c.n.goFunc(func() { c.heartbeats(ctx) })
 	c.n.goFunc(func() { c.republish(ctx) })
-
-	// Everything before our "started" event is history: once it is
-	// applied, this node has caught up.
-	c.startedID = c.n.store.NewID()
-	if err := c.publish(ctx, keyNode(c.node), routeEvent{ID: c.startedID, Node: c.node, State: "started", By: c.node, At: c.n.now().UnixMilli()}); err != nil {
-		return fmt.Errorf("announce node: %w", err)
+	if heads != nil {
+		c.n.goFunc(func() { c.watchLog(ctx, heads) })
 	}
-	c.log.Info("cluster: replaying the log", "from", from)
+	c.log.Info("cluster: replaying the log", "from", c.offset+1)
 	return nil
+}
+
+// subscribeLog subscribes to the log after the last applied offset.
+// Deliveries wait until gate is closed (nil: no wait).
+func (c *cluster) subscribeLog(ctx context.Context, gate <-chan struct{}) (bus.Subscription, error) {
+	h := c.apply
+	if gate != nil {
+		h = func(ctx context.Context, d bus.Delivery) error {
+			select {
+			case <-gate:
+				return c.apply(ctx, d)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	sub, err := c.n.bus.Subscribe(ctx, bus.SubscribeOptions{
+		Queue:    "log",
+		Bindings: logBindings,
+		Stream:   true,
+		Offset:   c.offset + 1,
+		// A poison event must not stop the log: after a few tries it is
+		// dead-lettered (and logged), like any other consumer's.
+		MaxAttempts: 5,
+		RetryDelay:  100 * time.Millisecond,
+	}, h)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to the log: %w", err)
+	}
+	return sub, nil
+}
+
+// watchLog checks every checkEvery that the log still starts with the
+// entry it started with. A broker that lost its data (or an operator who
+// deleted the log) gives the nodes a new log whose offsets start over: a
+// running node would wait for offsets it has already applied and skip
+// the new entries. The node then fails (Node.Failed): restarted, it
+// replays the new log (start).
+func (c *cluster) watchLog(ctx context.Context, heads bus.StreamHead) {
+	t := time.NewTicker(c.checkEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// An empty log makes Head wait: check again next time.
+		hctx, cancel := context.WithTimeout(ctx, c.checkEvery)
+		d, err := heads.Head(hctx, "log")
+		cancel()
+		var what string
+		switch {
+		case errors.Is(err, bus.ErrNoQueue):
+			what = "the log was deleted"
+		case err != nil:
+			continue // the broker is away, or the log is empty
+		default:
+			cur := headOf(d)
+			if !c.head.replacedBy(cur) {
+				continue
+			}
+			what = fmt.Sprintf("its first entry changed (offset %d, %s → offset %d, %s)", c.head.Offset, c.head.Sum, cur.Offset, cur.Sum)
+		}
+		err = fmt.Errorf("cluster log replaced: %s; the broker lost it or it was deleted, and this node cannot follow the new log while running: restart it to replay the new log (README: Limits)", what)
+		c.setFault(err)
+		c.n.fail(err)
+		return
+	}
+}
+
+// setFault records the first fault (see fault).
+func (c *cluster) setFault(err error) {
+	c.faultMu.Lock()
+	defer c.faultMu.Unlock()
+	if c.fault == nil {
+		c.fault = err
+	}
+}
+
+func (c *cluster) faulted() error {
+	c.faultMu.Lock()
+	defer c.faultMu.Unlock()
+	return c.fault
 }
 
 // ready reports whether the node has caught up with the log.
 func (c *cluster) ready() error {
-	if err, ok := c.hole.Load().(error); ok {
+	if err := c.faulted(); err != nil {
 		return err
 	}
 	if !c.caughtUp.Load() {
@@ -481,9 +633,8 @@ func (c *cluster) apply(ctx context.Context, d bus.Delivery) error {
 	}
 	// A stream's offsets are consecutive and this node reads every entry,
 	// so a jump means entries were removed before this node read them.
-	if d.Offset > c.queued+1 && c.hole.Load() == nil {
-		err := fmt.Errorf("cluster log: entries %d to %d were removed from the stream before this node applied them (a retention policy on the log?); this node cannot match the others (README: Limits, under \"Several nodes: one ordered log\")", c.queued+1, d.Offset-1)
-		c.hole.Store(err)
+	if d.Offset > c.queued+1 && c.faulted() == nil {
+		c.setFault(fmt.Errorf("cluster log: entries %d to %d were removed from the stream before this node applied them (a retention policy on the log?); this node cannot match the others (README: Limits, under \"Several nodes: one ordered log\")", c.queued+1, d.Offset-1))
 		c.log.Error("cluster log has a hole: this node reports not ready", "missing_from", c.queued+1, "missing_to", d.Offset-1)
 	}
 	e := logEntry{offset: d.Offset, key: d.Key}
@@ -751,7 +902,7 @@ func (c *cluster) checkpoint(ctx context.Context) {
 	var blob []byte
 	var convs []store.ConvState
 	c.n.router.call(ctx, func() {
-		cp := checkpoint{Offset: c.offset, Agents: c.n.router.engine.SnapshotAgents(), Current: c.current, Recent: c.recent, Dead: c.dead}
+		cp := checkpoint{Offset: c.offset, Agents: c.n.router.engine.SnapshotAgents(), Current: c.current, Recent: c.recent, Dead: c.dead, Head: &c.head}
 		for phone := range c.dirty {
 			s := c.n.router.engine.Conversation(phone)
 			convs = append(convs, store.ConvState{Phone: s.Phone, Agent: s.Agent, LastAgent: s.LastAgent, Waiting: s.Waiting, WaitSeq: s.WaitSeq})

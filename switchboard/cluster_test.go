@@ -2,6 +2,7 @@ package switchboard
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -408,5 +409,138 @@ func TestRepublishKeepsOrderPerKey(t *testing.T) {
 	}
 	if got := rec.order[failing]; len(got) != 2 || got[0] != "0" || got[1] != "1" {
 		t.Fatalf("%s: published %v, want [0 1] and nothing after the failure", failing, got)
+	}
+}
+
+func TestLogHeadReplacedBy(t *testing.T) {
+	h := logHead{Offset: 0, Sum: "aa"}
+	for _, tc := range []struct {
+		cur  logHead
+		want bool
+	}{
+		{logHead{0, "aa"}, false},  // the same log
+		{logHead{0, "bb"}, true},   // deleted and declared again: offset 0 again, another entry
+		{logHead{40, "cc"}, false}, // the same log, its head removed by retention
+	} {
+		if got := h.replacedBy(tc.cur); got != tc.want {
+			t.Errorf("%+v.replacedBy(%+v) = %v, want %v", h, tc.cur, got, tc.want)
+		}
+	}
+	if !(logHead{Offset: 40, Sum: "cc"}).replacedBy(logHead{Offset: 0, Sum: "cc"}) {
+		t.Error("a first offset that went back must mean a new log")
+	}
+	a := headOf(bus.Delivery{Key: "route.node.n1", Body: []byte(`{"id":"1"}`)})
+	b := headOf(bus.Delivery{Key: "route.node.n1", Body: []byte(`{"id":"2"}`)})
+	c := headOf(bus.Delivery{Key: "route.node.n", Body: []byte(`1{"id":"1"}`)})
+	if a.Sum == b.Sum || a.Sum == c.Sum || a != headOf(bus.Delivery{Key: "route.node.n1", Body: []byte(`{"id":"1"}`)}) {
+		t.Errorf("headOf: %v %v %v", a, b, c)
+	}
+}
+
+// restartable starts cluster node name on exchange ex with its data in dir,
+// so that it can be started again on the same data.
+func restartable(amqpURL, ex, name, dir string, checkEvery time.Duration) func(*Options, *Config) {
+	return func(o *Options, c *Config) {
+		clusterNode(amqpURL, ex, name)(o, c)
+		o.DataDir = dir
+		c.logCheckEvery = checkEvery
+	}
+}
+
+func stopNode(t *testing.T, h *harness) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.node.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkpointed waits until the node's saved checkpoint covers the log up to
+// at least offset.
+func checkpointed(t *testing.T, h *harness, offset int64) {
+	t.Helper()
+	sbt.WaitFor(t, waitLong, "a checkpoint", func() bool {
+		blob, err := h.node.store.LoadCheckpoint()
+		var cp checkpoint
+		return err == nil && blob != nil && json.Unmarshal(blob, &cp) == nil && cp.Offset >= offset && cp.Head != nil
+	})
+}
+
+// TestClusterReplaysAReplacedLog: a node restarted on a log that is not the
+// one its checkpoint describes (the broker lost the log) replays the new
+// log from its start instead of waiting for offsets it had already applied.
+func TestClusterReplaysAReplacedLog(t *testing.T) {
+	amqpURL, ex := clusterExchange(t)
+	dir := t.TempDir()
+	n1 := startNode(t, restartable(amqpURL, ex, "n1", dir, 0))
+	waitReady(t, n1)
+	alice := n1.agent("alice", 5)
+	const before, after = "+15556662001", "+15556662002"
+	n1.sms("SMold1", before, "before the broker lost the log")
+	alice.Expect(protocol.TypeAssigned, nil, waitLong)
+	checkpointed(t, n1, 3) // started, connected, available, the SMS
+	stopNode(t, n1)
+
+	bustest.DeleteQueue(t, amqpURL, ex+".log")
+
+	n1 = startNode(t, restartable(amqpURL, ex, "n1", dir, 0))
+	waitReady(t, n1)
+	if got := conversationTexts(t, n1, before); len(got) != 1 || !strings.Contains(got[0], "before the broker lost the log") {
+		t.Fatalf("conversation from before = %v", got)
+	}
+	bob := n1.agent("bob", 5)
+	n1.sms("SMnew1", after, "after")
+	if f := bob.Expect(protocol.TypeAssigned, nil, waitLong); f.Phone != after {
+		t.Fatalf("assigned %+v, want %s", f, after)
+	}
+	if h := n1.node.cluster.head; h.Offset != 0 {
+		t.Fatalf("head = %+v, want the new log's offset 0", h)
+	}
+}
+
+// TestClusterFailsWhenItsLogIsReplaced: a running node whose log is
+// deleted (declared again empty by the bus) fails, reports not ready, and
+// once restarted replays the new log, which holds what was accepted since.
+func TestClusterFailsWhenItsLogIsReplaced(t *testing.T) {
+	amqpURL, ex := clusterExchange(t)
+	dir := t.TempDir()
+	n1 := startNode(t, restartable(amqpURL, ex, "n1", dir, 50*time.Millisecond))
+	waitReady(t, n1)
+	alice := n1.agent("alice", 5)
+	const before, after = "+15556662003", "+15556662004"
+	n1.sms("SMold2", before, "before")
+	alice.Expect(protocol.TypeAssigned, nil, waitLong)
+
+	bustest.DeleteQueue(t, amqpURL, ex+".log")
+	// Accepted (journaled) whether or not the log was declared again yet.
+	n1.sms("SMnew2", after, "accepted while the log was being replaced")
+	var failure error
+	select {
+	case failure = <-n1.node.Failed():
+	case <-time.After(republishAfter + journalSweepEvery + waitLong):
+		t.Fatal("the node did not fail after its log was deleted")
+	}
+	if !strings.Contains(failure.Error(), "cluster log replaced") {
+		t.Fatalf("failure = %v", failure)
+	}
+	if err := n1.node.Ready(); err == nil || !strings.Contains(err.Error(), "cluster log replaced") {
+		t.Fatalf("Ready() = %v, want the replaced log", err)
+	}
+	stopNode(t, n1)
+
+	n1 = startNode(t, restartable(amqpURL, ex, "n1", dir, 50*time.Millisecond))
+	waitReady(t, n1)
+	sbt.WaitFor(t, waitLong, "the SMS accepted during the replacement applied", func() bool {
+		got := conversationTexts(t, n1, after)
+		return len(got) == 1 && strings.Contains(got[0], "accepted while the log was being replaced")
+	})
+	if got := conversationTexts(t, n1, before); len(got) != 1 {
+		t.Fatalf("conversation from before = %v", got)
+	}
+	select {
+	case err := <-n1.node.Failed():
+		t.Fatalf("the restarted node failed: %v", err)
+	case <-time.After(200 * time.Millisecond): // a few checks of the head
 	}
 }

@@ -55,6 +55,8 @@ type Node struct {
 	stopping atomic.Bool
 	stopOnce sync.Once
 	stopErr  error
+	failOnce sync.Once
+	failed   chan error // receives, once, why the node cannot go on (Failed)
 }
 
 // Config carries what a node gets from its environment rather than its
@@ -68,6 +70,10 @@ type Config struct {
 	NewID  func() string
 	// Backoff overrides sms.DefaultBackoff for outbound retries (tests).
 	Backoff *sms.Backoff
+
+	// logCheckEvery overrides how often a cluster node checks that its log
+	// is still the one it has applied (tests; 0 = logCheckEvery).
+	logCheckEvery time.Duration
 }
 
 // New validates opts, opens the store and the bus and builds the node. On
@@ -85,7 +91,7 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 		now = time.Now
 	}
 	base := log.With("node", opts.Node)
-	n = &Node{opts: opts, log: base.With("component", "node"), logBase: base, now: now, metrics: nopMetrics()}
+	n = &Node{opts: opts, log: base.With("component", "node"), logBase: base, now: now, metrics: nopMetrics(), failed: make(chan error, 1)}
 
 	var undo []func()
 	defer func() {
@@ -155,6 +161,9 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	if opts.AMQPURL != "" {
 		if n.cluster, err = newCluster(n); err != nil {
 			return nil, fmt.Errorf("restore cluster state: %w", err)
+		}
+		if cfg.logCheckEvery > 0 {
+			n.cluster.checkEvery = cfg.logCheckEvery
 		}
 	} else if err := n.router.restore(); err != nil {
 		return nil, fmt.Errorf("restore routing state: %w", err)
@@ -243,15 +252,38 @@ func (n *Node) busName() string {
 	return "rabbitmq"
 }
 
-// Run starts the node and serves until ctx is done, then shuts down.
+// Run starts the node and serves until ctx is done or the node fails
+// (Failed), then shuts down. It returns the failure, if any, joined with
+// what Shutdown returns.
 func (n *Node) Run(ctx context.Context) error {
 	if err := n.Start(); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	var failure error
+	select {
+	case <-ctx.Done():
+	case failure = <-n.Failed():
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), n.opts.ShutdownTimeout)
 	defer cancel()
-	return n.Shutdown(sctx)
+	return errors.Join(failure, n.Shutdown(sctx))
+}
+
+// Failed receives, once, the reason why the node cannot go on and must be
+// restarted: the node has already stopped taking work (it reports not
+// ready) and expects its owner to Shutdown and restart it. A supervisor
+// that restarts the process (systemd, Heroku, compose) is enough: the
+// switchboard command exits with an error. Cluster nodes fail this way
+// when the broker lost the cluster's log (see README: Limits); the restarted
+// node replays the new log.
+func (n *Node) Failed() <-chan error { return n.failed }
+
+// fail reports err through Failed, once.
+func (n *Node) fail(err error) {
+	n.failOnce.Do(func() {
+		n.log.Error("node failed: it must be restarted", "err", err)
+		n.failed <- err
+	})
 }
 
 // Shutdown stops accepting requests, closes agent sessions, lets in-flight

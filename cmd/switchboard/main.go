@@ -75,12 +75,17 @@ Connect an agent:
   go run ./cmd/agent -url ws://127.0.0.1:%d/agent -token <printed token>
 
 `, n.Addr(), port(n))
-	<-ctx.Done()
+	var failure error
+	select {
+	case <-ctx.Done():
+		log.Info("signal received: shutting down", "timeout", opts.ShutdownTimeout)
+	case failure = <-n.Failed():
+		log.Error("shutting down after a failure; restart the node (a supervisor does)", "err", failure, "timeout", opts.ShutdownTimeout)
+	}
 	stop()
-	log.Info("signal received: shutting down", "timeout", opts.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
 	defer cancel()
-	return n.Shutdown(sctx)
+	return errors.Join(failure, n.Shutdown(sctx))
 }
 
 func port(n *switchboard.Node) int {

@@ -40,6 +40,9 @@ var (
 	// ErrUnroutable is returned by Publish when no queue is bound to the key
 	// (RabbitMQ: the mandatory message was returned).
 	ErrUnroutable = errors.New("bus: unroutable: no queue bound for key")
+	// ErrNoQueue is returned by StreamHead.Head when the stream does not
+	// exist (RabbitMQ: 404 NOT_FOUND).
+	ErrNoQueue = errors.New("bus: no such queue")
 )
 
 // Delivery is one message handed to a Handler.
@@ -146,6 +149,17 @@ func (o *SubscribeOptions) Validate() error {
 		}
 	}
 	return nil
+}
+
+// StreamHead is implemented by buses that keep streams (amqpbus.Bus; Memory
+// has no streams).
+type StreamHead interface {
+	// Head returns the first entry the stream subscribed to as queue
+	// (SubscribeOptions.Queue) still holds, waiting until it holds one or
+	// ctx ends. It returns ErrNoQueue when the stream does not exist. The
+	// first entry identifies a stream: a stream deleted and declared again
+	// starts over at offset 0 with other entries.
+	Head(ctx context.Context, queue string) (Delivery, error)
 }
 
 // Subscription is an active subscription.

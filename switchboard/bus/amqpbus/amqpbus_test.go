@@ -416,6 +416,33 @@ func TestStream(t *testing.T) {
 	}
 }
 
+// TestStreamHead reads a stream's first entry: none while the stream is
+// missing, a wait while it is empty, entry 0 once it has entries.
+func TestStreamHead(t *testing.T) {
+	b := newBus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if _, err := b.Head(ctx, "log"); !errors.Is(err, bus.ErrNoQueue) {
+		t.Fatalf("Head of a missing stream = %v, want ErrNoQueue", err)
+	}
+	fillStream(t, ctx, b, 0)
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancelShort()
+	if d, err := b.Head(short, "log"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Head of an empty stream = %+v, %v; want it to wait until ctx ends", d, err)
+	}
+	fillStream(t, ctx, b, 3)
+	for range 2 { // the head stays put
+		d, err := b.Head(ctx, "log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Offset != 0 || d.Key != "ev.x" || string(d.Body) != "0" {
+			t.Fatalf("Head = offset %d key %q body %q, want 0 ev.x \"0\"", d.Offset, d.Key, d.Body)
+		}
+	}
+}
+
 // TestStreamResumesAfterReconnect drops the connection in the middle of a
 // stream replay: the subscription resumes at the next offset, so every
 // offset is handled exactly once and in order.

@@ -377,3 +377,45 @@ func (s *subscription) Close() error {
 	})
 	return nil
 }
+
+// Head implements bus.StreamHead: it reads the first entry of the stream
+// queue (QueuePrefix+queue) on a channel of its own, with a consumer that
+// starts at "first" and is cancelled after one delivery.
+func (b *Bus) Head(ctx context.Context, queue string) (bus.Delivery, error) {
+	name := b.opts.QueuePrefix + queue
+	conn, err := b.waitConn(ctx)
+	if err != nil {
+		return bus.Delivery{}, fmt.Errorf("amqpbus: head of %s: %w", name, err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return bus.Delivery{}, fmt.Errorf("amqpbus: head of %s: %w", name, err)
+	}
+	// Closing the channel cancels the consumer and drops the unacked delivery.
+	defer ch.Close()
+	// A stream consumer needs a prefetch.
+	if err := ch.Qos(1, 0, false); err != nil {
+		return bus.Delivery{}, fmt.Errorf("amqpbus: head of %s: %w", name, err)
+	}
+	deliveries, err := ch.Consume(name, "", false, false, false, false, amqp.Table{"x-stream-offset": "first"})
+	if err != nil {
+		var aerr *amqp.Error
+		if errors.As(err, &aerr) && aerr.Code == amqp.NotFound {
+			return bus.Delivery{}, fmt.Errorf("amqpbus: head of %s: %w", name, bus.ErrNoQueue)
+		}
+		return bus.Delivery{}, fmt.Errorf("amqpbus: head of %s: %w", name, err)
+	}
+	select {
+	case d, ok := <-deliveries:
+		if !ok {
+			return bus.Delivery{}, fmt.Errorf("amqpbus: head of %s: the consumer was cancelled", name)
+		}
+		off, ok := streamOffset(d.Headers)
+		if !ok {
+			return bus.Delivery{}, fmt.Errorf("amqpbus: head of %s: delivery without x-stream-offset (not a stream?)", name)
+		}
+		return bus.Delivery{Key: d.RoutingKey, Body: d.Body, Offset: off}, nil
+	case <-ctx.Done():
+		return bus.Delivery{}, fmt.Errorf("amqpbus: head of %s: %w", name, ctx.Err())
+	}
+}

@@ -99,3 +99,22 @@ func DeleteOnCleanup(t testing.TB, url string, names func() (exchanges, queues [
 		}
 	})
 }
+
+// DeleteQueue deletes queue name on the broker at url now, as an operator
+// (or a broker that lost its data) would.
+func DeleteQueue(t testing.TB, url, name string) {
+	t.Helper()
+	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+	if err != nil {
+		t.Fatalf("dial %s: %v", Redact(url), err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	if _, err := ch.QueueDelete(name, false, false, false); err != nil {
+		t.Fatalf("delete queue %s: %v", name, err)
+	}
+}
