@@ -309,6 +309,7 @@ func (c *cluster) start(ctx context.Context) error {
 	} else {
 		c.log.Warn("the bus cannot read a stream's head: a replaced log will not be detected")
 	}
+	c.log.Info("cluster: replaying the log", "from", c.offset+1)
 	close(gate)
 	c.n.subs = append(c.n.subs, logSub)
 	c.n.goFunc(func() { c.applier(ctx) })
@@ -317,7 +318,6 @@ func (c *cluster) start(ctx context.Context) error {
 	if heads != nil {
 		c.n.goFunc(func() { c.watchLog(ctx, heads) })
 	}
-	c.log.Info("cluster: replaying the log", "from", c.offset+1)
 	return nil
 }
 

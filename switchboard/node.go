@@ -253,16 +253,24 @@ func (n *Node) busName() string {
 }
 
 // Run starts the node and serves until ctx is done or the node fails
-// (Failed), then shuts down. It returns the failure, if any, joined with
-// what Shutdown returns.
+// (Failed), then shuts down (Wait).
 func (n *Node) Run(ctx context.Context) error {
 	if err := n.Start(); err != nil {
 		return err
 	}
+	return n.Wait(ctx)
+}
+
+// Wait serves a started node until ctx is done or the node fails (Failed),
+// then shuts it down within the shutdown timeout. It returns the failure,
+// if any, joined with what Shutdown returns.
+func (n *Node) Wait(ctx context.Context) error {
 	var failure error
 	select {
 	case <-ctx.Done():
+		n.log.Info("shutting down", "timeout", n.opts.ShutdownTimeout)
 	case failure = <-n.Failed():
+		n.log.Error("shutting down after a failure; restart the node (a supervisor does)", "err", failure, "timeout", n.opts.ShutdownTimeout)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), n.opts.ShutdownTimeout)
 	defer cancel()

@@ -534,3 +534,34 @@ func TestEarlyStatusesHoldAndTake(t *testing.T) {
 		t.Fatal("take twice")
 	}
 }
+
+// TestRunReturnsAFailure: a node that fails (Failed) is shut down by Run,
+// which returns the failure, as the switchboard command does before its
+// supervisor restarts it.
+func TestRunReturnsAFailure(t *testing.T) {
+	opts := NewOptions()
+	opts.Addr = "127.0.0.1:0"
+	opts.DataDir = t.TempDir()
+	opts.StatsInterval = 0
+	n, err := New(opts, Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.Run(context.Background()) }()
+	sbt.WaitFor(t, waitLong, "started", func() bool { return n.started.Load() && n.Ready() == nil })
+	boom := errors.New("test: the log was replaced")
+	n.fail(boom)
+	n.fail(errors.New("test: a second failure")) // reported once
+	select {
+	case err := <-done:
+		if !errors.Is(err, boom) || strings.Contains(err.Error(), "second") {
+			t.Fatalf("Run = %v, want the first failure", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("Run did not return after the node failed")
+	}
+	if err := n.Ready(); err == nil {
+		t.Fatal("the node is still ready after Run returned")
+	}
+}

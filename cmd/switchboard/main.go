@@ -75,17 +75,9 @@ Connect an agent:
   go run ./cmd/agent -url ws://127.0.0.1:%d/agent -token <printed token>
 
 `, n.Addr(), port(n))
-	var failure error
-	select {
-	case <-ctx.Done():
-		log.Info("signal received: shutting down", "timeout", opts.ShutdownTimeout)
-	case failure = <-n.Failed():
-		log.Error("shutting down after a failure; restart the node (a supervisor does)", "err", failure, "timeout", opts.ShutdownTimeout)
-	}
-	stop()
-	sctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
-	defer cancel()
-	return errors.Join(failure, n.Shutdown(sctx))
+	// A second signal during the shutdown kills the process.
+	context.AfterFunc(ctx, stop)
+	return n.Wait(ctx)
 }
 
 func port(n *switchboard.Node) int {
