@@ -35,6 +35,13 @@ func newClusterRun(t *testing.T) *clusterRun {
 	amqpURL := bustest.AMQPURL(t)
 	ex := bustest.UniqueName(t, "sbe2e")
 	bustest.DeleteOnCleanup(t, amqpURL, func() ([]string, []string) { return switchboard.BrokerNames(ex) })
+	return newClusterRunOn(t, amqpURL, ex)
+}
+
+// newClusterRunOn is newClusterRun on a broker URL and exchange the test
+// cleans up itself.
+func newClusterRunOn(t *testing.T, amqpURL, ex string) *clusterRun {
+	t.Helper()
 	fake := twiliotest.NewServer(account, authToken)
 	t.Cleanup(fake.Close)
 	return &clusterRun{t: t, amqp: amqpURL, exchange: ex, fake: fake, dirs: map[string]string{}, ports: map[string]int{}}
@@ -345,5 +352,72 @@ func TestClusterBrokerRestart(t *testing.T) {
 		if count[m.To] > 1 {
 			t.Fatalf("reply to %s sent twice", m.To)
 		}
+	}
+}
+
+// TestClusterBrokerLosesItsData: the broker loses everything the cluster
+// had on it (here: its virtual host is deleted and created again, which
+// closes the nodes' connections and removes the exchange, the log and every
+// queue). The nodes reconnect to an empty broker and declare a new log;
+// each notices that the log is not the one it applied, exits with an
+// error, and, restarted as a supervisor would, replays the new log: what
+// was accepted after the loss reaches both nodes and an agent, and what
+// both had applied before it stays.
+func TestClusterBrokerLosesItsData(t *testing.T) {
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		t.Skip("needs rabbitmqctl for the broker at SWITCHBOARD_TEST_AMQP_URL (a local RabbitMQ)")
+	}
+	base := bustest.AMQPURL(t)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vhost := bustest.UniqueName(t, "sbvh")
+	ctl := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command("rabbitmqctl", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("rabbitmqctl %v: %v\n%s", args, err, out)
+		}
+	}
+	create := func() {
+		ctl("add_vhost", vhost)
+		ctl("set_permissions", "-p", vhost, u.User.Username(), ".*", ".*", ".*")
+	}
+	create()
+	t.Cleanup(func() { exec.Command("rabbitmqctl", "delete_vhost", vhost).Run() })
+	u.Path = "/" + vhost
+	c := newClusterRunOn(t, u.String(), "switchboard")
+	n1, n2 := c.node("n1"), c.node("n2")
+	bob := n2.agent("bob", 10)
+	const before, after = "+15558880001", "+15558880002"
+	if code := n1.smsSigned("SMbeforeloss", before, "before the broker lost its data"); code != 200 {
+		t.Fatalf("webhook: %d", code)
+	}
+	bob.Expect(protocol.TypeAssigned, phoneIs(before), wait)
+	requireEqualConversations(t, []string{before}, n1, n2)
+
+	ctl("delete_vhost", vhost)
+	create()
+	// Accepted into n1's journal whatever the state of its connection.
+	sbt.WaitFor(t, 15*time.Second, "a webhook accepted after the loss", func() bool {
+		return n1.smsSigned("SMafterloss", after, "after the broker lost its data") == 200
+	})
+	for _, p := range []*proc{n1, n2} {
+		select {
+		case err := <-p.done:
+			if err == nil || !strings.Contains(p.logs.String(), "cluster log replaced") {
+				t.Fatalf("node exited with %v; want an error about the replaced log", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a node did not exit after the broker lost its log")
+		}
+	}
+	n1, n2 = c.node("n1"), c.node("n2")
+	bob = n2.agent("bob", 10)
+	bob.Expect(protocol.TypeAssigned, phoneIs(after), wait)
+	requireEqualConversations(t, []string{before, after}, n1, n2)
+	if got := conversation(t, n2, after); len(got) != 1 || !strings.HasSuffix(got[0], "after the broker lost its data") {
+		t.Fatalf("conversation after the loss = %v", got)
 	}
 }
