@@ -146,6 +146,7 @@ type cluster struct {
 	fault       error
 	head        logHead       // the log's first entry as of start; Offset -1 = unknown
 	checkEvery  time.Duration // how often the head is checked while running
+	recheck     chan struct{} // check the head now: the bus is back after an outage
 	entries     chan logEntry
 	current     map[string]string
 	recent      []string
@@ -214,6 +215,7 @@ func newCluster(n *Node) (*cluster, error) {
 		adopted:    map[string]bool{},
 		failed:     map[string]bool{},
 		head:       logHead{Offset: -1},
+		recheck:    make(chan struct{}, 1),
 		checkEvery: logCheckEvery,
 	}
 	blob, err := n.store.LoadCheckpoint()
@@ -357,16 +359,23 @@ func (c *cluster) subscribeLog(ctx context.Context, gate <-chan struct{}) (bus.S
 // running node would wait for offsets it has already applied and skip
 // the new entries. The node then fails (Node.Failed): restarted, it
 // replays the new log (start).
+//
+// It also checks as soon as its own heartbeats come back after an outage
+// (recheck). While the log is empty (a new one) Head waits for its first
+// entry, and after a failed read (the broker away) the next one follows
+// within a second: so after a reconnect to a broker that lost the log, the
+// node notices at the new log's first entry, before the new log can reach
+// the offsets its subscription waits for.
 func (c *cluster) watchLog(ctx context.Context, heads bus.StreamHead) {
-	t := time.NewTicker(c.checkEvery)
-	defer t.Stop()
+	retry := min(time.Second, c.checkEvery)
+	wait := c.checkEvery
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
+		case <-c.recheck:
 		}
-		// An empty log makes Head wait: check again next time.
 		hctx, cancel := context.WithTimeout(ctx, c.checkEvery)
 		d, err := heads.Head(hctx, "log")
 		cancel()
@@ -375,8 +384,10 @@ func (c *cluster) watchLog(ctx context.Context, heads bus.StreamHead) {
 		case errors.Is(err, bus.ErrNoQueue):
 			what = "the log was deleted"
 		case err != nil:
-			continue // the broker is away, or the log is empty
+			wait = retry // the broker is away, or the log is empty
+			continue
 		default:
+			wait = c.checkEvery
 			cur := headOf(d)
 			if !c.head.replacedBy(cur) {
 				continue
@@ -1133,9 +1144,18 @@ func (c *cluster) heartbeats(ctx context.Context) {
 
 func (c *cluster) onHeartbeat(_ context.Context, d bus.Delivery) error {
 	node := strings.TrimPrefix(d.Key, "node.heartbeat.")
+	now := c.n.now()
 	c.hbMu.Lock()
-	c.lastSeen[node] = c.n.now()
+	last, seen := c.lastSeen[node]
+	c.lastSeen[node] = now
 	c.hbMu.Unlock()
+	if node == c.node && seen && now.Sub(last) > 2*heartbeatEvery {
+		// Back after an outage: the broker may have lost the log.
+		select {
+		case c.recheck <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 

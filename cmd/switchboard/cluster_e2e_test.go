@@ -399,6 +399,7 @@ func TestClusterBrokerLosesItsData(t *testing.T) {
 
 	ctl("delete_vhost", vhost)
 	create()
+	lost := time.Now()
 	// Accepted into n1's journal whatever the state of its connection.
 	sbt.WaitFor(t, 15*time.Second, "a webhook accepted after the loss", func() bool {
 		return n1.smsSigned("SMafterloss", after, "after the broker lost its data") == 200
@@ -413,6 +414,7 @@ func TestClusterBrokerLosesItsData(t *testing.T) {
 			t.Fatal("a node did not exit after the broker lost its log")
 		}
 	}
+	t.Logf("both nodes exited %v after the broker lost its data", time.Since(lost).Round(time.Millisecond))
 	n1, n2 = c.node("n1"), c.node("n2")
 	bob = n2.agent("bob", 10)
 	bob.Expect(protocol.TypeAssigned, phoneIs(after), wait)
