@@ -74,6 +74,10 @@
 // Stream entries cannot be requeued, so a failing stream handler is retried
 // in place (RetryDelay apart) and then dead-lettered. Stream acks only
 // return credit, so they are sent as one multiple ack per 64 deliveries.
+// Offsets do not tell a stream from one deleted and declared again (it
+// starts over at 0), and a consumer that resumes at offset n of such a
+// stream waits for entry n; Head (bus.StreamHead) reads a stream's first
+// entry, which does tell them apart.
 //
 // Heroku: use URLFromEnv (SWITCHBOARD_AMQP_URL, else CLOUDAMQP_URL); amqps
 // URLs use TLS with the URL's host as server name.
