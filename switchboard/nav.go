@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard/bus"
@@ -84,7 +85,16 @@ func (n *Node) startNav() error {
 		{bus.SubscribeOptions{Bindings: []string{nav.BindTop}}, n.nav.svc.HandleTop},
 		{bus.SubscribeOptions{Bindings: []string{nav.BindCatalog}}, n.nav.svc.HandleCatalog},
 	}
+	heads, _ := n.bus.(bus.StreamHead)
 	for _, s := range subs {
+		if s.opts.Stream && heads != nil {
+			sb, err := n.followNavStream(heads, s.opts)
+			if err != nil {
+				return err
+			}
+			n.subs = append(n.subs, sb)
+			continue
+		}
 		sb, err := n.bus.Subscribe(n.ctx, s.opts, s.h)
 		if err != nil {
 			return fmt.Errorf("subscribe %v: %w", s.opts.Bindings, err)
@@ -94,6 +104,115 @@ func (n *Node) startNav() error {
 	n.goFunc(func() { n.nav.svc.Run(n.ctx) })
 	n.goFunc(n.navPushLoop)
 	return nil
+}
+
+// followNavStream subscribes to the nav stream after the stored counters'
+// offset, but applies nothing until it has read the stream's first entry
+// (waiting for one if the stream is empty): if that is not the first entry
+// of the stream the offset is a position in (the stream was deleted and
+// declared again, or the broker lost it), it reads the new stream from its
+// start instead, so that its events are counted rather than skipped as
+// already seen (see cluster.start for the log).
+func (n *Node) followNavStream(heads bus.StreamHead, opts bus.SubscribeOptions) (bus.Subscription, error) {
+	svc := n.nav.svc
+	gate := make(chan struct{})
+	first, err := n.bus.Subscribe(n.ctx, opts, func(ctx context.Context, d bus.Delivery) error {
+		select {
+		case <-gate:
+			return svc.HandleView(ctx, d)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe %v: %w", opts.Bindings, err)
+	}
+	sub := &swappable{sub: first}
+	log := n.logBase.With("component", "nav")
+	n.goFunc(func() {
+		var d bus.Delivery
+		for {
+			if d, err = heads.Head(n.ctx, navStream); err == nil {
+				break
+			}
+			if n.ctx.Err() != nil {
+				return
+			}
+			log.Warn("read the nav stream's first entry; retrying", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-n.ctx.Done():
+				return
+			}
+		}
+		cur := headOf(d)
+		enc, _ := json.Marshal(cur)
+		var known logHead
+		if old := svc.StreamHead(); old == nil || json.Unmarshal(old, &known) != nil || svc.StreamOffset() < 0 || !known.replacedBy(cur) {
+			svc.SetStream(enc, false)
+			close(gate)
+			return
+		}
+		log.Warn("nav stream was replaced (the broker lost it, or it was deleted): counting the new stream from its start",
+			"counted_up_to", svc.StreamOffset(), "old_first", known, "new_first", cur)
+		if !sub.swap(nil) {
+			return // closing
+		}
+		svc.SetStream(enc, true)
+		opts.Offset = 0
+		for {
+			next, err := n.bus.Subscribe(n.ctx, opts, svc.HandleView)
+			if err == nil {
+				sub.swap(next)
+				return
+			}
+			log.Error("subscribe to the new nav stream; retrying", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-n.ctx.Done():
+				return
+			}
+		}
+	})
+	return sub, nil
+}
+
+// swappable is a subscription that can be replaced by another while the
+// node runs; Close closes whichever is current, and any set later.
+type swappable struct {
+	mu     sync.Mutex
+	sub    bus.Subscription
+	closed bool
+}
+
+// swap closes the current subscription and makes next (nil: none) current.
+// It returns false, closing next, when the swappable was closed.
+func (s *swappable) swap(next bus.Subscription) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sub != nil {
+		s.sub.Close()
+	}
+	s.sub = next
+	if s.closed {
+		if next != nil {
+			next.Close()
+		}
+		return false
+	}
+	return true
+}
+
+func (s *swappable) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.sub == nil {
+		return nil
+	}
+	err := s.sub.Close()
+	s.sub = nil
+	return err
 }
 
 // navRoutes registers the navigation endpoints.

@@ -183,3 +183,28 @@ func TestImportProducts(t *testing.T) {
 		t.Errorf("GET /products = %s", got)
 	}
 }
+
+// TestNavCountsAReplacedStream: a node restarted on a nav stream that is not
+// the one its stored offset is a position in (the broker lost it) counts
+// the new stream from its start instead of skipping it as already counted.
+func TestNavCountsAReplacedStream(t *testing.T) {
+	amqpURL, ex := clusterExchange(t)
+	dir := t.TempDir()
+	node := func(o *Options, c *Config) { restartable(amqpURL, ex, "n1", dir, 0)(o, c); fastNav(o, c) }
+	h := startNode(t, node)
+	postNav(t, h.base, `[{"user":"a","product":"2","type":"PRODUCT"},{"user":"a","product":"3","type":"PRODUCT"},{"user":"b","product":"3","type":"PRODUCT"}]`)
+	sbt.WaitFor(t, waitLong, "counted", func() bool { return h.node.nav.svc.Counters().Counted == 3 })
+	stopNode(t, h)
+
+	bustest.DeleteQueue(t, amqpURL, ex+"."+navStream)
+
+	h = startNode(t, node)
+	postNav(t, h.base, `[{"user":"c","product":"2","type":"PRODUCT"},{"user":"c","product":"7","type":"PRODUCT"}]`)
+	sbt.WaitFor(t, waitLong, "the new stream counted", func() bool { return h.node.nav.svc.Counters().Counted == 2 })
+	if got := getBody(t, h.base+"/products/2/stats"); got != `{"product":"2","categories":{"Cameras":1,"Phones":1}}` {
+		t.Errorf("GET /products/2/stats = %s, want the counts from before (Cameras) and after (Phones)", got)
+	}
+	if off := h.node.nav.svc.StreamOffset(); off != 1 {
+		t.Errorf("nav stream offset = %d, want 1 (the new stream's second entry)", off)
+	}
+}

@@ -57,6 +57,7 @@ type Store interface {
 	NavCounts(fn func(product string, v []byte) error) error
 	NavUsers(fn func(user string, v []byte) error) error
 	NavStreamOffset() (int64, bool, error)
+	NavStreamHead() ([]byte, error)
 }
 
 // Publisher publishes on the bus (bus.Bus implements it).
@@ -88,7 +89,8 @@ type Service struct {
 	dirtyPub map[string]struct{} // products to publish on stats.product.<id>
 	active   map[string]int64    // linked phone → last view (ms)
 	offset   int64               // last applied stream offset; -1 = none
-	offDirty bool                // offset changed since the last flush
+	head     []byte              // identifies the stream offset is in (SetStream); nil = unknown
+	offDirty bool                // offset or head changed since the last flush
 	counters Counters
 
 	flushMu sync.Mutex // one flush at a time
@@ -171,6 +173,11 @@ func New(opts Options, st Store, pub Publisher) (*Service, error) {
 	} else if ok {
 		s.offset = off
 	}
+	head, err := st.NavStreamHead()
+	if err != nil {
+		return nil, err
+	}
+	s.head = head
 	s.log.Info("navigation state loaded", "products", len(s.catalog), "counted_products", len(s.cv.counts), "users", len(s.cv.users))
 	return s, nil
 }
@@ -390,6 +397,28 @@ func (s *Service) leader() string {
 	return l
 }
 
+// StreamHead returns what identifies the stream StreamOffset is a position
+// in, as given to SetStream (nil = nothing yet).
+func (s *Service) StreamHead() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.head
+}
+
+// SetStream records head as what identifies the stream the offset is a
+// position in. reset also starts the position over: the stream was
+// replaced by a new one, whose entries are all new to the counters. Both
+// are stored with the next flush.
+func (s *Service) SetStream(head []byte, reset bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.head = head
+	if reset {
+		s.offset = -1
+	}
+	s.offDirty = true
+}
+
 // StreamOffset returns the last stream offset whose event is included in
 // the stored counters (-1 = none): a node consuming the RabbitMQ stream
 // resumes at StreamOffset()+1.
@@ -593,6 +622,9 @@ func (s *Service) Flush() {
 	offDirty := s.offDirty
 	if offDirty {
 		s.batch.PutStreamOffset(s.offset)
+		if s.head != nil {
+			s.batch.PutStreamHead(s.head)
+		}
 		s.offDirty = false
 	}
 	clear(s.cv.dirtyCounts)

@@ -16,6 +16,7 @@ import (
 //	p/<product id>          product JSON   the catalog
 //	v/<product id>          counts JSON    co-view counts: category → n
 //	n/offset                <n8>           position in the RabbitMQ nav stream the counters include
+//	n/head                  bytes          what identifies that stream (its first entry, encoded by the node)
 //	u/<user id>             user record    a shop user's viewed products and phone link (nav's compact binary form)
 //
 // These writes bypass the group-commit writer and are not synced: they are
@@ -110,6 +111,25 @@ const keyNavOffset = "n/offset"
 
 // PutStreamOffset records the last applied stream offset.
 func (b *NavBatch) PutStreamOffset(off int64) { b.b.Put([]byte(keyNavOffset), be8(uint64(off))) }
+
+// keyNavHead identifies the stream keyNavOffset is a position in (a
+// stream deleted and declared again starts over at offset 0).
+const keyNavHead = "n/head"
+
+// PutStreamHead records what identifies the stream (opaque to the store).
+func (b *NavBatch) PutStreamHead(v []byte) { b.b.Put([]byte(keyNavHead), v) }
+
+// NavStreamHead returns what PutStreamHead stored, or nil when nothing was.
+func (s *Store) NavStreamHead() ([]byte, error) {
+	v, err := s.db.Get([]byte(keyNavHead), nil)
+	switch {
+	case errors.Is(err, leveldb.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("store: read nav stream head: %w", err)
+	}
+	return v, nil
+}
 
 // NavStreamOffset returns the last stream offset stored by WriteNav; ok is
 // false when none was.
