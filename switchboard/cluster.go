@@ -328,14 +328,7 @@ func (c *cluster) start(ctx context.Context) error {
 func (c *cluster) subscribeLog(ctx context.Context, gate <-chan struct{}) (bus.Subscription, error) {
 	h := c.apply
 	if gate != nil {
-		h = func(ctx context.Context, d bus.Delivery) error {
-			select {
-			case <-gate:
-				return c.apply(ctx, d)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+		h = gated(gate, c.apply)
 	}
 	sub, err := c.n.bus.Subscribe(ctx, bus.SubscribeOptions{
 		Queue:    "log",
@@ -705,9 +698,7 @@ func (c *cluster) applier(ctx context.Context) {
 				return // not applied: the restarted node replays it
 			}
 			c.log.Error("apply log entries; retrying", "from", run[0].offset, "err", err)
-			select {
-			case <-time.After(100 * time.Millisecond):
-			case <-ctx.Done():
+			if !sleepCtx(ctx, 100*time.Millisecond) {
 				return
 			}
 		}

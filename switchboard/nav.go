@@ -116,14 +116,7 @@ func (n *Node) startNav() error {
 func (n *Node) followNavStream(heads bus.StreamHead, opts bus.SubscribeOptions) (bus.Subscription, error) {
 	svc := n.nav.svc
 	gate := make(chan struct{})
-	first, err := n.bus.Subscribe(n.ctx, opts, func(ctx context.Context, d bus.Delivery) error {
-		select {
-		case <-gate:
-			return svc.HandleView(ctx, d)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	})
+	first, err := n.bus.Subscribe(n.ctx, opts, gated(gate, svc.HandleView))
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %v: %w", opts.Bindings, err)
 	}
@@ -139,9 +132,7 @@ func (n *Node) followNavStream(heads bus.StreamHead, opts bus.SubscribeOptions) 
 				return
 			}
 			log.Warn("read the nav stream's first entry; retrying", "err", err)
-			select {
-			case <-time.After(time.Second):
-			case <-n.ctx.Done():
+			if !sleepCtx(n.ctx, time.Second) {
 				return
 			}
 		}
@@ -167,9 +158,7 @@ func (n *Node) followNavStream(heads bus.StreamHead, opts bus.SubscribeOptions) 
 				return
 			}
 			log.Error("subscribe to the new nav stream; retrying", "err", err)
-			select {
-			case <-time.After(time.Second):
-			case <-n.ctx.Done():
+			if !sleepCtx(n.ctx, time.Second) {
 				return
 			}
 		}

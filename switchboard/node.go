@@ -344,6 +344,31 @@ func (n *Node) shutdownParts(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// sleepCtx waits d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// gated returns a handler that passes deliveries to h once gate is
+// closed; until then they wait (a closing subscription stops the wait).
+func gated(gate <-chan struct{}, h bus.Handler) bus.Handler {
+	return func(ctx context.Context, d bus.Delivery) error {
+		select {
+		case <-gate:
+			return h(ctx, d)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // goFunc runs f in a goroutine tracked by Shutdown.
 func (n *Node) goFunc(f func()) {
 	n.wg.Add(1)
