@@ -138,6 +138,42 @@ func (e *Engine) Restore(convs []Conversation, now time.Time) map[string]uint64 
 	return epochs
 }
 
+// Adopt takes over the routing state c that phone had before the event log
+// that feeds this engine was replaced (cluster mode: the broker lost it),
+// as one event with arrival order seq. A phone this engine already knows
+// keeps its state: events of the current log decided it. Otherwise:
+//
+//   - held by an agent: the agent keeps it. An agent this engine does not
+//     know is added offline, at epoch 0, as after Restore: the caller starts
+//     its grace timer. An agent that is online without room for it (its
+//     capacity is full) does not get it: it waits, as below, with that agent
+//     as its previous one;
+//   - waiting: it waits, in order seq, and may be assigned at once;
+//   - anything else adds nothing.
+func (e *Engine) Adopt(c Conversation, seq uint64, now time.Time) []Effect {
+	if _, known := e.convs[c.Phone]; known || (c.Agent == "" && !c.Waiting) {
+		return nil
+	}
+	if c.Agent != "" {
+		a, known := e.agents[c.Agent]
+		if !known || !a.online || len(a.convs) < a.capacity {
+			a = e.agent(c.Agent, now)
+			cs := e.conv(c.Phone)
+			cs.agent, cs.lastAgent = a.name, a.name
+			a.convs[cs.phone] = struct{}{}
+			e.fix(a)
+			return []Effect{{Kind: Assigned, Agent: a.name, Phone: cs.phone}}
+		}
+		c.LastAgent = c.Agent
+	}
+	cs := e.conv(c.Phone)
+	cs.lastAgent = c.LastAgent
+	cs.waiting = true
+	cs.seq = seq
+	heap.Push(&e.waiting, cs)
+	return e.drain(now, nil)
+}
+
 // Owner returns the agent currently holding phone, or "".
 func (e *Engine) Owner(phone string) string {
 	if c, ok := e.convs[phone]; ok {

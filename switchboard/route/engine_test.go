@@ -184,6 +184,39 @@ func TestRestore(t *testing.T) {
 	requireEffects(t, e.Expire("alice", 0, at(30))) // reconnected: nothing
 }
 
+func TestAdopt(t *testing.T) {
+	e := New(0)
+	e.Connect("bob", at(0))
+	e.Available("bob", 1, at(0))
+	e.Arrive("+8001", 1, at(1)) // this log gave it to bob
+	// What other nodes had before the log was replaced.
+	requireEffects(t, e.Adopt(Conversation{Phone: "+8001", Agent: "carol"}, 2, at(2))) // known: kept
+	requireEffects(t, e.Adopt(Conversation{Phone: "+8002", Agent: "alice", LastAgent: "alice"}, 3, at(2)),
+		assigned("alice", "+8002")) // alice is new here: offline, holding it
+	if l := e.LoadOf("alice"); l.Online || l.Active != 1 {
+		t.Fatalf("alice = %+v, want offline with one conversation", l)
+	}
+	if got := e.Offline(); !reflect.DeepEqual(got, map[string]uint64{"alice": 0}) {
+		t.Fatalf("offline = %v: alice needs a grace timer at epoch 0", got)
+	}
+	requireEffects(t, e.Adopt(Conversation{Phone: "+8003", Agent: "bob"}, 4, at(3))) // bob is full: it waits
+	requireEffects(t, e.Adopt(Conversation{Phone: "+8004", Waiting: true, WaitSeq: 99}, 5, at(3)))
+	requireEffects(t, e.Adopt(Conversation{Phone: "+8005", LastAgent: "bob"}, 6, at(3))) // nothing to hold
+	if got, want := e.Waiting(), []string{"+8003", "+8004"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("waiting = %v, want %v (in adoption order, not the old WaitSeq)", got, want)
+	}
+	// bob frees a place: +8003 goes back to him first.
+	effs, _ := e.Release("bob", "+8001", at(4))
+	requireEffects(t, effs, released("bob", "+8001", ReasonReleased), assigned("bob", "+8003"))
+	// alice comes back within her grace period and keeps hers.
+	e.Connect("alice", at(5))
+	requireEffects(t, e.Expire("alice", 0, at(30)))
+	if e.Owner("+8002") != "alice" {
+		t.Fatalf("+8002 owner = %q", e.Owner("+8002"))
+	}
+	checkInvariants(t, e)
+}
+
 // TestInvariantsUnderRandomEvents drives the engine with random events and
 // checks after each step: no agent above the capacity it accepted work at,
 // one agent per conversation, waiting conversations have no agent, and no
@@ -202,7 +235,8 @@ func TestInvariantsUnderRandomEvents(t *testing.T) {
 				var effs []Effect
 				ag := agents[r.IntN(len(agents))]
 				phone := fmt.Sprintf("+1555%04d", r.IntN(40))
-				switch r.IntN(8) {
+				adopted := ""
+				switch r.IntN(9) {
 				case 0:
 					epochs[ag] = e.Connect(ag, now)
 				case 1:
@@ -218,11 +252,27 @@ func TestInvariantsUnderRandomEvents(t *testing.T) {
 					if ps := e.Conversations(ag); len(ps) > 0 {
 						effs, _ = e.Release(ag, ps[r.IntN(len(ps))], now)
 					}
+				case 7:
+					// A conversation another node held before the log was replaced.
+					seq++
+					c := Conversation{Phone: phone, Waiting: r.IntN(2) == 0}
+					if !c.Waiting {
+						c.Agent, adopted = ag, phone
+					}
+					effs = e.Adopt(c, seq, now)
 				default:
 					seq++
 					effs = e.Arrive(phone, seq, now)
 				}
 				for _, ef := range effs {
+					if ef.Phone == adopted && ef.Agent == ag {
+						// Given back to its holder, online or not, never beyond
+						// the capacity of an online one.
+						if l := e.LoadOf(ag); l.Online && l.Active > l.Capacity {
+							t.Fatalf("step %d: adopted %s beyond capacity: %+v", step, ef.Phone, l)
+						}
+						continue
+					}
 					// Capacity holds for every assignment made.
 					if l := e.LoadOf(ef.Agent); ef.Kind == Assigned && (l.Active > l.Capacity || !l.Available) {
 						t.Fatalf("step %d: assigned %s to %+v", step, ef.Phone, l)
