@@ -20,36 +20,63 @@ import (
 
 // recordOf reads the stored record of message id.
 func recordOf(get getter, id string) (record, error) {
+	r, _, err := recordAt(get, id)
+	return r, err
+}
+
+// recordAt is recordOf that also returns the record's key.
+func recordAt(get getter, id string) (record, []byte, error) {
 	l, err := locate(get, id)
 	if err != nil {
-		return record{}, err
+		return record{}, nil, err
 	}
-	v, ok, err := get(msgKey(l.phone, l.seq))
+	key := msgKey(l.phone, l.seq)
+	v, ok, err := get(key)
 	if err != nil {
-		return record{}, err
+		return record{}, nil, err
 	}
 	if !ok {
-		return record{}, fmt.Errorf("message %s: record missing", id)
+		return record{}, nil, fmt.Errorf("message %s: record missing", id)
 	}
 	var r record
 	if err := json.Unmarshal(v, &r); err != nil {
-		return record{}, fmt.Errorf("corrupt message record %s: %w", id, err)
+		return record{}, nil, fmt.Errorf("corrupt message record %s: %w", id, err)
 	}
-	return r, nil
+	return r, key, nil
 }
+
+// posGenShift places a log generation above the offset in a stored log
+// position (LogPos).
+const posGenShift = 40
+
+// LogPos is the position stored for the cluster log entry at offset, read
+// from log generation gen. A node's generation counts the replaced logs it
+// has adopted (a broker that lost its log starts a new one, at offset 0):
+// an inbound message stored from an older generation's log is fresh again
+// at its first entry in the new one (see ApplyLog), so that every node,
+// whatever it had stored before, routes the new log's entries alike.
+func LogPos(gen, offset int64) int64 { return gen<<posGenShift | (offset + 1) }
 
 // replayed turns the duplicate flag of an append into "not fresh": a
 // duplicate stored by this same log entry (same id and position) is a replay
-// and stays fresh.
-func (t *txn) replayed(r result, id string, pos int64) result {
+// and stays fresh. With regen (inbound messages), a duplicate first stored
+// from an older log generation is fresh too, and from now on belongs to
+// this entry.
+func (t *txn) replayed(r result, id string, pos int64, regen bool) result {
 	if r.err != nil || !r.flag {
 		return r
 	}
-	rec, err := recordOf(t.get, r.msg.ID)
+	rec, key, err := recordAt(t.get, r.msg.ID)
 	if err != nil {
 		return result{err: err}
 	}
-	r.flag = !(rec.ID == id && rec.Pos == pos)
+	if regen && rec.Pos>>posGenShift < pos>>posGenShift {
+		rec.Pos = pos
+		t.put(key, mustJSON(&rec))
+	}
+	// A position names one log entry: the entry that stored (or, regen,
+	// took over) the record is being replayed.
+	r.flag = rec.Pos != pos || (!regen && rec.ID != id)
 	return r
 }
 
@@ -67,7 +94,7 @@ func (s *Store) ApplyInbound(ctx context.Context, in Inbound) (msg protocol.Mess
 	if err := in.validate(); err != nil {
 		return msg, false, fmt.Errorf("store: apply inbound %s: %w", in.Sid, err)
 	}
-	res := s.do(ctx, func(t *txn) result { return t.replayed(t.appendInbound(&in), in.ID, in.LogPos) })
+	res := s.do(ctx, func(t *txn) result { return t.replayed(t.appendInbound(&in), in.ID, in.LogPos, true) })
 	if res.err != nil {
 		return msg, false, fmt.Errorf("store: apply inbound %s: %w", in.Sid, res.err)
 	}
@@ -82,7 +109,7 @@ func (s *Store) ApplyReply(ctx context.Context, r Reply) (msg protocol.Message, 
 	if err := r.validate(); err != nil {
 		return msg, false, fmt.Errorf("store: apply reply %s/%s: %w", r.Agent, r.Ref, err)
 	}
-	res := s.do(ctx, func(t *txn) result { return t.replayed(t.appendReply(&r), r.ID, r.LogPos) })
+	res := s.do(ctx, func(t *txn) result { return t.replayed(t.appendReply(&r), r.ID, r.LogPos, false) })
 	if res.err != nil {
 		return msg, false, fmt.Errorf("store: apply reply %s/%s: %w", r.Agent, r.Ref, res.err)
 	}
@@ -217,6 +244,31 @@ func (s *Store) SaveCheckpoint(ctx context.Context, convs []ConvState, blob []by
 	return nil
 }
 
+// ResetRouting forgets the routing state of every conversation and saves
+// the checkpoint blob, in one write: a node that adopts a replaced cluster
+// log starts its routing over from that log. Messages stay. Call it while
+// nothing else saves routing state (in cluster mode only checkpoints do).
+func (s *Store) ResetRouting(ctx context.Context, blob []byte) error {
+	var phones []string
+	if err := s.Conversations(func(c ConvState) error {
+		phones = append(phones, c.Phone)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("store: reset routing: %w", err)
+	}
+	res := s.do(ctx, func(t *txn) result {
+		for _, p := range phones {
+			t.del(convKey(p))
+		}
+		t.put([]byte(keyCheck), blob)
+		return result{}
+	})
+	if res.err != nil {
+		return fmt.Errorf("store: reset routing: %w", res.err)
+	}
+	return nil
+}
+
 // LoadCheckpoint returns the last checkpoint blob, or nil when none.
 func (s *Store) LoadCheckpoint() ([]byte, error) {
 	v, err := s.db.Get([]byte(keyCheck), nil)
@@ -309,9 +361,9 @@ func (s *Store) ApplyLog(ctx context.Context, items []LogItem) ([]LogResult, err
 			var r result
 			switch {
 			case it.Inbound != nil:
-				r = t.replayed(t.appendInbound(it.Inbound), it.Inbound.ID, it.Inbound.LogPos)
+				r = t.replayed(t.appendInbound(it.Inbound), it.Inbound.ID, it.Inbound.LogPos, true)
 			case it.Reply != nil:
-				r = t.replayed(t.appendReply(it.Reply), it.Reply.ID, it.Reply.LogPos)
+				r = t.replayed(t.appendReply(it.Reply), it.Reply.ID, it.Reply.LogPos, false)
 			case it.Status != nil:
 				r = t.setStatus(it.Status.ID, it.Status.Status, it.Status.ProviderID)
 				r.flag = !r.flag // setStatus's flag is "changed"; below, flag means "not fresh"

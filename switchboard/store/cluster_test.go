@@ -24,6 +24,11 @@ func TestApplyInboundFreshness(t *testing.T) {
 		{"same entry replayed", func(in Inbound) Inbound { return in }, true, "01A"},
 		{"republished entry later in the log", func(in Inbound) Inbound { in.LogPos = 12; return in }, false, "01A"},
 		{"twilio retry through another node", func(in Inbound) Inbound { in.ID = "01B"; in.LogPos = 13; return in }, false, "01A"},
+		// The broker lost the log; this node adopted the new one (generation 1).
+		{"first entry in a replaced log", func(in Inbound) Inbound { in.ID = "01C"; in.LogPos = LogPos(1, 3); return in }, true, "01A"},
+		{"that entry replayed", func(in Inbound) Inbound { in.ID = "01C"; in.LogPos = LogPos(1, 3); return in }, true, "01A"},
+		{"a later entry in the replaced log", func(in Inbound) Inbound { in.LogPos = LogPos(1, 7); return in }, false, "01A"},
+		{"an entry of the old log again", func(in Inbound) Inbound { return in }, false, "01A"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,6 +70,12 @@ func TestApplyReplyAndOrigin(t *testing.T) {
 	r2.LogPos = 9
 	if _, fresh, _ := s.ApplyReply(ctx, r2); fresh {
 		t.Fatal("a republished entry is fresh")
+	}
+	// A reply is never fresh again in a replaced log: fresh replies are
+	// sent, and this one may have been.
+	r2.LogPos = LogPos(1, 0)
+	if _, fresh, _ := s.ApplyReply(ctx, r2); fresh {
+		t.Fatal("a reply of an older log is fresh in a replaced log")
 	}
 	p, err := s.PendingReplies()
 	if err != nil || len(p) != 1 || p[0].ID != "01R" || p[0].Origin != "n2" || p[0].Status != protocol.StatusQueued {
@@ -121,6 +132,32 @@ func TestJournalAndCheckpoint(t *testing.T) {
 	s.Journal(func(JournalEntry) error { n++; return nil })
 	if n != 2 {
 		t.Fatalf("journal after reopen has %d entries", n)
+	}
+
+	// A replaced log: routing starts over, messages and the journal stay.
+	if _, _, err := s.ApplyInbound(ctx, Inbound{ID: "01M", Sid: "SMkeep", Phone: "+15550003333", Text: "kept", LogPos: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ResetRouting(ctx, []byte(`{"offset":-1}`)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openStore(t, opts)
+	if b, _ := s.LoadCheckpoint(); !bytes.Equal(b, []byte(`{"offset":-1}`)) {
+		t.Fatalf("checkpoint after reset = %q", b)
+	}
+	var left []ConvState
+	s.Conversations(func(c ConvState) error { left = append(left, c); return nil })
+	if len(left) != 0 {
+		t.Fatalf("routing state after reset = %+v", left)
+	}
+	if list, _ := s.Conversation("+15550003333"); len(list) != 1 || list[0].Text != "kept" {
+		t.Fatalf("messages after reset = %+v", list)
+	}
+	n = 0
+	s.Journal(func(JournalEntry) error { n++; return nil })
+	if n != 2 {
+		t.Fatalf("journal after reset has %d entries", n)
 	}
 }
 
