@@ -25,9 +25,10 @@ package switchboard
 // resumes the log after that offset. A new node starts from the first
 // offset. A node is ready once it has applied its own "started" event.
 // The checkpoint also names the log's first entry: a node that finds
-// another first entry (the log was deleted, or the broker lost it) replays
-// the new log from its start, and a running node that finds it fails so
-// that it is restarted (start, watchLog).
+// another first entry (the log was deleted, or the broker lost it) restores
+// its routing state through the new log and replays it from its start
+// (adoptLog), and a running node that finds it fails so that it is
+// restarted (start, watchLog).
 //
 // Node death: nodes publish heartbeats (not in the log). When a node that
 // hosts agents falls silent, another node publishes route.node.<n> "dead";
@@ -101,6 +102,7 @@ type checkpoint struct {
 	Recent  []string              `json:"recent"`  // ids of the last route/presence events applied
 	Dead    map[string]string     `json:"dead"`    // dead node → node that adopted its replies
 	Head    *logHead              `json:"head,omitempty"`
+	Gen     int64                 `json:"gen,omitempty"` // replaced logs adopted (store.LogPos)
 }
 
 // logHead identifies a log: its first entry's offset and a digest of that
@@ -145,9 +147,11 @@ type cluster struct {
 	faultMu     sync.Mutex
 	fault       error
 	head        logHead       // the log's first entry as of start; Offset -1 = unknown
+	gen         int64         // replaced logs this node adopted (store.LogPos)
 	checkEvery  time.Duration // how often the head is checked while running
 	recheck     chan struct{} // check the head now: the bus is back after an outage
 	entries     chan logEntry
+	flush       chan chan struct{} // checkpoint now (Shutdown), then close the channel sent
 	current     map[string]string
 	recent      []string
 	recentSet   map[string]bool
@@ -204,6 +208,7 @@ func newCluster(n *Node) (*cluster, error) {
 		node:       nodeWord(n.opts.Node),
 		offset:     -1,
 		entries:    make(chan logEntry, 4*maxRun),
+		flush:      make(chan chan struct{}),
 		current:    map[string]string{},
 		recentSet:  map[string]bool{},
 		dead:       map[string]string{},
@@ -243,6 +248,7 @@ func newCluster(n *Node) (*cluster, error) {
 	if cp.Head != nil {
 		c.head = *cp.Head
 	}
+	c.gen = cp.Gen
 	for dead, by := range c.dead {
 		if by == c.node {
 			c.adopted[dead] = true
@@ -297,13 +303,14 @@ func (c *cluster) start(ctx context.Context) error {
 		cur := headOf(d)
 		if c.offset >= 0 && c.head.Offset >= 0 && c.head.replacedBy(cur) {
 			// The broker lost the log (or it was deleted) and this is a
-			// new one: replay it from its start. The store keeps what it
-			// has; applying it again changes nothing.
+			// new one: replay it from its start.
 			logSub.Close()
-			c.log.Warn("cluster log was replaced (the broker lost it, or it was deleted): replaying the new log from its start; events only the old log held reach this node only if it had applied them (README: Limits)",
+			c.log.Warn("cluster log was replaced (the broker lost it, or it was deleted): restoring routing through the new log and replaying it from its start; events only the old log held reach this node only if it had applied them (README: Limits)",
 				"applied_up_to", c.offset, "old_first", c.head, "new_first", cur)
-			c.offset, c.queued = -1, -1
-			if logSub, err = c.subscribeLog(ctx, nil); err != nil {
+			if err := c.adoptLog(ctx, cur); err != nil {
+				return err
+			}
+			if logSub, err = c.subscribeLog(ctx, gate); err != nil {
 				return err
 			}
 		}
@@ -320,6 +327,68 @@ func (c *cluster) start(ctx context.Context) error {
 	if heads != nil {
 		c.n.goFunc(func() { c.watchLog(ctx, heads) })
 	}
+	return nil
+}
+
+// adoptLog makes a replaced log this node's log (start). The node's routing
+// state comes from the old log, which other nodes may have applied further
+// or less far: applied on top of it, the new log could make this node
+// decide unlike them. So the node first publishes what it knew into the
+// new log, a route.restore for each conversation an agent held or that
+// waited (waiting ones in their order), then forgets its routing state and
+// replays the new log from its start, at the next log generation (its
+// stored messages are fresh again there, see store.LogPos). Every node
+// does the same, and each conversation takes the first restore of it that
+// the new log has not decided otherwise (route.Engine.Adopt): all nodes
+// end with the same routing state, and agents keep their conversations.
+//
+// A crash before the reset is saved adopts again at the next start
+// (restores repeat, harmlessly); after it, the node replays the new log.
+func (c *cluster) adoptLog(ctx context.Context, cur logHead) error {
+	var restores []routeEvent
+	err := c.route(ctx, func() {
+		e := c.n.router.engine
+		at := c.n.now().UnixMilli()
+		for _, phone := range e.Waiting() {
+			conv := e.Conversation(phone)
+			restores = append(restores, routeEvent{Phone: phone, Waiting: true, LastAgent: conv.LastAgent, By: c.node, At: at})
+		}
+		for _, a := range e.SnapshotAgents() {
+			for _, phone := range e.Conversations(a.Name) {
+				restores = append(restores, routeEvent{Phone: phone, Agent: a.Name, By: c.node, At: at})
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for _, ev := range restores {
+		ev.ID = c.n.store.NewID()
+		if err := c.publish(ctx, keyRestore(ev.Phone), ev); err != nil {
+			return fmt.Errorf("restore routing into the new log: %w", err)
+		}
+	}
+	err = c.route(ctx, func() {
+		c.n.router.engine = route.New(c.n.opts.DefaultCapacity)
+		c.current = map[string]string{}
+		c.recent, c.recentSet = nil, map[string]bool{}
+		c.dead = map[string]string{}
+		c.dirty = map[string]bool{}
+	})
+	if err != nil {
+		return err
+	}
+	c.adoptMu.Lock()
+	c.adopted = map[string]bool{}
+	c.adoptMu.Unlock()
+	c.offset, c.queued = -1, -1
+	c.gen++
+	c.head = cur
+	blob, _ := json.Marshal(checkpoint{Offset: -1, Current: c.current, Dead: c.dead, Head: &cur, Gen: c.gen})
+	if err := c.n.store.ResetRouting(ctx, blob); err != nil {
+		return err
+	}
+	c.log.Info("cluster: routing restored into the new log", "conversations", len(restores), "generation", c.gen)
 	return nil
 }
 
@@ -677,6 +746,12 @@ func (c *cluster) applier(ctx context.Context) {
 		select {
 		case e := <-c.entries:
 			run = append(run, e)
+		case done := <-c.flush:
+			if c.sinceCheck > 0 {
+				c.checkpoint(ctx)
+			}
+			close(done)
+			continue
 		case <-ctx.Done():
 			return
 		}
@@ -718,7 +793,7 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 			continue
 		}
 		ev := e.msg
-		pos := e.offset + 1
+		pos := store.LogPos(c.gen, e.offset)
 		switch {
 		case strings.HasPrefix(e.key, "sms.in."):
 			items = append(items, store.LogItem{Inbound: &store.Inbound{
@@ -784,7 +859,7 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 				c.routePresence(r, e.pres)
 			}
 			if e.route != nil {
-				post = append(post, c.routeRoute(r, e.key, e.route)...)
+				post = append(post, c.routeRoute(r, e)...)
 			}
 		}
 	})
@@ -894,6 +969,25 @@ func (c *cluster) routePresence(r *router, ev *presenceEvent) {
 	}
 }
 
+// saveNow has the applier save a checkpoint of what it has applied, if
+// anything since the last one, and waits for it: a node that stops
+// gracefully then restarts exactly where it stopped, and should the broker
+// lose the log meanwhile, its restores (adoptLog) are complete.
+func (c *cluster) saveNow(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, publishWait)
+	defer cancel()
+	done := make(chan struct{})
+	select {
+	case c.flush <- done:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
 // checkpoint saves the routing state with the offset it reflects, and
 // forgets journal entries the log now has. It is the apply loop's synced
 // write: the store writes of the events before it (made without their own
@@ -904,7 +998,7 @@ func (c *cluster) checkpoint(ctx context.Context) {
 	var blob []byte
 	var convs []store.ConvState
 	c.n.router.call(ctx, func() {
-		cp := checkpoint{Offset: c.offset, Agents: c.n.router.engine.SnapshotAgents(), Current: c.current, Recent: c.recent, Dead: c.dead, Head: &c.head}
+		cp := checkpoint{Offset: c.offset, Agents: c.n.router.engine.SnapshotAgents(), Current: c.current, Recent: c.recent, Dead: c.dead, Head: &c.head, Gen: c.gen}
 		for phone := range c.dirty {
 			s := c.n.router.engine.Conversation(phone)
 			convs = append(convs, store.ConvState{Phone: s.Phone, Agent: s.Agent, LastAgent: s.LastAgent, Waiting: s.Waiting, WaitSeq: s.WaitSeq})
@@ -1005,12 +1099,26 @@ func (c *cluster) graceTimer(agent string, epoch uint64) {
 
 // routeRoute applies a route.* event. Runs on the router goroutine;
 // returns what to do after the run.
-func (c *cluster) routeRoute(r *router, key string, ev *routeEvent) []func() {
+func (c *cluster) routeRoute(r *router, e *logEntry) []func() {
+	key, ev := e.key, e.route
 	if !c.remember(ev.ID) {
 		return nil
 	}
 	at := time.UnixMilli(ev.At)
 	switch {
+	case strings.HasPrefix(key, "route.restore."):
+		if protocol.Digits(ev.Phone) != strings.TrimPrefix(key, "route.restore.") || (ev.Agent != "" && protocol.ValidAgentName(ev.Agent) != nil) {
+			e.bad = fmt.Errorf("restore of %q for agent %q does not match its key", ev.Phone, ev.Agent)
+			return nil
+		}
+		effects := r.engine.Adopt(route.Conversation{Phone: ev.Phone, Agent: ev.Agent, LastAgent: ev.LastAgent, Waiting: ev.Waiting}, uint64(e.offset+1), at)
+		if ev.Agent != "" && r.engine.Owner(ev.Phone) == ev.Agent && !r.engine.LoadOf(ev.Agent).Online && r.timers[ev.Agent] == nil && c.caughtUp.Load() {
+			// Held by an agent no node has seen in this log yet: it has
+			// its grace period to come back, as after a restart. (Until
+			// caught up, the node's "started" event starts the timers.)
+			c.graceTimer(ev.Agent, r.engine.Epoch(ev.Agent))
+		}
+		r.apply(effects, time.Time{})
 	case strings.HasPrefix(key, "route.release."):
 		if c.current[ev.Agent] == ev.Session {
 			if effects, ok := r.engine.Release(ev.Agent, ev.Phone, at); ok {

@@ -544,3 +544,80 @@ func TestClusterFailsWhenItsLogIsReplaced(t *testing.T) {
 	case <-time.After(200 * time.Millisecond): // a few checks of the head
 	}
 }
+
+// routingOf describes h's routing of phones: each one's agent, then the
+// waiting line.
+func routingOf(h *harness, phones ...string) string {
+	var b strings.Builder
+	h.node.router.call(context.Background(), func() {
+		e := h.node.router.engine
+		for _, p := range phones {
+			fmt.Fprintf(&b, "%s→%q ", p, e.Owner(p))
+		}
+		fmt.Fprintf(&b, "waiting %v", e.Waiting())
+	})
+	return b.String()
+}
+
+// TestClusterAgreesAfterALostLog: two nodes that had applied the old log
+// to different points (one was down) route alike once the broker lost the
+// log, and agents keep the conversations they held.
+func TestClusterAgreesAfterALostLog(t *testing.T) {
+	amqpURL, ex := clusterExchange(t)
+	d1, d2 := t.TempDir(), t.TempDir()
+	node := func(name, dir string) func(*Options, *Config) {
+		return func(o *Options, c *Config) {
+			restartable(amqpURL, ex, name, dir, 0)(o, c)
+			o.Grace = time.Minute // the agents come back within it
+		}
+	}
+	const p1, p2, p3, p4 = "+15556663001", "+15556663002", "+15556663003", "+15556663004"
+	n1 := startNode(t, node("n1", d1))
+	n2 := startNode(t, node("n2", d2))
+	waitReady(t, n1, n2)
+	alice := n1.agent("alice", 2)
+	n1.sms("SMlost1", p1, "one")
+	alice.Expect(protocol.TypeAssigned, nil, waitLong)
+	sbt.WaitFor(t, waitLong, "n2 routed "+p1, func() bool { return strings.Contains(routingOf(n2, p1), `"alice"`) })
+	stopNode(t, n2) // saves a checkpoint of what it applied
+
+	// n1 goes on alone: alice gets p2, p3 waits. n2 never hears of them.
+	n1.sms("SMlost2", p2, "two")
+	alice.Expect(protocol.TypeAssigned, nil, waitLong)
+	n1.sms("SMlost3", p3, "three")
+	want := fmt.Sprintf(`%s→"alice" %s→"alice" %s→"" waiting [%s]`, p1, p2, p3, p3)
+	sbt.WaitFor(t, waitLong, "n1 routed p2 and p3", func() bool { return routingOf(n1, p1, p2, p3) == want })
+	stopNode(t, n1)
+
+	bustest.DeleteQueue(t, amqpURL, ex+".log")
+
+	// n2, which knows least, restores first: the first restore of a
+	// conversation wins, and every node applies the same ones.
+	n2 = startNode(t, node("n2", d2))
+	waitReady(t, n2)
+	n1 = startNode(t, node("n1", d1))
+	waitReady(t, n1)
+	for _, h := range []*harness{n1, n2} {
+		sbt.WaitFor(t, waitLong, h.node.opts.Node+" routes as before the loss", func() bool { return routingOf(h, p1, p2, p3) == want })
+	}
+
+	// alice comes back, on the node that had not heard of p2: she has
+	// both again. bob takes the waiting one; a new SMS waits on both.
+	alice = n2.agent("alice", 2)
+	got := map[string]bool{}
+	for range 2 {
+		got[alice.Expect(protocol.TypeAssigned, nil, waitLong).Phone] = true
+	}
+	if !got[p1] || !got[p2] {
+		t.Fatalf("alice got %v back, want %s and %s", got, p1, p2)
+	}
+	bob := n1.agent("bob", 1)
+	if f := bob.Expect(protocol.TypeAssigned, nil, waitLong); f.Phone != p3 {
+		t.Fatalf("bob got %s, want the waiting %s", f.Phone, p3)
+	}
+	n2.sms("SMlost4", p4, "four")
+	want = fmt.Sprintf(`%s→"alice" %s→"alice" %s→"bob" %s→"" waiting [%s]`, p1, p2, p3, p4, p4)
+	for _, h := range []*harness{n1, n2} {
+		sbt.WaitFor(t, waitLong, h.node.opts.Node+" agrees", func() bool { return routingOf(h, p1, p2, p3, p4) == want })
+	}
+}

@@ -60,22 +60,27 @@ const (
 
 // routeEvent is the body of the internal route.* keys of cluster mode:
 // requests that change routing, ordered by the shared log like everything
-// else (route.release.<agent>, route.expire.<agent>, route.node.<node>).
+// else (route.release.<agent>, route.expire.<agent>, route.node.<node>,
+// route.restore.<digits>).
 type routeEvent struct {
 	ID      string `json:"id"`
-	Agent   string `json:"agent,omitempty"`
+	Agent   string `json:"agent,omitempty"` // route.restore: the agent that held the conversation
 	Phone   string `json:"phone,omitempty"`
 	Session string `json:"session,omitempty"`
 	Epoch   uint64 `json:"epoch,omitempty"`
 	Node    string `json:"node,omitempty"`
 	State   string `json:"state,omitempty"` // route.node: started, dead
-	By      string `json:"by,omitempty"`    // route.node: who published it
+	By      string `json:"by,omitempty"`    // route.node, route.restore: who published it
 	At      int64  `json:"at"`              // ms since the epoch
+	// route.restore: the conversation waited for an agent (after LastAgent).
+	Waiting   bool   `json:"waiting,omitempty"`
+	LastAgent string `json:"lastAgent,omitempty"`
 }
 
 func keyRelease(agent string) string { return "route.release." + agent }
 func keyExpire(agent string) string  { return "route.expire." + agent }
 func keyNode(node string) string     { return "route.node." + node }
+func keyRestore(phone string) string { return "route.restore." + protocol.Digits(phone) }
 func keyHeartbeat(node string) string {
 	return "node.heartbeat." + node
 }

@@ -314,6 +314,9 @@ func (n *Node) shutdownParts(ctx context.Context) error {
 		// Sessions are hijacked connections: http.Server.Shutdown does not
 		// close them, the router does.
 		n.router.call(ctx, n.router.closeAll)
+		if n.cluster != nil && n.cluster.caughtUp.Load() {
+			n.cluster.saveNow(ctx)
+		}
 	}
 	for _, s := range n.subs {
 		s.Close()
