@@ -112,7 +112,10 @@ func (n *Node) startNav() error {
 // of the stream the offset is a position in (the stream was deleted and
 // declared again, or the broker lost it), it reads the new stream from its
 // start instead, so that its events are counted rather than skipped as
-// already seen (see cluster.start for the log).
+// already seen (see cluster.start for the log). While the node runs it
+// reads the first entry again as often as the cluster checks its log, and
+// moves to a new stream the same way: the counters are not routing state,
+// so unlike the log this needs no restart.
 func (n *Node) followNavStream(heads bus.StreamHead, opts bus.SubscribeOptions) (bus.Subscription, error) {
 	svc := n.nav.svc
 	gate := make(chan struct{})
@@ -122,45 +125,69 @@ func (n *Node) followNavStream(heads bus.StreamHead, opts bus.SubscribeOptions) 
 	}
 	sub := &swappable{sub: first}
 	log := n.logBase.With("component", "nav")
-	n.goFunc(func() {
-		var d bus.Delivery
-		for {
-			if d, err = heads.Head(n.ctx, navStream); err == nil {
-				break
-			}
-			if n.ctx.Err() != nil {
-				return
-			}
-			log.Warn("read the nav stream's first entry; retrying", "err", err)
-			if !sleepCtx(n.ctx, time.Second) {
-				return
-			}
-		}
-		cur := headOf(d)
-		enc, _ := json.Marshal(cur)
-		var known logHead
-		if old := svc.StreamHead(); old == nil || json.Unmarshal(old, &known) != nil || svc.StreamOffset() < 0 || !known.replacedBy(cur) {
-			svc.SetStream(enc, false)
-			close(gate)
-			return
-		}
+	every := logCheckEvery
+	if n.cluster != nil {
+		every = n.cluster.checkEvery
+	}
+	// restart counts the stream whose first entry is cur from its start.
+	restart := func(cur logHead, enc []byte, counted int64, old logHead) bool {
 		log.Warn("nav stream was replaced (the broker lost it, or it was deleted): counting the new stream from its start",
-			"counted_up_to", svc.StreamOffset(), "old_first", known, "new_first", cur)
+			"counted_up_to", counted, "old_first", old, "new_first", cur)
 		if !sub.swap(nil) {
-			return // closing
+			return false // closing
 		}
 		svc.SetStream(enc, true)
 		opts.Offset = 0
 		for {
 			next, err := n.bus.Subscribe(n.ctx, opts, svc.HandleView)
 			if err == nil {
-				sub.swap(next)
-				return
+				return sub.swap(next)
 			}
 			log.Error("subscribe to the new nav stream; retrying", "err", err)
 			if !sleepCtx(n.ctx, time.Second) {
+				return false
+			}
+		}
+	}
+	n.goFunc(func() {
+		var known logHead
+		if old := svc.StreamHead(); old == nil || json.Unmarshal(old, &known) != nil || svc.StreamOffset() < 0 {
+			known = logHead{Offset: -1}
+		}
+		opened := false
+		wait := time.Duration(0)
+		for {
+			if !sleepCtx(n.ctx, wait) {
 				return
 			}
+			hctx, cancel := context.WithTimeout(n.ctx, max(every, time.Second))
+			d, err := heads.Head(hctx, navStream)
+			cancel()
+			if err != nil {
+				if n.ctx.Err() != nil {
+					return
+				}
+				if !opened {
+					log.Warn("read the nav stream's first entry; retrying", "err", err)
+				}
+				wait = min(every, time.Second) // the broker is away, or the stream is new and empty
+				continue
+			}
+			wait = every
+			cur := headOf(d)
+			enc, _ := json.Marshal(cur)
+			if known.Offset >= 0 && known.replacedBy(cur) {
+				if !restart(cur, enc, svc.StreamOffset(), known) {
+					return
+				}
+			} else if !opened {
+				svc.SetStream(enc, false)
+			}
+			if !opened {
+				close(gate)
+				opened = true
+			}
+			known = cur
 		}
 	})
 	return sub, nil

@@ -208,3 +208,36 @@ func TestNavCountsAReplacedStream(t *testing.T) {
 		t.Errorf("nav stream offset = %d, want 1 (the new stream's second entry)", off)
 	}
 }
+
+// TestNavFollowsAStreamReplacedWhileRunning: a running node whose nav
+// stream is deleted counts the new stream from its start, without a restart.
+func TestNavFollowsAStreamReplacedWhileRunning(t *testing.T) {
+	amqpURL, ex := clusterExchange(t)
+	node := func(o *Options, c *Config) {
+		restartable(amqpURL, ex, "n1", t.TempDir(), 50*time.Millisecond)(o, c)
+		fastNav(o, c)
+	}
+	h := startNode(t, node)
+	waitReady(t, h)
+	postNav(t, h.base, `[{"user":"a","product":"2","type":"PRODUCT"},{"user":"a","product":"3","type":"PRODUCT"}]`)
+	sbt.WaitFor(t, waitLong, "counted", func() bool { return h.node.nav.svc.Counters().Counted == 2 })
+
+	bustest.DeleteQueue(t, amqpURL, ex+"."+navStream)
+	// The node's consumer declares the stream again, empty, as a broker
+	// that lost its data would have it (events published before that have
+	// no queue to go to).
+	bustest.WaitQueue(t, amqpURL, ex+"."+navStream, waitLong)
+	postNav(t, h.base, `[{"user":"c","product":"2","type":"PRODUCT"},{"user":"c","product":"7","type":"PRODUCT"}]`)
+	sbt.WaitFor(t, waitLong, "the new stream counted", func() bool { return h.node.nav.svc.Counters().Counted == 4 })
+	if got := getBody(t, h.base+"/products/2/stats"); got != `{"product":"2","categories":{"Cameras":1,"Phones":1}}` {
+		t.Errorf("GET /products/2/stats = %s, want the counts from before (Cameras) and after (Phones)", got)
+	}
+	if off := h.node.nav.svc.StreamOffset(); off != 1 {
+		t.Errorf("nav stream offset = %d, want 1 (the new stream's second entry)", off)
+	}
+	select {
+	case err := <-h.node.Failed():
+		t.Fatalf("the node failed: %v", err)
+	default:
+	}
+}

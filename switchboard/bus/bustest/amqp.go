@@ -118,3 +118,31 @@ func DeleteQueue(t testing.TB, url, name string) {
 		t.Fatalf("delete queue %s: %v", name, err)
 	}
 }
+
+// WaitQueue waits until queue name exists on the broker at url (a
+// consumer declared it again), for up to timeout.
+func WaitQueue(t testing.TB, url, name string, timeout time.Duration) {
+	t.Helper()
+	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+	if err != nil {
+		t.Fatalf("dial %s: %v", Redact(url), err)
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(timeout)
+	for {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A passive declare of a missing queue closes the channel.
+		_, err = ch.QueueDeclarePassive(name, false, false, false, false, nil)
+		if err == nil {
+			ch.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %s not declared again within %v: %v", name, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
