@@ -313,6 +313,9 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 		if _, c := m.find(f.Phone); c != nil {
 			if e, ok := c.ids[f.ID]; ok && e.Message.Status.Advances(f.Status) {
 				e.Message.Status = f.Status
+				if f.Status == protocol.StatusFailed {
+					e.reason = f.Text
+				}
 			}
 		}
 	case protocol.TypeReleased:

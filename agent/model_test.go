@@ -477,3 +477,37 @@ func TestHostileTextIsSanitised(t *testing.T) {
 		t.Fatalf("escape sequence reached the screen: %q", v)
 	}
 }
+
+// A reply the node stored and the SMS provider then failed arrives as a
+// status frame: the view shows the node's reason and does not offer ctrl+r,
+// which would resend a ref the node already stored and change nothing.
+func TestProviderFailureShowsReason(t *testing.T) {
+	tests := []struct {
+		name, text, want string
+	}{
+		{"with reason", "provider error 30003", "failed: provider error 30003"},
+		{"resync without reason", "", "failed: not delivered"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, false)
+			assign(f, p1, msg("a1", p1, protocol.In, "hello", time.Minute))
+			f.m.input.SetValue("reply")
+			f.key("enter")
+			f.frame(protocol.Frame{Type: protocol.TypeAck, Ref: "ref-1", ID: "o1"})
+			f.frame(protocol.Frame{Type: protocol.TypeStatus, Phone: p1, ID: "o1", Status: protocol.StatusFailed, Text: tc.text})
+			v := f.m.View()
+			if !strings.Contains(v, tc.want) {
+				t.Fatalf("view lacks %q:\n%s", tc.want, v)
+			}
+			if strings.Contains(v, "ctrl+r retries") {
+				t.Fatalf("view offers a retry that cannot resend:\n%s", v)
+			}
+			n := len(f.conn.sent())
+			f.key("ctrl+r")
+			if sent := f.conn.sent(); len(sent) != n {
+				t.Fatalf("ctrl+r sent %+v", sent[n:])
+			}
+		})
+	}
+}
