@@ -437,6 +437,38 @@ func TestGracePeriod(t *testing.T) {
 	bob.Expect(protocol.TypeAssigned, func(f protocol.Frame) bool { return f.Phone == "+15551130001" }, waitLong)
 }
 
+// An agent whose grace period ran out while it was away is told, when it
+// reconnects, which conversations it lost: its client still shows them and
+// would otherwise keep offering replies the node refuses.
+func TestReconnectAfterGraceSaysReleased(t *testing.T) {
+	h := startNode(t, nil)
+	alice := h.agent("alice", 2)
+	h.sms("SMl1", "+15551140001", "hi")
+	h.sms("SMl2", "+15551140002", "hello")
+	alice.Expect(protocol.TypeAssigned, func(f protocol.Frame) bool { return f.Phone == "+15551140001" }, waitLong)
+	alice.Expect(protocol.TypeAssigned, func(f protocol.Frame) bool { return f.Phone == "+15551140002" }, waitLong)
+	alice.Conn.Close()
+
+	// Past the grace period bob takes both.
+	bob := h.agent("bob", 2)
+	bob.Expect(protocol.TypeAssigned, func(f protocol.Frame) bool { return f.Phone == "+15551140001" }, waitLong)
+	bob.Expect(protocol.TypeAssigned, func(f protocol.Frame) bool { return f.Phone == "+15551140002" }, waitLong)
+
+	alice = sbt.DialAgent(t, h.ws, h.token("alice", 2))
+	alice.Expect(protocol.TypeAlert, nil, waitLong)
+	for _, phone := range []string{"+15551140001", "+15551140002"} {
+		f := alice.Expect(protocol.TypeReleased, func(f protocol.Frame) bool { return f.Phone == phone }, waitLong)
+		if f.Reason != "timeout" {
+			t.Fatalf("released %s: reason %q, want timeout", phone, f.Reason)
+		}
+	}
+	// Told once.
+	alice.Conn.Close()
+	alice = sbt.DialAgent(t, h.ws, h.token("alice", 2))
+	alice.Expect(protocol.TypeAlert, nil, waitLong)
+	alice.ExpectNone(protocol.TypeReleased, 200*time.Millisecond)
+}
+
 func TestSlowAgentIsDisconnected(t *testing.T) {
 	n := &Node{log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: nopMetrics(), now: time.Now}
 	s := newSession(n, nil, "slow", 1)
