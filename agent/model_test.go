@@ -400,6 +400,28 @@ func TestScrollPastTopLoadsHistory(t *testing.T) {
 	}
 }
 
+// Paging past the top keeps the timeline full: the oldest message at the
+// top and the ones after it below, not the oldest alone above blank lines.
+func TestScrollPastTopKeepsThePageFull(t *testing.T) {
+	f := newFixture(t, false)
+	var list []protocol.Message
+	for i := range 30 {
+		list = append(list, msg(fmt.Sprintf("a%02d", 10+i), p1, protocol.In, fmt.Sprintf("message %d", i), time.Duration(40-i)*time.Minute))
+	}
+	assign(f, p1, list...)
+	f.key("pgup")
+	f.frame(protocol.Frame{Type: protocol.TypeHistory, Phone: p1, More: false})
+	for range 10 {
+		f.key("pgup")
+	}
+	v := f.m.View()
+	for _, want := range []string{"beginning of the conversation", "message 0", "message 5"} {
+		if !strings.Contains(v, want) {
+			t.Fatalf("view lacks %q:\n%s", want, v)
+		}
+	}
+}
+
 func TestKeysPresenceReleaseHelpQuit(t *testing.T) {
 	f := newFixture(t, false)
 	assign(f, p1, msg("a1", p1, protocol.In, "hello", time.Minute))
