@@ -321,6 +321,13 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 	case protocol.TypeReleased:
 		if i, c := m.find(f.Phone); c != nil {
 			m.convs = slices.Delete(m.convs, i, i+1)
+			switch {
+			case i < m.sel:
+				m.sel-- // keep the conversation on screen selected
+			case i == m.sel && len(m.convs) > 0:
+				// The next one comes on screen: it is read now.
+				m.selectConv(min(m.sel, len(m.convs)-1))
+			}
 			if m.sel >= len(m.convs) {
 				m.sel = max(len(m.convs)-1, 0)
 			}

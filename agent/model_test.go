@@ -422,6 +422,32 @@ func TestScrollPastTopKeepsThePageFull(t *testing.T) {
 	}
 }
 
+// A released conversation leaves the list without moving the selection to
+// another conversation; when the selected one goes, the one that takes its
+// place on screen no longer says NEW.
+func TestReleasedKeepsSelection(t *testing.T) {
+	const p3, p4 = "+15551230003", "+15551230004"
+	f := newFixture(t, false)
+	assign(f, p1, msg("a1", p1, protocol.In, "one", time.Minute))
+	assign(f, p2, msg("b1", p2, protocol.In, "two", time.Minute))
+	assign(f, p3, msg("c1", p3, protocol.In, "three", time.Minute))
+	assign(f, p4, msg("d1", p4, protocol.In, "four", time.Minute))
+	f.key("tab")
+	f.key("tab") // p3 on screen
+	f.frame(protocol.Frame{Type: protocol.TypeReleased, Phone: p1, Reason: "timeout"})
+	if c := f.m.selected(); c == nil || c.phone != p3 {
+		t.Fatalf("selected %v after another conversation was released, want %s", c, p3)
+	}
+	f.frame(protocol.Frame{Type: protocol.TypeReleased, Phone: p3, Reason: "released"})
+	c := f.m.selected()
+	if c == nil || c.phone != p4 {
+		t.Fatalf("selected %v, want %s", c, p4)
+	}
+	if c.unread != 0 || c.fresh {
+		t.Fatalf("conversation on screen still unread=%d fresh=%v", c.unread, c.fresh)
+	}
+}
+
 func TestKeysPresenceReleaseHelpQuit(t *testing.T) {
 	f := newFixture(t, false)
 	assign(f, p1, msg("a1", p1, protocol.In, "hello", time.Minute))
