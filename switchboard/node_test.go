@@ -279,9 +279,13 @@ func TestBadFrames(t *testing.T) {
 		t.Fatalf("refused frames stored something: %v %v", n, err)
 	}
 
-	// An oversized frame ends the session with "message too big".
+	// An oversized frame is answered with too_large, then the session
+	// ends with "message too big".
 	b := h.agent("bob", 1)
 	b.SendRaw([]byte(`{"type":"response","message":"` + strings.Repeat("x", maxFrame) + `","ref":"big"}`))
+	if f := b.Expect(protocol.TypeError, nil, waitLong); f.Code != protocol.CodeTooLarge {
+		t.Fatalf("error code = %q (%s), want %q", f.Code, f.Text, protocol.CodeTooLarge)
+	}
 	err := b.Closed(waitLong)
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
