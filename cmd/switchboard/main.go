@@ -105,8 +105,15 @@ func tokenCmd(args []string, opts switchboard.Options, stdout, stderr io.Writer)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
+	rest := fs.Args()
+	if name == "" && len(rest) > 0 {
+		name, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		// Flags after a stray word are not parsed: refuse rather than
+		// print a token without the capacity or ttl the user asked for.
+		fs.Usage()
+		return fmt.Errorf("token: unexpected argument %q (one NAME, then flags)", rest[0])
 	}
 	if name == "" {
 		fs.Usage()
