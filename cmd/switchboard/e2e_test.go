@@ -420,6 +420,23 @@ func TestTokenCommandArgs(t *testing.T) {
 	}
 }
 
+// A stray word would leave the flags after it unparsed (the node would
+// listen on the default address): the node refuses to start instead.
+func TestServeRefusesStrayArguments(t *testing.T) {
+	opts := switchboard.NewOptions()
+	opts.Secret = secret
+	opts.Addr = "127.0.0.1:0"
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var errOut bytes.Buffer
+	err := serve([]string{"-data", notDir, "stray", "-addr", "127.0.0.1:1"}, opts, &errOut)
+	if err == nil || !strings.Contains(err.Error(), `unexpected argument "stray"`) {
+		t.Fatalf("serve with a stray argument: %v", err)
+	}
+}
+
 func hasPrefix(list []string, prefix string) bool {
 	for _, s := range list {
 		if strings.HasPrefix(s, prefix) {

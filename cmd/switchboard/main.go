@@ -57,6 +57,11 @@ func serve(args []string, opts switchboard.Options, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		// Flags after a stray word are not parsed: "-data d x -addr
+		// 127.0.0.1:9000" would serve on the default :8080.
+		return fmt.Errorf("unexpected argument %q (commands: serve, token, products; then flags)", fs.Arg(0))
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(log)
 	n, err := switchboard.New(opts, switchboard.Config{Logger: log})
