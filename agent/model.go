@@ -313,11 +313,21 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 		if _, c := m.find(f.Phone); c != nil {
 			if e, ok := c.ids[f.ID]; ok && e.Message.Status.Advances(f.Status) {
 				e.Message.Status = f.Status
+				if f.Status == protocol.StatusFailed {
+					e.reason = f.Text
+				}
 			}
 		}
 	case protocol.TypeReleased:
 		if i, c := m.find(f.Phone); c != nil {
 			m.convs = slices.Delete(m.convs, i, i+1)
+			switch {
+			case i < m.sel:
+				m.sel-- // keep the conversation on screen selected
+			case i == m.sel && len(m.convs) > 0:
+				// The next one comes on screen: it is read now.
+				m.selectConv(min(m.sel, len(m.convs)-1))
+			}
 			if m.sel >= len(m.convs) {
 				m.sel = max(len(m.convs)-1, 0)
 			}
@@ -487,6 +497,12 @@ func (m *Model) scroll(n int) tea.Cmd {
 		return nil
 	}
 	c.offset = min(max(c.offset+n, 0), max(len(c.msgs)-1, 0))
+	// Past the top the page stays full, the oldest message at its top,
+	// instead of showing it alone above an empty pane.
+	h, w := m.timelineHeight()-1, m.rightWidth() // one line says "beginning of the conversation"
+	for c.offset > 0 && m.linesUpTo(c, len(c.msgs)-c.offset, w, h) <= h {
+		c.offset--
+	}
 	if n <= 0 || !c.more || c.loading || len(c.msgs) == 0 || m.firstVisible(c) > 0 {
 		return nil
 	}
@@ -496,6 +512,16 @@ func (m *Model) scroll(n int) tea.Cmd {
 	}
 	c.loading = true
 	return m.send(protocol.Frame{Type: protocol.TypeHistory, Phone: c.phone, Before: before, Limit: m.cfg.HistoryPage})
+}
+
+// linesUpTo counts the timeline lines of messages 0..last at width w,
+// stopping once the count passes limit.
+func (m *Model) linesUpTo(c *conversation, last, w, limit int) int {
+	n := 0
+	for i := 0; i <= last && i < len(c.msgs) && n <= limit; i++ {
+		n += len(m.renderEntry(c.msgs[i], w))
+	}
+	return n
 }
 
 func (m *Model) sendReply() tea.Cmd {

@@ -400,6 +400,54 @@ func TestScrollPastTopLoadsHistory(t *testing.T) {
 	}
 }
 
+// Paging past the top keeps the timeline full: the oldest message at the
+// top and the ones after it below, not the oldest alone above blank lines.
+func TestScrollPastTopKeepsThePageFull(t *testing.T) {
+	f := newFixture(t, false)
+	var list []protocol.Message
+	for i := range 30 {
+		list = append(list, msg(fmt.Sprintf("a%02d", 10+i), p1, protocol.In, fmt.Sprintf("message %d", i), time.Duration(40-i)*time.Minute))
+	}
+	assign(f, p1, list...)
+	f.key("pgup")
+	f.frame(protocol.Frame{Type: protocol.TypeHistory, Phone: p1, More: false})
+	for range 10 {
+		f.key("pgup")
+	}
+	v := f.m.View()
+	for _, want := range []string{"beginning of the conversation", "message 0", "message 5"} {
+		if !strings.Contains(v, want) {
+			t.Fatalf("view lacks %q:\n%s", want, v)
+		}
+	}
+}
+
+// A released conversation leaves the list without moving the selection to
+// another conversation; when the selected one goes, the one that takes its
+// place on screen no longer says NEW.
+func TestReleasedKeepsSelection(t *testing.T) {
+	const p3, p4 = "+15551230003", "+15551230004"
+	f := newFixture(t, false)
+	assign(f, p1, msg("a1", p1, protocol.In, "one", time.Minute))
+	assign(f, p2, msg("b1", p2, protocol.In, "two", time.Minute))
+	assign(f, p3, msg("c1", p3, protocol.In, "three", time.Minute))
+	assign(f, p4, msg("d1", p4, protocol.In, "four", time.Minute))
+	f.key("tab")
+	f.key("tab") // p3 on screen
+	f.frame(protocol.Frame{Type: protocol.TypeReleased, Phone: p1, Reason: "timeout"})
+	if c := f.m.selected(); c == nil || c.phone != p3 {
+		t.Fatalf("selected %v after another conversation was released, want %s", c, p3)
+	}
+	f.frame(protocol.Frame{Type: protocol.TypeReleased, Phone: p3, Reason: "released"})
+	c := f.m.selected()
+	if c == nil || c.phone != p4 {
+		t.Fatalf("selected %v, want %s", c, p4)
+	}
+	if c.unread != 0 || c.fresh {
+		t.Fatalf("conversation on screen still unread=%d fresh=%v", c.unread, c.fresh)
+	}
+}
+
 func TestKeysPresenceReleaseHelpQuit(t *testing.T) {
 	f := newFixture(t, false)
 	assign(f, p1, msg("a1", p1, protocol.In, "hello", time.Minute))
@@ -475,5 +523,39 @@ func TestHostileTextIsSanitised(t *testing.T) {
 	assign(f, p1, msg("a1", p1, protocol.In, "hi\x1b[2J\x1b]0;pwned\x07 there", time.Minute))
 	if v := f.m.View(); strings.ContainsAny(v, "\x1b\x07") {
 		t.Fatalf("escape sequence reached the screen: %q", v)
+	}
+}
+
+// A reply the node stored and the SMS provider then failed arrives as a
+// status frame: the view shows the node's reason and does not offer ctrl+r,
+// which would resend a ref the node already stored and change nothing.
+func TestProviderFailureShowsReason(t *testing.T) {
+	tests := []struct {
+		name, text, want string
+	}{
+		{"with reason", "provider error 30003", "failed: provider error 30003"},
+		{"resync without reason", "", "failed: not delivered"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, false)
+			assign(f, p1, msg("a1", p1, protocol.In, "hello", time.Minute))
+			f.m.input.SetValue("reply")
+			f.key("enter")
+			f.frame(protocol.Frame{Type: protocol.TypeAck, Ref: "ref-1", ID: "o1"})
+			f.frame(protocol.Frame{Type: protocol.TypeStatus, Phone: p1, ID: "o1", Status: protocol.StatusFailed, Text: tc.text})
+			v := f.m.View()
+			if !strings.Contains(v, tc.want) {
+				t.Fatalf("view lacks %q:\n%s", tc.want, v)
+			}
+			if strings.Contains(v, "ctrl+r retries") {
+				t.Fatalf("view offers a retry that cannot resend:\n%s", v)
+			}
+			n := len(f.conn.sent())
+			f.key("ctrl+r")
+			if sent := f.conn.sent(); len(sent) != n {
+				t.Fatalf("ctrl+r sent %+v", sent[n:])
+			}
+		})
 	}
 }

@@ -15,6 +15,10 @@ type entry struct {
 	ref     string // client reference of a reply sent from this client
 	pending bool   // sent, not yet acknowledged by the node
 	failed  string // why the reply failed; empty when it did not
+	// reason is the node's word on a failed delivery (a status frame's
+	// text). Such a reply is stored: resending its ref would change
+	// nothing, so it is not offered for retry.
+	reason string
 }
 
 // state returns the delivery word shown for a reply.

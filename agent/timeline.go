@@ -88,7 +88,17 @@ func (m *Model) renderEntry(e *entry, w int) []string {
 		state := e.state()
 		switch state {
 		case "failed":
-			state = m.st.failed.Render("failed: " + clean(e.failed, false) + " (ctrl+r retries)")
+			if e.failed != "" {
+				state = m.st.failed.Render("failed: " + clean(e.failed, false) + " (ctrl+r retries)")
+				break
+			}
+			// Stored, then refused or undelivered by the SMS provider:
+			// ctrl+r would resend the same ref, which the node ignores.
+			why := e.reason
+			if why == "" {
+				why = "not delivered"
+			}
+			state = m.st.failed.Render("failed: " + clean(why, false))
 		case "delivered", "sent":
 			state = m.st.ok.Render(state)
 		case "sending":

@@ -279,9 +279,13 @@ func TestBadFrames(t *testing.T) {
 		t.Fatalf("refused frames stored something: %v %v", n, err)
 	}
 
-	// An oversized frame ends the session with "message too big".
+	// An oversized frame is answered with too_large, then the session
+	// ends with "message too big".
 	b := h.agent("bob", 1)
 	b.SendRaw([]byte(`{"type":"response","message":"` + strings.Repeat("x", maxFrame) + `","ref":"big"}`))
+	if f := b.Expect(protocol.TypeError, nil, waitLong); f.Code != protocol.CodeTooLarge {
+		t.Fatalf("error code = %q (%s), want %q", f.Code, f.Text, protocol.CodeTooLarge)
+	}
 	err := b.Closed(waitLong)
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
@@ -435,6 +439,38 @@ func TestGracePeriod(t *testing.T) {
 	bob := h.agent("bob", 1)
 	alice.Conn.Close()
 	bob.Expect(protocol.TypeAssigned, func(f protocol.Frame) bool { return f.Phone == "+15551130001" }, waitLong)
+}
+
+// An agent whose grace period ran out while it was away is told, when it
+// reconnects, which conversations it lost: its client still shows them and
+// would otherwise keep offering replies the node refuses.
+func TestReconnectAfterGraceSaysReleased(t *testing.T) {
+	h := startNode(t, nil)
+	alice := h.agent("alice", 2)
+	h.sms("SMl1", "+15551140001", "hi")
+	h.sms("SMl2", "+15551140002", "hello")
+	alice.Expect(protocol.TypeAssigned, func(f protocol.Frame) bool { return f.Phone == "+15551140001" }, waitLong)
+	alice.Expect(protocol.TypeAssigned, func(f protocol.Frame) bool { return f.Phone == "+15551140002" }, waitLong)
+	alice.Conn.Close()
+
+	// Past the grace period bob takes both.
+	bob := h.agent("bob", 2)
+	bob.Expect(protocol.TypeAssigned, func(f protocol.Frame) bool { return f.Phone == "+15551140001" }, waitLong)
+	bob.Expect(protocol.TypeAssigned, func(f protocol.Frame) bool { return f.Phone == "+15551140002" }, waitLong)
+
+	alice = sbt.DialAgent(t, h.ws, h.token("alice", 2))
+	alice.Expect(protocol.TypeAlert, nil, waitLong)
+	for _, phone := range []string{"+15551140001", "+15551140002"} {
+		f := alice.Expect(protocol.TypeReleased, func(f protocol.Frame) bool { return f.Phone == phone }, waitLong)
+		if f.Reason != "timeout" {
+			t.Fatalf("released %s: reason %q, want timeout", phone, f.Reason)
+		}
+	}
+	// Told once.
+	alice.Conn.Close()
+	alice = sbt.DialAgent(t, h.ws, h.token("alice", 2))
+	alice.Expect(protocol.TypeAlert, nil, waitLong)
+	alice.ExpectNone(protocol.TypeReleased, 200*time.Millisecond)
 }
 
 func TestSlowAgentIsDisconnected(t *testing.T) {

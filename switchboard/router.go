@@ -26,7 +26,11 @@ type router struct {
 	engine   *route.Engine
 	sessions map[string]*session
 	timers   map[string]*time.Timer
-	maxSeq   uint64
+	// lost holds, per agent, the conversations taken from it while it was
+	// offline (its grace period ran out). Its client still shows them, so
+	// they are sent as released when it connects again (single-node mode).
+	lost   map[string][]route.Effect
+	maxSeq uint64
 	// loadDirty says the load gauges are stale.
 	loadDirty bool
 
@@ -42,6 +46,7 @@ func newRouter(n *Node) *router {
 		engine:   route.New(n.opts.DefaultCapacity),
 		sessions: make(map[string]*session),
 		timers:   make(map[string]*time.Timer),
+		lost:     make(map[string][]route.Effect),
 		work:     make(chan func(), 4096),
 		persist:  make(chan store.ConvState, 4096),
 		stopped:  make(chan struct{}),
@@ -161,6 +166,8 @@ func (r *router) apply(effects []route.Effect, born time.Time) {
 			r.saveConv(e.Phone)
 			if s := r.sessions[e.Agent]; s != nil {
 				s.enqueue(protocol.Frame{Type: protocol.TypeReleased, Phone: e.Phone, Reason: e.Reason}, time.Time{})
+			} else if r.n.cluster == nil {
+				r.lost[e.Agent] = append(r.lost[e.Agent], e)
 			}
 			if r.announces(e.Agent) {
 				r.n.publishAsync(keyReleased(e.Agent), assignmentEvent{Agent: e.Agent, Phone: e.Phone, Reason: e.Reason, At: r.n.now().UnixMilli()})
@@ -273,6 +280,12 @@ func (r *router) connect(s *session) {
 	r.sessions[s.agent] = s
 	r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
 	s.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "How can I help you?"}, time.Time{})
+	for _, e := range r.lost[s.agent] {
+		if r.engine.Owner(e.Phone) != s.agent {
+			s.enqueue(protocol.Frame{Type: protocol.TypeReleased, Phone: e.Phone, Reason: e.Reason}, time.Time{})
+		}
+	}
+	delete(r.lost, s.agent)
 	for _, phone := range r.engine.Conversations(s.agent) {
 		r.sendAssigned(s, phone, time.Time{})
 	}

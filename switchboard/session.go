@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -228,18 +230,20 @@ func (n *Node) pinger(ctx context.Context) {
 
 // readLoop reads and handles the agent's frames until the connection ends.
 func (s *session) readLoop() {
-	s.conn.SetReadLimit(maxFrame)
+	// The frame size is limited here rather than with SetReadLimit: on
+	// its limit gorilla sends a bare close frame itself, before the agent
+	// could be told why in an error frame.
 	s.conn.SetReadDeadline(time.Now().Add(pongWait))
 	s.conn.SetPongHandler(func(string) error {
 		s.conn.SetReadDeadline(time.Now().Add(pongWait))
 		return nil
 	})
 	for {
-		typ, data, err := s.conn.ReadMessage()
+		typ, data, err := s.readFrame()
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
 				s.n.metrics.badFrames.Inc()
-				s.enqueue(protocol.ErrorFrame(protocol.CodeTooLarge, "frame larger than 65536 bytes", ""), time.Time{})
+				s.enqueue(protocol.ErrorFrame(protocol.CodeTooLarge, fmt.Sprintf("frame larger than %d bytes", maxFrame), ""), time.Time{})
 				s.close(websocket.CloseMessageTooBig, "frame too large")
 			} else {
 				s.close(websocket.CloseNormalClosure, "")
@@ -263,4 +267,21 @@ func (s *session) readLoop() {
 		}
 		s.n.handleFrame(s, f)
 	}
+}
+
+// readFrame reads one message of at most maxFrame bytes. A longer one
+// returns websocket.ErrReadLimit after reading maxFrame+1 bytes of it.
+func (s *session) readFrame() (int, []byte, error) {
+	typ, r, err := s.conn.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxFrame+1))
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(data) > maxFrame {
+		return 0, nil, websocket.ErrReadLimit
+	}
+	return typ, data, nil
 }

@@ -21,12 +21,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/gorilla/websocket"
 
@@ -264,6 +267,11 @@ func (c *Client) connectOnce(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		if resp != nil {
 			if resp.StatusCode == http.StatusUnauthorized {
+				// The node says why ("agent token expired", "invalid agent
+				// token"): the agent needs that to know what to fix.
+				if why := refusal(resp); why != "" {
+					return 0, fmt.Errorf("wsclient: dial: token refused (401): %s: check -token", why)
+				}
 				return 0, fmt.Errorf("wsclient: dial: token refused (401): check -token")
 			}
 			return 0, fmt.Errorf("wsclient: dial: HTTP %d: %w", resp.StatusCode, err)
@@ -358,4 +366,24 @@ func redact(raw string) string {
 	u.RawQuery = ""
 	u.User = nil
 	return u.String()
+}
+
+// refusal returns the first line of a refused handshake's body, cut short
+// and stripped of control characters: it is shown on the agent's terminal.
+func refusal(resp *http.Response) string {
+	if resp.Body == nil {
+		return ""
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return -1
+		}
+		return r
+	}, line)
+	if len(line) > 80 {
+		line = line[:80]
+	}
+	return strings.TrimSpace(strings.ToValidUTF8(line, ""))
 }

@@ -3,6 +3,10 @@ package wsclient_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -132,6 +136,39 @@ func TestUnauthorized(t *testing.T) {
 	}
 	if err := c.Send(protocol.Frame{Type: protocol.TypeAway}); !errors.Is(err, wsclient.ErrNotConnected) {
 		t.Fatalf("Send while disconnected = %v, want ErrNotConnected", err)
+	}
+}
+
+// The node answers a refused token with why (expired or invalid); the
+// client passes that on instead of a bare 401, cleaned of control bytes.
+func TestUnauthorizedSaysWhy(t *testing.T) {
+	for _, body := range []string{"agent token expired\n", "agent token expired\x1b\x07\r\nsecond line"} {
+		t.Run(fmt.Sprintf("%q", body), func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.WriteHeader(http.StatusUnauthorized)
+				io.WriteString(w, body)
+			}))
+			t.Cleanup(srv.Close)
+			c, err := wsclient.New(wsclient.Options{URL: "ws" + strings.TrimPrefix(srv.URL, "http"), Token: "old", MinBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			events := run(t, c)
+			sbt.WaitFor(t, 2*time.Second, "disconnected", func() bool { return count(events(), wsclient.Disconnected, "") >= 1 })
+			for _, e := range events() {
+				if e.Kind != wsclient.Disconnected {
+					continue
+				}
+				if e.Err == nil || !strings.Contains(e.Err.Error(), "401") || !strings.Contains(e.Err.Error(), "agent token expired") {
+					t.Fatalf("error %v does not say 401 and why", e.Err)
+				}
+				if strings.ContainsAny(e.Err.Error(), "\x1b\x07\r\n") || strings.Contains(e.Err.Error(), "second line") {
+					t.Fatalf("error %q carries control characters", e.Err)
+				}
+				break
+			}
+		})
 	}
 }
 

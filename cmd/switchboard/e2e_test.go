@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/switchboard"
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio/twiliotest"
 	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
@@ -376,6 +377,63 @@ func TestTokenCommand(t *testing.T) {
 	out, err = cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "SWITCHBOARD_SECRET") {
 		t.Fatalf("token without secret: %v %s", err, out)
+	}
+}
+
+// A stray word stops flag parsing: the command refuses it instead of
+// printing a token that silently lacks the flags after it.
+func TestTokenCommandArgs(t *testing.T) {
+	opts := switchboard.NewOptions()
+	opts.Secret = secret
+	tests := []struct {
+		args    []string
+		wantCap int
+		wantErr string
+	}{
+		{[]string{"alice", "-capacity", "4"}, 4, ""},
+		{[]string{"-capacity", "4", "alice"}, 4, ""},
+		{[]string{"alice", "bob", "-capacity", "4"}, 0, `unexpected argument "bob"`},
+		{[]string{"alice", "capacity", "4"}, 0, `unexpected argument "capacity"`},
+		{[]string{"-capacity", "4", "alice", "extra"}, 0, `unexpected argument "extra"`},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := tokenCmd(tc.args, opts, &out, &errOut)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				if out.Len() != 0 {
+					t.Fatalf("printed a token anyway: %q", out.String())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := token.Verify([]byte(secret), strings.TrimSpace(out.String()), time.Now())
+			if err != nil || c.Agent != "alice" || c.Capacity != tc.wantCap {
+				t.Fatalf("token %q: %+v %v", out.String(), c, err)
+			}
+		})
+	}
+}
+
+// A stray word would leave the flags after it unparsed (the node would
+// listen on the default address): the node refuses to start instead.
+func TestServeRefusesStrayArguments(t *testing.T) {
+	opts := switchboard.NewOptions()
+	opts.Secret = secret
+	opts.Addr = "127.0.0.1:0"
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var errOut bytes.Buffer
+	err := serve([]string{"-data", notDir, "stray", "-addr", "127.0.0.1:1"}, opts, &errOut)
+	if err == nil || !strings.Contains(err.Error(), `unexpected argument "stray"`) {
+		t.Fatalf("serve with a stray argument: %v", err)
 	}
 }
 

@@ -57,6 +57,11 @@ func serve(args []string, opts switchboard.Options, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		// Flags after a stray word are not parsed: "-data d x -addr
+		// 127.0.0.1:9000" would serve on the default :8080.
+		return fmt.Errorf("unexpected argument %q (commands: serve, token, products; then flags)", fs.Arg(0))
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(log)
 	n, err := switchboard.New(opts, switchboard.Config{Logger: log})
@@ -105,8 +110,15 @@ func tokenCmd(args []string, opts switchboard.Options, stdout, stderr io.Writer)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
+	rest := fs.Args()
+	if name == "" && len(rest) > 0 {
+		name, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		// Flags after a stray word are not parsed: refuse rather than
+		// print a token without the capacity or ttl the user asked for.
+		fs.Usage()
+		return fmt.Errorf("token: unexpected argument %q (one NAME, then flags)", rest[0])
 	}
 	if name == "" {
 		fs.Usage()
