@@ -208,3 +208,24 @@ func TestNavCountsAReplacedStream(t *testing.T) {
 		t.Errorf("nav stream offset = %d, want 1 (the new stream's second entry)", off)
 	}
 }
+
+// TestNavTopListEmptiesForAgents: when the last view leaves the window,
+// GET /stats/top answers an empty list, and so must the agents: the ones
+// connected get a stats frame with an empty top list, and one connecting
+// afterwards is not sent the old list (it used to be, forever, and agents
+// kept showing products nobody had viewed for hours).
+func TestNavTopListEmptiesForAgents(t *testing.T) {
+	h := startNode(t, func(o *Options, c *Config) {
+		fastNav(o, c)
+		o.Nav.Window = 500 * time.Millisecond
+	})
+	alice := h.agent("alice", 1)
+	postNav(t, h.base, `{"user":"u-1","product":"3","type":"PRODUCT"}`)
+	alice.Expect(protocol.TypeStats, func(f protocol.Frame) bool { return len(f.Top) == 1 }, waitLong)
+	alice.Expect(protocol.TypeStats, func(f protocol.Frame) bool { return f.Phone == "" && f.Top != nil && len(f.Top) == 0 }, waitLong)
+	if got := getBody(t, h.base+"/stats/top"); got != `{"window":"500ms","top":[]}` {
+		t.Errorf("GET /stats/top = %s", got)
+	}
+	bob := h.agent("bob", 1)
+	bob.ExpectNone(protocol.TypeStats, 500*time.Millisecond)
+}
