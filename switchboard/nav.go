@@ -42,7 +42,7 @@ func (n *Node) openNav() error {
 	o := n.opts.Nav
 	o.Node = n.opts.Node
 	o.Now = n.now
-	o.Logger = n.log
+	o.Logger = n.logBase // nav adds component=nav; n.log already says component=node
 	if n.opts.AMQPURL == "" {
 		o.PublishConcurrency = 1 // in-process: publishing is cheap, keep a batch in order
 	}
