@@ -240,3 +240,24 @@ func TestAggregatorIgnoresAbsurdInterval(t *testing.T) {
 		t.Fatalf("interval %v, want the default %v", reps[0].Interval, DefaultInterval)
 	}
 }
+
+// FuzzAggregatorReports: whatever arrives on the group, the aggregator does
+// not panic and every report it makes can be written as a -json line.
+func FuzzAggregatorReports(f *testing.F) {
+	f.Add([]byte("switchboard.seq:1|g|#node:n1,part:1/1\nswitchboard.interval_ms:1000|g|#node:n1\nswitchboard.sms.in:3|c|#node:n1"),
+		[]byte("switchboard.seq:2|g|#node:n1,part:1/1\nswitchboard.sms.in:1e308|c|@0.5|#node:n1"))
+	f.Add([]byte("x:1e308|c|#node:a\nx:1e308|c|#node:a"), []byte("g:+1e308|g|#node:a\ng:+1e308|g|#node:a"))
+	f.Fuzz(func(t *testing.T, d1, d2 []byte) {
+		var reps []Report
+		a := NewAggregator(AggregatorOptions{OnReport: func(r Report) { reps = append(reps, r) }, Logger: quietLogger()})
+		a.Add(testEpoch, "x", d1)
+		a.Add(testEpoch.Add(time.Millisecond), "x", d2)
+		a.Add(testEpoch.Add(2*time.Millisecond), "x", d1)
+		a.Tick(testEpoch.Add(time.Hour))
+		for _, r := range reps {
+			if _, err := json.Marshal(r); err != nil {
+				t.Fatalf("report cannot be written as JSON: %v: %+v", err, r)
+			}
+		}
+	})
+}
