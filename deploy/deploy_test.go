@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -659,5 +660,38 @@ func TestNginxPolicy(t *testing.T) {
 	}
 	if strip(vps) != strip(compose) || !slices.Equal(vp, cp) {
 		t.Errorf("upstream.conf and upstream.compose.conf differ beyond addresses:\n%s\n---\n%s", vps, compose)
+	}
+}
+
+// TestNginxNavBodyLimit: POST /nav takes batches up to the node's
+// -nav-max-body (1 MiB by default), far above the 64 KiB of webhooks and
+// frames. nginx's server-wide client_max_body_size 64k refused a shop's
+// batch of ~1,000 events with 413 before any node saw it; /nav needs its
+// own location with the node's limit.
+func TestNginxNavBodyLimit(t *testing.T) {
+	site := file(t, "nginx/switchboard.conf")
+	nav := regexp.MustCompile(`(?s)location = /nav \{(.*?)\n    \}`).FindStringSubmatch(site)
+	if nav == nil {
+		t.Fatal("nginx/switchboard.conf: no `location = /nav` block; the server's 64k body limit refuses navigation batches the node accepts")
+	}
+	m := regexp.MustCompile(`client_max_body_size (\d+)([km]?);`).FindStringSubmatch(nav[1])
+	if m == nil {
+		t.Fatalf("location = /nav has no client_max_body_size:\n%s", nav[1])
+	}
+	size, _ := strconv.ParseInt(m[1], 10, 64)
+	switch m[2] {
+	case "k":
+		size <<= 10
+	case "m":
+		size <<= 20
+	}
+	if want := switchboard.NewOptions().Nav.MaxBody; size != want {
+		t.Errorf("location = /nav: client_max_body_size is %d bytes, the node's -nav-max-body default is %d", size, want)
+	}
+	for _, re := range []string{`proxy_pass http://switchboard;`, `proxy_http_version 1.1;`, `proxy_set_header Host \$switchboard_host;`,
+		`proxy_set_header X-Forwarded-Proto \$switchboard_forwarded_proto;`, `proxy_set_header Connection \$switchboard_connection;`} {
+		if !regexp.MustCompile(re).MatchString(nav[1]) {
+			t.Errorf("location = /nav lacks %s", re)
+		}
 	}
 }

@@ -26,8 +26,9 @@ type navNode struct {
 	// Owned by the router goroutine (touched only inside router.do).
 	topSent  map[*session]uint64 // top-list version each session last got
 	custSent map[string]custPush // phone → what its agent last got
-	topFrame []byte              // the current top frame (JSON)
+	topFrame []byte              // the current top frame (JSON); nil before the first ranking
 	topVer   uint64              // version of topFrame
+	topEmpty bool                // topFrame is emptyTopFrame
 }
 
 type custPush struct {
@@ -41,7 +42,7 @@ func (n *Node) openNav() error {
 	o := n.opts.Nav
 	o.Node = n.opts.Node
 	o.Now = n.now
-	o.Logger = n.log
+	o.Logger = n.logBase // nav adds component=nav; n.log already says component=node
 	if n.opts.AMQPURL == "" {
 		o.PublishConcurrency = 1 // in-process: publishing is cheap, keep a batch in order
 	}
@@ -251,7 +252,7 @@ func (n *Node) navPushLoop() {
 		case <-t.C:
 		}
 		top, ver := n.nav.svc.Top()
-		var topFrame []byte
+		topFrame := emptyTopFrame
 		if len(top.Top) > 0 {
 			topFrame, _ = json.Marshal(protocol.Frame{Type: protocol.TypeStats, Top: top.Top})
 		}
@@ -264,16 +265,25 @@ func (n *Node) navPushLoop() {
 	}
 }
 
+// emptyTopFrame tells agents that no product was viewed in the window any
+// more (protocol.Frame would omit an empty top list, which the agent could
+// not tell from a customer's stats).
+var emptyTopFrame = []byte(`{"type":"stats","top":[]}`)
+
 // navPush runs on the router goroutine.
 func (n *Node) navPush(ver uint64, topFrame []byte, custs []nav.CustomerFrame, frames [][]byte) {
 	nn, r := n.nav, n.router
-	if topFrame != nil {
+	if ver != 0 { // version 0: nothing was ever ranked
 		nn.topFrame, nn.topVer = topFrame, ver
+		nn.topEmpty = bytes.Equal(topFrame, emptyTopFrame)
 	}
 	live := make(map[*session]bool, len(r.sessions))
 	for _, s := range r.sessions {
 		live[s] = true
-		if nn.topFrame != nil && nn.topSent[s] != nn.topVer {
+		last, got := nn.topSent[s]
+		// An empty list goes only to sessions that were shown a list, to
+		// clear it; a session that connects later is sent nothing.
+		if nn.topFrame != nil && last != nn.topVer && (got || !nn.topEmpty) {
 			if s.enqueueRaw(nn.topFrame, time.Time{}) {
 				nn.topSent[s] = nn.topVer
 			}

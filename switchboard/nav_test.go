@@ -1,11 +1,14 @@
 package switchboard
 
 import (
+	"bytes"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -240,4 +243,61 @@ func TestNavFollowsAStreamReplacedWhileRunning(t *testing.T) {
 		t.Fatalf("the node failed: %v", err)
 	default:
 	}
+}
+// TestNavTopListEmptiesForAgents: when the last view leaves the window,
+// GET /stats/top answers an empty list, and so must the agents: the ones
+// connected get a stats frame with an empty top list, and one connecting
+// afterwards is not sent the old list (it used to be, forever, and agents
+// kept showing products nobody had viewed for hours).
+func TestNavTopListEmptiesForAgents(t *testing.T) {
+	h := startNode(t, func(o *Options, c *Config) {
+		fastNav(o, c)
+		o.Nav.Window = 500 * time.Millisecond
+	})
+	alice := h.agent("alice", 1)
+	postNav(t, h.base, `{"user":"u-1","product":"3","type":"PRODUCT"}`)
+	alice.Expect(protocol.TypeStats, func(f protocol.Frame) bool { return len(f.Top) == 1 }, waitLong)
+	alice.Expect(protocol.TypeStats, func(f protocol.Frame) bool { return f.Phone == "" && f.Top != nil && len(f.Top) == 0 }, waitLong)
+	if got := getBody(t, h.base+"/stats/top"); got != `{"window":"500ms","top":[]}` {
+		t.Errorf("GET /stats/top = %s", got)
+	}
+	bob := h.agent("bob", 1)
+	bob.ExpectNone(protocol.TypeStats, 500*time.Millisecond)
+}
+
+// TestNavLogsOneComponent: the nav service's log lines say component=nav
+// once, not component=node component=nav.
+func TestNavLogsOneComponent(t *testing.T) {
+	var buf syncBuffer
+	startNode(t, func(o *Options, c *Config) {
+		fastNav(o, c)
+		c.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	})
+	var line string
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(l, "navigation state loaded") {
+			line = l
+		}
+	}
+	if line == "" || strings.Count(line, "component=") != 1 || !strings.Contains(line, "component=nav") || !strings.Contains(line, "node=test") {
+		t.Fatalf("nav log line: %q", line)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the node's concurrent logging.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -3,6 +3,7 @@ package udpstats
 import (
 	"encoding/json"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -223,7 +224,10 @@ func (a *Aggregator) Add(now time.Time, addr string, b []byte) {
 				target.cur = a.newInterval(now, 0, 0)
 			}
 		}
-		a.apply(target, &m)
+		if !a.apply(target, &m) {
+			a.stats.BadLines++
+			return
+		}
 		good++
 	})
 	a.stats.BadLines += uint64(bad)
@@ -321,14 +325,27 @@ func (a *Aggregator) newInterval(now time.Time, firstSeq uint64, parts int) *ope
 	}
 }
 
-func (a *Aggregator) apply(st *nodeState, m *Metric) {
+// maxIntervalMS bounds the interval_ms a sender may claim: beyond it the
+// line is refused (a huge value would wrap around as a Duration).
+const maxIntervalMS = float64(24 * time.Hour / time.Millisecond)
+
+// apply adds one value to st's open interval. It returns false, changing
+// nothing, for a value the interval cannot hold: an interval_ms out of
+// range, or a result that is not a finite number (a huge counter scaled by
+// its sample rate, sums of huge values), which no report could carry as
+// JSON.
+func (a *Aggregator) apply(st *nodeState, m *Metric) bool {
 	cur := st.cur
 	if m.Name == a.ivName && m.Type == "g" {
-		if ms := m.Value; ms > 0 {
-			cur.interval = time.Duration(ms * float64(time.Millisecond))
-			st.Interval = cur.interval
+		ms := m.Value
+		if ms > maxIntervalMS || ms < 0 {
+			return false
 		}
-		return
+		if d := time.Duration(ms * float64(time.Millisecond)); d > 0 {
+			cur.interval = d
+			st.Interval = d
+		}
+		return true
 	}
 	name, ok := st.names[m.Name]
 	if !ok {
@@ -340,13 +357,21 @@ func (a *Aggregator) apply(st *nodeState, m *Metric) {
 	old, seen := cur.metrics[name]
 	switch m.Type {
 	case "c":
-		cur.metrics[name] = old + m.Value/m.SampleRate
+		v := old + m.Value/m.SampleRate
+		if math.IsInf(v, 0) {
+			return false
+		}
+		cur.metrics[name] = v
 	case "g":
 		if m.Sign != 0 {
 			if !seen && st.Last != nil {
 				old = st.Last.Metrics[name]
 			}
-			cur.metrics[name] = old + m.Value
+			v := old + m.Value
+			if math.IsInf(v, 0) {
+				return false
+			}
+			cur.metrics[name] = v
 		} else {
 			cur.metrics[name] = m.Value
 		}
@@ -369,6 +394,7 @@ func (a *Aggregator) apply(st *nodeState, m *Metric) {
 	if !seen {
 		cur.types[name] = m.Type
 	}
+	return true
 }
 
 // close turns st's open interval into a Report.

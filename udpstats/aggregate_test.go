@@ -1,6 +1,7 @@
 package udpstats
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"strings"
@@ -191,4 +192,72 @@ func TestReportJSON(t *testing.T) {
 	if string(b) != want {
 		t.Fatalf("%s\nwant %s", b, want)
 	}
+}
+
+// A sender's numbers that add up to more than a float64 holds (a huge
+// counter scaled by its sample rate, sums of huge counters, relative
+// gauges) must not turn into ±Inf: a report with one cannot be written as
+// JSON, and `udpstats -json` used to exit on the first such datagram. The
+// line is refused as malformed instead; the other lines count.
+func TestAggregatorRefusesNonFiniteResults(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		lines string
+	}{
+		{"scaled counter", "x:1e308|c|@0.1"},
+		{"sum of counters", "x:1e308|c\nx:1e308|c"},
+		{"relative gauge", "g:1e308|g\ng:+1e308|g"},
+		{"negative relative gauge", "g:-1e308|g\ng:-1e308|g"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var reps []Report
+			a := NewAggregator(AggregatorOptions{OnReport: func(r Report) { reps = append(reps, r) }})
+			a.Add(testEpoch, "x", []byte("switchboard.seq:1|g|#node:n1,part:1/1\nswitchboard."+
+				strings.ReplaceAll(tt.lines, "\n", "|#node:n1\nswitchboard.")+"|#node:n1\nswitchboard.ok:3|c|#node:n1"))
+			if len(reps) != 1 {
+				t.Fatalf("reports %+v", reps)
+			}
+			if _, err := json.Marshal(reps[0]); err != nil {
+				t.Fatalf("report cannot be written as JSON: %v (%v)", err, reps[0].Metrics)
+			}
+			if reps[0].Metrics["ok"] != 3 {
+				t.Errorf("good line lost: %v", reps[0].Metrics)
+			}
+			if st := a.Stats(); st.BadLines == 0 {
+				t.Errorf("the overflowing line is not counted as bad: %+v", st)
+			}
+		})
+	}
+}
+
+// interval_ms from outside is bounded: a value too large for a Duration
+// must not wrap into a negative interval.
+func TestAggregatorIgnoresAbsurdInterval(t *testing.T) {
+	var reps []Report
+	a := NewAggregator(AggregatorOptions{OnReport: func(r Report) { reps = append(reps, r) }})
+	a.Add(testEpoch, "x", []byte("switchboard.seq:1|g|#node:n1,part:1/1\nswitchboard.interval_ms:1e300|g|#node:n1\nswitchboard.c:4|c|#node:n1"))
+	if len(reps) != 1 || reps[0].Interval != DefaultInterval {
+		t.Fatalf("interval %v, want the default %v", reps[0].Interval, DefaultInterval)
+	}
+}
+
+// FuzzAggregatorReports: whatever arrives on the group, the aggregator does
+// not panic and every report it makes can be written as a -json line.
+func FuzzAggregatorReports(f *testing.F) {
+	f.Add([]byte("switchboard.seq:1|g|#node:n1,part:1/1\nswitchboard.interval_ms:1000|g|#node:n1\nswitchboard.sms.in:3|c|#node:n1"),
+		[]byte("switchboard.seq:2|g|#node:n1,part:1/1\nswitchboard.sms.in:1e308|c|@0.5|#node:n1"))
+	f.Add([]byte("x:1e308|c|#node:a\nx:1e308|c|#node:a"), []byte("g:+1e308|g|#node:a\ng:+1e308|g|#node:a"))
+	f.Fuzz(func(t *testing.T, d1, d2 []byte) {
+		var reps []Report
+		a := NewAggregator(AggregatorOptions{OnReport: func(r Report) { reps = append(reps, r) }, Logger: quietLogger()})
+		a.Add(testEpoch, "x", d1)
+		a.Add(testEpoch.Add(time.Millisecond), "x", d2)
+		a.Add(testEpoch.Add(2*time.Millisecond), "x", d1)
+		a.Tick(testEpoch.Add(time.Hour))
+		for _, r := range reps {
+			if _, err := json.Marshal(r); err != nil {
+				t.Fatalf("report cannot be written as JSON: %v: %+v", err, r)
+			}
+		}
+	})
 }

@@ -29,6 +29,11 @@ type simAgent struct {
 	frames     chan arrived
 	due        chan string   // phones whose think time is over
 	releaseAll chan struct{} // end of shift: release every conversation
+	// shiftOver: after the end-of-shift release, every conversation offered
+	// is released at once, so the node can offer the next waiting one until
+	// its queue is empty (a single release would leave a backlog larger
+	// than the agents' capacity waiting, and reported as lost).
+	shiftOver bool
 
 	convs   map[string]*conv
 	seenIDs map[string]bool
@@ -106,6 +111,7 @@ func (a *simAgent) run(ctx context.Context) {
 				return
 			}
 		case <-a.releaseAll:
+			a.shiftOver = true
 			for phone, c := range a.convs {
 				if c.releasing {
 					continue
@@ -190,6 +196,10 @@ func (a *simAgent) handle(ctx context.Context, fa arrived) error {
 				a.seenIDs[m.ID] = true
 				fresh = true
 			}
+		}
+		if a.shiftOver && !c.releasing {
+			c.releasing = true
+			return a.write(protocol.Frame{Type: protocol.TypeRelease, Phone: f.Phone})
 		}
 		if fresh && !c.releasing && !c.pending && a.rnd.Float64() < a.r.opts.ReplyShare {
 			c.pending = true

@@ -586,3 +586,31 @@ func TestAMQPBaselines(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitingBacklogIsNotLost: when more conversations wait than the
+// agents can hold (here far more than twice their capacity), the node
+// keeps them waiting, which is not a loss. The end-of-shift release must
+// keep releasing what it is then offered, until the queue is empty; a
+// single release used to leave most of the backlog waiting and report it
+// as LOST with exit status 1.
+func TestWaitingBacklogIsNotLost(t *testing.T) {
+	t.Parallel()
+	twilioLn := listen(t)
+	node := startNode(t, twilioLn)
+	o := loadOptions(node, twilioLn)
+	o.Customers = 200
+	o.Agents = 1
+	o.Capacity = 3
+	o.ReplyShare = 0 // no replies, so no release before the end of shift
+	o.ReleaseShare = 0
+	o.BurstShare = 0
+	o.DupShare = 0
+	o.Drain = 6 * time.Second
+	rep := run(t, o)
+	if !rep.EndOfShiftRelease {
+		t.Fatalf("the run settled without the end-of-shift release; the test needs a backlog")
+	}
+	if !rep.OK() || rep.Inbound.Lost != 0 || rep.Inbound.Delivered != rep.Inbound.Acked {
+		t.Fatalf("inbound %+v; failures %v", rep.Inbound, rep.Failures)
+	}
+}

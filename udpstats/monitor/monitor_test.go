@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/goleak"
 
@@ -269,5 +270,54 @@ func TestBinaryJSONOnce(t *testing.T) {
 	}
 	if _, ok := m["sms.in"]; !ok {
 		t.Fatalf("no sms.in in %v", m)
+	}
+}
+
+// A value far outside what a node sends (garbage on the group, a buggy
+// sender) must not widen its column to hundreds of characters and wrap
+// every row of the table: it is shown in exponent form.
+func TestTableRenderHugeValue(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 10, 0, time.UTC)
+	nodes := []udpstats.NodeState{{Node: "big", LastSeen: now, Interval: time.Second,
+		Last: &udpstats.Report{Node: "big", Interval: time.Second,
+			Metrics: map[string]float64{"sms.in": 1e308, "lat": 3e200, "g": -5e300},
+			Types:   map[string]string{"sms.in": "c", "lat": "ms", "g": "g"}}}}
+	var b bytes.Buffer
+	(&Table{Columns: []string{"sms.in", "lat", "g"}}).Render(&b, nodes, now, udpstats.AggregatorStats{})
+	for _, line := range strings.Split(b.String(), "\n") {
+		if len(line) > 80 {
+			t.Fatalf("line of %d characters:\n%s", len(line), b.String())
+		}
+	}
+	if !strings.Contains(b.String(), "1e+308") {
+		t.Fatalf("value not shown:\n%s", b.String())
+	}
+}
+
+// Node names come from anyone who can send to the group: control
+// characters in them (terminal escape sequences that clear the screen or
+// set the window title) must not reach the operator's terminal, and a
+// multi-byte name must not shift the columns.
+func TestTableRenderSanitizesNodeNames(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 10, 0, time.UTC)
+	rep := &udpstats.Report{Interval: time.Second, Metrics: map[string]float64{"g": 1}, Types: map[string]string{"g": "g"}}
+	nodes := []udpstats.NodeState{
+		{Node: "pwn\x1b]0;HACKED\x07\x1b[2J\u009b1m\x00", LastSeen: now, Interval: time.Second, Last: rep},
+		{Node: "é", LastSeen: now, Interval: time.Second, Last: rep},
+	}
+	var b bytes.Buffer
+	(&Table{Columns: []string{"g"}}).Render(&b, nodes, now, udpstats.AggregatorStats{})
+	out := b.String()
+	for _, r := range out {
+		if r != '\n' && (r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0)) {
+			t.Fatalf("control character %U in the table:\n%q", r, out)
+		}
+	}
+	lines := strings.Split(out, "\n")
+	width := utf8.RuneCountInString(lines[0])
+	for _, l := range lines[1:4] {
+		if n := utf8.RuneCountInString(l); n != width {
+			t.Fatalf("row %q is %d characters wide, header %d:\n%s", l, n, width, out)
+		}
 	}
 }

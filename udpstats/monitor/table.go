@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchboard/switchboard/udpstats"
 )
@@ -71,7 +72,7 @@ func (t *Table) Render(w io.Writer, nodes []udpstats.NodeState, now time.Time, s
 	live := 0
 	for _, n := range nodes {
 		isStale := now.Sub(n.LastSeen) > time.Duration(staleAfter)*n.Interval
-		row := []string{n.Node, age(now.Sub(n.LastSeen)), strconv.FormatUint(n.Lost, 10)}
+		row := []string{printable(n.Node), age(now.Sub(n.LastSeen)), strconv.FormatUint(n.Lost, 10)}
 		for i, c := range t.Columns {
 			v, ok := 0.0, false
 			if n.Last != nil {
@@ -111,7 +112,7 @@ func (t *Table) Render(w io.Writer, nodes []udpstats.NodeState, now time.Time, s
 	widths := make([]int, len(header))
 	for _, r := range append(append([][]string{header}, rows...), total) {
 		for i, cell := range r {
-			widths[i] = max(widths[i], len(cell))
+			widths[i] = max(widths[i], utf8.RuneCountInString(cell)) // as fmt pads
 		}
 	}
 	var b strings.Builder
@@ -158,6 +159,18 @@ func (t *Table) Render(w io.Writer, nodes []udpstats.NodeState, now time.Time, s
 	io.WriteString(w, b.String())
 }
 
+// printable makes a name received from the network safe to print on a
+// terminal: invalid UTF-8 and control characters (which could carry
+// escape sequences that clear the screen or retitle the window) become '?'.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
 func age(d time.Duration) string {
 	switch {
 	case d < 0:
@@ -168,12 +181,23 @@ func age(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
 }
 
+// maxNumWidth is the widest a number is written in fixed notation; beyond
+// it (only garbage or a buggy sender gets there) it is written with an
+// exponent, so one value cannot widen its column past the screen.
+const maxNumWidth = 16
+
 func num(v float64, typ string) string {
+	var s string
 	switch typ {
 	case "c":
-		return strconv.FormatFloat(v, 'f', 1, 64)
+		s = strconv.FormatFloat(v, 'f', 1, 64)
 	case "ms", "h", "d":
-		return strconv.FormatFloat(v, 'f', 2, 64)
+		s = strconv.FormatFloat(v, 'f', 2, 64)
+	default:
+		s = strconv.FormatFloat(v, 'f', -1, 64)
 	}
-	return strconv.FormatFloat(v, 'f', -1, 64)
+	if len(s) > maxNumWidth {
+		s = strconv.FormatFloat(v, 'g', 4, 64)
+	}
+	return s
 }
