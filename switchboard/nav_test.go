@@ -244,6 +244,7 @@ func TestNavFollowsAStreamReplacedWhileRunning(t *testing.T) {
 	default:
 	}
 }
+
 // TestNavTopListEmptiesForAgents: when the last view leaves the window,
 // GET /stats/top answers an empty list, and so must the agents: the ones
 // connected get a stats frame with an empty top list, and one connecting
