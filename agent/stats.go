@@ -113,7 +113,7 @@ func (m *Model) handleStats(f protocol.Frame) tea.Cmd {
 		if cs.product != "" {
 			ids = append(ids[:len(ids):len(ids)], cs.product)
 		}
-	case len(f.Top) > 0:
+	case f.Top != nil: // "top":[] (the list emptied: its views left the window) clears it
 		top := slices.Clone(f.Top[:min(len(f.Top), maxTop)])
 		for i := range top {
 			if top[i].Title != "" {

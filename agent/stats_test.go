@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -195,6 +196,18 @@ func TestTopListOnePerLine(t *testing.T) {
 			" 2. #1                1174",
 			" 3. Caméra 📷 HD      1114",
 		})
+	})
+	t.Run("an empty list clears it", func(t *testing.T) {
+		f := newFixture(t, false)
+		f.frame(protocol.Frame{Type: protocol.TypeStats, Top: top[:3]})
+		var empty protocol.Frame
+		if err := json.Unmarshal([]byte(`{"type":"stats","top":[]}`), &empty); err != nil {
+			t.Fatal(err)
+		}
+		f.frame(empty)
+		if got := strings.Join(pane(t, f.m), "\n"); strings.Contains(got, "Product number") {
+			t.Errorf("the expired list is still shown:\n%s", got)
+		}
 	})
 	t.Run("too narrow for columns", func(t *testing.T) {
 		f := newFixture(t, true)
