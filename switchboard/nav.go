@@ -69,7 +69,7 @@ func (p navPublisher) Publish(ctx context.Context, key string, body []byte) erro
 // queues: every node applies every event) and starts the service and the
 // agent pusher.
 func (n *Node) startNav() error {
-	view := bus.SubscribeOptions{Bindings: []string{nav.BindView}}
+	view := bus.SubscribeOptions{Bindings: []string{nav.BindView, nav.BindLink}}
 	if n.opts.AMQPURL != "" {
 		// With RabbitMQ the events go through a stream that every node reads
 		// at its own pace: a node that was down resumes after the last event

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard/bus/bustest"
+	"github.com/switchboard/switchboard/switchboard/nav"
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
@@ -145,6 +146,16 @@ func TestNavTwoNodesRealBroker(t *testing.T) {
 			}
 		}
 	}
+	// An event without a product only links a user to a phone: every node
+	// learns the link, so the customer's agent sees the browsing wherever
+	// it is connected.
+	postNav(t, h1.base, `{"user":"a","type":"LOGIN","phone":"+15551230001"}`)
+	for _, h := range []*harness{h1, h2} {
+		sbt.WaitFor(t, waitLong, h.node.opts.Node+" linked the phone", func() bool {
+			f, ok := h.node.nav.svc.Customer("+15551230001")
+			return ok && len(f.Viewed) == 3
+		})
+	}
 	const wantTop = `{"window":"10s","top":[{"product":"3","title":"Full HD camcorder","count":3},{"product":"4","title":"Waterproof HD camcorder","count":2},{"product":"2","title":"Media player with USB 2.0 input","count":1}]}`
 	for _, h := range []*harness{h1, h2} {
 		sbt.WaitFor(t, waitLong, h.node.opts.Node+" global top", func() bool { return getBody(t, h.base+"/stats/top") == wantTop })
@@ -226,10 +237,7 @@ func TestNavFollowsAStreamReplacedWhileRunning(t *testing.T) {
 	sbt.WaitFor(t, waitLong, "counted", func() bool { return h.node.nav.svc.Counters().Counted == 2 })
 
 	bustest.DeleteQueue(t, amqpURL, ex+"."+navStream)
-	// The node's consumer declares the stream again, empty, as a broker
-	// that lost its data would have it (events published before that have
-	// no queue to go to).
-	bustest.WaitQueue(t, amqpURL, ex+"."+navStream, waitLong)
+	bustest.DeclareStream(t, amqpURL, ex, ex+"."+navStream, nav.BindView, nav.BindLink)
 	postNav(t, h.base, `[{"user":"c","product":"2","type":"PRODUCT"},{"user":"c","product":"7","type":"PRODUCT"}]`)
 	sbt.WaitFor(t, waitLong, "the new stream counted", func() bool { return h.node.nav.svc.Counters().Counted == 4 })
 	if got := getBody(t, h.base+"/products/2/stats"); got != `{"product":"2","categories":{"Cameras":1,"Phones":1}}` {

@@ -33,7 +33,7 @@ func startServer(t testing.TB, opts Options) *server {
 	for _, sub := range []struct {
 		bind string
 		h    bus.Handler
-	}{{BindView, s.HandleView}, {BindTop, s.HandleTop}, {BindCatalog, s.HandleCatalog}} {
+	}{{BindView, s.HandleView}, {BindLink, s.HandleView}, {BindTop, s.HandleTop}, {BindCatalog, s.HandleCatalog}} {
 		if _, err := b.Subscribe(ctx, bus.SubscribeOptions{Bindings: []string{sub.bind}}, sub.h); err != nil {
 			t.Fatal(err)
 		}

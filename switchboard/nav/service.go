@@ -19,16 +19,19 @@ import (
 )
 
 // Routing keys (DESIGN.md), plus nav.catalog.<id> for catalog changes
-// between nodes.
+// between nodes and nav.link for events without a product (they only link
+// a shop user to a phone).
 const (
 	KeyTop           = "stats.top"
+	KeyLink          = "nav.link"
 	keyViewPrefix    = "nav.view."
 	keyStatsPrefix   = "stats.product."
 	keyCatalogPrefix = "nav.catalog."
-	// BindView, BindTop and BindCatalog are the patterns a node subscribes
-	// (each with a private queue) for HandleView, HandleTop and
-	// HandleCatalog.
+	// BindView, BindLink, BindTop and BindCatalog are the patterns a node
+	// subscribes (each with a private queue, or BindView and BindLink the
+	// nav stream) for HandleView, HandleTop and HandleCatalog.
 	BindView    = "nav.view.*"
+	BindLink    = KeyLink
 	BindTop     = KeyTop
 	BindCatalog = "nav.catalog.*"
 )
@@ -227,10 +230,10 @@ func (s *Service) publish(ctx context.Context, msgs []message) {
 // ---- ingestion ----
 
 // Ingest stamps each event with an id and this node, and publishes it on
-// nav.view.<product>; the counters change when the event comes back from
-// the bus (HandleView), on every node alike. Events without a product
-// (other types) are not published: they are applied here at once (they
-// only link a phone). It returns when the bus has accepted every event.
+// nav.view.<product>, or nav.link when it has no product (another type,
+// which only links a user to a phone); the counters and links change when
+// the event comes back from the bus (HandleView), on every node alike. It
+// returns when the bus has accepted every event.
 func (s *Service) Ingest(ctx context.Context, events []Event) error {
 	s.mu.Lock()
 	s.counters.Accepted += uint64(len(events))
@@ -245,10 +248,6 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 		e.Node = s.opts.Node
 		e.ID = s.newID()
 		e.At = now
-		if e.Product == "" {
-			s.apply(*e)
-			continue
-		}
 		work = append(work, i)
 	}
 	one := func(i int) error {
@@ -260,8 +259,12 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 				return fmt.Errorf("nav: encode event: %w", err)
 			}
 		}
-		if err := s.pub.Publish(ctx, KeyView(e.Product), body); err != nil && !errors.Is(err, bus.ErrUnroutable) {
-			return fmt.Errorf("nav: publish %s: %w", KeyView(e.Product), err)
+		key := KeyLink
+		if e.Product != "" {
+			key = KeyView(e.Product)
+		}
+		if err := s.pub.Publish(ctx, key, body); err != nil && !errors.Is(err, bus.ErrUnroutable) {
+			return fmt.Errorf("nav: publish %s: %w", key, err)
 		}
 		return nil
 	}

@@ -119,30 +119,27 @@ func DeleteQueue(t testing.TB, url, name string) {
 	}
 }
 
-// WaitQueue waits until queue name exists on the broker at url (a
-// consumer declared it again), for up to timeout.
-func WaitQueue(t testing.TB, url, name string, timeout time.Duration) {
+// DeclareStream declares stream name on the broker at url, bound to
+// exchange with bindings, as a broker that lost its data would have it
+// again once a node declared it: empty, starting at offset 0.
+func DeclareStream(t testing.TB, url, exchange, name string, bindings ...string) {
 	t.Helper()
 	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
 	if err != nil {
 		t.Fatalf("dial %s: %v", Redact(url), err)
 	}
 	defer conn.Close()
-	deadline := time.Now().Add(timeout)
-	for {
-		ch, err := conn.Channel()
-		if err != nil {
-			t.Fatal(err)
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	if _, err := ch.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": "stream"}); err != nil {
+		t.Fatalf("declare stream %s: %v", name, err)
+	}
+	for _, b := range bindings {
+		if err := ch.QueueBind(name, b, exchange, false, nil); err != nil {
+			t.Fatalf("bind %s to %s: %v", name, b, err)
 		}
-		// A passive declare of a missing queue closes the channel.
-		_, err = ch.QueueDeclarePassive(name, false, false, false, false, nil)
-		if err == nil {
-			ch.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("queue %s not declared again within %v: %v", name, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
