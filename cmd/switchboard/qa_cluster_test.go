@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
@@ -44,4 +46,64 @@ func TestClusterRestartedNodeRepliesSentOnce(t *testing.T) {
 	if len(to) != 1 {
 		t.Fatalf("the reply reached the SMS API %d times, want 1: %q", len(to), to)
 	}
+}
+
+// TestClusterPublishesTimeoutRelease: the RabbitMQ contract says
+// conv.released.<agent> announces assignment changes to other services.
+// When an agent stays disconnected past the grace period, its
+// conversations leave it (reason "timeout"); single-node mode announces
+// that, but in cluster mode only the node hosting the agent's session
+// announces, and there is no session any more, so nobody does: a service
+// bound to conv.released.# believes the agent still holds them.
+func TestClusterPublishesTimeoutRelease(t *testing.T) {
+	c := newClusterRun(t)
+	n1, n2 := c.node("n1"), c.node("n2")
+	releases := bindTap(t, c, "conv.released.#")
+
+	alice := n1.agent("alice", 5)
+	const phone = "+15557770200"
+	if code := n2.smsSigned("SMtimeout01", phone, "anyone there?"); code != 200 {
+		t.Fatalf("webhook: %d", code)
+	}
+	alice.Expect(protocol.TypeAssigned, phoneIs(phone), wait)
+	alice.Conn.Close() // gone for longer than the grace period (1s)
+
+	deadline := time.After(15 * time.Second)
+	for {
+		select {
+		case d := <-releases:
+			if d.RoutingKey == "conv.released.alice" && strings.Contains(string(d.Body), phone) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no conv.released.alice for %s after alice's grace period expired", phone)
+		}
+	}
+}
+
+// bindTap binds a queue of the test's own to the cluster's exchange, as
+// another service would, and returns its deliveries.
+func bindTap(t *testing.T, c *clusterRun, pattern string) <-chan amqp.Delivery {
+	t.Helper()
+	conn, err := amqp.Dial(c.amqp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(q.Name, pattern, c.exchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := ch.Consume(q.Name, "", true, true, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
 }
