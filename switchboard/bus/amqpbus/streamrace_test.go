@@ -2,10 +2,13 @@ package amqpbus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/switchboard/switchboard/switchboard/bus"
 	"github.com/switchboard/switchboard/switchboard/bus/amqpbus"
@@ -60,5 +63,60 @@ func TestStreamSubscribeWhileDeclared(t *testing.T) {
 		for err := range errs {
 			t.Fatalf("round %d: Subscribe: %v", round, err)
 		}
+	}
+}
+
+// TestExchangeDeletedByHand: an operator deletes the exchange while the
+// bus runs. Every publish then closes the publishing channel with 404
+// NOT_FOUND; reopening the channel changes nothing, so publishes used to
+// hang until their ctx ended, for as long as the process ran. The bus
+// reconnects instead, which declares the exchange and every subscription's
+// bindings again: the publish goes through and is delivered.
+func TestExchangeDeletedByHand(t *testing.T) {
+	b := newBus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	got := make(chan string, 10)
+	sub, err := b.Subscribe(ctx, bus.SubscribeOptions{Queue: "q", Bindings: []string{"a.#"}}, func(_ context.Context, d bus.Delivery) error {
+		got <- string(d.Body)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	exchanges, _ := b.Declared()
+	conn, err := amqp.Dial(bustest.AMQPURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDelete(exchanges[0], false, false); err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer pcancel()
+	for {
+		// Unroutable until the subscription has bound its queue again.
+		err := b.Publish(pctx, "a.b", []byte("after"))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, bus.ErrUnroutable) {
+			t.Fatalf("Publish after the exchange was deleted: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case body := <-got:
+		if body != "after" {
+			t.Fatalf("got %q, want \"after\"", body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the subscription's binding was not declared again: nothing delivered")
 	}
 }
