@@ -641,7 +641,7 @@ func (b *Bus) publishLoop() {
 		if err != nil {
 			return
 		}
-		ch, confirms, returns, err := b.openPublishChannel(conn)
+		ch, confirms, returns, chClosed, err := b.openPublishChannel(conn)
 		if err != nil {
 			b.log.Warn("open publishing channel", "err", err)
 			if !sleepCtx(b.ctx, b.opts.ReconnectMin) {
@@ -674,6 +674,18 @@ func (b *Bus) publishLoop() {
 		b.pubOnce.Do(func() { close(b.pubReady) })
 
 		b.handleConfirms(confirms, returns)
+		select {
+		case cerr := <-chClosed:
+			if cerr != nil && cerr.Code == amqp.NotFound {
+				// An exchange of ours is gone (deleted by hand): every
+				// publish would fail the same way. Only a new connection
+				// declares the topology, and every subscription's
+				// bindings, again.
+				b.log.Warn("publishing channel closed: exchange missing; reconnecting to declare it again", "err", cerr)
+				conn.Close()
+			}
+		default:
+		}
 
 		b.pmu.Lock()
 		b.pch = nil
@@ -699,20 +711,23 @@ func (b *Bus) publishLoop() {
 	}
 }
 
-func (b *Bus) openPublishChannel(conn *amqp.Connection) (*amqp.Channel, chan amqp.Confirmation, chan amqp.Return, error) {
+func (b *Bus) openPublishChannel(conn *amqp.Connection) (*amqp.Channel, chan amqp.Confirmation, chan amqp.Return, chan *amqp.Error, error) {
 	ch, err := conn.Channel()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if err := ch.Confirm(false); err != nil {
 		ch.Close()
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	// Buffers as large as the window: the library's reader goroutine never
 	// waits on us (it drops a notification after 5s on a full listener).
 	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, b.opts.ConfirmWindow))
 	returns := ch.NotifyReturn(make(chan amqp.Return, b.opts.ConfirmWindow))
-	return ch, confirms, returns, nil
+	// The close reason is sent before the confirm listener is closed, so
+	// it is there when handleConfirms returns.
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	return ch, confirms, returns, closed, nil
 }
 
 // handleConfirms runs until the channel closes (the library closes the

@@ -23,7 +23,11 @@
 //   - A channel that returned an error is dead. Any publish error closes the
 //     publishing channel; the publish loop opens a new one (on the same
 //     connection when it is still up, after ReconnectMin) and republishes
-//     everything unconfirmed, in the original order. A consumer whose
+//     everything unconfirmed, in the original order. A publishing channel
+//     closed with 404 NOT_FOUND means an exchange of ours was deleted (by
+//     hand): a new channel would fail the same way, so the bus closes the
+//     connection, and the reconnect declares the exchanges and every
+//     subscription's queue and bindings again. A consumer whose
 //     delivery channel closes (channel error, consumer cancelled by the
 //     broker, connection lost) closes its channel and sets itself up again.
 //   - Confirms are asynchronous with a bounded window, never one wait per

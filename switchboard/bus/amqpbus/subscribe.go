@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,13 +61,23 @@ func (b *Bus) Subscribe(ctx context.Context, opts bus.SubscribeOptions, h bus.Ha
 	}
 	s.log = b.log.With("queue", s.queue)
 
-	conn, err := b.waitConn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("amqpbus: subscribe %s: %w", s.queue, err)
-	}
-	ch, deliveries, err := s.setup(conn)
-	if err != nil {
-		return nil, fmt.Errorf("amqpbus: subscribe %s: %w", s.queue, err)
+	var ch *amqp.Channel
+	var deliveries <-chan amqp.Delivery
+	for backoff := b.opts.ReconnectMin; ; backoff = min(2*backoff, b.opts.ReconnectMax) {
+		conn, err := b.waitConn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("amqpbus: subscribe %s: %w", s.queue, err)
+		}
+		if ch, deliveries, err = s.setup(conn); err == nil {
+			break
+		}
+		if !transientSetupError(err) {
+			return nil, fmt.Errorf("amqpbus: subscribe %s: %w", s.queue, err)
+		}
+		s.log.Info("subscribe: queue not ready yet; retrying", "err", err, "next_in", backoff)
+		if !b.sleep(ctx, backoff) {
+			return nil, fmt.Errorf("amqpbus: subscribe %s: %w", s.queue, err)
+		}
 	}
 	b.mu.Lock()
 	if b.closed {
@@ -137,6 +148,40 @@ func (s *subscription) setup(conn *amqp.Connection) (*amqp.Channel, <-chan amqp.
 		return fail("consume", err)
 	}
 	return ch, deliveries, nil
+}
+
+// transientSetupError reports whether setting up a consumer failed for a
+// reason that goes away by itself. A stream that another node declared a
+// moment ago refuses consumers with 406 PRECONDITION_FAILED "does not have a
+// replica on the local node", or 541 INTERNAL_ERROR (which also closes the
+// connection), until its member on the broker is up; a connection that dies
+// in the middle of the setup is replaced by the supervisor. Anything else
+// (a queue declared with other arguments, refused permissions) stays wrong
+// however often it is tried.
+func transientSetupError(err error) bool {
+	if errors.Is(err, amqp.ErrClosed) {
+		return true
+	}
+	var aerr *amqp.Error
+	if !errors.As(err, &aerr) {
+		return false
+	}
+	return aerr.Code == amqp.InternalError ||
+		aerr.Code == amqp.PreconditionFailed && strings.Contains(aerr.Reason, "does not have a replica")
+}
+
+// sleep waits d unless ctx ends or the bus closes first; false then.
+func (b *Bus) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-b.ctx.Done():
+		return false
+	}
 }
 
 // run delivers in order from one goroutine and, when the channel or the

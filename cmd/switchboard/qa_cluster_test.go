@@ -1,0 +1,140 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/switchboard/switchboard/switchboard/protocol"
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
+)
+
+// TestClusterRestartedNodeRepliesSentOnce: a node that hosts an agent is
+// killed, another node declares it dead and adopts its pending replies;
+// the node comes back. A reply accepted by the restarted node afterwards
+// must reach the SMS API once ("a reply from any node is sent once"), not
+// once by the node and once more by the node that adopted it while it
+// was dead.
+func TestClusterRestartedNodeRepliesSentOnce(t *testing.T) {
+	c := newClusterRun(t)
+	n1, n2 := c.node("n1"), c.node("n2")
+	n1.agent("alice", 5)
+	n1.kill()
+	sbt.WaitFor(t, 20*time.Second, "n2 declares n1 dead and adopts its replies", func() bool {
+		return strings.Contains(n2.logs.String(), "node declared dead: sending its pending replies")
+	})
+	n1 = c.node("n1")
+	alice := n1.agent("alice", 5)
+
+	const phone = "+15557770100"
+	if code := n1.smsSigned("SMrestart01", phone, "back again?"); code != 200 {
+		t.Fatalf("webhook: %d", code)
+	}
+	alice.Expect(protocol.TypeAssigned, phoneIs(phone), wait)
+	alice.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: phone, Message: "yes, back", Ref: "r-back"})
+	alice.Expect(protocol.TypeAck, nil, wait)
+	c.fake.WaitSent(t, 1, 10*time.Second)
+	// Both nodes have applied the reply by now or within a moment; give a
+	// second sender time to show itself.
+	time.Sleep(3 * time.Second)
+	var to []string
+	for _, m := range c.fake.Sent() {
+		to = append(to, m.To+": "+m.Body)
+	}
+	if len(to) != 1 {
+		t.Fatalf("the reply reached the SMS API %d times, want 1: %q", len(to), to)
+	}
+}
+
+// TestClusterPublishesTimeoutRelease: the RabbitMQ contract says
+// conv.released.<agent> announces assignment changes to other services.
+// When an agent stays disconnected past the grace period, its
+// conversations leave it (reason "timeout"); single-node mode announces
+// that, but in cluster mode only the node hosting the agent's session
+// announces, and there is no session any more, so nobody does: a service
+// bound to conv.released.# believes the agent still holds them.
+func TestClusterPublishesTimeoutRelease(t *testing.T) {
+	c := newClusterRun(t)
+	n1, n2 := c.node("n1"), c.node("n2")
+	releases := bindTap(t, c, "conv.released.#")
+
+	alice := n1.agent("alice", 5)
+	const phone = "+15557770200"
+	if code := n2.smsSigned("SMtimeout01", phone, "anyone there?"); code != 200 {
+		t.Fatalf("webhook: %d", code)
+	}
+	alice.Expect(protocol.TypeAssigned, phoneIs(phone), wait)
+	alice.Conn.Close() // gone for longer than the grace period (1s)
+
+	deadline := time.After(15 * time.Second)
+	for {
+		select {
+		case d := <-releases:
+			if d.RoutingKey == "conv.released.alice" && strings.Contains(string(d.Body), phone) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no conv.released.alice for %s after alice's grace period expired", phone)
+		}
+	}
+}
+
+// bindTap binds a queue of the test's own to the cluster's exchange, as
+// another service would, and returns its deliveries.
+func bindTap(t *testing.T, c *clusterRun, pattern string) <-chan amqp.Delivery {
+	t.Helper()
+	conn, err := amqp.Dial(c.amqp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(q.Name, pattern, c.exchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := ch.Consume(q.Name, "", true, true, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+// TestClusterLateNodeLearnsCatalogChanges: a product added with PUT while
+// a node was away (or before it joined) must be known to it once it has
+// caught up, like everything else: otherwise GET /products/{id} differs
+// between nodes, and navigation events for that product are counted as
+// unknown on that node only, so the nodes' counters drift apart. Catalog
+// changes travel on nav.catalog.<id> through a private queue, which a node
+// that is not running never sees.
+func TestClusterLateNodeLearnsCatalogChanges(t *testing.T) {
+	c := newClusterRun(t)
+	n1, n2 := c.node("n1"), c.node("n2")
+	req, _ := http.NewRequest(http.MethodPut, n1.base+"/products/30", strings.NewReader(`{"title":"Tripod","category":"Cameras","price":25}`))
+	req.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("PUT /products/30: %d", resp.StatusCode)
+	}
+	known := func(p *proc) bool {
+		var prod map[string]any
+		return sbt.GetJSON(t, p.base+"/products/30", "", &prod) == 200
+	}
+	sbt.WaitFor(t, 10*time.Second, "n2 knows product 30", func() bool { return known(n2) })
+
+	n3 := c.node("n3") // joins after the change; ready = caught up
+	sbt.WaitFor(t, 10*time.Second, "the late node knows product 30", func() bool { return known(n3) })
+}
