@@ -1142,6 +1142,12 @@ func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 	switch ev.State {
 	case "started":
 		delete(c.dead, ev.Node)
+		// Back: it sends its own replies again. Whoever adopted them
+		// while it was dead stops (else every reply it accepts from now
+		// on would be sent twice).
+		c.adoptMu.Lock()
+		delete(c.adopted, ev.Node)
+		c.adoptMu.Unlock()
 		// Connections the engine still has on a node that just
 		// (re)started are gone: it has no sessions yet.
 		for agent, epoch := range r.engine.OnlineOn(ev.Node) {
@@ -1186,10 +1192,12 @@ func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 			return nil
 		}
 		node := ev.Node
+		// Adopted here, in log order: a "started" of the same node later
+		// in this run must undo it.
+		c.adoptMu.Lock()
+		c.adopted[node] = true
+		c.adoptMu.Unlock()
 		return []func(){func() {
-			c.adoptMu.Lock()
-			c.adopted[node] = true
-			c.adoptMu.Unlock()
 			c.log.Warn("node declared dead: sending its pending replies", "node", node)
 			c.n.outbound.sweep()
 		}}
