@@ -1089,7 +1089,7 @@ func (c *cluster) graceTimer(agent string, epoch uint64) {
 		t.Stop()
 	}
 	r.timers[agent] = time.AfterFunc(c.n.opts.Grace, func() {
-		ev := routeEvent{ID: c.n.store.NewID(), Agent: agent, Epoch: epoch, At: c.n.now().UnixMilli()}
+		ev := routeEvent{ID: c.n.store.NewID(), Agent: agent, Epoch: epoch, By: c.node, At: c.n.now().UnixMilli()}
 		if err := c.publish(c.n.ctx, keyExpire(agent), ev); err != nil && c.n.ctx.Err() == nil {
 			c.log.Warn("publish grace expiry; retrying", "agent", agent, "err", err)
 			r.do(c.n.ctx, func() { c.graceTimer(agent, epoch) })
@@ -1130,6 +1130,16 @@ func (c *cluster) routeRoute(r *router, e *logEntry) []func() {
 		if effects := r.engine.Expire(ev.Agent, ev.Epoch, at); len(effects) > 0 {
 			c.log.Info("grace period over: conversations requeued", "agent", ev.Agent, "effects", len(effects))
 			r.apply(effects, time.Time{})
+			if ev.By == c.node {
+				// No node hosts the agent any more, so none announced its
+				// losses (router.announces): the node whose expiry took
+				// effect does, once for the cluster.
+				for _, e := range effects {
+					if e.Kind == route.Released && r.sessions[e.Agent] == nil {
+						r.n.publishAsync(keyReleased(e.Agent), assignmentEvent{Agent: e.Agent, Phone: e.Phone, Reason: e.Reason, At: at.UnixMilli()})
+					}
+				}
+			}
 		}
 	case strings.HasPrefix(key, "route.node."):
 		return c.routeNode(r, ev)
