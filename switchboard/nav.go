@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,27 +70,31 @@ func (p navPublisher) Publish(ctx context.Context, key string, body []byte) erro
 // queues: every node applies every event) and starts the service and the
 // agent pusher.
 func (n *Node) startNav() error {
-	view := bus.SubscribeOptions{Bindings: []string{nav.BindView, nav.BindLink}}
-	if n.opts.AMQPURL != "" {
-		// With RabbitMQ the events go through a stream that every node reads
-		// at its own pace: a node that was down resumes after the last event
-		// its stored counters include, and a new node replays the history,
-		// so all nodes converge to the same counters.
-		view = bus.SubscribeOptions{Queue: navStream, Bindings: view.Bindings, Stream: true, Offset: n.nav.svc.StreamOffset() + 1,
-			MaxAttempts: 3, RetryDelay: 100 * time.Millisecond}
-	}
+	svc := n.nav.svc
 	subs := []struct {
 		opts bus.SubscribeOptions
 		h    bus.Handler
 	}{
-		{view, n.nav.svc.HandleView},
-		{bus.SubscribeOptions{Bindings: []string{nav.BindTop}}, n.nav.svc.HandleTop},
-		{bus.SubscribeOptions{Bindings: []string{nav.BindCatalog}}, n.nav.svc.HandleCatalog},
+		{bus.SubscribeOptions{Bindings: []string{nav.BindView, nav.BindLink}}, svc.HandleView},
+		{bus.SubscribeOptions{Bindings: []string{nav.BindTop}}, svc.HandleTop},
+		{bus.SubscribeOptions{Bindings: []string{nav.BindCatalog}}, svc.HandleCatalog},
+	}
+	if n.opts.AMQPURL != "" {
+		// With RabbitMQ the events and catalog changes go through a stream
+		// that every node reads at its own pace, in one order: a node that
+		// was down resumes after the last entry its stored counters
+		// include, and a new node replays the history (catalog changes
+		// included, each before the events that follow it), so all nodes
+		// converge to the same catalog and counters.
+		subs[0].opts = bus.SubscribeOptions{Queue: navStream, Bindings: []string{nav.BindView, nav.BindLink, nav.BindCatalog}, Stream: true,
+			Offset: svc.StreamOffset() + 1, MaxAttempts: 3, RetryDelay: 100 * time.Millisecond}
+		subs[0].h = navStreamHandler(svc)
+		subs = subs[:2]
 	}
 	heads, _ := n.bus.(bus.StreamHead)
 	for _, s := range subs {
 		if s.opts.Stream && heads != nil {
-			sb, err := n.followNavStream(heads, s.opts)
+			sb, err := n.followNavStream(heads, s.opts, s.h)
 			if err != nil {
 				return err
 			}
@@ -117,10 +122,10 @@ func (n *Node) startNav() error {
 // reads the first entry again as often as the cluster checks its log, and
 // moves to a new stream the same way: the counters are not routing state,
 // so unlike the log this needs no restart.
-func (n *Node) followNavStream(heads bus.StreamHead, opts bus.SubscribeOptions) (bus.Subscription, error) {
+func (n *Node) followNavStream(heads bus.StreamHead, opts bus.SubscribeOptions, h bus.Handler) (bus.Subscription, error) {
 	svc := n.nav.svc
 	gate := make(chan struct{})
-	first, err := n.bus.Subscribe(n.ctx, opts, gated(gate, svc.HandleView))
+	first, err := n.bus.Subscribe(n.ctx, opts, gated(gate, h))
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %v: %w", opts.Bindings, err)
 	}
@@ -140,7 +145,7 @@ func (n *Node) followNavStream(heads bus.StreamHead, opts bus.SubscribeOptions) 
 		svc.SetStream(enc, true)
 		opts.Offset = 0
 		for {
-			next, err := n.bus.Subscribe(n.ctx, opts, svc.HandleView)
+			next, err := n.bus.Subscribe(n.ctx, opts, h)
 			if err == nil {
 				return sub.swap(next)
 			}
@@ -192,6 +197,17 @@ func (n *Node) followNavStream(heads bus.StreamHead, opts bus.SubscribeOptions) 
 		}
 	})
 	return sub, nil
+}
+
+// navStreamHandler handles the nav stream's entries: catalog changes and
+// navigation events.
+func navStreamHandler(svc *nav.Service) bus.Handler {
+	return func(ctx context.Context, d bus.Delivery) error {
+		if strings.HasPrefix(d.Key, "nav.catalog.") {
+			return svc.HandleCatalog(ctx, d)
+		}
+		return svc.HandleView(ctx, d)
+	}
 }
 
 // swappable is a subscription that can be replaced by another while the

@@ -726,7 +726,15 @@ func (s *Service) HandleCatalog(_ context.Context, d bus.Delivery) error {
 	if err := p.Validate(); err != nil {
 		return bus.Permanent(fmt.Errorf("nav: decode %s: %w", d.Key, err))
 	}
-	return s.putProduct(p)
+	if err := s.putProduct(p); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d.Offset > s.offset { // read from the nav stream (cluster mode)
+		s.offset, s.offDirty = d.Offset, true
+	}
+	return nil
 }
 
 // ---- dedupe ----
