@@ -436,13 +436,17 @@ func (b *Bus) Head(ctx context.Context, queue string) (bus.Delivery, error) {
 	if err != nil {
 		return bus.Delivery{}, fmt.Errorf("amqpbus: head of %s: %w", name, err)
 	}
-	// Closing the channel cancels the consumer and drops the unacked delivery.
+	// Closing the channel drops the unacked delivery. The consumer is
+	// cancelled first: RabbitMQ 3.10 otherwise counts a stream's consumers
+	// closed with their channel for a while (seen by QA: the log's consumer
+	// count grew by one per node per check).
 	defer ch.Close()
 	// A stream consumer needs a prefetch.
 	if err := ch.Qos(1, 0, false); err != nil {
 		return bus.Delivery{}, fmt.Errorf("amqpbus: head of %s: %w", name, err)
 	}
-	deliveries, err := ch.Consume(name, "", false, false, false, false, amqp.Table{"x-stream-offset": "first"})
+	const tag = "switchboard-head"
+	deliveries, err := ch.Consume(name, tag, false, false, false, false, amqp.Table{"x-stream-offset": "first"})
 	if err != nil {
 		var aerr *amqp.Error
 		if errors.As(err, &aerr) && aerr.Code == amqp.NotFound {
@@ -450,6 +454,7 @@ func (b *Bus) Head(ctx context.Context, queue string) (bus.Delivery, error) {
 		}
 		return bus.Delivery{}, fmt.Errorf("amqpbus: head of %s: %w", name, err)
 	}
+	defer ch.Cancel(tag, false)
 	select {
 	case d, ok := <-deliveries:
 		if !ok {
