@@ -1069,10 +1069,12 @@ func (c *cluster) attach(ev presenceEvent, epoch uint64) {
 		if old != nil && old.id == ev.Session {
 			s = old // re-asserted after this node was thought dead
 		} else {
+			r.tellLost(ev.Agent, nil) // the node hosting it tells it
 			r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
 			return
 		}
 	}
+	r.tellLost(ev.Agent, s)
 	s.epoch = epoch
 	r.sessions[ev.Agent] = s
 	r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))

@@ -608,3 +608,32 @@ func TestClusterAgreesAfterALostLog(t *testing.T) {
 		sbt.WaitFor(t, waitLong, h.node.opts.Node+" agrees", func() bool { return routingOf(h, p1, p2, p3, p4) == want })
 	}
 }
+
+// TestClusterReconnectAfterGraceSaysReleased: an agent whose grace period
+// ran out while it was connected nowhere is told, on whichever node it
+// comes back to, which conversations it lost — once.
+func TestClusterReconnectAfterGraceSaysReleased(t *testing.T) {
+	amqpURL, ex := clusterExchange(t)
+	n1 := startNode(t, clusterNode(amqpURL, ex, "n1"))
+	n2 := startNode(t, clusterNode(amqpURL, ex, "n2"))
+	waitReady(t, n1, n2)
+	alice := n1.agent("alice", 2)
+	const phone = "+15556664001"
+	n1.sms("SMgone1", phone, "hello?")
+	alice.Expect(protocol.TypeAssigned, nil, waitLong)
+	alice.Conn.Close()
+	bob := n2.agent("bob", 2)
+	if f := bob.Expect(protocol.TypeAssigned, nil, waitLong); f.Phone != phone {
+		t.Fatalf("bob got %s", f.Phone)
+	}
+
+	alice = sbt.DialAgent(t, n2.ws, n2.token("alice", 2))
+	alice.Expect(protocol.TypeAlert, nil, waitLong)
+	if f := alice.Expect(protocol.TypeReleased, nil, waitLong); f.Phone != phone || f.Reason != "timeout" {
+		t.Fatalf("released %+v, want %s (timeout)", f, phone)
+	}
+	alice.Conn.Close()
+	alice = sbt.DialAgent(t, n1.ws, n1.token("alice", 2))
+	alice.Expect(protocol.TypeAlert, nil, waitLong)
+	alice.ExpectNone(protocol.TypeReleased, 300*time.Millisecond)
+}

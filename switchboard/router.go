@@ -28,7 +28,7 @@ type router struct {
 	timers   map[string]*time.Timer
 	// lost holds, per agent, the conversations taken from it while it was
 	// offline (its grace period ran out). Its client still shows them, so
-	// they are sent as released when it connects again (single-node mode).
+	// they are sent as released when it connects again.
 	lost   map[string][]route.Effect
 	maxSeq uint64
 	// loadDirty says the load gauges are stale.
@@ -166,7 +166,8 @@ func (r *router) apply(effects []route.Effect, born time.Time) {
 			r.saveConv(e.Phone)
 			if s := r.sessions[e.Agent]; s != nil {
 				s.enqueue(protocol.Frame{Type: protocol.TypeReleased, Phone: e.Phone, Reason: e.Reason}, time.Time{})
-			} else if r.n.cluster == nil {
+			} else if !r.engine.LoadOf(e.Agent).Online {
+				// Connected nowhere (in cluster mode every node agrees).
 				r.lost[e.Agent] = append(r.lost[e.Agent], e)
 			}
 			if r.announces(e.Agent) {
@@ -280,16 +281,25 @@ func (r *router) connect(s *session) {
 	r.sessions[s.agent] = s
 	r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
 	s.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "How can I help you?"}, time.Time{})
-	for _, e := range r.lost[s.agent] {
-		if r.engine.Owner(e.Phone) != s.agent {
-			s.enqueue(protocol.Frame{Type: protocol.TypeReleased, Phone: e.Phone, Reason: e.Reason}, time.Time{})
-		}
-	}
-	delete(r.lost, s.agent)
+	r.tellLost(s.agent, s)
 	for _, phone := range r.engine.Conversations(s.agent) {
 		r.sendAssigned(s, phone, time.Time{})
 	}
 	r.publishPresence(s.agent, "connected")
+}
+
+// tellLost sends s (nil: the agent connected on another node) a released
+// frame for each conversation agent lost while it was connected nowhere,
+// and forgets them.
+func (r *router) tellLost(agent string, s *session) {
+	if s != nil {
+		for _, e := range r.lost[agent] {
+			if r.engine.Owner(e.Phone) != agent {
+				s.enqueue(protocol.Frame{Type: protocol.TypeReleased, Phone: e.Phone, Reason: e.Reason}, time.Time{})
+			}
+		}
+	}
+	delete(r.lost, agent)
 }
 
 func (r *router) disconnect(s *session) {
