@@ -223,7 +223,7 @@ func Settings() []Setting {
 	b, s = str(func(o *Options) *string { return &o.AMQPURL })
 	add(mk("amqp", []string{"SWITCHBOARD_AMQP_URL", "CLOUDAMQP_URL"}, "RabbitMQ URL; empty = embedded in-process bus", b, s))
 	b, s = str(func(o *Options) *string { return &o.AMQPExchange })
-	add(mk("amqp-exchange", []string{"SWITCHBOARD_AMQP_EXCHANGE"}, "RabbitMQ topic exchange shared by the cluster, also the queue name prefix (default \"switchboard\")", b, s))
+	add(mk("amqp-exchange", []string{"SWITCHBOARD_AMQP_EXCHANGE"}, "RabbitMQ topic exchange shared by the cluster, also the queue name prefix", b, s))
 	b, s = str(func(o *Options) *string { return &o.Node })
 	add(mk("node", []string{"SWITCHBOARD_NODE"}, "node id in metrics and routing (default: host name)", b, s))
 	b, s = str(func(o *Options) *string { return &o.PublicURL })

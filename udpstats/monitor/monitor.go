@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,15 +23,25 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "udpstats:", err)
+		fail(stderr, err)
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if err := Run(ctx, cfg, stdout, log); err != nil {
-		fmt.Fprintln(stderr, "udpstats:", err)
+		fail(stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// fail prints err with the command's prefix, once: the package's own
+// errors already carry it.
+func fail(stderr io.Writer, err error) {
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "udpstats: ") {
+		msg = "udpstats: " + msg
+	}
+	fmt.Fprintln(stderr, msg)
 }
 
 // ErrTimeout is returned by Run with Once and Timeout when no full interval
