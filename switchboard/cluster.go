@@ -441,22 +441,20 @@ func (c *cluster) watchLog(ctx context.Context, heads bus.StreamHead) {
 		hctx, cancel := context.WithTimeout(ctx, c.checkEvery)
 		d, err := heads.Head(hctx, "log")
 		cancel()
-		var what string
-		switch {
-		case errors.Is(err, bus.ErrNoQueue):
-			what = "the log was deleted"
-		case err != nil:
-			wait = retry // the broker is away, or the log is empty
+		if err != nil {
+			// The broker is away or still starting, the log is empty, or
+			// it is missing: this node's consumer declares it again (a new
+			// log), whose first entry the next read finds.
+			wait = retry
 			continue
-		default:
-			wait = c.checkEvery
-			cur := headOf(d)
-			if !c.head.replacedBy(cur) {
-				continue
-			}
-			what = fmt.Sprintf("its first entry changed (offset %d, %s → offset %d, %s)", c.head.Offset, c.head.Sum, cur.Offset, cur.Sum)
 		}
-		err = fmt.Errorf("cluster log replaced: %s; the broker lost it or it was deleted, and this node cannot follow the new log while running: restart it to replay the new log (README: Limits)", what)
+		wait = c.checkEvery
+		cur := headOf(d)
+		if !c.head.replacedBy(cur) {
+			continue
+		}
+		err = fmt.Errorf("cluster log replaced: its first entry changed (offset %d, %s → offset %d, %s); the broker lost it or it was deleted, and this node cannot follow the new log while running: restart it to replay the new log (README: Limits)",
+			c.head.Offset, c.head.Sum, cur.Offset, cur.Sum)
 		c.setFault(err)
 		c.n.fail(err)
 		return

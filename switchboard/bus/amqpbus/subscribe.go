@@ -448,8 +448,11 @@ func (b *Bus) Head(ctx context.Context, queue string) (bus.Delivery, error) {
 	const tag = "switchboard-head"
 	deliveries, err := ch.Consume(name, tag, false, false, false, false, amqp.Table{"x-stream-offset": "first"})
 	if err != nil {
+		// 404 also answers for a queue that exists but is not up yet
+		// ("home node ... is down or inaccessible", for a moment after the
+		// broker starts): only "no queue" means there is none.
 		var aerr *amqp.Error
-		if errors.As(err, &aerr) && aerr.Code == amqp.NotFound {
+		if errors.As(err, &aerr) && aerr.Code == amqp.NotFound && strings.Contains(aerr.Reason, "no queue") {
 			return bus.Delivery{}, fmt.Errorf("amqpbus: head of %s: %w", name, bus.ErrNoQueue)
 		}
 		return bus.Delivery{}, fmt.Errorf("amqpbus: head of %s: %w", name, err)
