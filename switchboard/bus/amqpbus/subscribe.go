@@ -172,16 +172,10 @@ func transientSetupError(err error) bool {
 
 // sleep waits d unless ctx ends or the bus closes first; false then.
 func (b *Bus) sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-b.ctx.Done():
-		return false
-	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	defer context.AfterFunc(b.ctx, stop)()
+	return sleepCtx(ctx, d)
 }
 
 // run delivers in order from one goroutine and, when the channel or the

@@ -100,20 +100,27 @@ func DeleteOnCleanup(t testing.TB, url string, names func() (exchanges, queues [
 	})
 }
 
-// DeleteQueue deletes queue name on the broker at url now, as an operator
-// (or a broker that lost its data) would.
-func DeleteQueue(t testing.TB, url, name string) {
+// channel opens a channel on its own connection to the broker at url,
+// closed when the test ends.
+func channel(t testing.TB, url string) *amqp.Channel {
 	t.Helper()
 	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
 	if err != nil {
 		t.Fatalf("dial %s: %v", Redact(url), err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ch.Close()
+	return ch
+}
+
+// DeleteQueue deletes queue name on the broker at url now, as an operator
+// (or a broker that lost its data) would.
+func DeleteQueue(t testing.TB, url, name string) {
+	t.Helper()
+	ch := channel(t, url)
 	if _, err := ch.QueueDelete(name, false, false, false); err != nil {
 		t.Fatalf("delete queue %s: %v", name, err)
 	}
@@ -124,16 +131,7 @@ func DeleteQueue(t testing.TB, url, name string) {
 // again once a node declared it: empty, starting at offset 0.
 func DeclareStream(t testing.TB, url, exchange, name string, bindings ...string) {
 	t.Helper()
-	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
-	if err != nil {
-		t.Fatalf("dial %s: %v", Redact(url), err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ch.Close()
+	ch := channel(t, url)
 	if _, err := ch.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": "stream"}); err != nil {
 		t.Fatalf("declare stream %s: %v", name, err)
 	}
