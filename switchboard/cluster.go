@@ -44,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,6 +170,7 @@ type cluster struct {
 	hbMu      sync.Mutex
 	lastSeen  map[string]time.Time
 	declared  map[string]time.Time
+	backAt    time.Time // when our own heartbeats came back after an outage
 	startedAt time.Time
 
 	// Recently accepted sids and refs, so a retry that reaches this node
@@ -1267,6 +1269,9 @@ func (c *cluster) onHeartbeat(_ context.Context, d bus.Delivery) error {
 	c.lastSeen[node] = now
 	c.hbMu.Unlock()
 	if node == c.node && seen && now.Sub(last) > 2*heartbeatEvery {
+		c.hbMu.Lock()
+		c.backAt = now
+		c.hbMu.Unlock()
 		// Back after an outage: the broker may have lost the log.
 		select {
 		case c.recheck <- struct{}{}:
@@ -1284,10 +1289,7 @@ func (c *cluster) checkDead(ctx context.Context) {
 		return
 	}
 	now := c.n.now()
-	c.hbMu.Lock()
-	selfOK := now.Sub(c.lastSeen[c.node]) < 3*heartbeatEvery
-	c.hbMu.Unlock()
-	if !selfOK || now.Sub(c.startedAt) < deadAfter {
+	if !c.mayDeclare(now) {
 		return
 	}
 	hosts := map[string]bool{}
@@ -1298,22 +1300,40 @@ func (c *cluster) checkDead(ctx context.Context) {
 			}
 		}
 	})
-	for node := range hosts {
-		c.hbMu.Lock()
-		silent := now.Sub(c.lastSeen[node]) >= deadAfter
-		recent := now.Sub(c.declared[node]) < 10*deadAfter
-		if silent && !recent {
-			c.declared[node] = now
-		}
-		c.hbMu.Unlock()
-		if silent && !recent {
-			c.log.Warn("node silent: declaring it dead", "node", node)
-			ev := routeEvent{ID: c.n.store.NewID(), Node: node, State: "dead", By: c.node, At: now.UnixMilli()}
-			if err := c.publish(ctx, keyNode(node), ev); err != nil {
-				c.log.Warn("publish node death", "node", node, "err", err)
-			}
+	for _, node := range c.silent(now, hosts) {
+		c.log.Warn("node silent: declaring it dead", "node", node)
+		ev := routeEvent{ID: c.n.store.NewID(), Node: node, State: "dead", By: c.node, At: now.UnixMilli()}
+		if err := c.publish(ctx, keyNode(node), ev); err != nil {
+			c.log.Warn("publish node death", "node", node, "err", err)
 		}
 	}
+}
+
+// mayDeclare reports whether this node can tell at now that another is
+// silent: its own heartbeats come back, and have for deadAfter since it
+// started and since its last outage (after a broker outage every node
+// was silent, and the others reconnect up to a second or so after us).
+func (c *cluster) mayDeclare(now time.Time) bool {
+	c.hbMu.Lock()
+	defer c.hbMu.Unlock()
+	return now.Sub(c.lastSeen[c.node]) < 3*heartbeatEvery &&
+		now.Sub(c.backAt) >= deadAfter && now.Sub(c.startedAt) >= deadAfter
+}
+
+// silent returns the hosts silent for deadAfter and not declared dead in
+// the last 10*deadAfter, sorted, and marks them declared at now.
+func (c *cluster) silent(now time.Time, hosts map[string]bool) []string {
+	c.hbMu.Lock()
+	defer c.hbMu.Unlock()
+	var out []string
+	for node := range hosts {
+		if now.Sub(c.lastSeen[node]) >= deadAfter && now.Sub(c.declared[node]) >= 10*deadAfter {
+			c.declared[node] = now
+			out = append(out, node)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // acceptedBefore returns the id given to key (a sid or an agent/ref) when

@@ -637,3 +637,59 @@ func TestClusterReconnectAfterGraceSaysReleased(t *testing.T) {
 	alice.Expect(protocol.TypeAlert, nil, waitLong)
 	alice.ExpectNone(protocol.TypeReleased, 300*time.Millisecond)
 }
+
+// TestNoDeathRightAfterABrokerOutage: during a broker outage every node is
+// silent. The node whose heartbeats come back first must not declare the
+// others dead before they had deadAfter to come back too: the node it
+// declares dead is alive and sends its own replies, and the declaring
+// node would send them again.
+func TestNoDeathRightAfterABrokerOutage(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	c := &cluster{node: "n1", lastSeen: map[string]time.Time{}, declared: map[string]time.Time{}, startedAt: t0}
+	hosts := map[string]bool{"n2": true, "n3": true}
+	hb := func(node string, at time.Time) { c.lastSeen[node] = at }
+
+	// Running along: n3 falls silent, n2 does not.
+	for s := 0; s <= 10; s++ {
+		at := t0.Add(time.Duration(s) * time.Second)
+		hb("n1", at)
+		hb("n2", at)
+		if s <= 4 {
+			hb("n3", at)
+		}
+	}
+	now := t0.Add(10 * time.Second)
+	if !c.mayDeclare(now) {
+		t.Fatal("a settled node may not declare")
+	}
+	if got := c.silent(now, hosts); !reflect.DeepEqual(got, []string{"n3"}) {
+		t.Fatalf("silent = %v, want [n3]", got)
+	}
+	if got := c.silent(now.Add(time.Second), hosts); len(got) != 0 {
+		t.Fatalf("declared again at once: %v", got)
+	}
+
+	// A broker outage of 6 s: nobody hears anybody. n1 is back first.
+	back := now.Add(6 * time.Second)
+	c.backAt = back
+	hb("n1", back)
+	for s := range 5 {
+		at := back.Add(time.Duration(s) * time.Second)
+		hb("n1", at)
+		if c.mayDeclare(at) {
+			t.Fatalf("%v after its own return, n1 may declare n2 (silent for %v) dead", at.Sub(back), at.Sub(c.lastSeen["n2"]))
+		}
+		if s == 1 {
+			hb("n2", at) // n2 is back a second later
+		}
+	}
+	at := back.Add(deadAfter)
+	hb("n1", at)
+	hb("n2", at)
+	if !c.mayDeclare(at) {
+		t.Fatal("settled again, n1 may not declare")
+	}
+	if got := c.silent(at, map[string]bool{"n2": true}); len(got) != 0 {
+		t.Fatalf("silent = %v after the outage, want none", got)
+	}
+}
