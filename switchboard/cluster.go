@@ -1192,16 +1192,27 @@ func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 				}
 			}}
 		}
+		var post []func()
 		for agent, epoch := range r.engine.OnlineOn(ev.Node) {
 			if r.engine.Disconnect(agent, epoch) {
-				c.graceTimer(agent, epoch)
+				c.graceTimer(agent, epoch) // it holds conversations
+			}
+			if ev.By == c.node {
+				// Its node cannot say the agent is gone (agent.presence
+				// of the contract): the node that declared it dead does.
+				// Applied, the event changes nothing: the agent is
+				// already offline.
+				l := r.engine.LoadOf(agent)
+				gone := presenceEvent{Agent: agent, Node: ev.Node, State: stateGone, Capacity: l.Capacity, Load: l.Active,
+					At: ev.At, ID: c.n.store.NewID(), Session: c.current[agent]}
+				post = append(post, func() { c.n.publishAsync(keyPresence(agent), gone) })
 			}
 		}
 		if _, taken := c.dead[ev.Node]; !taken {
 			c.dead[ev.Node] = ev.By
 		}
 		if c.dead[ev.Node] != c.node {
-			return nil
+			return post
 		}
 		node := ev.Node
 		// Adopted here, in log order: a "started" of the same node later
@@ -1209,10 +1220,10 @@ func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 		c.adoptMu.Lock()
 		c.adopted[node] = true
 		c.adoptMu.Unlock()
-		return []func(){func() {
+		return append(post, func() {
 			c.log.Warn("node declared dead: sending its pending replies", "node", node)
 			c.n.outbound.sweep()
-		}}
+		})
 	}
 	return nil
 }
@@ -1269,9 +1280,13 @@ func (c *cluster) onHeartbeat(_ context.Context, d bus.Delivery) error {
 	c.lastSeen[node] = now
 	c.hbMu.Unlock()
 	if node == c.node && seen && now.Sub(last) > 2*heartbeatEvery {
-		c.hbMu.Lock()
-		c.backAt = now
-		c.hbMu.Unlock()
+		if now.Sub(last) >= 3*heartbeatEvery {
+			// We were deaf (see mayDeclare): the others' silence since
+			// then is not theirs.
+			c.hbMu.Lock()
+			c.backAt = now
+			c.hbMu.Unlock()
+		}
 		// Back after an outage: the broker may have lost the log.
 		select {
 		case c.recheck <- struct{}{}:
@@ -1310,24 +1325,29 @@ func (c *cluster) checkDead(ctx context.Context) {
 }
 
 // mayDeclare reports whether this node can tell at now that another is
-// silent: its own heartbeats come back, and have for deadAfter since it
-// started and since its last outage (after a broker outage every node
-// was silent, and the others reconnect up to a second or so after us).
+// silent: its own heartbeats come back (it hears the broker), and it has
+// run for deadAfter.
 func (c *cluster) mayDeclare(now time.Time) bool {
 	c.hbMu.Lock()
 	defer c.hbMu.Unlock()
-	return now.Sub(c.lastSeen[c.node]) < 3*heartbeatEvery &&
-		now.Sub(c.backAt) >= deadAfter && now.Sub(c.startedAt) >= deadAfter
+	return now.Sub(c.lastSeen[c.node]) < 3*heartbeatEvery && now.Sub(c.startedAt) >= deadAfter
 }
 
 // silent returns the hosts silent for deadAfter and not declared dead in
-// the last 10*deadAfter, sorted, and marks them declared at now.
+// the last 10*deadAfter, sorted, and marks them declared at now. Silence
+// counts only while this node could hear: after an outage of its own
+// (backAt; during a broker outage every node is silent, and the others
+// reconnect up to a second or so after us) it counts from its return.
 func (c *cluster) silent(now time.Time, hosts map[string]bool) []string {
 	c.hbMu.Lock()
 	defer c.hbMu.Unlock()
 	var out []string
 	for node := range hosts {
-		if now.Sub(c.lastSeen[node]) >= deadAfter && now.Sub(c.declared[node]) >= 10*deadAfter {
+		heard := c.lastSeen[node]
+		if c.backAt.After(heard) {
+			heard = c.backAt
+		}
+		if now.Sub(heard) >= deadAfter && now.Sub(c.declared[node]) >= 10*deadAfter {
 			c.declared[node] = now
 			out = append(out, node)
 		}

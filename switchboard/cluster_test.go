@@ -676,20 +676,22 @@ func TestNoDeathRightAfterABrokerOutage(t *testing.T) {
 	for s := range 5 {
 		at := back.Add(time.Duration(s) * time.Second)
 		hb("n1", at)
-		if c.mayDeclare(at) {
-			t.Fatalf("%v after its own return, n1 may declare n2 (silent for %v) dead", at.Sub(back), at.Sub(c.lastSeen["n2"]))
+		if !c.mayDeclare(at) {
+			t.Fatalf("%v after its return n1 may not declare", at.Sub(back))
+		}
+		if got := c.silent(at, map[string]bool{"n2": true}); len(got) != 0 {
+			t.Fatalf("%v after its own return, n1 declares %v (silent for %v) dead", at.Sub(back), got, at.Sub(c.lastSeen["n2"]))
 		}
 		if s == 1 {
 			hb("n2", at) // n2 is back a second later
 		}
 	}
+	// n2 stays; a node that does not come back is dead deadAfter after our
+	// return.
 	at := back.Add(deadAfter)
 	hb("n1", at)
 	hb("n2", at)
-	if !c.mayDeclare(at) {
-		t.Fatal("settled again, n1 may not declare")
-	}
-	if got := c.silent(at, map[string]bool{"n2": true}); len(got) != 0 {
-		t.Fatalf("silent = %v after the outage, want none", got)
+	if got := c.silent(at, map[string]bool{"n2": true, "n4": true}); !reflect.DeepEqual(got, []string{"n4"}) {
+		t.Fatalf("silent = %v after the outage, want [n4]", got)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,7 +22,9 @@ import (
 func TestClusterRestartedNodeRepliesSentOnce(t *testing.T) {
 	c := newClusterRun(t)
 	n1, n2 := c.node("n1"), c.node("n2")
+	presence := bindTap(t, c, "agent.presence.alice")
 	n1.agent("alice", 5)
+	announced(t, presence, "connected") // else n2 may never know n1 hosted anyone
 	n1.kill()
 	sbt.WaitFor(t, 20*time.Second, "n2 declares n1 dead and adopts its replies", func() bool {
 		return strings.Contains(n2.logs.String(), "node declared dead: sending its pending replies")
@@ -137,4 +140,43 @@ func TestClusterLateNodeLearnsCatalogChanges(t *testing.T) {
 
 	n3 := c.node("n3") // joins after the change; ready = caught up
 	sbt.WaitFor(t, 10*time.Second, "the late node knows product 30", func() bool { return known(n3) })
+}
+
+// TestClusterAnnouncesAgentsOfADeadNodeGone: agent.presence.<agent> says
+// "gone" when an agent's node dies (kill -9), not only when the agent
+// disconnects: the node that declares the death says it, once.
+func TestClusterAnnouncesAgentsOfADeadNodeGone(t *testing.T) {
+	c := newClusterRun(t)
+	n1, n2 := c.node("n1"), c.node("n2")
+	presence := bindTap(t, c, "agent.presence.alice")
+	n1.agent("alice", 5)
+	announced(t, presence, "connected") // the cluster knows where alice is
+	n1.kill()
+	sbt.WaitFor(t, 20*time.Second, "n2 declares n1 dead", func() bool {
+		return strings.Contains(n2.logs.String(), "node silent: declaring it dead")
+	})
+	if node := announced(t, presence, "gone"); node != "n1" {
+		t.Fatalf("gone from node %q, want n1", node)
+	}
+}
+
+// announced waits for a presence event in state on presence and returns
+// the node it names.
+func announced(t *testing.T, presence <-chan amqp.Delivery, state string) string {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	var seen []string
+	for {
+		select {
+		case d := <-presence:
+			seen = append(seen, string(d.Body))
+			var ev struct{ State, Node string }
+			if json.Unmarshal(d.Body, &ev) == nil && ev.State == state {
+				return ev.Node
+			}
+		case <-deadline:
+			t.Fatalf("no presence event %q; saw %q", state, seen)
+			return ""
+		}
+	}
 }
