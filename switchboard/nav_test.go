@@ -1,14 +1,12 @@
 package switchboard
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"maps"
 	"net/http"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -277,7 +275,7 @@ func TestNavTopListEmptiesForAgents(t *testing.T) {
 // TestNavLogsOneComponent: the nav service's log lines say component=nav
 // once, not component=node component=nav.
 func TestNavLogsOneComponent(t *testing.T) {
-	var buf syncBuffer
+	var buf sbt.SyncBuffer
 	startNode(t, func(o *Options, c *Config) {
 		fastNav(o, c)
 		c.Logger = slog.New(slog.NewTextHandler(&buf, nil))
@@ -291,22 +289,4 @@ func TestNavLogsOneComponent(t *testing.T) {
 	if line == "" || strings.Count(line, "component=") != 1 || !strings.Contains(line, "component=nav") || !strings.Contains(line, "node=test") {
 		t.Fatalf("nav log line: %q", line)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the node's concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,13 +1,11 @@
 package switchboard
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +13,6 @@ import (
 	"github.com/switchboard/switchboard/switchboard/sms/twilio/twiliotest"
 	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
-
-// lockedLog collects a node's log lines for assertions.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestTwilioRegisterAtStart(t *testing.T) {
 	tests := []struct {
@@ -78,7 +58,7 @@ func TestTwilioRegisterAtStart(t *testing.T) {
 			fake := twiliotest.NewServer(testAccount, testAuthToken)
 			t.Cleanup(fake.Close)
 			tc.setup(fake)
-			logs := &lockedLog{}
+			logs := &sbt.SyncBuffer{}
 			h := startNode(t, func(o *Options, c *Config) {
 				o.TwilioRegister = true
 				o.PublicURL = tc.publicURL
@@ -119,7 +99,7 @@ func TestTwilioRegisterOffByDefault(t *testing.T) {
 	fake := twiliotest.NewServer(testAccount, testAuthToken)
 	t.Cleanup(fake.Close)
 	fake.AddNumber(testFrom)
-	logs := &lockedLog{}
+	logs := &sbt.SyncBuffer{}
 	h := startNode(t, func(o *Options, c *Config) {
 		o.TwilioAPIURL = fake.URL()
 		c.Logger = slog.New(slog.NewTextHandler(logs, nil))

@@ -266,8 +266,8 @@ func (a *Agent) TryExpect(typ string, d time.Duration) (protocol.Frame, bool) {
 	}
 }
 
-// SyncBuffer is a bytes.Buffer safe for one writer (a child process's
-// output) and concurrent readers.
+// SyncBuffer is a bytes.Buffer safe for concurrent writers and readers (a
+// child process's output, a node's log).
 type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
