@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
 )
@@ -45,6 +46,30 @@ type Sender interface {
 	Name() string
 }
 
+// Sent is a message the provider already holds, as a Finder reports it.
+type Sent struct {
+	// ProviderID is the provider's id for it (Twilio: "SM...").
+	ProviderID string
+	// Status is its delivery status now.
+	Status protocol.Status
+	// Created is when the provider created it.
+	Created time.Time
+}
+
+// Finder is implemented by senders that can look up messages they already
+// sent. A send whose outcome is unknown (an attempt that timed out after
+// its request was written, a node that crashed between the provider's
+// answer and recording it, another node's reply adopted after its death)
+// is looked up before it is attempted again, so that the customer does not
+// get it twice.
+type Finder interface {
+	// Find returns the messages to m.To from m.From (the configured number
+	// when empty) whose body is m.Body and that the provider created at or
+	// after since, newest first. An error means the answer is unknown: the
+	// caller must not conclude that nothing was sent.
+	Find(ctx context.Context, m Outgoing, since time.Time) ([]Sent, error)
+}
+
 // SendError is a failed send attempt, classified.
 type SendError struct {
 	// Temporary is true when the same request may succeed later: network
@@ -60,6 +85,10 @@ type SendError struct {
 	Message string
 	// Err is the underlying error, if any.
 	Err error
+	// MaybeSent is true when the request was written to the provider but
+	// no answer was read (a timeout, a connection reset): the provider may
+	// have accepted the message.
+	MaybeSent bool
 }
 
 func (e *SendError) Error() string {
