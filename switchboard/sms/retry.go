@@ -101,38 +101,12 @@ func Sleep(ctx context.Context, d time.Duration) error {
 // the coming wait, then waits with sleep (nil means Sleep). A cancelled ctx
 // stops it at once: the returned error then matches ctx.Err() with
 // errors.Is. The last attempt's error stays reachable with errors.As
-// (*SendError).
+// (*SendError). It is Deliver with nothing uncertain to begin with: a
+// Sender that is a Finder still has an attempt whose answer was lost looked
+// up before it is repeated.
 func SendWithRetry(ctx context.Context, s Sender, m Outgoing, b Backoff,
 	sleep func(context.Context, time.Duration) error,
 	onRetry func(attempt int, err error, wait time.Duration)) (Result, error) {
-	if sleep == nil {
-		sleep = Sleep
-	}
-	attempts := max(b.Attempts, 1)
-	for attempt := 1; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return Result{}, fmt.Errorf("sms: send %s via %s: %w", m.ID, s.Name(), err)
-		}
-		res, err := s.Send(ctx, m)
-		if err == nil {
-			return res, nil
-		}
-		if !IsTemporary(err) {
-			return Result{}, fmt.Errorf("sms: send %s via %s: attempt %d of %d, not retried: %w", m.ID, s.Name(), attempt, attempts, err)
-		}
-		if attempt >= attempts {
-			return Result{}, fmt.Errorf("sms: send %s via %s: gave up after %d attempts: %w", m.ID, s.Name(), attempt, err)
-		}
-		wait := b.Delay(attempt)
-		if onRetry != nil {
-			onRetry(attempt, err, wait)
-		}
-		if serr := sleep(ctx, wait); serr != nil {
-			cause := ctx.Err()
-			if cause == nil {
-				cause = serr
-			}
-			return Result{}, fmt.Errorf("sms: send %s via %s: stopped waiting after attempt %d (%v): %w", m.ID, s.Name(), attempt, err, cause)
-		}
-	}
+	res, _, err := Deliver(ctx, s, m, Plan{Backoff: b, Sleep: sleep, OnRetry: onRetry})
+	return res, err
 }
