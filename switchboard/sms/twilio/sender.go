@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -97,6 +99,9 @@ type Sender struct {
 	creds *client.Credentials
 	base  http.RoundTripper
 	owned *http.Transport // our own base transport, closed by Close
+
+	// Paging of Find; tests shrink them (export_test.go).
+	findPageSize, findMaxPages int
 }
 
 var _ sms.Sender = (*Sender)(nil)
@@ -107,7 +112,8 @@ func NewSender(cfg Config) (*Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sender{cfg: cfg, api: api, creds: client.NewCredentials(cfg.AccountSID, cfg.AuthToken)}
+	s := &Sender{cfg: cfg, api: api, creds: client.NewCredentials(cfg.AccountSID, cfg.AuthToken),
+		findPageSize: FindPageSize, findMaxPages: FindMaxPages}
 	if cfg.HTTPClient != nil && cfg.HTTPClient.Transport != nil {
 		s.base = cfg.HTTPClient.Transport
 	} else {
@@ -134,6 +140,13 @@ func (s *Sender) Close() error {
 // permanent for other refusals (StatusCode and Twilio's Code set), for the
 // caller's cancellation, and for a success answer that cannot be read
 // (retrying that could send the SMS twice).
+//
+// MaybeSent is set when the request was written to the connection but no
+// HTTP status came back (a timeout, a reset or EOF, the caller's
+// cancellation): Twilio may have created the message, so look it up with
+// Find before sending it again. A request whose writing had started but
+// had not reported its end when the call failed counts as written too;
+// dial errors (connection refused, DNS, TLS handshake) never do.
 func (s *Sender) Send(ctx context.Context, m sms.Outgoing) (sms.Result, error) {
 	from := m.From
 	if from == "" {
@@ -151,7 +164,9 @@ func (s *Sender) Send(ctx context.Context, m sms.Outgoing) (sms.Result, error) {
 	defer cancel()
 	msg, err := api.CreateMessage(params)
 	if err != nil {
-		return sms.Result{}, s.classify(ctx, call, err)
+		se := s.classify(ctx, call, err)
+		se.MaybeSent = call.maybeSent()
+		return sms.Result{}, se
 	}
 	sid := deref(msg.Sid)
 	if sid == "" {
@@ -219,21 +234,45 @@ func (s *Sender) classify(parent context.Context, call *callTransport, err error
 }
 
 // callTransport carries one call's context into twilio-go's requests,
-// redirects them to APIURL and remembers the last answer's status. It
-// serves the requests of one call, which are sequential.
+// redirects them to APIURL and remembers the last answer's status and
+// whether a request reached the connection. It serves the requests of one
+// call, which are sequential.
 type callTransport struct {
 	ctx     context.Context
 	base    http.RoundTripper
 	api     *url.URL
 	status  int
 	errBody []byte
+
+	// Set by httptrace hooks, which the transport may call from its own
+	// goroutines, even after RoundTrip returned.
+	wrote   atomic.Bool  // a request was written completely
+	writing atomic.Int32 // connections got whose write has not reported its end
+}
+
+// maybeSent reports whether the call's request may have reached Twilio
+// without an answer being read: it was written, or its writing had begun
+// and had not ended when the call failed (the transport reports the end of
+// a write from another goroutine, possibly just after giving up; unknown
+// counts as maybe, a lookup being cheaper than a duplicate SMS).
+func (t *callTransport) maybeSent() bool {
+	return t.status == 0 && (t.wrote.Load() || t.writing.Load() > 0)
 }
 
 // maxErrBody bounds how much of an error answer is kept.
 const maxErrBody = 64 << 10
 
 func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := req.WithContext(t.ctx)
+	trace := &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { t.writing.Add(1) },
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				t.wrote.Store(true)
+			}
+			t.writing.Add(-1)
+		},
+	}
+	r := req.WithContext(httptrace.WithClientTrace(t.ctx, trace))
 	if t.api != nil {
 		u := *req.URL
 		u.Scheme, u.Host = t.api.Scheme, t.api.Host

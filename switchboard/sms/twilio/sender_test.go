@@ -3,10 +3,14 @@ package twilio_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,16 +64,22 @@ func TestSenderSend(t *testing.T) {
 	if s.Name() != "twilio" {
 		t.Fatalf("Name = %q", s.Name())
 	}
+	before := time.Now()
 	res, err := s.Send(context.Background(), sms.Outgoing{ID: "m1", To: "+15551234567", Body: "Yes, in stock 🙂", StatusCallback: "https://sms.example.com/sms/twilio/status"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	after := time.Now()
 	sent := fake.Sent()
 	if len(sent) != 1 {
 		t.Fatalf("fake got %d requests, want 1", len(sent))
 	}
+	if c := sent[0].Created; c.Before(before) || c.After(after) {
+		t.Fatalf("fake recorded Created %v, want between %v and %v", c, before, after)
+	}
 	want := twiliotest.SentMessage{AccountSID: account, To: "+15551234567", From: ourNum, Body: "Yes, in stock 🙂",
-		StatusCallback: "https://sms.example.com/sms/twilio/status", Sid: sent[0].Sid, BasicAuthOK: true, HTTPStatus: 201}
+		StatusCallback: "https://sms.example.com/sms/twilio/status", Sid: sent[0].Sid, BasicAuthOK: true, HTTPStatus: 201,
+		Status: "queued", Created: sent[0].Created}
 	if sent[0] != want {
 		t.Fatalf("fake got %+v, want %+v", sent[0], want)
 	}
@@ -194,8 +204,8 @@ func TestSenderNetworkErrorIsTemporary(t *testing.T) {
 		sms.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 3}, noSleep,
 		func(int, error, time.Duration) { calls++ })
 	se := sendError(t, err)
-	if !se.Temporary || se.StatusCode != 0 || !sms.IsTemporary(err) {
-		t.Fatalf("SendError = %+v, want temporary without status", se)
+	if !se.Temporary || se.StatusCode != 0 || !sms.IsTemporary(err) || se.MaybeSent {
+		t.Fatalf("SendError = %+v, want temporary without status, not maybe sent", se)
 	}
 	if calls != 2 || !strings.Contains(err.Error(), "gave up after 3 attempts") {
 		t.Fatalf("retries = %d, err = %v; want 3 attempts", calls, err)
@@ -248,8 +258,8 @@ func TestSenderTimeoutAndCancel(t *testing.T) {
 		s := newSender(t, u, func(c *twilio.Config) { c.Timeout = 50 * time.Millisecond })
 		start := time.Now()
 		_, err := s.Send(context.Background(), sms.Outgoing{ID: "x", To: "+15551234567", Body: "hi"})
-		if se := sendError(t, err); !se.Temporary {
-			t.Fatalf("SendError = %+v, want temporary", se)
+		if se := sendError(t, err); !se.Temporary || !se.MaybeSent {
+			t.Fatalf("SendError = %+v, want temporary, maybe sent", se)
 		}
 		if el := time.Since(start); el > 3*time.Second {
 			t.Fatalf("took %v with a 50ms timeout", el)
@@ -260,8 +270,8 @@ func TestSenderTimeoutAndCancel(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		_, err := s.Send(ctx, sms.Outgoing{ID: "x", To: "+15551234567", Body: "hi"})
-		if se := sendError(t, err); se.Temporary || sms.IsTemporary(err) || !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("SendError = %+v, want permanent with the ctx error", se)
+		if se := sendError(t, err); se.Temporary || sms.IsTemporary(err) || !errors.Is(err, context.DeadlineExceeded) || !se.MaybeSent {
+			t.Fatalf("SendError = %+v, want permanent with the ctx error, maybe sent", se)
 		}
 	})
 }
@@ -483,4 +493,95 @@ func TestFakeWaitSent(t *testing.T) {
 	if sent := fake.WaitSent(t, 1, time.Second); len(sent) != 1 {
 		t.Fatalf("sent = %+v", sent)
 	}
+}
+
+// TestSenderMaybeSent: MaybeSent is set exactly when the request was
+// written and no HTTP status came back.
+func TestSenderMaybeSent(t *testing.T) {
+	m := sms.Outgoing{ID: "ms", To: "+15551234567", Body: "Your order shipped"}
+
+	t.Run("Twilio created it but answered too late", func(t *testing.T) {
+		fake := newFake(t)
+		fake.HoldAnswers(1, 0)
+		s := newSender(t, fake.URL(), func(c *twilio.Config) { c.Timeout = 300 * time.Millisecond })
+		since := time.Now()
+		_, err := s.Send(context.Background(), m)
+		se := sendError(t, err)
+		if !se.MaybeSent || !se.Temporary || se.StatusCode != 0 || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("SendError = %+v, want temporary and maybe sent", se)
+		}
+		acc := fake.Accepted()
+		if len(acc) != 1 || acc[0].Body != m.Body {
+			t.Fatalf("fake accepted %+v, want the message", acc)
+		}
+		// The lookup the caller makes next finds it.
+		got, err := s.Find(context.Background(), m, since)
+		if err != nil || len(got) != 1 || got[0].ProviderID != acc[0].Sid || got[0].Status != protocol.StatusQueued {
+			t.Fatalf("Find = %+v, %v; want %s", got, err, acc[0].Sid)
+		}
+	})
+	t.Run("caller cancels after the write", func(t *testing.T) {
+		fake := newFake(t)
+		fake.HoldAnswers(1, 0)
+		s := newSender(t, fake.URL())
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			for len(fake.Accepted()) == 0 && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+		}()
+		_, err := s.Send(ctx, m)
+		if se := sendError(t, err); !se.MaybeSent || se.Temporary || !errors.Is(err, context.Canceled) {
+			t.Fatalf("SendError = %+v, want permanent and maybe sent", se)
+		}
+	})
+	t.Run("connection closed after the request was read", func(t *testing.T) {
+		var got atomic.Bool
+		u := stub(t, func(w http.ResponseWriter, r *http.Request) {
+			if b, err := io.ReadAll(r.Body); err == nil && strings.Contains(string(b), "shipped") {
+				got.Store(true)
+			}
+			panic(http.ErrAbortHandler) // close the connection, no answer
+		})
+		_, err := newSender(t, u).Send(context.Background(), m)
+		if se := sendError(t, err); !se.MaybeSent || !se.Temporary || se.StatusCode != 0 || !got.Load() {
+			t.Fatalf("SendError = %+v (server read the request: %v), want temporary and maybe sent", se, got.Load())
+		}
+	})
+	t.Run("connection refused", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		_, err = newSender(t, "http://"+addr).Send(context.Background(), m)
+		if se := sendError(t, err); se.MaybeSent || !se.Temporary || !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("SendError = %+v, want temporary, not maybe sent", se)
+		}
+	})
+	t.Run("an HTTP answer is not maybe", func(t *testing.T) {
+		fake := newFake(t)
+		fake.FailNext(1, 503)
+		_, err := newSender(t, fake.URL()).Send(context.Background(), m)
+		if se := sendError(t, err); se.MaybeSent || !se.Temporary || se.StatusCode != 503 {
+			t.Fatalf("SendError = %+v, want temporary 503, not maybe sent", se)
+		}
+		u := stub(t, func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusCreated)
+			w.Write([]byte("{not json"))
+		})
+		_, err = newSender(t, u).Send(context.Background(), m)
+		if se := sendError(t, err); se.MaybeSent || se.StatusCode != 201 {
+			t.Fatalf("SendError = %+v, want 201 unreadable, not maybe sent", se)
+		}
+	})
+	t.Run("refused before any request", func(t *testing.T) {
+		_, err := newSender(t, "http://127.0.0.1:9").Send(context.Background(), sms.Outgoing{ID: "x", Body: "no To"})
+		if se := sendError(t, err); se.MaybeSent {
+			t.Fatalf("SendError = %+v, want not maybe sent", se)
+		}
+	})
 }

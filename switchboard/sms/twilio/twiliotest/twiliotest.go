@@ -4,17 +4,27 @@
 //   - POST /2010-04-01/Accounts/{AccountSid}/Messages.json (CreateMessage):
 //     checks basic auth and the form like Twilio (To, From, Body), answers
 //     201 with a sid "SM" + 32 hex digits and status "queued", and records
-//     the request;
+//     the request, with its creation time and current status;
+//   - GET /2010-04-01/Accounts/{AccountSid}/Messages.json (the Messages
+//     list, for Sender.Find): the accepted messages, filtered by To and
+//     From, newest first, in pages (PageSize, default 50, at most 1000;
+//     Page and PageToken as in next_page_uri), in Twilio's list JSON;
 //   - GET /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json and
 //     POST .../IncomingPhoneNumbers/{Sid}.json, enough for RegisterWebhook;
-//   - SendStatus posts a signed delivery-status callback as Twilio does.
+//   - SendStatus posts a signed delivery-status callback as Twilio does and
+//     updates the message's status.
+//
+// Tests shape the account and the answers: AddMessage puts in a message as
+// if sent earlier; FailNext and FailListNext make requests fail with an
+// HTTP status; HoldAnswers makes the fake create messages but answer late,
+// so that a sender times out after Twilio has really created the message.
 //
 // Errors have Twilio's JSON shape ({"code","message","more_info","status"}),
 // so twilio-go decodes them into *client.TwilioRestError.
 //
 // Concurrency: all methods are safe for concurrent use. NewServer starts
 // one serving goroutine and SetAutoStatus one goroutine per accepted
-// message; Close stops and waits for all of them.
+// message; Close stops and waits for all of them, and ends held answers.
 package twiliotest
 
 import (
@@ -26,6 +36,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -36,7 +48,8 @@ import (
 	"github.com/switchboard/switchboard/switchboard/sms/twilio"
 )
 
-// SentMessage is one CreateMessage request the fake received.
+// SentMessage is one CreateMessage request the fake received, or a
+// message put in with AddMessage.
 type SentMessage struct {
 	AccountSID     string // from the path
 	To             string
@@ -46,6 +59,13 @@ type SentMessage struct {
 	Sid            string // "SM..." when accepted, else empty
 	BasicAuthOK    bool   // the request carried the right account and token
 	HTTPStatus     int    // what the fake answered: 201, or the error status
+	// Status is Twilio's status word for an accepted message now: "queued",
+	// then the last status SendStatus or SetAutoStatus posted. Empty when
+	// refused.
+	Status string
+	// Created is when the fake accepted the message, its date_created
+	// (which Twilio gives to the second). Zero when refused.
+	Created time.Time
 }
 
 // Number is an incoming phone number of the fake account.
@@ -69,14 +89,18 @@ type Server struct {
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu         sync.Mutex
-	sent       []SentMessage
-	failN      int
-	failStatus int
-	numbers    []*Number
-	auto       []string
-	statusErrs []error
-	closed     bool // no new status goroutines once set
+	mu             sync.Mutex
+	sent           []SentMessage
+	failN          int
+	failStatus     int
+	failListN      int
+	failListStatus int
+	holdN          int
+	holdFor        time.Duration
+	numbers        []*Number
+	auto           []string
+	statusErrs     []error
+	closed         bool // no new status goroutines once set
 }
 
 // NewServer starts a fake Twilio for the account on 127.0.0.1 with a port
@@ -138,6 +162,7 @@ func (s *Server) Close() {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2010-04-01/Accounts/{account}/Messages.json", s.createMessage)
+	mux.HandleFunc("GET /2010-04-01/Accounts/{account}/Messages.json", s.listMessages)
 	mux.HandleFunc("GET /2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json", s.listNumbers)
 	mux.HandleFunc("POST /2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{file}", s.updateNumber)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -201,6 +226,52 @@ func (s *Server) FailNext(n int, status int) {
 	s.failN, s.failStatus = n, status
 }
 
+// FailListNext makes the next n requests for the Messages list answer
+// status (500, 429, 400, ...) with a Twilio-shaped JSON error (code
+// 20000+status), once their basic auth passed.
+func (s *Server) FailListNext(n int, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failListN, s.failListStatus = n, status
+}
+
+// HoldAnswers makes the fake accept and record the next n CreateMessage
+// requests it would accept, as usual, but hold each answer for d before
+// writing it; d <= 0 holds it until the client goes away. Close, or the
+// client closing the connection, ends a hold early. Requests it refuses
+// are answered at once and do not count.
+func (s *Server) HoldAnswers(n int, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holdN, s.holdFor = n, d
+}
+
+// AddMessage puts an accepted message into the account as if it had been
+// sent earlier (for instance by a node that crashed before recording it).
+// Empty fields get defaults: AccountSID the fake's, Sid a new "SM..." id,
+// Status "queued", Created now. BasicAuthOK and HTTPStatus (201) are set.
+// It returns the message as stored; Sent, Accepted and the Messages list
+// include it.
+func (s *Server) AddMessage(m SentMessage) SentMessage {
+	if m.AccountSID == "" {
+		m.AccountSID = s.accountSID
+	}
+	if m.Sid == "" {
+		m.Sid = "SM" + randomHex()
+	}
+	if m.Status == "" {
+		m.Status = "queued"
+	}
+	if m.Created.IsZero() {
+		m.Created = time.Now()
+	}
+	m.BasicAuthOK, m.HTTPStatus = true, http.StatusCreated
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent = append(s.sent, m)
+	return m
+}
+
 // AddNumber adds an incoming phone number to the account and returns it.
 func (s *Server) AddNumber(phone string) Number {
 	n := &Number{Sid: "PN" + randomHex(), PhoneNumber: phone, SmsMethod: "POST"}
@@ -250,10 +321,11 @@ func (s *Server) StatusErrors() []error {
 	return append([]error(nil), s.statusErrs...)
 }
 
-// SendStatus posts a delivery-status callback for message sid to
-// callbackURL, signed with the auth token as Twilio signs it: MessageSid,
-// MessageStatus, SmsSid, SmsStatus, AccountSid, To, From and, for failed
-// and undelivered, ErrorCode. It fails unless the answer is 2xx.
+// SendStatus sets the status of message sid (the Messages list shows it)
+// and posts a delivery-status callback for it to callbackURL, signed with
+// the auth token as Twilio signs it: MessageSid, MessageStatus, SmsSid,
+// SmsStatus, AccountSid, To, From and, for failed and undelivered,
+// ErrorCode. It fails unless the answer is 2xx.
 func (s *Server) SendStatus(callbackURL, sid, status string) error {
 	return s.sendStatus(context.Background(), callbackURL, sid, status)
 }
@@ -265,18 +337,16 @@ func (s *Server) sendStatus(ctx context.Context, callbackURL, sid, status string
 		"AccountSid": {s.accountSID}, "ApiVersion": {"2010-04-01"},
 	}
 	s.mu.Lock()
-	for _, m := range s.sent {
+	for i, m := range s.sent {
 		if m.Sid == sid && sid != "" {
 			form.Set("To", m.To)
 			form.Set("From", m.From)
+			s.sent[i].Status = status
 		}
 	}
 	s.mu.Unlock()
-	switch status {
-	case "undelivered":
-		form.Set("ErrorCode", "30003")
-	case "failed":
-		form.Set("ErrorCode", "30008")
+	if code := errorCode(status); code != 0 {
+		form.Set("ErrorCode", strconv.Itoa(code))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, callbackURL, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -332,6 +402,7 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	if status == 0 {
 		status, m.Sid = http.StatusCreated, "SM"+randomHex()
+		m.Status, m.Created = "queued", time.Now()
 	}
 	m.HTTPStatus = status
 	s.sent = append(s.sent, m)
@@ -339,6 +410,11 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 	auto := s.auto
 	if spawn {
 		s.wg.Add(1) // under mu, so never concurrent with Close's Wait
+	}
+	held, holdFor := false, s.holdFor
+	if status == http.StatusCreated && s.holdN > 0 {
+		s.holdN--
+		held = true
 	}
 	s.mu.Unlock()
 
@@ -359,13 +435,165 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 			}
 		}()
 	}
-	now := time.Now().UTC().Format(time.RFC1123Z)
-	writeJSON(w, http.StatusCreated, map[string]any{
-		"sid": m.Sid, "account_sid": s.accountSID, "to": m.To, "from": m.From, "body": m.Body,
-		"status": "queued", "direction": "outbound-api", "api_version": "2010-04-01",
-		"num_segments": "1", "num_media": "0", "date_created": now, "date_updated": now,
-		"date_sent": nil, "error_code": nil, "error_message": nil, "price": nil, "price_unit": "USD",
-		"uri": "/2010-04-01/Accounts/" + s.accountSID + "/Messages/" + m.Sid + ".json",
+	if held {
+		s.hold(r.Context(), holdFor)
+	}
+	writeJSON(w, http.StatusCreated, messageJSON(m))
+}
+
+// hold waits for d (forever when d <= 0) or until the client or the fake
+// goes away.
+func (s *Server) hold(ctx context.Context, d time.Duration) {
+	var timeout <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-timeout:
+	case <-ctx.Done():
+	case <-s.ctx.Done():
+	}
+}
+
+// messageJSON is Twilio's Message resource for an accepted message.
+func messageJSON(m SentMessage) map[string]any {
+	created := m.Created.UTC().Format(time.RFC1123Z)
+	var sent, code, text any
+	switch m.Status {
+	case "sent", "delivered", "read", "undelivered", "failed":
+		sent = created
+	}
+	switch c := errorCode(m.Status); c {
+	case 30003:
+		code, text = c, "Unreachable destination handset"
+	case 30008:
+		code, text = c, "Unknown error"
+	}
+	uri := "/2010-04-01/Accounts/" + m.AccountSID + "/Messages/" + m.Sid
+	return map[string]any{
+		"sid": m.Sid, "account_sid": m.AccountSID, "to": m.To, "from": m.From, "body": m.Body,
+		"status": m.Status, "direction": "outbound-api", "api_version": "2010-04-01",
+		"num_segments": "1", "num_media": "0", "date_created": created, "date_updated": created,
+		"date_sent": sent, "error_code": code, "error_message": text, "price": nil, "price_unit": "USD",
+		"messaging_service_sid": nil, "uri": uri + ".json",
+		"subresource_uris": map[string]any{"media": uri + "/Media.json", "feedback": uri + "/Feedback.json"},
+	}
+}
+
+// errorCode is the error_code Twilio gives a message in this status.
+func errorCode(status string) int {
+	switch status {
+	case "undelivered":
+		return 30003
+	case "failed":
+		return 30008
+	}
+	return 0
+}
+
+// maxPageSize is Twilio's largest PageSize.
+const maxPageSize = 1000
+
+// listMessages serves the Messages list: accepted messages, filtered by To
+// and From, newest first (equal creation times: the later added first).
+// Page N without PageToken starts at message N*PageSize; PageToken
+// "PA"+sid starts after that message and "PB"+sid ends before it, as in
+// the next_page_uri and previous_page_uri it answers, so that paging is
+// stable while messages are added.
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
+	if !s.checkAccount(w, r) {
+		return
+	}
+	q := r.URL.Query()
+	to, from, token := q.Get("To"), q.Get("From"), q.Get("PageToken")
+	pageSize, page := 50, 0
+	if v := q.Get("PageSize"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageSize {
+			writeError(w, http.StatusBadRequest, 20001, fmt.Sprintf("PageSize must be between 1 and %d", maxPageSize))
+			return
+		}
+		pageSize = n
+	}
+	if v := q.Get("Page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, 20001, "Page must be a non-negative integer")
+			return
+		}
+		page = n
+	}
+	var list []SentMessage
+	s.mu.Lock()
+	if s.failListN > 0 {
+		s.failListN--
+		status := s.failListStatus
+		s.mu.Unlock()
+		writeError(w, status, 20000+status, http.StatusText(status))
+		return
+	}
+	for _, m := range s.sent {
+		if m.HTTPStatus == http.StatusCreated && (to == "" || m.To == to) && (from == "" || m.From == from) {
+			list = append(list, m)
+		}
+	}
+	s.mu.Unlock()
+	slices.Reverse(list)
+	slices.SortStableFunc(list, func(a, b SentMessage) int { return b.Created.Compare(a.Created) })
+
+	start := len(list)
+	if page <= len(list)/pageSize { // and page*pageSize cannot overflow
+		start = page * pageSize
+	}
+	end := min(start+pageSize, len(list))
+	if token != "" {
+		dir, sid := token[:min(2, len(token))], token[min(2, len(token)):]
+		i := slices.IndexFunc(list, func(m SentMessage) bool { return m.Sid == sid })
+		switch {
+		case i < 0 || (dir != "PA" && dir != "PB"):
+			writeError(w, http.StatusBadRequest, 20001, "Invalid PageToken")
+			return
+		case dir == "PA":
+			start, end = i+1, min(i+1+pageSize, len(list))
+		default:
+			start, end = max(0, i-pageSize), i
+		}
+	}
+	items := make([]map[string]any, 0, end-start)
+	for _, m := range list[start:end] {
+		items = append(items, messageJSON(m))
+	}
+
+	base := "/2010-04-01/Accounts/" + s.accountSID + "/Messages.json"
+	pageURI := func(page int, token string) string {
+		v := url.Values{}
+		if to != "" {
+			v.Set("To", to)
+		}
+		if from != "" {
+			v.Set("From", from)
+		}
+		v.Set("PageSize", strconv.Itoa(pageSize))
+		v.Set("Page", strconv.Itoa(page))
+		if token != "" {
+			v.Set("PageToken", token)
+		}
+		return base + "?" + v.Encode()
+	}
+	var next, prev any
+	if end < len(list) && end > start {
+		next = pageURI(page+1, "PA"+list[end-1].Sid)
+	}
+	if page > 0 && start > 0 && end > start {
+		prev = pageURI(page-1, "PB"+list[start].Sid)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"messages": items, "page": page, "page_size": pageSize,
+		"start": start, "end": start + max(len(items)-1, 0),
+		"uri": pageURI(page, token), "first_page_uri": pageURI(0, ""),
+		"next_page_uri": next, "previous_page_uri": prev,
 	})
 }
 
