@@ -99,7 +99,7 @@ func (n *Node) handleResponse(ctx context.Context, s *session, f protocol.Frame)
 	if err := n.publish(ctx, keyOut(phone), messageEvent{Message: msg, Node: n.opts.Node}); err != nil {
 		// The reply is in the outbox: send it from here rather than wait.
 		n.log.Warn("publish reply; sending locally", "id", msg.ID, "err", err)
-		n.outbound.enqueue(msg)
+		n.outbound.enqueue(msg, "")
 		n.router.do(ctx, func() { n.router.outbound(msg) })
 	}
 }

@@ -60,6 +60,11 @@ import (
 const (
 	heartbeatEvery = time.Second
 	deadAfter      = 5 * time.Second
+	// leaseFor: a node that has not heard its own heartbeat for this long
+	// starts no send (dispatcher.ready). Others declare it dead only after
+	// deadAfter of silence, and its adopter waits a further attempt's
+	// length before sending its replies (dispatcher.handOver).
+	leaseFor = 2 * heartbeatEvery
 	republishAfter = 3 * time.Second
 	// A checkpoint (routing snapshot, fsynced) costs tens of milliseconds
 	// under load; after a crash the node replays at most this much of the
@@ -185,8 +190,9 @@ type cluster struct {
 	failed map[string]bool
 	scans  atomic.Int64 // journal reads by the republisher, for tests
 
-	adoptMu sync.Mutex
-	adopted map[string]bool // nodes whose pending replies this node sends
+	adoptMu  sync.Mutex
+	adopted  map[string]bool // nodes whose pending replies this node sends
+	selfDead bool            // the log says this node is dead: another sends its replies
 }
 
 type acceptedID struct {
@@ -911,8 +917,8 @@ func (c *cluster) routeMessage(r *router, e *logEntry, res store.LogResult) []fu
 	case strings.HasPrefix(e.key, "sms.out."):
 		if res.Fresh {
 			r.outbound(msg)
-			if c.sends(ev.Node) {
-				return []func(){func() { c.n.outbound.enqueue(msg) }}
+			if origin := ev.Node; c.sends(origin) {
+				return []func(){func() { c.n.outbound.enqueue(msg, origin) }}
 			}
 		}
 	case strings.HasPrefix(e.key, "sms.status."):
@@ -1033,14 +1039,24 @@ func decodeJSON(d bus.Delivery, v any) error {
 	return nil
 }
 
-// sends reports whether this node sends replies accepted by origin.
+// sends reports whether this node sends replies accepted by origin: its
+// own unless the log says it is dead (until it says it is alive again),
+// and those of the dead nodes it adopted.
 func (c *cluster) sends(origin string) bool {
-	if origin == c.node {
-		return true
-	}
 	c.adoptMu.Lock()
 	defer c.adoptMu.Unlock()
+	if origin == c.node || origin == "" {
+		return !c.selfDead
+	}
 	return c.adopted[origin]
+}
+
+// hearsBroker reports whether this node heard its own heartbeat within
+// leaseFor of now.
+func (c *cluster) hearsBroker(now time.Time) bool {
+	c.hbMu.Lock()
+	defer c.hbMu.Unlock()
+	return now.Sub(c.lastSeen[c.node]) < leaseFor
 }
 
 // attach runs on the router goroutine when a connection is applied: the
@@ -1153,13 +1169,7 @@ func (c *cluster) routeRoute(r *router, e *logEntry) []func() {
 func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 	switch ev.State {
 	case "started":
-		delete(c.dead, ev.Node)
-		// Back: it sends its own replies again. Whoever adopted them
-		// while it was dead stops (else every reply it accepts from now
-		// on would be sent twice).
-		c.adoptMu.Lock()
-		delete(c.adopted, ev.Node)
-		c.adoptMu.Unlock()
+		c.back(ev.Node)
 		// Connections the engine still has on a node that just
 		// (re)started are gone: it has no sessions yet.
 		for agent, epoch := range r.engine.OnlineOn(ev.Node) {
@@ -1183,13 +1193,40 @@ func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 			c.log.Info("cluster: caught up with the log", "offset", c.offset)
 			c.n.outbound.sweep()
 		}}
+	case "alive":
+		c.back(ev.Node)
+		if ev.Node != c.node || ev.By != c.node {
+			return nil
+		}
+		return []func(){func() {
+			// Our replies stored until now were the adopter's to send: any
+			// of them may be at the provider already, or on its way there.
+			wait := c.n.outbound.handOver(true)
+			c.log.Warn("cluster: sending this node's replies again", "after", wait)
+			c.n.goFunc(func() {
+				if sleepCtx(c.n.ctx, wait) {
+					c.n.outbound.sweep()
+				}
+			})
+		}}
 	case "dead":
 		if ev.Node == c.node {
-			// We are alive: say so again for every local session.
+			// Declared dead (we were stalled or cut off): another node
+			// sends our replies from here in the log, until we say we are
+			// alive. Then say so, and that every local session is here.
+			c.adoptMu.Lock()
+			c.selfDead = true
+			c.adoptMu.Unlock()
 			return []func(){func() {
-				if c.caughtUp.Load() {
-					c.reassert()
+				if !c.caughtUp.Load() {
+					return // replaying: our "started" comes later in the log
 				}
+				c.log.Warn("cluster: this node was declared dead; saying it is alive")
+				ev := routeEvent{ID: c.n.store.NewID(), Node: c.node, State: "alive", By: c.node, At: c.n.now().UnixMilli()}
+				if err := c.publish(c.n.ctx, keyNode(c.node), ev); err != nil {
+					c.log.Error("publish alive", "err", err)
+				}
+				c.reassert()
 			}}
 		}
 		var post []func()
@@ -1221,11 +1258,33 @@ func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 		c.adopted[node] = true
 		c.adoptMu.Unlock()
 		return append(post, func() {
-			c.log.Warn("node declared dead: sending its pending replies", "node", node)
-			c.n.outbound.sweep()
+			// An attempt it started before it fell silent can still reach
+			// the provider: wait that out, then look each reply up before
+			// sending it (dispatcher.uncertain).
+			wait := c.n.outbound.handOver(false)
+			c.log.Warn("node declared dead: sending its pending replies", "node", node, "after", wait)
+			c.n.goFunc(func() {
+				if sleepCtx(c.n.ctx, wait) {
+					c.n.outbound.sweep()
+				}
+			})
 		})
 	}
 	return nil
+}
+
+// back records in log order that node is alive (it started, or said so
+// after it was declared dead): it sends its own replies again, and whoever
+// adopted them while it was dead stops (else every reply it accepts from
+// now on would be sent twice). Runs on the router goroutine.
+func (c *cluster) back(node string) {
+	delete(c.dead, node)
+	c.adoptMu.Lock()
+	delete(c.adopted, node)
+	if node == c.node {
+		c.selfDead = false
+	}
+	c.adoptMu.Unlock()
 }
 
 // reassert publishes the connection of every local session again.

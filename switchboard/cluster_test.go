@@ -695,3 +695,46 @@ func TestNoDeathRightAfterABrokerOutage(t *testing.T) {
 		t.Fatalf("silent = %v after the outage, want [n4]", got)
 	}
 }
+
+// TestSendReadiness: a cluster node starts a send only while it hears the
+// broker (others declare a silent node dead and send its replies), only for
+// replies that are its own or adopted, and an uncertain reply only after
+// the hand-over.
+func TestSendReadiness(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	n := &Node{now: func() time.Time { return now }}
+	n.cluster = &cluster{n: n, node: "n1", lastSeen: map[string]time.Time{"n1": now}, adopted: map[string]bool{"n3": true}}
+	d := &dispatcher{n: n}
+	quick := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 50*time.Millisecond)
+	}
+	ctx, cancel := quick()
+	defer cancel()
+	for origin, want := range map[string]error{"n1": nil, "n3": nil, "n2": errNotHere} {
+		if err := d.ready(ctx, origin, false); !errors.Is(err, want) {
+			t.Errorf("ready(%s) = %v, want %v", origin, err, want)
+		}
+	}
+
+	n.cluster.lastSeen["n1"] = now.Add(-leaseFor)
+	ctx, cancel = quick()
+	defer cancel()
+	if err := d.ready(ctx, "n1", false); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ready without hearing the broker = %v, want to wait", err)
+	}
+
+	n.cluster.lastSeen["n1"] = now
+	d.holdUntil = now.Add(time.Second)
+	ctx, cancel = quick()
+	defer cancel()
+	if err := d.ready(ctx, "n3", true); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("uncertain reply during the hand-over = %v, want to wait", err)
+	}
+	if err := d.ready(context.Background(), "n3", false); err != nil {
+		t.Fatalf("certain reply during the hand-over = %v", err)
+	}
+	n.cluster.selfDead = true
+	if err := d.ready(context.Background(), "n1", false); !errors.Is(err, errNotHere) {
+		t.Fatalf("own reply while declared dead = %v, want %v", err, errNotHere)
+	}
+}

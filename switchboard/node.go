@@ -458,7 +458,7 @@ func (n *Node) onOutbound(ctx context.Context, d bus.Delivery) error {
 	if err != nil {
 		return err
 	}
-	n.outbound.enqueue(ev.Message)
+	n.outbound.enqueue(ev.Message, "")
 	if !n.router.do(ctx, func() { n.router.outbound(ev.Message) }) {
 		return errors.New("router stopped")
 	}

@@ -424,6 +424,38 @@ func TestReplyFailsAfterRetries(t *testing.T) {
 	}
 }
 
+// A send whose answer never came (Twilio took the message, then the
+// request timed out) is looked up at Twilio before it is tried again: the
+// customer gets the reply once, and the node records Twilio's sid for it.
+func TestReplyTimedOutButTakenIsNotSentAgain(t *testing.T) {
+	h := startNode(t, func(o *Options, c *Config) {
+		s, err := twilio.NewSender(twilio.Config{AccountSID: o.TwilioAccountSID, AuthToken: o.TwilioAuthToken,
+			From: o.TwilioFrom, APIURL: o.TwilioAPIURL, Timeout: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Sender = s
+	})
+	alice := h.agent("alice", 1)
+	h.sms("SMto1", "+15551120101", "hi")
+	alice.Expect(protocol.TypeAssigned, nil, waitLong)
+	h.twilio.HoldAnswers(1, 5*time.Second)
+	alice.Send(protocol.Frame{Type: protocol.TypeResponse, Message: "hello once", Ref: "to-1"})
+	ack := alice.Expect(protocol.TypeAck, nil, waitLong)
+	sent := h.twilio.WaitAccepted(t, 1, waitLong)
+	sbt.WaitFor(t, waitLong, "Twilio's sid recorded for the reply", func() bool {
+		m, err := h.node.store.MessageByProviderID(sent[0].Sid)
+		return err == nil && m.ID == ack.ID
+	})
+	// Recorded means handled: nothing can send it any more.
+	if p, _ := h.node.store.Pending(); len(p) != 0 {
+		t.Fatalf("still pending: %v", p)
+	}
+	if sent := h.twilio.Accepted(); len(sent) != 1 {
+		t.Fatalf("the reply reached Twilio %d times, want 1: %+v", len(sent), sent)
+	}
+}
+
 func TestGracePeriod(t *testing.T) {
 	h := startNode(t, nil)
 	alice := h.agent("alice", 1)

@@ -18,6 +18,10 @@ const (
 	sendWorkers   = 32
 	sendQueue     = 4096
 	sweepInterval = 30 * time.Second
+	// providerSkew is how far the provider's clock may be behind ours: a
+	// lookup for a reply stored at t covers messages created from
+	// t - providerSkew.
+	providerSkew = 5 * time.Minute
 	// refillEvery is how often a dispatcher whose queue overflowed checks
 	// whether it has room to take the rest from the outbox.
 	refillEvery = 100 * time.Millisecond
@@ -29,30 +33,108 @@ const (
 // reply is claimed in memory while a worker handles it and re-checked in the
 // store just before sending, so neither the bus, the periodic sweep nor a
 // repeated ref can send it twice.
+//
+// A reply that may have reached the provider already is looked up there
+// before it is sent (sms.Deliver): one stored before this process started
+// (it may have been sent just before a crash), one accepted by another node
+// (sent by that node before it died), and, in a cluster, one of this node's
+// own stored before it came back from being declared dead (its adopter may
+// have sent it). Such "uncertain" replies also wait until any attempt their
+// previous sender can still have had under way is over (hold).
 type dispatcher struct {
 	n       *Node
 	log     *slog.Logger
-	queue   chan protocol.Message
+	queue   chan outgoing
 	backoff sms.Backoff
 
 	mu         sync.Mutex
 	inflight   map[string]bool
-	overflowed bool // replies were left in the outbox for lack of queue room
+	claimed    map[string]string // provider id → reply, while a found message is being recorded
+	overflowed bool              // replies were left in the outbox for lack of queue room
+	// certainFrom: this node's own replies stored from then on were
+	// never in anyone else's hands (process start; cluster: its return
+	// after being declared dead).
+	certainFrom time.Time
+	// holdUntil: uncertain replies are not looked up or sent before then.
+	holdUntil time.Time
+}
+
+// outgoing is a reply to send and the node that accepted it ("" in single
+// node mode: this one).
+type outgoing struct {
+	msg    protocol.Message
+	origin string
 }
 
 func newDispatcher(n *Node) *dispatcher {
 	return &dispatcher{
-		n:        n,
-		log:      n.logBase.With("component", "outbound"),
-		queue:    make(chan protocol.Message, sendQueue),
-		backoff:  sms.DefaultBackoff,
-		inflight: make(map[string]bool),
+		n:           n,
+		log:         n.logBase.With("component", "outbound"),
+		queue:       make(chan outgoing, sendQueue),
+		backoff:     sms.DefaultBackoff,
+		inflight:    make(map[string]bool),
+		claimed:     make(map[string]string),
+		certainFrom: n.now(),
 	}
 }
 
-// enqueue schedules m for sending unless it is already being handled. When
-// the queue is full the reply stays in the outbox for the next sweep.
-func (d *dispatcher) enqueue(m protocol.Message) {
+// attemptTimeout is how long one request to the provider can last: an
+// attempt started before a node lost its right to send can still reach
+// the provider that long after.
+func (d *dispatcher) attemptTimeout() time.Duration {
+	if t, ok := d.n.sender.(interface{ AttemptTimeout() time.Duration }); ok {
+		return t.AttemptTimeout()
+	}
+	return 10 * time.Second
+}
+
+// handOver makes uncertain replies wait for handover from now, and marks
+// this node's replies stored until now uncertain when mine is set (this
+// node is back from being declared dead). It returns the wait.
+func (d *dispatcher) handOver(mine bool) time.Duration {
+	wait := d.attemptTimeout() + leaseFor
+	now := d.n.now()
+	d.mu.Lock()
+	if until := now.Add(wait); until.After(d.holdUntil) {
+		d.holdUntil = until
+	}
+	if mine {
+		d.certainFrom = now
+	}
+	d.mu.Unlock()
+	return wait
+}
+
+// uncertain reports whether m (accepted by origin) may have reached the
+// provider before this node took it on.
+func (d *dispatcher) uncertain(m protocol.Message, origin string) bool {
+	if origin != "" && d.n.cluster != nil && origin != d.n.cluster.node {
+		return true
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return m.Received < d.certainFrom.UnixMilli()
+}
+
+// claim takes the provider's message sid for reply id, unless it already is
+// another reply's (the same text sent twice to one customer).
+func (d *dispatcher) claim(id string, found sms.Sent) bool {
+	if m, err := d.n.store.MessageByProviderID(found.ProviderID); err == nil && m.ID != id {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if other, ok := d.claimed[found.ProviderID]; ok && other != id {
+		return false
+	}
+	d.claimed[found.ProviderID] = id
+	return true
+}
+
+// enqueue schedules m, accepted by origin, for sending unless it is
+// already being handled. When the queue is full the reply stays in the
+// outbox for the next sweep.
+func (d *dispatcher) enqueue(m protocol.Message, origin string) {
 	if m.Direction != protocol.Out || m.Status != protocol.StatusQueued {
 		return
 	}
@@ -64,7 +146,7 @@ func (d *dispatcher) enqueue(m protocol.Message) {
 	d.inflight[m.ID] = true
 	d.mu.Unlock()
 	select {
-	case d.queue <- m:
+	case d.queue <- outgoing{m, origin}:
 	default:
 		d.mu.Lock()
 		delete(d.inflight, m.ID)
@@ -87,9 +169,9 @@ func (d *dispatcher) run(ctx context.Context) {
 			defer wg.Done()
 			for {
 				select {
-				case m := <-d.queue:
-					d.send(ctx, m)
-					d.release(m.ID)
+				case o := <-d.queue:
+					d.send(ctx, o.msg, o.origin)
+					d.release(o.msg.ID)
 				case <-ctx.Done():
 					return
 				}
@@ -136,7 +218,7 @@ func (d *dispatcher) sweep() {
 		}
 		for _, p := range pending {
 			if c.sends(p.Origin) {
-				d.enqueue(p.Message)
+				d.enqueue(p.Message, p.Origin)
 			}
 		}
 		return
@@ -150,7 +232,7 @@ func (d *dispatcher) sweep() {
 		d.log.Info("resuming pending replies", "count", len(pending))
 	}
 	for _, m := range pending {
-		d.enqueue(m)
+		d.enqueue(m, "")
 	}
 }
 
@@ -161,18 +243,37 @@ func (d *dispatcher) statusCallback() string {
 	return strings.TrimSuffix(d.n.opts.PublicURL, "/") + "/sms/twilio/status"
 }
 
-func (d *dispatcher) send(ctx context.Context, m protocol.Message) {
+// errNotHere stops a send that another node is now responsible for.
+var errNotHere = errors.New("another node sends this reply now")
+
+func (d *dispatcher) send(ctx context.Context, m protocol.Message, origin string) {
 	pending, err := d.n.store.IsPending(m.ID)
 	if err != nil || !pending {
 		return // sent already (or unknown): nothing to do
 	}
+	uncertain := d.uncertain(m, origin)
 	out := sms.Outgoing{ID: m.ID, To: m.Phone, From: d.n.opts.TwilioFrom, Body: m.Text, StatusCallback: d.statusCallback()}
-	res, err := sms.SendWithRetry(ctx, d.n.sender, out, d.backoff, sms.Sleep, func(attempt int, err error, wait time.Duration) {
-		d.n.metrics.outRetried.Inc()
-		d.log.Warn("send failed; retrying", "id", m.ID, "attempt", attempt, "wait", wait, "err", err)
+	res, found, err := sms.Deliver(ctx, d.n.sender, out, sms.Plan{
+		Backoff:   d.backoff,
+		Uncertain: uncertain,
+		Since:     time.UnixMilli(m.Received).Add(-providerSkew),
+		Claim:     func(f sms.Sent) bool { return d.claim(m.ID, f) },
+		Ready:     func(ctx context.Context) error { return d.ready(ctx, origin, uncertain) },
+		OnRetry: func(attempt int, err error, wait time.Duration) {
+			d.n.metrics.outRetried.Inc()
+			d.log.Warn("send failed; retrying", "id", m.ID, "attempt", attempt, "wait", wait, "err", err)
+		},
 	})
-	if ctx.Err() != nil {
-		// Shutting down: the reply stays in the outbox and is resumed at start.
+	if found {
+		defer func() {
+			d.mu.Lock()
+			delete(d.claimed, res.ProviderID)
+			d.mu.Unlock()
+		}()
+	}
+	if ctx.Err() != nil || errors.Is(err, errNotHere) {
+		// Shutting down: the reply stays in the outbox and is resumed at
+		// start. Or it is another node's to send now.
 		return
 	}
 	// The store write below must not be lost to a cancelled request context.
@@ -186,7 +287,11 @@ func (d *dispatcher) send(ctx context.Context, m protocol.Message) {
 		}
 		return
 	}
-	d.n.metrics.outSent.Inc()
+	if found {
+		d.log.Warn("reply found at the SMS provider, sent before; not sending it again", "id", m.ID, "provider_id", res.ProviderID)
+	} else {
+		d.n.metrics.outSent.Inc()
+	}
 	st := res.Status
 	if !st.Valid() || st == protocol.StatusReceived {
 		st = protocol.StatusQueued
@@ -196,6 +301,38 @@ func (d *dispatcher) send(ctx context.Context, m protocol.Message) {
 		return
 	}
 	d.n.applyEarly(wctx, m.ID, res.ProviderID)
+}
+
+// ready is asked before each lookup and attempt of a reply accepted by
+// origin. Uncertain replies wait out the hand-over (holdUntil). In a
+// cluster the node must still be the reply's sender (else errNotHere) and
+// must hear the broker: a node cut off from it is declared dead by the
+// others after deadAfter, and its adopter sends its replies; so a node
+// that has not heard its own heartbeat for leaseFor starts no attempt
+// until it hears it again.
+func (d *dispatcher) ready(ctx context.Context, origin string, uncertain bool) error {
+	for {
+		wait := time.Duration(0)
+		if uncertain {
+			d.mu.Lock()
+			wait = d.holdUntil.Sub(d.n.now())
+			d.mu.Unlock()
+		}
+		if c := d.n.cluster; c != nil {
+			if !c.sends(origin) {
+				return errNotHere
+			}
+			if !c.hearsBroker(d.n.now()) {
+				wait = max(wait, heartbeatEvery/4)
+			}
+		}
+		if wait <= 0 {
+			return nil
+		}
+		if !sleepCtx(ctx, min(wait, heartbeatEvery)) {
+			return ctx.Err()
+		}
+	}
 }
 
 func failureText(err error) string {

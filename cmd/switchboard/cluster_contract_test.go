@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,6 +52,125 @@ func TestClusterRestartedNodeRepliesSentOnce(t *testing.T) {
 	if len(to) != 1 {
 		t.Fatalf("the reply reached the SMS API %d times, want 1: %q", len(to), to)
 	}
+}
+
+// TestClusterStalledNodeRepliesSentOnce: a node that stalls (a paused VM, a
+// stopped process, a network cut) for longer than deadAfter is declared
+// dead by another node, which adopts its replies; then it comes back
+// without a restart. From then on each reply it accepts must reach the SMS
+// API once: the adopter must stop sending its replies when it is back, as
+// it does when it restarts.
+func TestClusterStalledNodeRepliesSentOnce(t *testing.T) {
+	c := newClusterRun(t)
+	n1, n2 := c.node("n1"), c.node("n2")
+	presence := bindTap(t, c, "agent.presence.alice")
+	alice := n1.agent("alice", 5)
+	announced(t, presence, "connected")
+	n1.cmd.Process.Signal(syscall.SIGSTOP)
+	sbt.WaitFor(t, 20*time.Second, "n2 declares n1 dead and adopts its replies", func() bool {
+		return strings.Contains(n2.logs.String(), "node declared dead: sending its pending replies")
+	})
+	n1.cmd.Process.Signal(syscall.SIGCONT)
+	sbt.WaitFor(t, 20*time.Second, "n1 reads its own death and says it is alive", func() bool {
+		return strings.Contains(n1.logs.String(), "this node was declared dead; saying it is alive")
+	})
+	// Alice's connection may not have survived the stall (its ping
+	// deadlines passed while n1 was stopped): she signs in again.
+	alice.Conn.Close()
+	alice = n1.agent("alice", 5)
+
+	const phone = "+15557770150"
+	if code := n1.smsSigned("SMstall01", phone, "still there?"); code != 200 {
+		t.Fatalf("webhook: %d", code)
+	}
+	alice.Expect(protocol.TypeAssigned, phoneIs(phone), wait)
+	alice.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: phone, Message: "yes, still here", Ref: "r-stall"})
+	alice.Expect(protocol.TypeAck, nil, wait)
+	c.fake.WaitSent(t, 1, 10*time.Second)
+	// Both nodes have applied the reply by now or within a moment; give a
+	// second sender time to show itself.
+	time.Sleep(3 * time.Second)
+	if sent := c.fake.Sent(); len(sent) != 1 {
+		t.Fatalf("the reply reached the SMS API %d times, want 1: %+v", len(sent), sent)
+	}
+}
+
+// TestClusterAdoptedReplySentOnce: a node is killed while its reply is
+// still being retried (the SMS API answered 503). The node that declares
+// it dead sends the reply, once.
+func TestClusterAdoptedReplySentOnce(t *testing.T) {
+	c := newClusterRun(t)
+	n1, n2 := c.node("n1"), c.node("n2")
+	presence := bindTap(t, c, "agent.presence.alice")
+	alice := n1.agent("alice", 5)
+	announced(t, presence, "connected")
+	const phone = "+15557770160"
+	if code := n2.smsSigned("SMadopt01", phone, "will it come?"); code != 200 {
+		t.Fatalf("webhook: %d", code)
+	}
+	alice.Expect(protocol.TypeAssigned, phoneIs(phone), wait)
+	c.fake.FailNext(3, 503)
+	alice.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: phone, Message: "it will", Ref: "r-adopt"})
+	alice.Expect(protocol.TypeAck, nil, wait)
+	c.fake.WaitSent(t, 1, 10*time.Second) // n1's first attempt, refused
+	n1.kill()
+	sent := c.fake.WaitAccepted(t, 1, 45*time.Second)
+	if sent[0].To != phone || sent[0].Body != "it will" {
+		t.Fatalf("accepted %+v", sent[0])
+	}
+	sbt.WaitFor(t, 10*time.Second, "n2 records the reply as handed over", func() bool {
+		return replyStatus(t, n2, phone, "it will") == protocol.StatusQueued
+	})
+	time.Sleep(2 * time.Second) // a second sender would show itself
+	if n := len(c.fake.Accepted()); n != 1 {
+		t.Fatalf("the reply reached the SMS API %d times, want 1", n)
+	}
+}
+
+// TestClusterReplyTakenAtDeathSentOnce: a node is killed after Twilio took
+// its reply but before the answer came back. The node that adopts its
+// replies finds the reply at Twilio and does not send it again.
+func TestClusterReplyTakenAtDeathSentOnce(t *testing.T) {
+	c := newClusterRun(t)
+	n1, n2 := c.node("n1"), c.node("n2")
+	presence := bindTap(t, c, "agent.presence.alice")
+	alice := n1.agent("alice", 5)
+	announced(t, presence, "connected")
+	const phone = "+15557770170"
+	if code := n2.smsSigned("SMtaken01", phone, "did you send it?"); code != 200 {
+		t.Fatalf("webhook: %d", code)
+	}
+	alice.Expect(protocol.TypeAssigned, phoneIs(phone), wait)
+	c.fake.HoldAnswers(1, 0) // until n1 is gone
+	alice.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: phone, Message: "sent it", Ref: "r-taken"})
+	alice.Expect(protocol.TypeAck, nil, wait)
+	sent := c.fake.WaitAccepted(t, 1, 10*time.Second)
+	n1.kill()
+	sbt.WaitFor(t, 45*time.Second, "n2 finds the reply at Twilio", func() bool {
+		return strings.Contains(n2.logs.String(), sent[0].Sid)
+	})
+	sbt.WaitFor(t, 10*time.Second, "the reply recorded as handed over on n2", func() bool {
+		return replyStatus(t, n2, phone, "sent it") == protocol.StatusQueued
+	})
+	if n := len(c.fake.Accepted()); n != 1 {
+		t.Fatalf("the reply reached the SMS API %d times, want 1", n)
+	}
+}
+
+// replyStatus returns the status of the reply with text in phone's
+// conversation on p ("" when there is none).
+func replyStatus(t *testing.T, p *proc, phone, text string) protocol.Status {
+	t.Helper()
+	var list []protocol.Message
+	if code := sbt.GetJSON(t, p.base+"/conversations/"+url.PathEscape(phone), admin, &list); code != 200 {
+		t.Fatalf("conversation %s on %s: %d", phone, p.base, code)
+	}
+	for _, m := range list {
+		if m.Direction == protocol.Out && m.Text == text {
+			return m.Status
+		}
+	}
+	return ""
 }
 
 // TestClusterPublishesTimeoutRelease: the RabbitMQ contract says

@@ -355,6 +355,33 @@ func signedRequest(base string, form url.Values) *http.Request {
 	return req
 }
 
+// TestCrashAfterTwilioTookTheReply: the node is killed after Twilio took
+// a reply but before its answer came back. The restarted node resumes the
+// reply, finds it at Twilio, and records it instead of sending it again.
+func TestCrashAfterTwilioTookTheReply(t *testing.T) {
+	fake := twiliotest.NewServer(account, authToken)
+	defer fake.Close()
+	port, dir := sbt.FreePort(t), t.TempDir()
+	p := start(t, port, dir, fake.URL())
+	alice := p.agent("alice", 5)
+	const phone = "+15553340001"
+	p.sms("SMtook01", phone, "are you open?")
+	alice.Expect(protocol.TypeAssigned, nil, wait)
+	fake.HoldAnswers(1, 0) // until the node is gone
+	alice.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: phone, Message: "until six", Ref: "took-1"})
+	alice.Expect(protocol.TypeAck, nil, wait)
+	sent := fake.WaitAccepted(t, 1, wait)
+	p.kill()
+
+	p = start(t, port, dir, fake.URL())
+	sbt.WaitFor(t, wait, "the restarted node records Twilio's sid for the reply", func() bool {
+		return strings.Contains(p.logs.String(), sent[0].Sid)
+	})
+	if n := len(fake.Accepted()); n != 1 {
+		t.Fatalf("the reply reached Twilio %d times, want 1", n)
+	}
+}
+
 func TestTokenCommand(t *testing.T) {
 	cmd := exec.Command(binary, "token", "alice", "-capacity", "4", "-ttl", "1h")
 	cmd.Env = append(os.Environ(), "SWITCHBOARD_SECRET="+secret)
