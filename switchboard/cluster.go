@@ -64,7 +64,7 @@ const (
 	// starts no send (dispatcher.ready). Others declare it dead only after
 	// deadAfter of silence, and its adopter waits a further attempt's
 	// length before sending its replies (dispatcher.handOver).
-	leaseFor = 2 * heartbeatEvery
+	leaseFor       = 2 * heartbeatEvery
 	republishAfter = 3 * time.Second
 	// A checkpoint (routing snapshot, fsynced) costs tens of milliseconds
 	// under load; after a crash the node replays at most this much of the
