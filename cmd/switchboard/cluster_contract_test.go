@@ -22,11 +22,7 @@ import (
 // once by the node and once more by the node that adopted it while it
 // was dead.
 func TestClusterRestartedNodeRepliesSentOnce(t *testing.T) {
-	c := newClusterRun(t)
-	n1, n2 := c.node("n1"), c.node("n2")
-	presence := bindTap(t, c, "agent.presence.alice")
-	n1.agent("alice", 5)
-	announced(t, presence, "connected") // else n2 may never know n1 hosted anyone
+	c, n1, n2, _, _ := aliceOnN1(t)
 	n1.kill()
 	sbt.WaitFor(t, 20*time.Second, "n2 declares n1 dead and adopts its replies", func() bool {
 		return strings.Contains(n2.logs.String(), "node declared dead: sending its pending replies")
@@ -41,16 +37,32 @@ func TestClusterRestartedNodeRepliesSentOnce(t *testing.T) {
 	alice.Expect(protocol.TypeAssigned, phoneIs(phone), wait)
 	alice.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: phone, Message: "yes, back", Ref: "r-back"})
 	alice.Expect(protocol.TypeAck, nil, wait)
+	sentOnce(t, c)
+}
+
+// aliceOnN1 starts nodes n1 and n2 on a fresh exchange and signs alice in
+// on n1, and waits until the cluster knows where she is (else n2 may never
+// know that n1 hosted anyone).
+// It also returns the tap on her presence events.
+func aliceOnN1(t *testing.T) (c *clusterRun, n1, n2 *proc, alice *sbt.Agent, presence <-chan amqp.Delivery) {
+	t.Helper()
+	c = newClusterRun(t)
+	n1, n2 = c.node("n1"), c.node("n2")
+	presence = bindTap(t, c, "agent.presence.alice")
+	alice = n1.agent("alice", 5)
+	announced(t, presence, "connected")
+	return c, n1, n2, alice, presence
+}
+
+// sentOnce checks that one message reached the SMS API, and that no second
+// one follows: both nodes have applied the reply by the first send or
+// within a moment, so a second sender would show itself within seconds.
+func sentOnce(t *testing.T, c *clusterRun) {
+	t.Helper()
 	c.fake.WaitSent(t, 1, 10*time.Second)
-	// Both nodes have applied the reply by now or within a moment; give a
-	// second sender time to show itself.
 	time.Sleep(3 * time.Second)
-	var to []string
-	for _, m := range c.fake.Sent() {
-		to = append(to, m.To+": "+m.Body)
-	}
-	if len(to) != 1 {
-		t.Fatalf("the reply reached the SMS API %d times, want 1: %q", len(to), to)
+	if sent := c.fake.Sent(); len(sent) != 1 {
+		t.Fatalf("the reply reached the SMS API %d times, want 1: %+v", len(sent), sent)
 	}
 }
 
@@ -61,11 +73,7 @@ func TestClusterRestartedNodeRepliesSentOnce(t *testing.T) {
 // API once: the adopter must stop sending its replies when it is back, as
 // it does when it restarts.
 func TestClusterStalledNodeRepliesSentOnce(t *testing.T) {
-	c := newClusterRun(t)
-	n1, n2 := c.node("n1"), c.node("n2")
-	presence := bindTap(t, c, "agent.presence.alice")
-	alice := n1.agent("alice", 5)
-	announced(t, presence, "connected")
+	c, n1, n2, alice, _ := aliceOnN1(t)
 	n1.cmd.Process.Signal(syscall.SIGSTOP)
 	sbt.WaitFor(t, 20*time.Second, "n2 declares n1 dead and adopts its replies", func() bool {
 		return strings.Contains(n2.logs.String(), "node declared dead: sending its pending replies")
@@ -86,24 +94,14 @@ func TestClusterStalledNodeRepliesSentOnce(t *testing.T) {
 	alice.Expect(protocol.TypeAssigned, phoneIs(phone), wait)
 	alice.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: phone, Message: "yes, still here", Ref: "r-stall"})
 	alice.Expect(protocol.TypeAck, nil, wait)
-	c.fake.WaitSent(t, 1, 10*time.Second)
-	// Both nodes have applied the reply by now or within a moment; give a
-	// second sender time to show itself.
-	time.Sleep(3 * time.Second)
-	if sent := c.fake.Sent(); len(sent) != 1 {
-		t.Fatalf("the reply reached the SMS API %d times, want 1: %+v", len(sent), sent)
-	}
+	sentOnce(t, c)
 }
 
 // TestClusterAdoptedReplySentOnce: a node is killed while its reply is
 // still being retried (the SMS API answered 503). The node that declares
 // it dead sends the reply, once.
 func TestClusterAdoptedReplySentOnce(t *testing.T) {
-	c := newClusterRun(t)
-	n1, n2 := c.node("n1"), c.node("n2")
-	presence := bindTap(t, c, "agent.presence.alice")
-	alice := n1.agent("alice", 5)
-	announced(t, presence, "connected")
+	c, n1, n2, alice, _ := aliceOnN1(t)
 	const phone = "+15557770160"
 	if code := n2.smsSigned("SMadopt01", phone, "will it come?"); code != 200 {
 		t.Fatalf("webhook: %d", code)
@@ -131,11 +129,7 @@ func TestClusterAdoptedReplySentOnce(t *testing.T) {
 // its reply but before the answer came back. The node that adopts its
 // replies finds the reply at Twilio and does not send it again.
 func TestClusterReplyTakenAtDeathSentOnce(t *testing.T) {
-	c := newClusterRun(t)
-	n1, n2 := c.node("n1"), c.node("n2")
-	presence := bindTap(t, c, "agent.presence.alice")
-	alice := n1.agent("alice", 5)
-	announced(t, presence, "connected")
+	c, n1, n2, alice, _ := aliceOnN1(t)
 	const phone = "+15557770170"
 	if code := n2.smsSigned("SMtaken01", phone, "did you send it?"); code != 200 {
 		t.Fatalf("webhook: %d", code)
@@ -267,11 +261,7 @@ func TestClusterLateNodeLearnsCatalogChanges(t *testing.T) {
 // "gone" when an agent's node dies (kill -9), not only when the agent
 // disconnects: the node that declares the death says it, once.
 func TestClusterAnnouncesAgentsOfADeadNodeGone(t *testing.T) {
-	c := newClusterRun(t)
-	n1, n2 := c.node("n1"), c.node("n2")
-	presence := bindTap(t, c, "agent.presence.alice")
-	n1.agent("alice", 5)
-	announced(t, presence, "connected") // the cluster knows where alice is
+	_, n1, n2, _, presence := aliceOnN1(t)
 	n1.kill()
 	sbt.WaitFor(t, 20*time.Second, "n2 declares n1 dead", func() bool {
 		return strings.Contains(n2.logs.String(), "node silent: declaring it dead")

@@ -34,6 +34,13 @@ func post(t *testing.T, c *http.Client, u, user, pass string, form url.Values) (
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return call(t, c, req, user, pass)
+}
+
+// call sends req (with basic auth unless user is empty) and decodes the
+// JSON answer.
+func call(t *testing.T, c *http.Client, req *http.Request, user, pass string) (int, map[string]any) {
+	t.Helper()
 	if user != "" {
 		req.SetBasicAuth(user, pass)
 	}
@@ -145,22 +152,7 @@ func TestCloseStopsAutoStatus(t *testing.T) {
 func get(t *testing.T, c *http.Client, u, user, pass string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	if user != "" {
-		req.SetBasicAuth(user, pass)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("Content-Type %q", ct)
-	}
-	var body map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, body
+	return call(t, c, req, user, pass)
 }
 
 // sids returns the sids of a list answer's messages, in order.
