@@ -350,6 +350,9 @@ func (c *cluster) start(ctx context.Context) error {
 // the new log has not decided otherwise (route.Engine.Adopt): all nodes
 // end with the same routing state, and agents keep their conversations.
 //
+// The deaths of nodes whose replies this node sent are published again
+// too, so that it goes on sending them.
+//
 // A crash before the reset is saved adopts again at the next start
 // (restores repeat, harmlessly); after it, the node replays the new log.
 func (c *cluster) adoptLog(ctx context.Context, cur logHead) error {
@@ -374,6 +377,23 @@ func (c *cluster) adoptLog(ctx context.Context, cur logHead) error {
 		ev.ID = c.n.store.NewID()
 		if err := c.publish(ctx, keyRestore(ev.Phone), ev); err != nil {
 			return fmt.Errorf("restore routing into the new log: %w", err)
+		}
+	}
+	// The dead nodes whose replies this node sends: the new log must say
+	// so too, or nobody sends the replies they left pending.
+	var adopted []string
+	c.adoptMu.Lock()
+	for node, ok := range c.adopted {
+		if ok {
+			adopted = append(adopted, node)
+		}
+	}
+	c.adoptMu.Unlock()
+	slices.Sort(adopted)
+	for _, node := range adopted {
+		ev := routeEvent{ID: c.n.store.NewID(), Node: node, State: "dead", By: c.node, At: c.n.now().UnixMilli()}
+		if err := c.publish(ctx, keyNode(node), ev); err != nil {
+			return fmt.Errorf("restore a node death into the new log: %w", err)
 		}
 	}
 	err = c.route(ctx, func() {

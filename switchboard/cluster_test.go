@@ -738,3 +738,30 @@ func TestSendReadiness(t *testing.T) {
 		t.Fatalf("own reply while declared dead = %v, want %v", err, errNotHere)
 	}
 }
+
+// TestClusterKeepsAdoptedRepliesAfterALostLog: a node that sends a dead
+// node's pending replies goes on sending them after the broker lost the
+// log: the new log says again that the node is dead, adopted by it.
+func TestClusterKeepsAdoptedRepliesAfterALostLog(t *testing.T) {
+	amqpURL, ex := clusterExchange(t)
+	dir := t.TempDir()
+	n1 := startNode(t, restartable(amqpURL, ex, "n1", dir, 0))
+	waitReady(t, n1)
+	// n9 died before the loss, and n1 declared it.
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	ev := routeEvent{ID: n1.node.store.NewID(), Node: "n9", State: "dead", By: "n1", At: time.Now().UnixMilli()}
+	if err := n1.node.cluster.publish(ctx, keyNode("n9"), ev); err != nil {
+		t.Fatal(err)
+	}
+	sbt.WaitFor(t, waitLong, "n1 sends n9's replies", func() bool { return n1.node.cluster.sends("n9") })
+	stopNode(t, n1)
+
+	bustest.DeleteQueue(t, amqpURL, ex+".log")
+
+	n1 = startNode(t, restartable(amqpURL, ex, "n1", dir, 0))
+	waitReady(t, n1)
+	if !n1.node.cluster.sends("n9") {
+		t.Fatal("after the lost log nobody sends the replies n9 left pending")
+	}
+}
