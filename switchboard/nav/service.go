@@ -73,10 +73,12 @@ type Publisher interface {
 type Service struct {
 	opts Options
 	log  *slog.Logger
-	st   Store
-	pub  Publisher
-	seq  atomic.Uint64
-	boot string
+
+	unroutableWait time.Duration // unroutableWait; tests shorten it
+	st             Store
+	pub            Publisher
+	seq            atomic.Uint64
+	boot           string
 
 	mu       sync.Mutex
 	catalog  map[string]Product
@@ -131,19 +133,20 @@ func New(opts Options, st Store, pub Publisher) (*Service, error) {
 	}
 	opts.setDefaults()
 	s := &Service{
-		opts:     opts,
-		log:      opts.Logger.With("component", "nav"),
-		st:       st,
-		pub:      pub,
-		boot:     strconv.FormatInt(opts.Now().UnixNano(), 36),
-		catalog:  make(map[string]Product),
-		cv:       newCoview(opts.MaxProductsPerUser),
-		win:      newWindow(opts.Window, opts.Resolution),
-		seen:     newDedupe(dedupeSize),
-		peers:    make(map[string]peer),
-		dirtyPub: make(map[string]struct{}),
-		active:   make(map[string]int64),
-		offset:   -1,
+		opts:           opts,
+		unroutableWait: unroutableWait,
+		log:            opts.Logger.With("component", "nav"),
+		st:             st,
+		pub:            pub,
+		boot:           strconv.FormatInt(opts.Now().UnixNano(), 36),
+		catalog:        make(map[string]Product),
+		cv:             newCoview(opts.MaxProductsPerUser),
+		win:            newWindow(opts.Window, opts.Resolution),
+		seen:           newDedupe(dedupeSize),
+		peers:          make(map[string]peer),
+		dirtyPub:       make(map[string]struct{}),
+		active:         make(map[string]int64),
+		offset:         -1,
 	}
 	if err := st.NavProducts(func(id string, v []byte) error {
 		var p Product
@@ -229,6 +232,38 @@ func (s *Service) publish(ctx context.Context, msgs []message) {
 
 // ---- ingestion ----
 
+// unroutableWait bounds how long Ingest waits for a queue to be bound to
+// an event's key: with RabbitMQ, a nav stream deleted by hand (or lost by
+// the broker) is declared again by the nodes' consumers within a second or
+// so; an event published meanwhile would go nowhere.
+const (
+	unroutableWait  = 3 * time.Second
+	unroutableRetry = 100 * time.Millisecond
+)
+
+// publishEvent publishes one event, retrying while no queue is bound to
+// key (for up to unroutableWait): an event the shop was told is accepted
+// must reach the stream.
+func (s *Service) publishEvent(ctx context.Context, key string, body []byte) error {
+	deadline := time.Now().Add(s.unroutableWait)
+	for {
+		err := s.pub.Publish(ctx, key, body)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, bus.ErrUnroutable) || !time.Now().Before(deadline) {
+			return fmt.Errorf("nav: publish %s: %w", key, err)
+		}
+		t := time.NewTimer(unroutableRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("nav: publish %s: %w (%w)", key, err, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 // Ingest stamps each event with an id and this node, and publishes it on
 // nav.view.<product>, or nav.link when it has no product (another type,
 // which only links a user to a phone); the counters and links change when
@@ -263,10 +298,7 @@ func (s *Service) Ingest(ctx context.Context, events []Event) error {
 		if e.Product != "" {
 			key = KeyView(e.Product)
 		}
-		if err := s.pub.Publish(ctx, key, body); err != nil && !errors.Is(err, bus.ErrUnroutable) {
-			return fmt.Errorf("nav: publish %s: %w", key, err)
-		}
-		return nil
+		return s.publishEvent(ctx, key, body)
 	}
 	workers := min(s.opts.PublishConcurrency, len(work))
 	if workers <= 1 {
