@@ -1223,11 +1223,6 @@ func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 			// of them may be at the provider already, or on its way there.
 			wait := c.n.outbound.handOver(true)
 			c.log.Warn("cluster: sending this node's replies again", "after", wait)
-			c.n.goFunc(func() {
-				if sleepCtx(c.n.ctx, wait) {
-					c.n.outbound.sweep()
-				}
-			})
 		}}
 	case "dead":
 		if ev.Node == c.node {
@@ -1283,11 +1278,6 @@ func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 			// sending it (dispatcher.uncertain).
 			wait := c.n.outbound.handOver(false)
 			c.log.Warn("node declared dead: sending its pending replies", "node", node, "after", wait)
-			c.n.goFunc(func() {
-				if sleepCtx(c.n.ctx, wait) {
-					c.n.outbound.sweep()
-				}
-			})
 		})
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/sms"
+	"github.com/switchboard/switchboard/switchboard/sms/twilio"
 )
 
 const (
@@ -80,17 +81,19 @@ func newDispatcher(n *Node) *dispatcher {
 
 // attemptTimeout is how long one request to the provider can last: an
 // attempt started before a node lost its right to send can still reach
-// the provider that long after.
+// the provider that long after. Senders that do not say use Twilio's.
 func (d *dispatcher) attemptTimeout() time.Duration {
 	if t, ok := d.n.sender.(interface{ AttemptTimeout() time.Duration }); ok {
 		return t.AttemptTimeout()
 	}
-	return 10 * time.Second
+	return twilio.DefaultTimeout
 }
 
-// handOver makes uncertain replies wait for handover from now, and marks
-// this node's replies stored until now uncertain when mine is set (this
-// node is back from being declared dead). It returns the wait.
+// handOver takes on replies another sender may still have had under way
+// (a dead node's; or, when mine is set, this node's own stored until now,
+// which an adopter had while this node was thought dead): uncertain
+// replies wait until that sender's last attempt is over, and then the
+// outbox is swept. It returns the wait.
 func (d *dispatcher) handOver(mine bool) time.Duration {
 	wait := d.attemptTimeout() + leaseFor
 	now := d.n.now()
@@ -102,6 +105,11 @@ func (d *dispatcher) handOver(mine bool) time.Duration {
 		d.certainFrom = now
 	}
 	d.mu.Unlock()
+	d.n.goFunc(func() {
+		if sleepCtx(d.n.ctx, wait) {
+			d.sweep()
+		}
+	})
 	return wait
 }
 

@@ -31,12 +31,8 @@ func TestClusterRestartedNodeRepliesSentOnce(t *testing.T) {
 	alice := n1.agent("alice", 5)
 
 	const phone = "+15557770100"
-	if code := n1.smsSigned("SMrestart01", phone, "back again?"); code != 200 {
-		t.Fatalf("webhook: %d", code)
-	}
-	alice.Expect(protocol.TypeAssigned, phoneIs(phone), wait)
-	alice.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: phone, Message: "yes, back", Ref: "r-back"})
-	alice.Expect(protocol.TypeAck, nil, wait)
+	textReaches(t, n1, alice, "SMrestart01", phone, "back again?")
+	replies(t, alice, phone, "yes, back", "r-back")
 	sentOnce(t, c)
 }
 
@@ -52,6 +48,23 @@ func aliceOnN1(t *testing.T) (c *clusterRun, n1, n2 *proc, alice *sbt.Agent, pre
 	alice = n1.agent("alice", 5)
 	announced(t, presence, "connected")
 	return c, n1, n2, alice, presence
+}
+
+// textReaches posts a signed webhook from phone to node via and waits
+// until alice is assigned the conversation.
+func textReaches(t *testing.T, via *proc, alice *sbt.Agent, sid, phone, text string) {
+	t.Helper()
+	if code := via.smsSigned(sid, phone, text); code != 200 {
+		t.Fatalf("webhook %s: %d", sid, code)
+	}
+	alice.Expect(protocol.TypeAssigned, phoneIs(phone), wait)
+}
+
+// replies has alice answer phone and waits for the node's ack.
+func replies(t *testing.T, alice *sbt.Agent, phone, text, ref string) {
+	t.Helper()
+	alice.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: phone, Message: text, Ref: ref})
+	alice.Expect(protocol.TypeAck, nil, wait)
 }
 
 // sentOnce checks that one message reached the SMS API, and that no second
@@ -88,12 +101,8 @@ func TestClusterStalledNodeRepliesSentOnce(t *testing.T) {
 	alice = n1.agent("alice", 5)
 
 	const phone = "+15557770150"
-	if code := n1.smsSigned("SMstall01", phone, "still there?"); code != 200 {
-		t.Fatalf("webhook: %d", code)
-	}
-	alice.Expect(protocol.TypeAssigned, phoneIs(phone), wait)
-	alice.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: phone, Message: "yes, still here", Ref: "r-stall"})
-	alice.Expect(protocol.TypeAck, nil, wait)
+	textReaches(t, n1, alice, "SMstall01", phone, "still there?")
+	replies(t, alice, phone, "yes, still here", "r-stall")
 	sentOnce(t, c)
 }
 
@@ -103,13 +112,9 @@ func TestClusterStalledNodeRepliesSentOnce(t *testing.T) {
 func TestClusterAdoptedReplySentOnce(t *testing.T) {
 	c, n1, n2, alice, _ := aliceOnN1(t)
 	const phone = "+15557770160"
-	if code := n2.smsSigned("SMadopt01", phone, "will it come?"); code != 200 {
-		t.Fatalf("webhook: %d", code)
-	}
-	alice.Expect(protocol.TypeAssigned, phoneIs(phone), wait)
+	textReaches(t, n2, alice, "SMadopt01", phone, "will it come?")
 	c.fake.FailNext(3, 503)
-	alice.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: phone, Message: "it will", Ref: "r-adopt"})
-	alice.Expect(protocol.TypeAck, nil, wait)
+	replies(t, alice, phone, "it will", "r-adopt")
 	c.fake.WaitSent(t, 1, 10*time.Second) // n1's first attempt, refused
 	n1.kill()
 	sent := c.fake.WaitAccepted(t, 1, 45*time.Second)
@@ -131,13 +136,9 @@ func TestClusterAdoptedReplySentOnce(t *testing.T) {
 func TestClusterReplyTakenAtDeathSentOnce(t *testing.T) {
 	c, n1, n2, alice, _ := aliceOnN1(t)
 	const phone = "+15557770170"
-	if code := n2.smsSigned("SMtaken01", phone, "did you send it?"); code != 200 {
-		t.Fatalf("webhook: %d", code)
-	}
-	alice.Expect(protocol.TypeAssigned, phoneIs(phone), wait)
+	textReaches(t, n2, alice, "SMtaken01", phone, "did you send it?")
 	c.fake.HoldAnswers(1, 0) // until n1 is gone
-	alice.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: phone, Message: "sent it", Ref: "r-taken"})
-	alice.Expect(protocol.TypeAck, nil, wait)
+	replies(t, alice, phone, "sent it", "r-taken")
 	sent := c.fake.WaitAccepted(t, 1, 10*time.Second)
 	n1.kill()
 	sbt.WaitFor(t, 45*time.Second, "n2 finds the reply at Twilio", func() bool {
@@ -181,10 +182,7 @@ func TestClusterPublishesTimeoutRelease(t *testing.T) {
 
 	alice := n1.agent("alice", 5)
 	const phone = "+15557770200"
-	if code := n2.smsSigned("SMtimeout01", phone, "anyone there?"); code != 200 {
-		t.Fatalf("webhook: %d", code)
-	}
-	alice.Expect(protocol.TypeAssigned, phoneIs(phone), wait)
+	textReaches(t, n2, alice, "SMtimeout01", phone, "anyone there?")
 	alice.Conn.Close() // gone for longer than the grace period (1s)
 
 	deadline := time.After(15 * time.Second)

@@ -245,11 +245,14 @@ const (
 // key (for up to unroutableWait): an event the shop was told is accepted
 // must reach the stream.
 func (s *Service) publishEvent(ctx context.Context, key string, body []byte) error {
-	deadline := time.Now().Add(s.unroutableWait)
+	var deadline time.Time // set at the first unroutable publish
 	for {
 		err := s.pub.Publish(ctx, key, body)
 		if err == nil {
 			return nil
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(s.unroutableWait)
 		}
 		if !errors.Is(err, bus.ErrUnroutable) || !time.Now().Before(deadline) {
 			return fmt.Errorf("nav: publish %s: %w", key, err)

@@ -39,11 +39,14 @@ type Plan struct {
 }
 
 // Deliver sends m through s at most once as far as the provider can tell:
-// it retries temporary failures like SendWithRetry, and whenever an
+// it makes up to p.Backoff.Attempts attempts (lookups included), retrying
+// only errors for which IsTemporary is true, and whenever an
 // earlier attempt may have reached the provider (p.Uncertain, or an attempt
 // whose answer was lost), it asks the provider (Finder) before trying
 // again. found is true when the message was found there instead of sent;
-// the Result then describes the found message.
+// the Result then describes the found message. A cancelled ctx stops it
+// at once: the returned error then matches ctx.Err() with errors.Is. The
+// last attempt's error stays reachable with errors.As (*SendError).
 //
 // A lookup the provider refuses for good (no Finder, or a permanent error)
 // does not stop the message: it is sent, so that it is not lost; a
@@ -92,7 +95,9 @@ func Deliver(ctx context.Context, s Sender, m Outgoing, p Plan) (res Result, fou
 			if se, ok := errors.AsType[*SendError](err); ok && se.MaybeSent && canFind && ctx.Err() == nil {
 				uncertain = true // the answer was lost, not necessarily the message
 				if !se.Temporary {
-					err = &SendError{Temporary: true, StatusCode: se.StatusCode, Code: se.Code, Message: se.Message, Err: se.Err, MaybeSent: true}
+					retry := *se
+					retry.Temporary = true // found or not, the lookup decides
+					err = &retry
 				}
 			}
 		}

@@ -80,7 +80,7 @@ func (b Backoff) Delay(attempt int) time.Duration {
 }
 
 // Sleep waits for d or until ctx is done, whichever comes first, and returns
-// ctx.Err() in the second case. It is the default sleep of SendWithRetry.
+// ctx.Err() in the second case. It is the default sleep of Deliver.
 func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
@@ -93,20 +93,4 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// SendWithRetry sends m through s, making up to b.Attempts attempts and
-// retrying only errors for which IsTemporary is true. Between attempts it
-// calls onRetry (if not nil) with the failed attempt's number, its error and
-// the coming wait, then waits with sleep (nil means Sleep). A cancelled ctx
-// stops it at once: the returned error then matches ctx.Err() with
-// errors.Is. The last attempt's error stays reachable with errors.As
-// (*SendError). It is Deliver with nothing uncertain to begin with: a
-// Sender that is a Finder still has an attempt whose answer was lost looked
-// up before it is repeated.
-func SendWithRetry(ctx context.Context, s Sender, m Outgoing, b Backoff,
-	sleep func(context.Context, time.Duration) error,
-	onRetry func(attempt int, err error, wait time.Duration)) (Result, error) {
-	res, _, err := Deliver(ctx, s, m, Plan{Backoff: b, Sleep: sleep, OnRetry: onRetry})
-	return res, err
 }

@@ -40,7 +40,7 @@ type Result struct {
 // Sender sends one SMS. Implementations are safe for concurrent use.
 type Sender interface {
 	// Send makes exactly one attempt. Errors should be *SendError so that
-	// SendWithRetry can tell temporary from permanent failures.
+	// Deliver can tell temporary from permanent failures.
 	Send(ctx context.Context, m Outgoing) (Result, error)
 	// Name names the provider in logs and metrics ("twilio", "console").
 	Name() string

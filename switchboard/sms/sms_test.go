@@ -169,7 +169,7 @@ func (s *scripted) Send(ctx context.Context, m Outgoing) (Result, error) {
 	return Result{ProviderID: "P-" + m.ID, Status: protocol.StatusQueued}, nil
 }
 
-func TestSendWithRetry(t *testing.T) {
+func TestDeliverRetries(t *testing.T) {
 	e500 := &SendError{Temporary: true, StatusCode: 500}
 	e429 := &SendError{Temporary: true, StatusCode: 429}
 	e400 := &SendError{StatusCode: 400, Code: 21211, Message: "invalid To"}
@@ -203,7 +203,7 @@ func TestSendWithRetry(t *testing.T) {
 					t.Errorf("onRetry got a permanent error %v", err)
 				}
 			}
-			res, err := SendWithRetry(context.Background(), s, Outgoing{ID: "m1"}, b, sleep, onRetry)
+			res, _, err := Deliver(context.Background(), s, Outgoing{ID: "m1"}, Plan{Backoff: b, Sleep: sleep, OnRetry: onRetry})
 			if s.calls != tt.wantCalls {
 				t.Fatalf("calls = %d, want %d", s.calls, tt.wantCalls)
 			}
@@ -239,7 +239,7 @@ func TestSendWithRetry(t *testing.T) {
 	}
 }
 
-func TestSendWithRetryCancelDuringSleep(t *testing.T) {
+func TestDeliverCancelDuringSleep(t *testing.T) {
 	b := Backoff{Initial: time.Hour, Max: time.Hour, Attempts: 3}
 	t.Run("default sleep", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -248,7 +248,7 @@ func TestSendWithRetryCancelDuringSleep(t *testing.T) {
 		start := time.Now()
 		// Cancel as the wait begins: the real Sleep must notice at once
 		// instead of waiting an hour.
-		_, err := SendWithRetry(ctx, s, Outgoing{ID: "m"}, b, nil, func(int, error, time.Duration) { cancel() })
+		_, _, err := Deliver(ctx, s, Outgoing{ID: "m"}, Plan{Backoff: b, OnRetry: func(int, error, time.Duration) { cancel() }})
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
@@ -270,7 +270,7 @@ func TestSendWithRetryCancelDuringSleep(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() {
-			_, err := SendWithRetry(ctx, s, Outgoing{ID: "m"}, b, sleep, nil)
+			_, _, err := Deliver(ctx, s, Outgoing{ID: "m"}, Plan{Backoff: b, Sleep: sleep})
 			done <- err
 		}()
 		<-sleeping
@@ -281,14 +281,14 @@ func TestSendWithRetryCancelDuringSleep(t *testing.T) {
 				t.Fatalf("err = %v, want context.Canceled", err)
 			}
 		case <-time.After(5 * time.Second):
-			t.Fatal("SendWithRetry did not return after cancel")
+			t.Fatal("Deliver did not return after cancel")
 		}
 	})
 	t.Run("already cancelled makes no attempt", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		s := &scripted{}
-		if _, err := SendWithRetry(ctx, s, Outgoing{ID: "m"}, b, nil, nil); !errors.Is(err, context.Canceled) {
+		if _, _, err := Deliver(ctx, s, Outgoing{ID: "m"}, Plan{Backoff: b}); !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v", err)
 		}
 		if s.calls != 0 {

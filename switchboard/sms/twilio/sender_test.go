@@ -144,8 +144,8 @@ func TestSenderRetry(t *testing.T) {
 				fake.FailNext(tt.failN, tt.failStatus)
 			}
 			var retries []int
-			res, err := sms.SendWithRetry(context.Background(), s, sms.Outgoing{ID: "r1", To: tt.to, Body: "hi"}, b, noSleep,
-				func(attempt int, err error, _ time.Duration) { retries = append(retries, attempt) })
+			res, _, err := sms.Deliver(context.Background(), s, sms.Outgoing{ID: "r1", To: tt.to, Body: "hi"}, sms.Plan{Backoff: b, Sleep: noSleep,
+				OnRetry: func(attempt int, err error, _ time.Duration) { retries = append(retries, attempt) }})
 			var got []int
 			for _, m := range fake.Sent() {
 				got = append(got, m.HTTPStatus)
@@ -181,7 +181,7 @@ func TestSenderRetry(t *testing.T) {
 func TestSenderWrongToken(t *testing.T) {
 	fake := newFake(t)
 	s := newSender(t, fake.URL(), func(c *twilio.Config) { c.AuthToken = "wrongtoken" })
-	_, err := sms.SendWithRetry(context.Background(), s, sms.Outgoing{ID: "a", To: "+15551234567", Body: "hi"}, sms.DefaultBackoff, noSleep, nil)
+	_, _, err := sms.Deliver(context.Background(), s, sms.Outgoing{ID: "a", To: "+15551234567", Body: "hi"}, sms.Plan{Backoff: sms.DefaultBackoff, Sleep: noSleep})
 	se := sendError(t, err)
 	if se.Temporary || se.StatusCode != 401 || se.Code != 20003 {
 		t.Fatalf("SendError = %+v, want permanent 401/20003", se)
@@ -200,9 +200,9 @@ func TestSenderNetworkErrorIsTemporary(t *testing.T) {
 	fake.Close() // nothing listens there any more
 	s := newSender(t, url)
 	calls := 0
-	_, err := sms.SendWithRetry(context.Background(), s, sms.Outgoing{ID: "n", To: "+15551234567", Body: "hi"},
-		sms.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 3}, noSleep,
-		func(int, error, time.Duration) { calls++ })
+	_, _, err := sms.Deliver(context.Background(), s, sms.Outgoing{ID: "n", To: "+15551234567", Body: "hi"}, sms.Plan{
+		Backoff: sms.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 3}, Sleep: noSleep,
+		OnRetry: func(int, error, time.Duration) { calls++ }})
 	se := sendError(t, err)
 	if !se.Temporary || se.StatusCode != 0 || !sms.IsTemporary(err) || se.MaybeSent {
 		t.Fatalf("SendError = %+v, want temporary without status, not maybe sent", se)
