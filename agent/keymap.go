@@ -1,11 +1,20 @@
 package agent
 
-import "github.com/charmbracelet/bubbles/key"
+import (
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	"github.com/charmbracelet/x/ansi"
+)
 
 // keyMap is every key the client reacts to, in one place. The composer always
-// has focus, so actions use keys that never type text: Tab, Ctrl, Alt,
+// has focus, so actions use keys that never type text: Enter, Tab, Ctrl, Alt,
 // PgUp/PgDn and function keys. "?" opens the help only while the composer is
 // empty, so that a customer can still be asked a question.
+//
+// Bindings match key presses only, never text: a press that types text
+// (see typed) goes to the composer as text whatever it spells, so the word
+// "enter" arriving in one read of the terminal is five letters, not Send.
 type keyMap struct {
 	Send       key.Binding
 	Newline    key.Binding
@@ -27,7 +36,7 @@ type keyMap struct {
 func defaultKeyMap() keyMap {
 	return keyMap{
 		Send:       key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "send")),
-		Newline:    key.NewBinding(key.WithKeys("alt+enter"), key.WithHelp("alt+enter", "newline")),
+		Newline:    key.NewBinding(key.WithKeys("shift+enter", "alt+enter"), key.WithHelp("shift/alt+enter", "newline")),
 		Next:       key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next conversation")),
 		Prev:       key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous conversation")),
 		PageUp:     key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup", "older (loads history)")),
@@ -44,9 +53,27 @@ func defaultKeyMap() keyMap {
 	}
 }
 
-// ShortHelp is the one-line help under the composer.
+// ShortHelp is the one-line help under the composer, most useful first;
+// hint always ends it with Help and Quit.
 func (k keyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.Send, k.Next, k.PageUp, k.Presence, k.Retry, k.Help, k.Quit}
+	return []key.Binding{k.Send, k.Next, k.PageUp, k.Presence, k.Retry}
+}
+
+// hint renders the one-line help for a width of w: as many of the short
+// help's keys as fit, then, always, how to open the help and how to quit.
+func (m *Model) hint(w int) string {
+	item := func(b key.Binding) string { return b.Help().Key + " " + m.st.dim.Render(b.Help().Desc) }
+	sep := m.st.g.sep
+	tail := item(m.keys.Help) + sep + item(m.keys.Quit)
+	var b strings.Builder
+	for _, k := range m.keys.ShortHelp() {
+		s := item(k) + sep
+		if ansi.StringWidth(b.String())+ansi.StringWidth(s)+ansi.StringWidth(tail) > w {
+			break
+		}
+		b.WriteString(s)
+	}
+	return b.String() + tail
 }
 
 // FullHelp is the help screen.

@@ -3,6 +3,8 @@ package agent
 import (
 	"strings"
 
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/charmbracelet/x/ansi"
 )
 
@@ -19,7 +21,6 @@ const (
 func (m *Model) layout() {
 	m.input.SetWidth(max(m.width-2, 10))
 	m.input.SetHeight(composerLines)
-	m.help.Width = m.width
 }
 
 func (m *Model) bodyHeight() int { return max(m.height-chromeLines, 4) }
@@ -43,8 +44,21 @@ func (m *Model) leftSplit(h int) (listH, statsH int) {
 	return listH, h - listH
 }
 
-// View renders the whole screen. It only reads the model.
-func (m *Model) View() string {
+// View renders the whole screen, with the terminal's cursor in the
+// composer. It only reads the model.
+func (m *Model) View() tea.View {
+	v := tea.NewView(m.render())
+	v.AltScreen = m.cfg.AltScreen
+	if c := m.input.Cursor(); c != nil {
+		// The composer's lines sit above the help line.
+		c.Position.Y += m.height - 1 - composerLines
+		v.Cursor = c
+	}
+	return v
+}
+
+// render draws the screen's content.
+func (m *Model) render() string {
 	var b strings.Builder
 	b.Grow(m.width * m.height * 2)
 	b.WriteString(fit(m.statusBar(), m.width))
@@ -76,7 +90,7 @@ func (m *Model) View() string {
 	b.WriteByte('\n')
 	b.WriteString(m.input.View())
 	b.WriteByte('\n')
-	b.WriteString(fit(m.help.ShortHelpView(m.keys.ShortHelp()), m.width))
+	b.WriteString(fit(m.hint(m.width), m.width))
 	return b.String()
 }
 

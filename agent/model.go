@@ -12,10 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/help"
-	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/bubbles/textarea"
-	tea "github.com/charmbracelet/bubbletea"
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textarea"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/switchboard/switchboard/agent/wsclient"
 	"github.com/switchboard/switchboard/switchboard/protocol"
@@ -37,6 +36,7 @@ type Config struct {
 	Done   <-chan struct{}       // closed when the program ends; stops the event pump
 
 	Away        bool                // start away
+	AltScreen   bool                // draw on the alternate screen
 	ASCII       bool                // ASCII glyphs and sentiment marks instead of emoji
 	Now         func() time.Time    // zero: time.Now
 	NewRef      func() string       // reply references; zero: 16 random hex digits
@@ -83,7 +83,6 @@ type Model struct {
 	log    *slog.Logger
 	keys   keyMap
 	st     styles
-	help   help.Model
 	input  textarea.Model
 	width  int
 	height int
@@ -146,8 +145,7 @@ func NewModel(cfg Config) (*Model, error) {
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "agent"),
 		keys:  defaultKeyMap(),
-		st:    newStyles(cfg.ASCII),
-		help:  help.New(),
+		st:    newStyles(cfg.ASCII, true),
 		input: newComposer(),
 		now:   cfg.Now(),
 		away:  cfg.Away,
@@ -155,8 +153,6 @@ func NewModel(cfg Config) (*Model, error) {
 		nav:   newNavStats(),
 		width: 80, height: 24,
 	}
-	m.help.ShortSeparator = m.st.g.sep
-	m.help.Ellipsis = m.st.g.ellipsis
 	m.layout()
 	return m, nil
 }
@@ -167,9 +163,10 @@ func randomRef() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Init starts the clock and the event pump.
+// Init starts the clock and the event pump, and asks the terminal for its
+// background colour (the answer picks light or dark styles).
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(m.tick(), m.waitEvent())
+	return tea.Batch(m.tick(), m.waitEvent(), tea.RequestBackgroundColor)
 }
 
 func (m *Model) tick() tea.Cmd {
@@ -251,7 +248,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case catalogMsg:
 		m.catalogLoaded(msg)
 		return m, nil
-	case tea.KeyMsg:
+	case tea.BackgroundColorMsg:
+		m.st = newStyles(m.cfg.ASCII, msg.IsDark())
+		return m, nil
+	case tea.KeyPressMsg:
 		return m, m.handleKey(msg)
 	}
 	var cmd tea.Cmd
@@ -428,14 +428,24 @@ func failText(err error) string {
 	return err.Error()
 }
 
-func (m *Model) handleKey(k tea.KeyMsg) tea.Cmd {
+// handleKey handles one key press. Text is text (see typed): of the
+// bindings only "?" is a character, and it opens or closes the help only
+// while the composer is empty.
+func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
+	if text, ok := typed(k); ok {
+		if key.Matches(k, m.keys.Help) && m.input.Value() == "" {
+			m.showHelp = !m.showHelp
+			return nil
+		}
+		return m.typeText(text)
+	}
 	switch {
 	case key.Matches(k, m.keys.Quit):
 		return tea.Quit
-	case m.showHelp && (key.Matches(k, m.keys.Close) || key.Matches(k, m.keys.Help) || key.Matches(k, m.keys.HelpAlways)):
+	case m.showHelp && (key.Matches(k, m.keys.Close) || key.Matches(k, m.keys.HelpAlways)):
 		m.showHelp = false
 		return nil
-	case key.Matches(k, m.keys.HelpAlways), key.Matches(k, m.keys.Help) && m.input.Value() == "":
+	case key.Matches(k, m.keys.HelpAlways):
 		m.showHelp = true
 		return nil
 	case key.Matches(k, m.keys.Next):

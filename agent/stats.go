@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/switchboard/switchboard/agent/wsclient"
 	"github.com/switchboard/switchboard/switchboard/protocol"

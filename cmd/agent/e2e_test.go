@@ -147,11 +147,20 @@ func TestEndToEnd(t *testing.T) {
 	})
 	t.Logf("screen with the inbound message:\n%s", s)
 
-	tm("send-keys", "-t", "e2e", "-l", "Glad you like it!")
+	// The reply is typed in one chunk (tmux writes it to the terminal at
+	// once, as a laggy SSH session or an IME would) and is made of key
+	// names: every word must arrive, and only the Enter key sends.
+	const reply = "Glad you like it! We are on it right now: turn left then up, press enter or tab, " +
+		"home end pgup pgdown esc f1 ctrl+c ctrl+x ctrl+r ctrl+t alt+enter shift+tab ? entertain tablet enter tab"
+	tm("send-keys", "-t", "e2e", "-l", reply)
+	s = waitScreen("the reply in the composer", func(s string) bool { return strings.Contains(s, "tablet") })
+	if got := tw.Sent(); len(got) != 0 || strings.Contains(s, "> you") {
+		t.Fatalf("a reply went out before Enter: fake Twilio got %+v; screen:\n%s", got, s)
+	}
 	tm("send-keys", "-t", "e2e", "Enter")
 	sent := tw.WaitSent(t, 1, 10*time.Second)
-	if sent[0].To != customer || sent[0].Body != "Glad you like it!" {
-		t.Fatalf("fake Twilio got %+v", sent[0])
+	if sent[0].To != customer || sent[0].Body != reply {
+		t.Fatalf("fake Twilio got %+v, want the whole reply %q", sent[0], reply)
 	}
 	// Twilio reports "sent" with a status callback. The callback is posted
 	// (again) until the screen shows it: the node may record the message's
