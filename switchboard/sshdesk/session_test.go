@@ -1,0 +1,190 @@
+package sshdesk
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/x/ansi"
+	"go.uber.org/goleak"
+	gossh "golang.org/x/crypto/ssh"
+
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
+)
+
+// term is an interactive SSH session as an agent's terminal sees it.
+type term struct {
+	t      *testing.T
+	client *gossh.Client
+	sess   *gossh.Session
+	in     io.WriteCloser
+	out    *sbt.SyncBuffer
+	done   chan error
+}
+
+// open signs in as user with signer and starts the desk on a PTY of
+// width × height.
+func (d *desk) open(user string, signer gossh.Signer, width, height int) *term {
+	d.t.Helper()
+	c, err := d.dial(user, gossh.PublicKeys(signer))
+	if err != nil {
+		d.t.Fatalf("sign in as %s: %v", user, err)
+	}
+	s, err := c.NewSession()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	tm := &term{t: d.t, client: c, sess: s, out: &sbt.SyncBuffer{}, done: make(chan error, 1)}
+	s.Stdout, s.Stderr = tm.out, tm.out
+	if tm.in, err = s.StdinPipe(); err != nil {
+		d.t.Fatal(err)
+	}
+	if err := s.Setenv("LANG", "C.UTF-8"); err != nil {
+		d.t.Fatal(err)
+	}
+	if err := s.RequestPty("xterm-256color", height, width, gossh.TerminalModes{}); err != nil {
+		d.t.Fatal(err)
+	}
+	if err := s.Shell(); err != nil {
+		d.t.Fatal(err)
+	}
+	go func() { tm.done <- s.Wait() }()
+	d.t.Cleanup(func() { c.Close() })
+	return tm
+}
+
+// screen is everything the session printed, without escape sequences.
+func (tm *term) screen() string { return ansi.Strip(tm.out.String()) }
+
+func (tm *term) waitFor(what string) {
+	tm.t.Helper()
+	sbt.WaitFor(tm.t, wait, fmt.Sprintf("%q on the screen", what), func() bool { return strings.Contains(tm.screen(), what) })
+}
+
+func (tm *term) ended() bool {
+	select {
+	case err := <-tm.done:
+		tm.done <- err
+		return true
+	default:
+		return false
+	}
+}
+
+// An SSH session is an agent connection like any other: the node assigns
+// it a conversation, the agent's reply is stored and sent as SMS.
+func TestSessionWorksAConversation(t *testing.T) {
+	alice, a := newKey(t)
+	d := startDesk(t, a+" alice capacity=2\n", nil)
+	tm := d.open("alice", alice, 100, 30)
+	tm.waitFor("How can I help you?")
+
+	const phone = "+15557654321"
+	code, body := sbt.PostForm(t, d.base, testPublic, "/sms/twilio", testAuthToken, sbt.InboundForm("SMssh1", phone, testFrom, "Is the camcorder in stock?"))
+	if code != 200 {
+		t.Fatalf("webhook: %d %s", code, body)
+	}
+	tm.waitFor("Is the camcorder in stock?")
+	if _, err := io.WriteString(tm.in, "Yes, two left!\r"); err != nil {
+		t.Fatal(err)
+	}
+	sent := d.twilio.WaitSent(t, 1, wait)
+	if sent[0].To != phone || sent[0].Body != "Yes, two left!" {
+		t.Fatalf("sent %+v, want the reply to %s", sent[0], phone)
+	}
+	// Ctrl+C quits the program and ends the session.
+	if _, err := io.WriteString(tm.in, "\x03"); err != nil {
+		t.Fatal(err)
+	}
+	sbt.WaitFor(t, wait, "session ends after ctrl+c", tm.ended)
+}
+
+// Removing a key from the keys file ends the sessions it signed in.
+func TestRemovedKeyEndsItsSession(t *testing.T) {
+	alice, a := newKey(t)
+	bob, b := newKey(t)
+	d := startDesk(t, a+" alice\n"+b+" bob\n", nil)
+	ta := d.open("alice", alice, 80, 24)
+	tb := d.open("bob", bob, 80, 24)
+	ta.waitFor("How can I help you?")
+	tb.waitFor("How can I help you?")
+	d.writeKeys(b + " bob\n")
+	sbt.WaitFor(t, wait, "alice's session ends", ta.ended)
+	if tb.ended() {
+		t.Fatal("bob's session ended too")
+	}
+	if _, err := d.dial("alice", gossh.PublicKeys(alice)); !isRefusal(err) {
+		t.Fatalf("alice signs in again after her key was removed: %v", err)
+	}
+	sbt.WaitFor(t, wait, "removal logged", func() bool {
+		return strings.Contains(d.logs.String(), "ssh session ended: key removed")
+	})
+}
+
+// A session without a terminal gets one line saying why and ends; no
+// program runs.
+func TestSessionNeedsATerminal(t *testing.T) {
+	alice, a := newKey(t)
+	d := startDesk(t, a+" alice\n", nil)
+	c, err := d.dial("alice", gossh.PublicKeys(alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &sbt.SyncBuffer{}
+	s.Stdout, s.Stderr = out, out
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Wait()
+	var exit *gossh.ExitError
+	if !errors.As(err, &exit) || exit.ExitStatus() != 1 {
+		t.Fatalf("Wait = %v, want exit status 1", err)
+	}
+	if !strings.Contains(out.String(), "needs a terminal") {
+		t.Fatalf("output %q", out.String())
+	}
+}
+
+// A closed session leaves no goroutine behind: not the program's, not its
+// connection loop's, not the resize follower's.
+func TestSessionLeavesNoGoroutine(t *testing.T) {
+	alice, a := newKey(t)
+	d := startDesk(t, a+" alice\n", nil)
+	// Warm up once, so lazily started process-wide goroutines exist
+	// before the snapshot.
+	tm := d.open("alice", alice, 80, 24)
+	tm.waitFor("How can I help you?")
+	tm.client.Close()
+	sbt.WaitFor(t, wait, "first session gone", func() bool { return d.srv.sessionCount() == 0 })
+
+	before := goleak.IgnoreCurrent()
+	for range 3 {
+		tm := d.open("alice", alice, 80, 24)
+		tm.waitFor("How can I help you?")
+		if err := tm.sess.WindowChange(40, 120); err != nil {
+			t.Fatal(err)
+		}
+		tm.client.Close()
+	}
+	sbt.WaitFor(t, wait, "sessions gone", func() bool { return d.srv.sessionCount() == 0 })
+	// A Bubble Tea Tick command still waiting when its program ends
+	// returns at its tick (the model ticks every second): poll.
+	leaked := func() error {
+		return goleak.Find(before, goleak.IgnoreTopFunction("github.com/syndtr/goleveldb/leveldb.(*DB).mpoolDrain"))
+	}
+	deadline := time.Now().Add(wait)
+	for leaked() != nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := leaked(); err != nil {
+		t.Fatal(err)
+	}
+}
