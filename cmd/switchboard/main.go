@@ -94,6 +94,7 @@ Connect an agent:
 		return err
 	}
 	defer desk.Close()
+	fmt.Fprintf(stderr, "Agents listed in %s sign in over SSH: ssh -p %s NAME@<this host>\n\n", opts.SSHKeys, sshPort(desk))
 	// SSH sessions end first, then the node: they are agents of the node.
 	nodeCtx, nodeStop := context.WithCancel(context.Background())
 	defer nodeStop()
@@ -127,6 +128,11 @@ func port(n *switchboard.Node) int {
 		return a.Port
 	}
 	return 0
+}
+
+func sshPort(d *sshdesk.Server) string {
+	_, p, _ := net.SplitHostPort(d.Addr().String())
+	return p
 }
 
 func tokenCmd(args []string, opts switchboard.Options, stdout, stderr io.Writer) error {
