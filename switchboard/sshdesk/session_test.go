@@ -17,7 +17,7 @@ import (
 
 // term is an interactive SSH session as an agent's terminal sees it.
 type term struct {
-	t      *testing.T
+	t      testing.TB
 	client *gossh.Client
 	sess   *gossh.Session
 	in     io.WriteCloser
