@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -187,4 +189,77 @@ func TestSessionLeavesNoGoroutine(t *testing.T) {
 	if err := leaked(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// freezer is a TCP proxy to addr that can stop passing bytes, as a client
+// whose laptop lid closed: its connection neither closes nor answers.
+type freezer struct {
+	ln     net.Listener
+	frozen chan struct{}
+	stop   chan struct{} // closed at the end of the test
+	once   sync.Once
+}
+
+func newFreezer(t *testing.T, addr string) *freezer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &freezer{ln: ln, frozen: make(chan struct{}), stop: make(chan struct{})}
+	t.Cleanup(func() { ln.Close(); close(f.stop) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				return
+			}
+			t.Cleanup(func() { c.Close(); s.Close() })
+			go f.pipe(c, s)
+			go f.pipe(s, c)
+		}
+	}()
+	return f
+}
+
+func (f *freezer) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		select {
+		case <-f.frozen:
+			<-f.stop // deliver nothing more; the test's cleanup closes both ends
+			return
+		default:
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+func (f *freezer) freeze() { f.once.Do(func() { close(f.frozen) }) }
+
+// A client that stops answering keepalives loses its session, so the
+// node's grace period starts instead of the agent looking present.
+func TestSilentClientLosesItsSession(t *testing.T) {
+	alice, a := newKey(t)
+	d := startDesk(t, a+" alice\n", func(o *Options) { o.KeepAlive = 100 * time.Millisecond })
+	fr := newFreezer(t, d.addr)
+	d.addr = fr.ln.Addr().String()
+	tm := d.open("alice", alice, 80, 24)
+	tm.waitFor("How can I help you?")
+	fr.freeze()
+	sbt.WaitFor(t, wait, "session ended", func() bool { return d.srv.sessionCount() == 0 })
+	sbt.WaitFor(t, wait, "logged", func() bool {
+		return strings.Contains(d.logs.String(), "ssh session ended: no keepalive answer") && strings.Contains(d.logs.String(), "agent disconnected")
+	})
 }
