@@ -263,3 +263,35 @@ func TestSilentClientLosesItsSession(t *testing.T) {
 		return strings.Contains(d.logs.String(), "ssh session ended: no keepalive answer") && strings.Contains(d.logs.String(), "agent disconnected")
 	})
 }
+
+// The capacity in the keys file is the session's capacity: with
+// capacity=1 a second customer waits until the first conversation is
+// released (the node's default would be 3).
+func TestKeyCapacityIsTheSessionCapacity(t *testing.T) {
+	alice, a := newKey(t)
+	d := startDesk(t, a+" alice capacity=1\n", nil)
+	tm := d.open("alice", alice, 100, 30)
+	tm.waitFor("How can I help you?")
+	sms := func(sid, phone, text string) {
+		t.Helper()
+		if code, body := sbt.PostForm(t, d.base, testPublic, "/sms/twilio", testAuthToken, sbt.InboundForm(sid, phone, testFrom, text)); code != 200 {
+			t.Fatalf("webhook %s: %d %s", sid, code, body)
+		}
+	}
+	const first, second = "+15550000101", "+15550000102"
+	sms("SMcap1", first, "first customer here")
+	tm.waitFor("first customer here")
+	sms("SMcap2", second, "second customer here")
+	// Frames reach the agent in the order the node decides: once the first
+	// customer's next message is on screen, an assignment of the second
+	// would be too.
+	sms("SMcap3", first, "still the first one")
+	tm.waitFor("still the first one")
+	if strings.Contains(tm.screen(), second) {
+		t.Fatalf("a second conversation was assigned with capacity=1:\n%s", tm.screen())
+	}
+	if _, err := io.WriteString(tm.in, "\x18"); err != nil { // ctrl+x: release
+		t.Fatal(err)
+	}
+	tm.waitFor("second customer here")
+}
