@@ -38,7 +38,8 @@ func (d *Server) handle(sess ssh.Session) {
 	// it, so its loopback connection can always reconnect.
 	ctx, stop := context.WithTimeoutCause(ctx, d.opts.TokenTTL, errors.New("the session reached its longest life (TokenTTL); sign in again"))
 	defer stop()
-	context.AfterFunc(sess.Context(), func() { end(errors.New("the ssh connection closed")) })
+	stopWatch := context.AfterFunc(sess.Context(), func() { end(errors.New("the ssh connection closed")) })
+	defer stopWatch()
 	ds := &deskSession{agent: k.Agent, fingerprint: k.Fingerprint, end: end}
 	if !d.register(ds) {
 		_ = sess.Exit(1)
@@ -50,7 +51,11 @@ func (d *Server) handle(sess ssh.Session) {
 	log.Info("ssh session started", "term", pty.Term, "width", pty.Window.Width, "height", pty.Window.Height)
 	start := d.opts.Now()
 	err := d.run(ctx, sess, k, winch)
-	log.Info("ssh session ended", "duration", d.opts.Now().Sub(start).Round(time.Millisecond), "why", context.Cause(ctx), "err", err)
+	why := "the agent quit"
+	if cause := context.Cause(ctx); cause != nil {
+		why = cause.Error()
+	}
+	log.Info("ssh session ended", "duration", d.opts.Now().Sub(start).Round(time.Millisecond), "why", why, "err", err)
 	if err != nil {
 		_ = sess.Exit(1)
 	}
