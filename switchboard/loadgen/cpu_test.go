@@ -74,6 +74,16 @@ func TestCPUPerDelivered(t *testing.T) {
 		t.Errorf("JSON = %+v\n%s", got, js.String())
 	}
 
+	if strings.Contains(text.String(), "overstates") {
+		t.Errorf("3 of 4 delivered in the send phase is not a lag worth a note:\n%s", text.String())
+	}
+	rep.Inbound.Acked = 10 // 3 of 10 delivered while the CPU was measured
+	text.Reset()
+	rep.WriteText(&text)
+	if want := "only 3 of 10 acknowledged: deliveries lagged, so this overstates the cost per message"; !strings.Contains(text.String(), want) {
+		t.Errorf("summary lacks %q:\n%s", want, text.String())
+	}
+
 	// Nothing delivered in the send phase: no figure rather than infinity.
 	if v := perDelivered(rep.CPU, 0); v != 0 {
 		t.Errorf("perDelivered(…, 0) = %v", v)

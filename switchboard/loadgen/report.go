@@ -251,7 +251,13 @@ func (rep *Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "\nCPU (send phase, %% of one core)\t%s\n", strings.Join(parts, ", "))
 		if rep.CPUPerDelivered > 0 {
-			fmt.Fprintf(tw, "node CPU per delivered message\t%.1f µs (-cpu-pid processes, %d messages delivered in the send phase)\n", rep.CPUPerDelivered, in.DeliveredInSend)
+			note := ""
+			if in.DeliveredInSend < in.Acked*9/10 {
+				// Conversations waited for a free agent, or delivery lagged:
+				// the CPU of the others' work is charged to fewer messages.
+				note = fmt.Sprintf("; only %d of %d acknowledged: deliveries lagged, so this overstates the cost per message", in.DeliveredInSend, in.Acked)
+			}
+			fmt.Fprintf(tw, "node CPU per delivered message\t%.1f µs (-cpu-pid processes, %d messages delivered in the send phase%s)\n", rep.CPUPerDelivered, in.DeliveredInSend, note)
 		}
 	}
 	if len(rep.Errors) > 0 {
