@@ -331,3 +331,37 @@ func TestContractMetrics(t *testing.T) {
 	sort.Strings(registered)
 	same(t, "metric", documented, slices.Compact(registered))
 }
+
+// otherPrograms are the environment variables the docs name that belong to
+// another program than the node, and whose.
+var otherPrograms = map[string]string{
+	"SWITCHBOARD_URL": "agent", "SWITCHBOARD_TOKEN": "agent", "SWITCHBOARD_AWAY": "agent",
+	"SWITCHBOARD_ASCII": "agent", "SWITCHBOARD_AGENT_LOG": "agent",
+	"SWITCHBOARD_TEST_AMQP_URL": "tests", "SWITCHBOARD_REQUIRE_AMQP": "tests",
+	"SWITCHBOARD_REQUIRE_NGINX": "tests", "SWITCHBOARD_BROKER_RESTART_TEST": "tests",
+}
+
+// TestDocsNameRealSettings: every SWITCHBOARD_ or TWILIO_ variable the
+// README and docs/ name is one the node reads (or, listed above, one of
+// another program), so no step sets a variable nothing reads.
+func TestDocsNameRealSettings(t *testing.T) {
+	known := map[string]bool{}
+	for _, s := range switchboard.Settings() {
+		for _, e := range s.Env {
+			known[e] = true
+		}
+	}
+	files, err := filepath.Glob("*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`\b(?:SWITCHBOARD|TWILIO)_[A-Z0-9_]*[A-Z0-9]\b`)
+	for _, f := range append(files, "../README.md") {
+		for _, n := range re.FindAllString(read(t, f), -1) {
+			if !known[n] && otherPrograms[n] == "" {
+				t.Errorf("%s names %s, which the node does not read (not in switchboard.Settings())", f, n)
+				known[n] = true // once
+			}
+		}
+	}
+}

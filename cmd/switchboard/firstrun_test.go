@@ -54,7 +54,7 @@ func TestHelpListsCommandsAndHidesSecrets(t *testing.T) {
 		if code != 0 {
 			t.Errorf("switchboard %q: exit %d, want 0\n%s", args, code, out)
 		}
-		for _, want := range []string{"switchboard [serve] [flags]", "switchboard token NAME", "switchboard products import FILE", "-secret string", "(set)", "-addr string", `(default "127.0.0.1:8080")`} {
+		for _, want := range []string{"switchboard [serve] [flags]", "switchboard token NAME", "switchboard products import FILE", "-secret string", "(set)", "-addr string", `(default "127.0.0.1:8080")`, "TWILIO_AUTH_TOKEN\n"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("switchboard %q does not say %q:\n%s", args, want, out)
 			}

@@ -56,7 +56,7 @@ func serve(args []string, opts switchboard.Options, stderr io.Writer) error {
 	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	switchboard.BindFlags(fs, &opts)
-	fs.Usage = func() { usage(fs, stderr) }
+	fs.Usage = func() { usage(fs, stderr, os.Getenv) }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

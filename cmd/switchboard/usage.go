@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/switchboard/switchboard/switchboard"
 )
 
 // secretFlags hold credentials: -help shows whether they are set, never
@@ -18,7 +20,7 @@ var secretFlags = map[string]bool{"secret": true, "admin-token": true}
 
 // usage prints the commands, then every flag with its default, with
 // credentials shown as "(set)" and passwords in URLs as "xxxxx".
-func usage(fs *flag.FlagSet, w io.Writer) {
+func usage(fs *flag.FlagSet, w io.Writer, getenv func(string) string) {
 	fmt.Fprint(w, `usage:
   switchboard [serve] [flags]                      run a node
   switchboard token NAME [-capacity N] [-ttl D]    print an agent token (signed with SWITCHBOARD_SECRET)
@@ -34,6 +36,19 @@ Every flag has an environment variable; flags win. The flags of serve:
 		}
 		fmt.Fprintf(w, "%s\n    \t%s%s\n", line, strings.ReplaceAll(use, "\n", "\n    \t"), shownDefault(f))
 	})
+	fmt.Fprintln(w, "\nSettings read from the environment only (values are never shown):")
+	for _, st := range switchboard.Settings() {
+		if st.Flag != "" {
+			continue
+		}
+		set := ""
+		for _, e := range st.Env {
+			if getenv(e) != "" {
+				set = " (set)"
+			}
+		}
+		fmt.Fprintf(w, "  %s\n    \t%s%s\n", strings.Join(st.Env, ", "), st.Usage, set)
+	}
 }
 
 // shownDefault is the " (default ...)" suffix of f, or "" when its default
