@@ -365,3 +365,33 @@ func TestDocsNameRealSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestContractHTTPRoutes: the HTTP table names every route the node
+// serves (switchboard/ and switchboard/nav), and nothing else.
+func TestContractHTTPRoutes(t *testing.T) {
+	var documented []string
+	for _, r := range tableRows(read(t, "contract.md"), "method and path", "answer") {
+		documented = append(documented, codes(r[0])...)
+	}
+	re := regexp.MustCompile(`\.HandleFunc\("([A-Z]+ /[^"]*)"`)
+	var served []string
+	for _, dir := range []string{"../switchboard", "../switchboard/nav"} {
+		files, err := filepath.Glob(dir + "/*.go")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			for _, m := range re.FindAllStringSubmatch(read(t, f), -1) {
+				served = append(served, strings.TrimSuffix(m[1], "{$}"))
+			}
+		}
+	}
+	if len(served) < 10 {
+		t.Fatalf("found only %v routes", served)
+	}
+	sort.Strings(served)
+	same(t, "route", documented, slices.Compact(served))
+}
