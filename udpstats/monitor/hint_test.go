@@ -6,30 +6,11 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchboard/switchboard/udpstats"
 )
-
-// lockedBuffer is a bytes.Buffer for a logger and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestNoDataHint: listening where nothing arrives says why (the nodes send
 // on lo unless told otherwise), on stderr and under the table; -once
@@ -37,7 +18,7 @@ func (l *lockedBuffer) String() string {
 func TestNoDataHint(t *testing.T) {
 	requireMulticastLo(t)
 	group := testGroup(t) // nobody sends here
-	var logs lockedBuffer
+	var logs bytes.Buffer // slog's handler serializes writes; read after Run returned
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	cfg := Config{Group: group, Iface: "lo", Prefix: udpstats.DefaultPrefix, Columns: []string{"agents"},
 		Interval: 50 * time.Millisecond, HintAfter: 100 * time.Millisecond}
