@@ -395,3 +395,40 @@ func TestContractHTTPRoutes(t *testing.T) {
 	sort.Strings(served)
 	same(t, "route", documented, slices.Compact(served))
 }
+
+// TestTroubleshootingMessagesExist: the messages the README's
+// troubleshooting table quotes are ones the programs really print.
+func TestTroubleshootingMessagesExist(t *testing.T) {
+	_, table, ok := strings.Cut(read(t, "../README.md"), "## Troubleshooting")
+	if !ok {
+		t.Fatal("README.md: no Troubleshooting section")
+	}
+	var source strings.Builder
+	err := filepath.WalkDir("..", func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+			source.WriteString(read(t, p))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []string{
+		"too weak to listen on", "the port is taken", "another switchboard node holds this data directory",
+		"Twilio is configured without a public URL", "webhook refused: bad signature", "token refused (401)",
+		"nothing arrived",
+	} {
+		if !strings.Contains(table, msg) {
+			t.Errorf("README troubleshooting no longer quotes %q: update this list", msg)
+		}
+		if !strings.Contains(source.String(), msg) {
+			t.Errorf("README troubleshooting quotes %q, which no program prints", msg)
+		}
+	}
+}
