@@ -73,8 +73,8 @@ func demoRun(t *testing.T, base string, a *sbt.Agent, seen map[string]protocol.M
 	o.Targets = []string{base}
 	o.AccountSID, o.AuthToken, o.From = testAccount, testAuthToken, testFrom
 	o.TwilioAddr, o.TwilioListener = "", listen(t)
-	o.DemoPace = 0.05 // each customer texts every 150 to 500 ms
-	o.Duration = 3 * time.Second
+	o.DemoPace = 0.05            // each customer texts every 150 to 500 ms
+	o.Duration = 4 * time.Second // every customer texts several times, even on a busy machine
 	o.Logger = quiet
 	var out syncBuffer
 	o.Progress = &out
