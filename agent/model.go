@@ -26,6 +26,7 @@ import (
 type Conn interface {
 	Send(protocol.Frame) error
 	SetPresence(away bool) error
+	Reconnect() // dial now instead of after the backoff; never blocks
 }
 
 // Config is what a Model is built from. Zero values take the documented
@@ -69,6 +70,18 @@ type (
 	bellDoneMsg struct{}
 )
 
+// noticeTTL is how long a notice stays in the status bar when nothing
+// else happens; the agent's next action clears it sooner.
+const noticeTTL = 15 * time.Second
+
+// queueState is the node's last word on the waiting line (a queue frame).
+type queueState struct {
+	known   bool
+	waiting int
+	longest time.Duration // the oldest one's wait when the frame came
+	at      time.Time     // when it came
+}
+
 // connState is what the status bar says about the connection.
 type connState struct {
 	kind    wsclient.EventKind
@@ -93,7 +106,9 @@ type Model struct {
 	convs    []*conversation
 	sel      int
 	alert    string
-	notice   string // last error or notice, shown in the status bar
+	notice   string    // last error or notice, shown in the status bar
+	noticeAt time.Time // when notice was set
+	queue    queueState
 	nav      navStats
 	showHelp bool
 }
@@ -238,6 +253,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tickMsg:
 		m.now = time.Time(msg)
+		if m.notice != "" && m.now.Sub(m.noticeAt) >= noticeTTL {
+			m.notice = ""
+		}
 		return m, m.tick()
 	case EventMsg:
 		cmd := m.handleEvent(wsclient.Event(msg))
@@ -272,7 +290,12 @@ func (m *Model) handleEvent(ev wsclient.Event) tea.Cmd {
 		return m.fetchCatalog() // on every (re)connect: the node may have a newer catalog
 	case wsclient.Disconnected:
 		m.conn = connState{kind: wsclient.Disconnected, err: ev.Err, retryIn: ev.RetryIn, since: now}
+		m.queue = queueState{} // the node tells it again on connect
 		m.failPending("not confirmed before the connection dropped")
+	case wsclient.Refused:
+		m.conn = connState{kind: wsclient.Refused, err: ev.Err, since: now}
+		m.queue = queueState{}
+		m.failPending("not sent: the node refused the token")
 	case wsclient.Received:
 		return m.handleFrame(ev.Frame)
 	}
@@ -331,10 +354,12 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 			if m.sel >= len(m.convs) {
 				m.sel = max(len(m.convs)-1, 0)
 			}
-			m.notice = "released " + f.Phone
-			if f.Reason != "" {
-				m.notice += " (" + f.Reason + ")"
+			// The reason adds to "released" only when it says more.
+			why := ""
+			if r := strings.TrimSpace(f.Reason); r != "" && !strings.EqualFold(r, "released") {
+				why = " (" + r + ")"
 			}
+			m.setNotice("released " + f.Phone + why)
 		}
 	case protocol.TypeHistory:
 		if _, c := m.find(f.Phone); c != nil {
@@ -343,6 +368,8 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 		}
 	case protocol.TypeStats:
 		return m.handleStats(f)
+	case protocol.TypeQueue:
+		m.queue = queueState{known: true, waiting: max(f.Waiting, 0), longest: time.Duration(max(f.LongestWaitMs, 0)) * time.Millisecond, at: m.cfg.Now()}
 	case protocol.TypeAck:
 		for _, c := range m.convs {
 			if c.ack(f.Ref, f.ID) {
@@ -366,7 +393,7 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 				c.loading = false
 			}
 		}
-		m.notice = "error: " + f.Code + ": " + f.Text
+		m.setNotice("error: " + f.Code + ": " + f.Text)
 		m.log.Warn("node refused a request", "code", f.Code, "text", f.Text, "ref", f.Ref)
 	}
 	return nil
@@ -415,7 +442,13 @@ func (m *Model) sendFailed(f protocol.Frame, err error) {
 			c.loading = false
 		}
 	}
-	m.notice = failText(err)
+	m.setNotice(failText(err))
+}
+
+// setNotice shows text in the status bar until the agent's next action,
+// or noticeTTL.
+func (m *Model) setNotice(text string) {
+	m.notice, m.noticeAt = text, m.cfg.Now()
 }
 
 func failText(err error) string {
@@ -439,6 +472,7 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		}
 		return m.typeText(text)
 	}
+	m.notice = "" // a new action: the last one's notice is stale
 	switch {
 	case key.Matches(k, m.keys.Quit):
 		return tea.Quit
@@ -470,6 +504,12 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return nil
 	case key.Matches(k, m.keys.Retry):
 		return m.retry()
+	case key.Matches(k, m.keys.Reconnect):
+		if m.conn.kind != wsclient.Disconnected {
+			return nil
+		}
+		conn := m.cfg.Conn
+		return func() tea.Msg { conn.Reconnect(); return nil }
 	case key.Matches(k, m.keys.PageUp):
 		return m.scroll(max(m.timelineHeight()/2, 1))
 	case key.Matches(k, m.keys.PageDown):
@@ -507,6 +547,7 @@ func (m *Model) scroll(n int) tea.Cmd {
 		return nil
 	}
 	c.offset = min(max(c.offset+n, 0), max(len(c.msgs)-1, 0))
+	c.newBelow = min(c.newBelow, c.offset)
 	// Past the top the page stays full, the oldest message at its top,
 	// instead of showing it alone above an empty pane.
 	h, w := m.timelineHeight()-1, m.rightWidth() // one line says "beginning of the conversation"
@@ -539,12 +580,16 @@ func (m *Model) sendReply() tea.Cmd {
 	text := strings.TrimSpace(m.input.Value())
 	if c == nil || text == "" {
 		if c == nil && text != "" {
-			m.notice = "no conversation to reply to"
+			m.setNotice("no conversation to reply to")
 		}
 		return nil
 	}
+	if n := smsCount(text); n.chars > maxSMSChars {
+		m.setNotice(fmt.Sprintf("reply too long for an SMS: %d characters, at most %d", n.chars, maxSMSChars))
+		return nil
+	}
 	if len(text) > protocol.MaxText {
-		m.notice = fmt.Sprintf("reply too long: %d bytes, at most %d", len(text), protocol.MaxText)
+		m.setNotice(fmt.Sprintf("reply too long: %d bytes, at most %d", len(text), protocol.MaxText))
 		return nil
 	}
 	ref := m.cfg.NewRef()
@@ -553,7 +598,7 @@ func (m *Model) sendReply() tea.Cmd {
 	e := &entry{Annotated: transform.Annotate(msg), ref: ref, pending: true}
 	e.Sentiment = m.cfg.Analyzer.Score(text)
 	c.msgs = append(c.msgs, e)
-	c.offset = 0
+	c.offset, c.newBelow = 0, 0
 	m.input.Reset()
 	return m.send(protocol.Frame{Type: protocol.TypeResponse, Phone: c.phone, Message: text, Ref: ref})
 }
