@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
@@ -92,9 +93,9 @@ func (m *Model) render() string {
 	}
 	b.WriteString(m.fit(m.composerLabel(m.width), m.width))
 	b.WriteByte('\n')
-	b.WriteString(m.input.View())
+	b.WriteString(m.inputView.get(inputKey(&m.input), m.input.View))
 	b.WriteByte('\n')
-	b.WriteString(m.fit(m.hint(m.width), m.width))
+	b.WriteString(m.hintView.get(fmt.Sprint(m.width), func() string { return m.fit(m.hint(m.width), m.width) }))
 	return b.String()
 }
 

@@ -109,6 +109,11 @@ type Model struct {
 	notice   string    // last error or notice, shown in the status bar
 	noticeAt time.Time // when notice was set
 	queue    queueState
+
+	// Frame caches (see cache.go): what the textarea and the help line
+	// drew last, and for what.
+	inputView cachedView
+	hintView  cachedView
 	nav      navStats
 	showHelp bool
 }
@@ -268,6 +273,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tea.BackgroundColorMsg:
 		m.st = newStyles(m.cfg.ASCII, msg.IsDark())
+		m.hintView = cachedView{}
 		return m, nil
 	case tea.KeyPressMsg:
 		return m, m.handleKey(msg)
