@@ -114,8 +114,8 @@ type Model struct {
 	// drew last, and for what.
 	inputView cachedView
 	hintView  cachedView
-	nav      navStats
-	showHelp bool
+	nav       navStats
+	showHelp  bool
 }
 
 // NewModel validates cfg and returns a model.
