@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
 
 // testClock is a clock the test moves by hand.
@@ -82,4 +83,30 @@ func TestQueueFrameAtMostOnceASecond(t *testing.T) {
 	if f := w.frame([]string{"+1b", "+1c"}, t0.Add(2*time.Minute)); f.Waiting != 2 || f.LongestWaitMs != 119_000 {
 		t.Fatalf("frame = %+v, want +1b's wait of 119 s", f)
 	}
+}
+
+// TestClusterQueueFrame: in cluster mode every node has the same waiting
+// line and tells its own agents about it.
+func TestClusterQueueFrame(t *testing.T) {
+	amqpURL, ex := clusterExchange(t)
+	n1 := startNode(t, clusterNode(amqpURL, ex, "n1"))
+	n2 := startNode(t, clusterNode(amqpURL, ex, "n2"))
+	waitReady(t, n1, n2)
+	waiting := func(n int) func(protocol.Frame) bool { return func(f protocol.Frame) bool { return f.Waiting == n } }
+	alice := n1.agent("alice", 1)
+	alice.Expect(protocol.TypeQueue, waiting(0), waitLong)
+	bob := sbt.DialAgent(t, n2.ws, n2.token("bob", 1)) // connected, never available
+	bob.Expect(protocol.TypeQueue, waiting(0), waitLong)
+
+	const c1, c2 = "+15551410001", "+15551410002"
+	n1.sms("SMcq1", c1, "first")
+	alice.Expect(protocol.TypeAssigned, func(f protocol.Frame) bool { return f.Phone == c1 }, waitLong)
+	n2.sms("SMcq2", c2, "second") // alice is full, bob is not available
+	alice.Expect(protocol.TypeQueue, waiting(1), waitLong)
+	bob.Expect(protocol.TypeQueue, waiting(1), waitLong)
+
+	alice.Send(protocol.Frame{Type: protocol.TypeRelease, Phone: c1})
+	alice.Expect(protocol.TypeAssigned, func(f protocol.Frame) bool { return f.Phone == c2 }, waitLong)
+	alice.Expect(protocol.TypeQueue, waiting(0), waitLong)
+	bob.Expect(protocol.TypeQueue, waiting(0), waitLong)
 }
