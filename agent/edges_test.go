@@ -151,7 +151,7 @@ func TestNoticeDoesNotGoStale(t *testing.T) {
 // A refused token says, whole and on its own line, why and what to do.
 func TestRefusedTokenSaysWhatToDo(t *testing.T) {
 	f := newFixture(t, false)
-	err := fmt.Errorf("wsclient: dial: %w (401): invalid agent token", wsclient.ErrTokenRefused)
+	err := fmt.Errorf("wsclient: dial: %w: invalid agent token", wsclient.ErrTokenRefused)
 	f.update(EventMsg(wsclient.Event{Kind: wsclient.Refused, Err: err}))
 	v := f.view()
 	lines := strings.Split(v, "\n")
@@ -161,7 +161,7 @@ func TestRefusedTokenSaysWhatToDo(t *testing.T) {
 	if !strings.Contains(lines[0], "token refused") {
 		t.Fatalf("status bar = %q", lines[0])
 	}
-	if !strings.Contains(lines[1], "the node refused the token (401): invalid agent token.") {
+	if !strings.Contains(lines[1], "token refused (401): invalid agent token. The node refused") {
 		t.Fatalf("line under the status bar = %q", lines[1])
 	}
 	if !strings.Contains(strings.Join(lines[1:4], " "), "switchboard token NAME") {

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -54,14 +53,14 @@ func (m *Model) banner() []string {
 	if m.conn.kind != wsclient.Refused {
 		return nil
 	}
-	why := "the node refused the token"
+	why := wsclient.ErrTokenRefused.Error()
 	if m.conn.err != nil {
 		why = clean(m.conn.err.Error(), false)
-		if _, after, ok := strings.Cut(why, wsclient.ErrTokenRefused.Error()); ok && errors.Is(m.conn.err, wsclient.ErrTokenRefused) {
-			why = "the node refused the token" + after
+		if i := strings.Index(why, wsclient.ErrTokenRefused.Error()); i >= 0 {
+			why = why[i:] // "token refused (401): <the node's reason>"
 		}
 	}
-	text := why + ". The client stopped trying: get a new token with `switchboard token NAME` and start the agent again with -token."
+	text := why + ". The node refused the token, so the client stopped trying: get a new token with `switchboard token NAME` and start the agent again with -token."
 	lines := strings.Split(ansi.Wrap(text, max(m.width, 20), ""), "\n")
 	for i, l := range lines {
 		lines[i] = m.st.failed.Render(l)

@@ -47,7 +47,7 @@ var (
 	ErrQueueFull = errors.New("wsclient: write queue full")
 	// ErrTokenRefused is wrapped by the error of a handshake the node
 	// answered 401 (the token is invalid or expired). Run stops on it.
-	ErrTokenRefused = errors.New("token refused")
+	ErrTokenRefused = errors.New("token refused (401)")
 )
 
 // Options configures a Client. Zero values take the documented defaults.
@@ -392,7 +392,7 @@ func handshakeError(raw string, resp *http.Response, err error) error {
 		if why == "" {
 			why = "no reason given"
 		}
-		return fmt.Errorf("wsclient: dial: %w (401): %s", ErrTokenRefused, why)
+		return fmt.Errorf("wsclient: dial: %w: %s", ErrTokenRefused, why)
 	case http.StatusNotFound:
 		path := "/"
 		if u, perr := url.Parse(raw); perr == nil && u.Path != "" {
