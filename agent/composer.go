@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"fmt"
+
 	"charm.land/bubbles/v2/textarea"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -48,19 +50,34 @@ func (m *Model) typeText(text string) tea.Cmd {
 	return cmd
 }
 
-func (m *Model) composerLabel() string {
+// composerLabel is the line above the composer, for a width of w: who the
+// reply goes to, its SMS length once something is typed (in the error
+// style past what Twilio accepts), and, if there is room, how to send.
+func (m *Model) composerLabel(w int) string {
 	c := m.selected()
 	if c == nil {
 		return m.st.dim.Render("No conversation yet")
 	}
-	return m.st.composerOn.Render("Reply to "+c.phone) + m.st.dim.Render("  (enter sends, shift/alt+enter adds a line)")
+	s := m.st.composerOn.Render("Reply to " + c.phone)
+	if text := m.input.Value(); text != "" {
+		n := smsCount(text)
+		if n.chars > maxSMSChars {
+			s += "  " + m.st.failed.Render(fmt.Sprintf("%d chars: too long for an SMS (at most %d)", n.chars, maxSMSChars))
+		} else {
+			s += "  " + m.st.dim.Render(n.label(m.st.g.sep))
+		}
+	}
+	if how := m.st.dim.Render("  (enter sends, shift/alt+enter adds a line)"); ansi.StringWidth(s+how) <= w {
+		s += how
+	}
+	return s
 }
 
 func (m *Model) helpPane(w, h int) []string {
 	lines := []string{m.st.title.Render("Keys"), ""}
 	for _, group := range m.keys.FullHelp() {
 		for _, k := range group {
-			lines = append(lines, "  "+fit(k.Help().Key, 16)+k.Help().Desc)
+			lines = append(lines, "  "+m.fit(k.Help().Key, 16)+k.Help().Desc)
 		}
 		lines = append(lines, "")
 	}

@@ -18,6 +18,7 @@
 // when the program does.
 //
 // Concurrency: a Model belongs to the Bubble Tea program that runs it and is
-// not safe for concurrent use; View only reads it. Run owns the program, the
-// connection and the log file, and stops all of them before it returns.
+// not safe for concurrent use; View only reads it (apart from the drawing
+// caches of cache.go). Run owns the program, the connection and the log
+// file, and stops all of them before it returns.
 package agent

@@ -27,6 +27,7 @@ type keyMap struct {
 	Presence   key.Binding
 	Release    key.Binding
 	Retry      key.Binding
+	Reconnect  key.Binding
 	Help       key.Binding
 	HelpAlways key.Binding
 	Close      key.Binding
@@ -46,6 +47,7 @@ func defaultKeyMap() keyMap {
 		Presence:   key.NewBinding(key.WithKeys("ctrl+t"), key.WithHelp("ctrl+t", "available/away")),
 		Release:    key.NewBinding(key.WithKeys("ctrl+x"), key.WithHelp("ctrl+x", "release conversation")),
 		Retry:      key.NewBinding(key.WithKeys("ctrl+r"), key.WithHelp("ctrl+r", "retry failed reply")),
+		Reconnect:  key.NewBinding(key.WithKeys("f5"), key.WithHelp("f5", "reconnect now")),
 		Help:       key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		HelpAlways: key.NewBinding(key.WithKeys("f1"), key.WithHelp("f1", "help")),
 		Close:      key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "close help")),
@@ -82,6 +84,6 @@ func (k keyMap) FullHelp() [][]key.Binding {
 		{k.Send, k.Newline, k.Retry},
 		{k.Next, k.Prev, k.Release},
 		{k.PageUp, k.PageDown, k.LineUp, k.LineDown},
-		{k.Presence, k.Help, k.HelpAlways, k.Close, k.Quit},
+		{k.Presence, k.Reconnect, k.Help, k.HelpAlways, k.Close, k.Quit},
 	}
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
@@ -23,7 +24,7 @@ func (m *Model) layout() {
 	m.input.SetHeight(composerLines)
 }
 
-func (m *Model) bodyHeight() int { return max(m.height-chromeLines, 4) }
+func (m *Model) bodyHeight() int { return max(m.height-chromeLines-len(m.banner()), 4) }
 
 func (m *Model) leftWidth() int { return min(max(m.width/3, 20), 36) }
 
@@ -61,8 +62,12 @@ func (m *Model) View() tea.View {
 func (m *Model) render() string {
 	var b strings.Builder
 	b.Grow(m.width * m.height * 2)
-	b.WriteString(fit(m.statusBar(), m.width))
+	b.WriteString(m.fit(m.statusBar(), m.width))
 	b.WriteByte('\n')
+	for _, l := range m.banner() {
+		b.WriteString(m.fit(l, m.width))
+		b.WriteByte('\n')
+	}
 
 	h := m.bodyHeight()
 	left := make([]string, 0, h)
@@ -81,16 +86,16 @@ func (m *Model) render() string {
 	}
 	bar := m.st.sep.Render(m.st.g.vbar)
 	for i := 0; i < h; i++ {
-		b.WriteString(fit(at(left, i), m.leftWidth()))
+		b.WriteString(m.fit(at(left, i), m.leftWidth()))
 		b.WriteString(bar)
-		b.WriteString(fit(at(right, i), m.rightWidth()))
+		b.WriteString(m.fit(at(right, i), m.rightWidth()))
 		b.WriteByte('\n')
 	}
-	b.WriteString(fit(m.composerLabel(), m.width))
+	b.WriteString(m.fit(m.composerLabel(m.width), m.width))
 	b.WriteByte('\n')
-	b.WriteString(m.input.View())
+	b.WriteString(m.inputView.get(inputKey(&m.input), m.input.View))
 	b.WriteByte('\n')
-	b.WriteString(fit(m.hint(m.width), m.width))
+	b.WriteString(m.hintView.get(fmt.Sprint(m.width), func() string { return m.fit(m.hint(m.width), m.width) }))
 	return b.String()
 }
 
@@ -101,11 +106,13 @@ func at(lines []string, i int) string {
 	return ""
 }
 
-// fit cuts or pads s (which may hold styles) to exactly w cells.
-func fit(s string, w int) string {
+// fit cuts or pads s (which may hold styles) to exactly w cells. A cut is
+// always marked with the ellipsis, so that a cut text (a phone number) is
+// never taken for a whole one.
+func (m *Model) fit(s string, w int) string {
 	n := ansi.StringWidth(s)
 	if n > w {
-		s = ansi.Truncate(s, w, "")
+		s = ansi.Truncate(s, w, m.st.g.ellipsis)
 		n = ansi.StringWidth(s)
 	}
 	if n < w {

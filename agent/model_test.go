@@ -33,7 +33,14 @@ type recConn struct {
 	mu     sync.Mutex
 	frames []protocol.Frame
 	away   []bool
+	kicks  int // Reconnect calls
 	err    error
+}
+
+func (r *recConn) Reconnect() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.kicks++
 }
 
 func (r *recConn) Send(f protocol.Frame) error {
@@ -579,3 +586,5 @@ func TestProviderFailureShowsReason(t *testing.T) {
 		})
 	}
 }
+
+func teaSize(w, h int) tea.WindowSizeMsg { return tea.WindowSizeMsg{Width: w, Height: h} }

@@ -116,7 +116,7 @@ func TestTypedKeyNamesThroughTheProgram(t *testing.T) {
 	if _, err := io.WriteString(w, text+"\r"); err != nil {
 		t.Fatal(err)
 	}
-	sbt.WaitFor(t, 5*time.Second, "the reply", func() bool { return len(conn.sent()) > 0 })
+	sbt.WaitFor(t, 30*time.Second, "the reply", func() bool { return len(conn.sent()) > 0 })
 	p.Quit()
 	if err := <-done; err != nil {
 		t.Fatalf("program: %v", err)
