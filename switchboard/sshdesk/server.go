@@ -101,7 +101,8 @@ type Server struct {
 	keysData  []byte // the file content keys was parsed from (watcher only)
 	conns     *perSource
 	authFails *perSource
-	pending   sync.Map // remote address → *attempt, while the connection is open
+	logLimit  *perSource // one "connection refused" line per source a minute
+	pending   sync.Map   // remote address → *attempt, while the connection is open
 
 	ctx    context.Context // cancelled by Close: ends every session
 	cancel context.CancelFunc
@@ -161,6 +162,7 @@ func New(opts Options) (*Server, error) {
 		keysData:  data,
 		conns:     newPerSource(opts.ConnEvery, opts.ConnBurst, opts.MaxSources, opts.Now),
 		authFails: newPerSource(opts.AuthFailEvery, opts.AuthFailBurst, opts.MaxSources, opts.Now),
+		logLimit:  newPerSource(time.Minute, 1, opts.MaxSources, opts.Now),
 		sessions:  map[*deskSession]struct{}{},
 	}
 	d.keys.Store(keys)
@@ -245,12 +247,17 @@ func (d *Server) close() error {
 // accept applies the per-source limits before any SSH byte is read.
 func (d *Server) accept(ctx ssh.Context, c net.Conn) net.Conn {
 	ip := sourceIP(c.RemoteAddr())
+	// A flood from one address is cut here; it gets one log line a minute.
 	if d.authFails.empty(ip) {
-		d.log.Warn("ssh connection refused: too many failed sign-ins from this address", "remote", c.RemoteAddr().String())
+		if d.logLimit.take(ip) {
+			d.log.Warn("ssh connection refused: too many failed sign-ins from this address (logged once a minute)", "remote", c.RemoteAddr().String())
+		}
 		return nil
 	}
 	if !d.conns.take(ip) {
-		d.log.Warn("ssh connection refused: too many connections from this address", "remote", c.RemoteAddr().String())
+		if d.logLimit.take(ip) {
+			d.log.Warn("ssh connection refused: too many connections from this address (logged once a minute)", "remote", c.RemoteAddr().String())
+		}
 		return nil
 	}
 	a := &attempt{reason: "no key offered"}
