@@ -28,14 +28,14 @@ type sshNode struct {
 	knownHosts string
 }
 
-func startSSHNode(t *testing.T, twilioURL, keysFile string) *sshNode {
+func startSSHNode(t *testing.T, twilioURL, keysFile string, extra ...string) *sshNode {
 	t.Helper()
 	dir := t.TempDir()
 	n := &sshNode{t: t, dir: dir, port: sbt.FreePort(t), keys: filepath.Join(dir, "agents"), knownHosts: filepath.Join(dir, "known_hosts")}
 	n.writeKeys(keysFile)
 	data := filepath.Join(dir, "data")
-	n.proc = start(t, sbt.FreePort(t), data, twilioURL,
-		fmt.Sprintf("SWITCHBOARD_SSH_ADDR=127.0.0.1:%d", n.port), "SWITCHBOARD_SSH_KEYS="+n.keys, "SWITCHBOARD_GRACE=30s")
+	n.proc = start(t, sbt.FreePort(t), data, twilioURL, append([]string{
+		fmt.Sprintf("SWITCHBOARD_SSH_ADDR=127.0.0.1:%d", n.port), "SWITCHBOARD_SSH_KEYS=" + n.keys, "SWITCHBOARD_GRACE=30s"}, extra...)...)
 	sbt.WaitFor(t, wait, "ssh listening", func() bool {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", n.port))
 		if err == nil {
@@ -270,5 +270,39 @@ func TestSSHDeskRefusals(t *testing.T) {
 	out, err = exec.Command("ssh", n.sshArgs(alice, "alice", "-T")[1:]...).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "Permission denied (publickey)") {
 		t.Fatalf("alice after her key was removed: %v\n%s", err, out)
+	}
+}
+
+// TestSSHDeskCluster: an SSH session on one node is an agent of the
+// cluster: a customer who texts another node reaches it, and the reply goes
+// out once.
+func TestSSHDeskCluster(t *testing.T) {
+	tmux := needSSH(t)
+	c := newClusterRun(t)
+	n1 := c.node("n1")
+	id, pub := keygen(t, t.TempDir(), "alice")
+	n2 := startSSHNode(t, c.fake.URL(), pub+" alice\n", "SWITCHBOARD_AMQP_URL="+c.amqp, "SWITCHBOARD_AMQP_EXCHANGE="+c.exchange,
+		"SWITCHBOARD_NODE=n2", "SWITCHBOARD_PUBLIC_URL=https://sms.example.test")
+	term := newTmux(t, tmux, "cluster", 100, 30, n2.sshArgs(id, "alice", "-tt"))
+	term.waitScreen("the desk on n2", func(s string) bool { return strings.Contains(s, "* connected") })
+
+	const customer = "+15557770042"
+	// n1 may hear of alice a moment after she connected to n2: the webhook
+	// is answered 200 either way and the conversation waits until she is
+	// known cluster-wide.
+	if code := n1.smsSigned("SMsshcluster1", customer, "texting the other node"); code != 200 {
+		t.Fatalf("webhook to n1: %d", code)
+	}
+	term.waitScreen("n1's customer on n2's desk", func(s string) bool { return strings.Contains(s, "texting the other node") })
+	term.run("send-keys", "-t", "desk", "-l", "answered over ssh")
+	term.waitScreen("the reply in the composer", func(s string) bool { return strings.Contains(s, "answered over ssh") })
+	term.run("send-keys", "-t", "desk", "Enter")
+	sent := c.fake.WaitSent(t, 1, wait)
+	if sent[0].To != customer || sent[0].Body != "answered over ssh" {
+		t.Fatalf("fake Twilio got %+v", sent[0])
+	}
+	requireEqualConversations(t, []string{customer}, n1, n2.proc)
+	if n := len(c.fake.Sent()); n != 1 {
+		t.Fatalf("the reply was sent %d times", n)
 	}
 }
