@@ -94,7 +94,9 @@ func (d *Server) run(ctx context.Context, sess ssh.Session, k Key, winch <-chan 
 	if err != nil {
 		return err
 	}
-	opts := append(teassh.MakeOptions(sess), tea.WithContext(ctx), tea.WithoutSignalHandler())
+	pty, _, _ := sess.Pty()
+	width, height := clampWindow(pty.Window)
+	opts := append(teassh.MakeOptions(sess), tea.WithContext(ctx), tea.WithoutSignalHandler(), tea.WithWindowSize(width, height))
 	p := tea.NewProgram(model, opts...)
 
 	var wg sync.WaitGroup
@@ -136,7 +138,8 @@ func (d *Server) follow(ctx context.Context, sess ssh.Session, p *tea.Program, w
 				winch = nil // the session's requests ended; the connection is closing
 				continue
 			}
-			p.Send(tea.WindowSizeMsg{Width: w.Width, Height: w.Height})
+			width, height := clampWindow(w)
+			p.Send(tea.WindowSizeMsg{Width: width, Height: height})
 		case <-t.C:
 			if conn == nil {
 				continue
@@ -163,6 +166,19 @@ func keepalive(conn gossh.Conn, answered chan struct{}) {
 	if _, _, err := conn.SendRequest("keepalive@openssh.com", true, nil); err == nil {
 		close(answered)
 	}
+}
+
+// The largest window a session is drawn for. The program keeps cell
+// buffers the size of the window, so a client that claims a huge terminal
+// (pty-req and window-change are the client's word) would make the node
+// allocate gigabytes; no real terminal is larger.
+const (
+	maxColumns = 500
+	maxRows    = 200
+)
+
+func clampWindow(w ssh.Window) (width, height int) {
+	return min(max(w.Width, 1), maxColumns), min(max(w.Height, 1), maxRows)
 }
 
 // envLookup is a getenv over a session's environment ("K=V" pairs sent by

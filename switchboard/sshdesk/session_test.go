@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"charm.land/ssh"
 	"github.com/charmbracelet/x/ansi"
 	"go.uber.org/goleak"
 	gossh "golang.org/x/crypto/ssh"
@@ -294,4 +295,34 @@ func TestKeyCapacityIsTheSessionCapacity(t *testing.T) {
 		t.Fatal(err)
 	}
 	tm.waitFor("second customer here")
+}
+
+func TestClampWindow(t *testing.T) {
+	for _, tc := range []struct{ w, h, wantW, wantH int }{
+		{100, 30, 100, 30},
+		{0, 0, 1, 1},
+		{-5, 7, 1, 7},
+		{1 << 30, 1 << 30, maxColumns, maxRows},
+		{maxColumns, maxRows, maxColumns, maxRows},
+	} {
+		if w, h := clampWindow(ssh.Window{Width: tc.w, Height: tc.h}); w != tc.wantW || h != tc.wantH {
+			t.Errorf("clampWindow(%d×%d) = %d×%d, want %d×%d", tc.w, tc.h, w, h, tc.wantW, tc.wantH)
+		}
+	}
+}
+
+// A client claiming an enormous terminal gets the desk drawn at the
+// largest size, not a node that tries to allocate cells for it.
+func TestHugeWindowIsClamped(t *testing.T) {
+	alice, a := newKey(t)
+	d := startDesk(t, a+" alice\n", nil)
+	tm := d.open("alice", alice, 1<<20, 1<<20)
+	tm.waitFor("How can I help you?")
+	if err := tm.sess.WindowChange(1<<24, 1<<24); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(tm.in, "\x03"); err != nil {
+		t.Fatal(err)
+	}
+	sbt.WaitFor(t, wait, "session ends after ctrl+c", tm.ended)
 }
