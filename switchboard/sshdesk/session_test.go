@@ -326,3 +326,24 @@ func TestHugeWindowIsClamped(t *testing.T) {
 	}
 	sbt.WaitFor(t, wait, "session ends after ctrl+c", tm.ended)
 }
+
+// The node keeps one connection per agent, newest first. A second SSH
+// session of the same agent ends the first, instead of the two connection
+// loops closing each other in turn.
+func TestSecondSessionOfAnAgentReplacesTheFirst(t *testing.T) {
+	laptop, a := newKey(t)
+	phone, b := newKey(t)
+	d := startDesk(t, a+" alice\n"+b+" alice\n", nil)
+	first := d.open("alice", laptop, 80, 24)
+	first.waitFor("How can I help you?")
+	second := d.open("alice", phone, 80, 24)
+	second.waitFor("How can I help you?")
+	sbt.WaitFor(t, wait, "the first session ends", first.ended)
+	connects := strings.Count(d.logs.String(), `msg="agent connected"`)
+	// Were the two taking turns, the node would see a connection every
+	// backoff interval (0.5 s at first); a quiet 3 s says they do not.
+	time.Sleep(3 * time.Second)
+	if n := strings.Count(d.logs.String(), `msg="agent connected"`); n != connects || second.ended() {
+		t.Fatalf("agent connections %d → %d, second ended %v: the sessions take turns", connects, n, second.ended())
+	}
+}

@@ -3,6 +3,7 @@ package sshdesk
 import (
 	"bytes"
 	"context"
+	"errors"
 	"time"
 )
 
@@ -13,12 +14,11 @@ type deskSession struct {
 	end         context.CancelCauseFunc
 }
 
-// errKeyRemoved ends a session whose key left the keys file.
-var errKeyRemoved = keyRemovedError{}
-
-type keyRemovedError struct{}
-
-func (keyRemovedError) Error() string { return "sshdesk: the key was removed from the keys file" }
+// Why a session was ended from outside.
+var (
+	errKeyRemoved = errors.New("sshdesk: the key was removed from the keys file")
+	errReplaced   = errors.New("sshdesk: the agent signed in again over ssh; the newer session wins")
+)
 
 // watchKeys re-reads the keys file every KeysPoll until Close. A changed
 // file that parses replaces the keys in force and ends the sessions whose
@@ -98,6 +98,16 @@ func (d *Server) register(s *deskSession) bool {
 	defer d.mu.Unlock()
 	if d.closed || !d.keys.Load().signsInAs(s.fingerprint, s.agent) {
 		return false
+	}
+	// The node keeps one connection per agent: a newer one closes the
+	// older, whose client would reconnect and close the newer in turn.
+	// So the older SSH session of the same agent ends here, as the node
+	// would have it (newer wins), instead of the two taking turns.
+	for old := range d.sessions {
+		if old.agent == s.agent {
+			d.log.Info("ssh session replaced by a newer one of the same agent", "agent", s.agent, "key", old.fingerprint)
+			old.end(errReplaced)
+		}
 	}
 	d.sessions[s] = struct{}{}
 	d.wg.Add(1)
