@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -304,5 +305,27 @@ func TestSSHDeskCluster(t *testing.T) {
 	requireEqualConversations(t, []string{customer}, n1, n2.proc)
 	if n := len(c.fake.Sent()); n != 1 {
 		t.Fatalf("the reply was sent %d times", n)
+	}
+}
+
+// A keys file with a bad line stops the node at start with the line and
+// why, before any agent can sign in.
+func TestSSHDeskBadKeysFileAtStart(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "agents")
+	if err := os.WriteFile(keys, []byte("# agents\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7o3Rl0gZg0nL2Xh3v5sQeY7bq0cG6m9m3yQ3w9kq1J\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("SWITCHBOARD_ADDR=127.0.0.1:%d", sbt.FreePort(t)), "SWITCHBOARD_DATA="+filepath.Join(dir, "data"),
+		"SWITCHBOARD_SECRET="+secret, "SWITCHBOARD_STATS_INTERVAL=0",
+		fmt.Sprintf("SWITCHBOARD_SSH_ADDR=127.0.0.1:%d", sbt.FreePort(t)), "SWITCHBOARD_SSH_KEYS="+keys)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("exit: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "-ssh-keys "+keys+": line 2: no agent name") {
+		t.Fatalf("output does not name the line:\n%s", out)
 	}
 }
