@@ -196,8 +196,9 @@ type cluster struct {
 }
 
 type acceptedID struct {
-	id string
-	at time.Time
+	id   string
+	at   time.Time
+	what string // a digest of the content (replies: phone and text)
 }
 
 func nodeWord(node string) string {
@@ -1425,13 +1426,31 @@ func (c *cluster) silent(now time.Time, hosts map[string]bool) []string {
 	return out
 }
 
+// digestOf is the content digest acceptedBefore compares.
+func digestOf(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return string(h.Sum(nil))
+}
+
+// refConflict is what acceptedBefore returns for a key accepted recently
+// with different content.
+const refConflict = "\x00conflict"
+
 // acceptedBefore returns the id given to key (a sid or an agent/ref) when
-// this node accepted it recently, or "" — and otherwise remembers id.
-func (c *cluster) acceptedBefore(key, id string) string {
+// this node accepted it recently, or "" — and otherwise remembers id with
+// what (the content). Accepted before with another what: refConflict.
+func (c *cluster) acceptedBefore(key, id, what string) string {
 	c.acceptMu.Lock()
 	defer c.acceptMu.Unlock()
 	now := c.n.now()
 	if a, ok := c.accepted[key]; ok && now.Sub(a.at) < time.Minute {
+		if a.what != what {
+			return refConflict
+		}
 		return a.id
 	}
 	if len(c.accepted) > 100000 {
@@ -1441,7 +1460,7 @@ func (c *cluster) acceptedBefore(key, id string) string {
 			}
 		}
 	}
-	c.accepted[key] = acceptedID{id: id, at: now}
+	c.accepted[key] = acceptedID{id: id, at: now, what: what}
 	return ""
 }
 
@@ -1452,7 +1471,7 @@ func (c *cluster) inbound(ctx context.Context, in store.Inbound, born time.Time)
 		return true, nil
 	}
 	id := c.n.store.NewID()
-	if prev := c.acceptedBefore("sid/"+in.Sid, id); prev != "" {
+	if prev := c.acceptedBefore("sid/"+in.Sid, id, ""); prev != "" {
 		id = prev // a retry before the first copy reached the log: same event
 	}
 	msg := protocol.Message{
@@ -1466,10 +1485,16 @@ func (c *cluster) inbound(ctx context.Context, in store.Inbound, born time.Time)
 // reply accepts an agent's reply in cluster mode and returns its id.
 func (c *cluster) reply(ctx context.Context, s *session, phone, ref, text string) (string, error) {
 	if m, err := c.n.store.MessageByRef(s.agent, ref); err == nil {
+		if m.Phone != phone || m.Text != text {
+			return "", fmt.Errorf("cluster: reply %s/%s: %w", s.agent, ref, store.ErrRefConflict)
+		}
 		return m.ID, nil
 	}
 	id := c.n.store.NewID()
-	if prev := c.acceptedBefore("ref/"+s.agent+"/"+ref, id); prev != "" {
+	if prev := c.acceptedBefore("ref/"+s.agent+"/"+ref, id, digestOf(phone, text)); prev != "" {
+		if prev == refConflict {
+			return "", fmt.Errorf("cluster: reply %s/%s: %w", s.agent, ref, store.ErrRefConflict)
+		}
 		return prev, nil
 	}
 	msg := protocol.Message{

@@ -43,6 +43,8 @@ const (
 	CodeRateLimited  = "rate_limited"  // too many requests
 	CodeSendFailed   = "send_failed"   // the SMS provider refused a reply
 	CodeShuttingDown = "shutting_down" // the node is stopping
+	CodeRefConflict  = "ref_conflict"  // the ref was already used for a reply with another phone or text
+	CodeOptedOut     = "opted_out"     // the customer opted out (STOP); nothing is sent until they opt in
 )
 
 // TopEntry is one row of the rolling top-N of viewed products.

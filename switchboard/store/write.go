@@ -192,8 +192,10 @@ func (r *Reply) validate() error {
 
 // AppendReply stores an agent's reply (Direction out, Status queued) at the
 // end of its conversation and, in the same atomic write, puts it in the
-// outbox (see Pending). A repeated (Agent, Ref) writes nothing and returns
-// the stored reply, with its current status, and duplicate=true.
+// outbox (see Pending). A repeated (Agent, Ref) with the same phone and text
+// writes nothing and returns the stored reply, with its current status, and
+// duplicate=true; with another phone or text it fails with ErrRefConflict.
+// Refs are never forgotten: the ref index lives as long as the reply.
 func (s *Store) AppendReply(ctx context.Context, r Reply) (msg protocol.Message, duplicate bool, err error) {
 	if err := r.validate(); err != nil {
 		return protocol.Message{}, false, fmt.Errorf("store: append reply %s/%s: %w", r.Agent, r.Ref, err)
@@ -210,6 +212,9 @@ func (t *txn) appendReply(r *Reply) result {
 		return result{err: err}
 	} else if ok {
 		m, _, err := loadMessage(t.get, string(id))
+		if err == nil && (m.Phone != r.Phone || m.Text != r.Text) {
+			return result{err: fmt.Errorf("%w: ref %q is reply %s to %s", ErrRefConflict, r.Ref, m.ID, m.Phone)}
+		}
 		return result{msg: m, flag: true, err: err}
 	}
 	id := r.ID
