@@ -347,6 +347,7 @@ func (n *Node) handleAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	n.metrics.wsConnections.Inc()
 	s := newSession(n, conn, claims.Agent, claims.Capacity)
+	s.expires = time.Unix(claims.Expires, 0)
 	n.log.Info("agent connected", "agent", claims.Agent, "remote", r.RemoteAddr)
 	n.live.Store(s, struct{}{})
 	if n.cluster != nil {

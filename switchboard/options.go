@@ -54,6 +54,12 @@ type Options struct {
 	MaxBody         int64         // largest webhook or JSON body; default 64 KiB
 	ShutdownTimeout time.Duration // drain limit on SIGTERM; default 30s
 	AllowedOrigins  []string      // extra Origins allowed to open agent WebSockets (besides same host and none)
+	AgentRate       int           // frames per second per agent connection; default DefaultAgentRate; 0 = unlimited
+	AgentBurst      int           // frames at once above AgentRate; default DefaultAgentBurst
+
+	// TwilioWhatsAppFrom is the WhatsApp sender of replies to WhatsApp
+	// conversations ("+E164" or "whatsapp:+E164"); "" = TwilioFrom.
+	TwilioWhatsAppFrom string
 
 	Nav nav.Options // navigation analytics (-nav-*, -top-n); Node, Now and Logger are filled in by New
 }
@@ -77,6 +83,8 @@ func NewOptions() Options {
 		HistoryOnAssign: 50,
 		MaxBody:         64 << 10,
 		ShutdownTimeout: 30 * time.Second,
+		AgentRate:       DefaultAgentRate,
+		AgentBurst:      DefaultAgentBurst,
 		Nav:             nav.NewOptions(),
 	}
 }
@@ -150,7 +158,7 @@ func (o *Options) Validate() error {
 	if o.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("-shutdown-timeout: must be positive"))
 	}
-	errs = append(errs, o.Nav.Validate())
+	errs = append(errs, o.Nav.Validate(), o.validateLimits())
 	return errors.Join(errs...)
 }
 
@@ -263,6 +271,7 @@ func Settings() []Setting {
 	origins.set = func(o *Options, v string) error { o.AllowedOrigins = splitList(v); return nil }
 	add(origins)
 	list = append(list, navSettings()...)
+	list = append(list, limitSettings()...)
 	return list
 }
 

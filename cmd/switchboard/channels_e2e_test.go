@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/url"
+
 	"testing"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
@@ -83,4 +85,20 @@ func clusterSMS(t *testing.T, p *proc) func(sid, phone, body string) {
 			t.Fatalf("webhook %s: %d", sid, code)
 		}
 	}
+}
+
+func twiliotestServer(t *testing.T) *twiliotest.Server {
+	fake := twiliotest.NewServer(account, authToken)
+	t.Cleanup(fake.Close)
+	return fake
+}
+
+// conversationMessages reads a stored conversation through the admin API.
+func conversationMessages(t *testing.T, p *proc, phone string) []protocol.Message {
+	t.Helper()
+	var list []protocol.Message
+	if code := sbt.GetJSON(t, p.base+"/conversations/"+url.PathEscape(phone), admin, &list); code != 200 {
+		t.Fatalf("GET /conversations/%s: %d", phone, code)
+	}
+	return list
 }

@@ -44,6 +44,7 @@ const (
 	CodeSendFailed   = "send_failed"   // the SMS provider refused a reply
 	CodeShuttingDown = "shutting_down" // the node is stopping
 	CodeRefConflict  = "ref_conflict"  // the ref was already used for a reply with another phone or text
+	CodeTokenExpired = "token_expired" // the agent's token expired: the session ends; reconnect with a fresh token
 	CodeOptedOut     = "opted_out"     // the customer opted out (STOP); nothing is sent until they opt in
 )
 
