@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -205,4 +207,44 @@ func TestAgentFloodIsLimited(t *testing.T) {
 	t.Logf("flood: 4 connections sent %d frames, %d answered rate_limited, %d disconnects", sent, limited, closes)
 	t.Logf("other agent's history round trip: p99 %v quiet, %v during the flood (ratio %.1f); p50 %v / %v",
 		p99(quiet), p99(loud), float64(p99(loud))/float64(p99(quiet)), quiet[len(quiet)/2], loud[len(loud)/2])
+}
+
+// navBatch posts n events (well under the 1 MiB body limit) and returns the
+// status and body of the answer.
+func navBatch(t *testing.T, p *proc, n int) (int, string) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteByte('[')
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"user":"u%d","product":"3","type":"PRODUCT"}`, i%50)
+	}
+	b.WriteByte(']')
+	if b.Len() >= 1<<20 {
+		t.Fatalf("batch of %d is %d bytes, not under the body limit", n, b.Len())
+	}
+	resp, err := http.Post(p.base+"/nav", "application/json", strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// POST /nav's event count has one setting, and its 413 names it.
+func TestNavEventLimitIsASetting(t *testing.T) {
+	fake := twiliotestServer(t)
+	p := start(t, sbt.FreePort(t), t.TempDir(), fake.URL())
+	code, body := navBatch(t, p, 10001)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "-nav-max-events") || !strings.Contains(body, "SWITCHBOARD_NAV_MAX_EVENTS") {
+		t.Fatalf("10001 events: %d %q, want 413 naming -nav-max-events", code, body)
+	}
+	p.kill()
+	q := start(t, sbt.FreePort(t), t.TempDir(), fake.URL(), "SWITCHBOARD_NAV_MAX_EVENTS=20000")
+	if code, body := navBatch(t, q, 10001); code != http.StatusAccepted || !strings.Contains(body, `"accepted":10001`) {
+		t.Fatalf("10001 events with -nav-max-events 20000: %d %q", code, body)
+	}
 }
