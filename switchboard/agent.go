@@ -72,6 +72,9 @@ func (n *Node) handleResponse(ctx context.Context, s *session, f protocol.Frame)
 		s.enqueue(protocol.ErrorFrame(protocol.CodeShuttingDown, "the switchboard is stopping; retry shortly", f.Ref), time.Time{})
 		return
 	}
+	if refusal == nil {
+		refusal = n.consent(phone, f.Ref)
+	}
 	if refusal != nil {
 		s.enqueue(refusal.Frame(), time.Time{})
 		return
@@ -108,6 +111,20 @@ func (n *Node) handleResponse(ctx context.Context, s *session, f protocol.Frame)
 		n.outbound.enqueue(msg, "")
 		n.router.do(ctx, func() { n.router.outbound(msg) })
 	}
+}
+
+// consent refuses a reply to a customer who opted out (opted_out), before
+// it is stored or reaches the provider.
+func (n *Node) consent(phone, ref string) *protocol.Error {
+	out, err := n.store.OptedOut(phone)
+	if err != nil {
+		n.log.Error("read opt-out", "phone", phone, "err", err)
+		return &protocol.Error{Code: protocol.CodeInternal, Text: "the reply was not stored; retry with the same ref", Ref: ref}
+	}
+	if out {
+		return &protocol.Error{Code: protocol.CodeOptedOut, Text: "the customer opted out (STOP): nothing is sent to " + phone + " until they text START", Ref: ref}
+	}
+	return nil
 }
 
 // refused tells the agent why its reply was refused for good and reports

@@ -825,7 +825,7 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 		case strings.HasPrefix(e.key, "sms.in."):
 			items = append(items, store.LogItem{Inbound: &store.Inbound{
 				ID: ev.ID, Sid: ev.Sid, Phone: ev.Phone, To: ev.To, Text: ev.Text, FromCountry: ev.FromCountry,
-				Received: time.UnixMilli(ev.Received), LogPos: pos,
+				Received: time.UnixMilli(ev.Received), LogPos: pos, Media: ev.Media, OptOut: ev.OptOut,
 			}})
 		case strings.HasPrefix(e.key, "sms.out."):
 			items = append(items, store.LogItem{Reply: &store.Reply{
@@ -850,7 +850,7 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 				}
 				ev.ID = found.ID
 			}
-			items = append(items, store.LogItem{Status: &store.LogStatus{ID: ev.ID, Status: ev.Status, ProviderID: ev.ProviderID}})
+			items = append(items, store.LogItem{Status: &store.LogStatus{ID: ev.ID, Status: ev.Status, ProviderID: ev.ProviderID, ErrorCode: store.ErrorCodeOf(ev.Detail)}})
 		default:
 			continue
 		}
@@ -1477,6 +1477,7 @@ func (c *cluster) inbound(ctx context.Context, in store.Inbound, born time.Time)
 	msg := protocol.Message{
 		ID: id, Phone: in.Phone, Direction: protocol.In, Text: in.Text,
 		Received: born.UnixMilli(), Status: protocol.StatusReceived, FromCountry: in.FromCountry,
+		Media: in.Media, OptOut: in.OptOut, // OptOut: the provider's kind; the store adds the keyword's
 	}
 	ev := messageEvent{Message: msg, Node: c.node, Born: born.UnixNano(), Sid: in.Sid, To: in.To}
 	return false, c.append(ctx, id, keyIn(in.Phone), ev)

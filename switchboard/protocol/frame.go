@@ -212,16 +212,16 @@ func DecodeRequest(data []byte) (Frame, error) {
 			return f, invalid(f.Ref, "message is longer than %d bytes", MaxText)
 		}
 		if f.Phone != "" {
-			if _, err := NormalizePhone(f.Phone); err != nil {
+			if _, err := NormalizeAddress(f.Phone); err != nil {
 				return f, invalid(f.Ref, "phone: %v", err)
 			}
 		}
 	case TypeRelease:
-		if _, err := NormalizePhone(f.Phone); err != nil {
+		if _, err := NormalizeAddress(f.Phone); err != nil {
 			return f, invalid("", "phone: %v", err)
 		}
 	case TypeHistory:
-		if _, err := NormalizePhone(f.Phone); err != nil {
+		if _, err := NormalizeAddress(f.Phone); err != nil {
 			return f, invalid("", "phone: %v", err)
 		}
 		if f.Limit < 0 || f.Limit > MaxHistory {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -42,11 +43,11 @@ func FuzzAppendInbound(f *testing.F) {
 			t.Fatalf("stored %+v for %q %q %q", m, sid, phone, text)
 		}
 		got, err := s.Message(m.ID)
-		if err != nil || got != m {
+		if err != nil || !reflect.DeepEqual(got, m) {
 			t.Fatalf("Message(%s) = %+v, %v; want %+v", m.ID, got, err, m)
 		}
 		again, dup2, err := s.AppendInbound(ctx, in)
-		if err != nil || !dup2 || again != m {
+		if err != nil || !dup2 || !reflect.DeepEqual(again, m) {
 			t.Fatalf("retry: %+v dup=%v err=%v, want %+v", again, dup2, err, m)
 		}
 	})
