@@ -14,8 +14,8 @@ import (
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/iterator"
 	"github.com/syndtr/goleveldb/leveldb/opt"
-	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
 // DefaultMaxBatch is the default most requests written by one group commit.
@@ -82,7 +82,10 @@ func (o *Options) setDefaults() error {
 type Store struct {
 	opts Options
 	log  *slog.Logger
-	db   *leveldb.DB
+	db   *liveDB // replaced by the writer when it recovers (recover.go)
+
+	fail       atomic.Pointer[failure] // set while writes fail
+	lastReopen time.Time               // owned by the writer
 
 	reqs chan *request
 	quit chan struct{} // closed by Close: the writer stops taking requests
@@ -142,7 +145,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		opts: opts,
 		log:  opts.Logger,
-		db:   db,
+		db:   &liveDB{db: db},
 		reqs: make(chan *request, opts.MaxBatch),
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
@@ -164,10 +167,8 @@ func (s *Store) init() error {
 	case errors.Is(err, leveldb.ErrNotFound):
 		// A new store, or one with data from before the version key: refuse
 		// the latter rather than guess.
-		it := s.db.NewIterator(nil, nil)
-		empty := !it.First()
-		it.Release()
-		if err := it.Error(); err != nil {
+		empty := false
+		if err := s.db.scan(nil, func(it iterator.Iterator) error { empty = !it.First(); return nil }); err != nil {
 			return err
 		}
 		if !empty {
@@ -211,7 +212,10 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// Ready reports nil while the store is open and its writer runs.
+// Ready reports nil while the store is open, its writer runs and its
+// writes succeed. While writes fail (a full disk) it returns an error that
+// matches ErrUnavailable and says why and since when; the store recovers
+// by itself (recover.go).
 func (s *Store) Ready() error {
 	select {
 	case <-s.quit:
@@ -219,8 +223,11 @@ func (s *Store) Ready() error {
 	case <-s.done:
 		return ErrClosed
 	default:
-		return nil
 	}
+	if f := s.failing(); f != nil {
+		return fmt.Errorf("%w since %s: %v", ErrUnavailable, f.since.UTC().Format(time.RFC3339), f.err)
+	}
+	return nil
 }
 
 // Stats are counters since Open, for metrics.
@@ -290,6 +297,9 @@ func (s *Store) run() {
 		var first *request
 		select {
 		case first = <-s.reqs:
+		case <-s.recovering():
+			s.recover() // logs when it works; requests get the error
+			continue
 		case <-s.quit:
 			s.failQueued()
 			return
@@ -343,8 +353,9 @@ func (s *Store) commit(batch []*request) {
 		t.batch.Put([]byte(keyGSeq), be8(t.gseq))
 	}
 	if t.batch.Len() > 0 {
-		var err error
-		if s.opts.beforeCommit != nil {
+		// While writes fail, write only once a probe (or reopen) works.
+		err := s.recover()
+		if err == nil && s.opts.beforeCommit != nil {
 			err = s.opts.beforeCommit(len(batch))
 		}
 		if err == nil {
@@ -358,8 +369,11 @@ func (s *Store) commit(batch []*request) {
 			// before the sync failed, and if the next open replays it, it
 			// must not overwrite messages stored after it. Retrying callers
 			// are safe because appends are deduplicated.
-			if errors.Is(err, leveldb.ErrClosed) {
+			switch {
+			case errors.Is(err, leveldb.ErrClosed):
 				err = ErrClosed
+			case !errors.Is(err, ErrUnavailable):
+				s.markFailing(err)
 			}
 			s.log.Error("group commit failed", "requests", len(batch), "err", err)
 			for i := range results {
@@ -380,10 +394,14 @@ func (s *Store) commit(batch []*request) {
 
 // lastSeq finds the last message seq of a conversation in the database.
 func (s *Store) lastSeq(phone string) (uint64, error) {
-	it := s.db.NewIterator(util.BytesPrefix(convPrefix(phone)), nil)
-	defer it.Release()
-	if !it.Last() {
-		return 0, it.Error()
-	}
-	return seqOfMsgKey(it.Key())
+	var seq uint64
+	err := s.db.scan(convPrefix(phone), func(it iterator.Iterator) error {
+		if !it.Last() {
+			return nil
+		}
+		var err error
+		seq, err = seqOfMsgKey(it.Key())
+		return err
+	})
+	return seq, err
 }
