@@ -91,3 +91,17 @@ func TestMediaStored(t *testing.T) {
 		t.Fatal("media without URL accepted")
 	}
 }
+
+func TestErrorCodeOf(t *testing.T) {
+	for detail, want := range map[string]string{
+		"provider error 21610":               "21610",
+		"provider error 21610: unsubscribed": "21610",
+		"provider error 2x: y":               "",
+		"opted_out: the customer opted out":  "",
+		"the SMS provider did not accept":    "",
+	} {
+		if got := ErrorCodeOf(detail); got != want {
+			t.Errorf("ErrorCodeOf(%q) = %q, want %q", detail, got, want)
+		}
+	}
+}
