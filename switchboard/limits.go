@@ -15,15 +15,16 @@ import (
 // Per-connection limits on what one agent sends (issue 19).
 const (
 	// DefaultAgentRate is the default frames per second one agent
-	// connection may send on average (-agent-rate). An agent typing and
-	// clicking sends a few a second; a client that reconnects and
-	// re-declares itself sends a handful at once.
-	DefaultAgentRate = 20
+	// connection may send on average (-agent-rate). A person typing sends
+	// a few a second; scripted agents (sbload's simulated agents, bots
+	// replying and releasing at load) send tens; the flood this stops sent
+	// thousands.
+	DefaultAgentRate = 100
 	// DefaultAgentBurst is the default number of frames an agent may send
 	// at once above that rate (-agent-burst). It is also how many frames in
 	// a row a connection may have refused for the rate before it is
 	// disconnected as abusive.
-	DefaultAgentBurst = 100
+	DefaultAgentBurst = 200
 )
 
 // Close codes and reasons the node ends sessions with (the client shows
