@@ -336,6 +336,15 @@ func (s *Store) failQueued() {
 
 // commit applies a batch of requests and writes them with one synced write.
 func (s *Store) commit(batch []*request) {
+	// While writes fail, take requests only once a probe (or a reopen)
+	// works, and before they read: a reopen may replay a batch that failed.
+	if err := s.recover(); err != nil {
+		for _, r := range batch {
+			r.res <- result{err: err}
+		}
+		s.requests.Add(uint64(len(batch)))
+		return
+	}
 	t := newTxn(s)
 	results := make([]result, len(batch))
 	sync := false
@@ -353,9 +362,8 @@ func (s *Store) commit(batch []*request) {
 		t.batch.Put([]byte(keyGSeq), be8(t.gseq))
 	}
 	if t.batch.Len() > 0 {
-		// While writes fail, write only once a probe (or reopen) works.
-		err := s.recover()
-		if err == nil && s.opts.beforeCommit != nil {
+		var err error
+		if s.opts.beforeCommit != nil {
 			err = s.opts.beforeCommit(len(batch))
 		}
 		if err == nil {
