@@ -27,12 +27,10 @@
 // message's time. It does not bake a phrase into the item: the phrase
 // ("45 seconds ago") is rendered on demand by a RelTime formatter with an
 // injectable clock, so a view can refresh every second without running the
-// other stages again. Sentiment scores each item once with VADER and keeps the
-// raw compound score and a Mark. The scores are govader's, computed by a port
-// of its algorithm over govader's own lexicon and idiom tables (vader.go) that
-// is several times faster and does not allocate; tests and a fuzz target hold
-// it to govader's results. Accumulate collects a stream into a slice;
-// FromSlice goes the other way.
+// other stages again. Sentiment scores each item once with VADER (govader,
+// on at most the first 480 bytes of the text) and keeps the raw compound
+// score and a Mark. Accumulate collects a stream into a slice; FromSlice goes
+// the other way.
 //
 // # Concurrency
 //

@@ -110,6 +110,12 @@ func TestSentimentReference(t *testing.T) {
 		{"ok", 0.2960, MarkHappy},
 		{"Thanks, that works", 0.4404, MarkHappy},
 		{"Thank you so much, you are amazing! :)", 0.8622, MarkWink},
+		{"I LOVE it", 0.7125, MarkWink},                                    // ALL CAPS among lower case
+		{"not bad at all", 0.4310, MarkHappy},                              // negation
+		{"the bomb kind of good", -0.0772, MarkUnhappy},                    // "kind of" and an idiom word
+		{"Thanks 😀", 0.6597, MarkWink},                                     // an emoji's description is scored
+		{"not happy 😞 the screen is cracked 💔", -0.5490, MarkDevil},        // emoji with negation
+		{"Can you ship to 🇫🇷? My sister lives there 🙂", 0.4033, MarkHappy}, // a flag (two runes) is not described
 	}
 	for _, tc := range tests {
 		t.Run(tc.text, func(t *testing.T) {

@@ -120,11 +120,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.Float64Var(&opts.ReleaseShare, "release", opts.ReleaseShare, "share of acknowledged replies after which the agent releases the conversation")
 	fs.Float64Var(&opts.NavRate, "nav-rate", opts.NavRate, "navigation events per second")
 	fs.Float64Var(&opts.NavLinkShare, "nav-link", opts.NavLinkShare, "share of shop users linked to a texting customer")
-	fs.BoolVar(&opts.Demo, "demo", opts.Demo, "a calm, lively stream of a few customers for a person watching the agent client")
+	fs.BoolVar(&opts.Demo, "demo", opts.Demo, "a calm, lively stream of six named customers (the same numbers every run, +1 415 555 0101 and up) for a person watching the agent client")
 	fs.BoolVar(&opts.DemoAgent, "demo-agent", opts.DemoAgent, "in -demo, also run one simulated agent")
 	fs.Var(listFlag{&pidList}, "pid", "node process id(s) whose RSS is sampled before and after the agents connect (Linux)")
 	var cpuPIDList []string
-	fs.Var(listFlag{&cpuPIDList}, "cpu-pid", "process id(s) (nodes, the broker) whose CPU use over the send phase is reported beside sbload's own (Linux)")
+	fs.Var(listFlag{&cpuPIDList}, "cpu-pid", "process id(s) (nodes, the broker) whose CPU use over the send phase is reported beside sbload's own, in % of a core and in µs per message delivered in that phase (Linux)")
 	fs.DurationVar(&opts.Idle, "idle", opts.Idle, "with -pid: how long the connected agents idle before RSS is sampled")
 	seed := fs.Uint64("seed", 0, "random seed (0 = from the clock)")
 	fs.StringVar(&opts.RunID, "run-id", "", "1 to 6 digits naming this run's agents and phones (default random)")

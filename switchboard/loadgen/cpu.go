@@ -11,11 +11,16 @@ import (
 )
 
 // CPUUsage is the CPU time one process used during the send phase, as a
-// percentage of one core (200 = two cores busy the whole time).
+// percentage of one core (200 = two cores busy the whole time) and per
+// inbound message delivered to an agent in that phase.
 type CPUUsage struct {
 	PID     int     `json:"pid"` // 0 = sbload itself
 	Command string  `json:"command"`
 	Percent float64 `json:"percent"`
+	Seconds float64 `json:"cpu_s"` // user+system CPU time over the send phase
+	// MicrosPerDelivered is Seconds in µs divided by the inbound messages
+	// first delivered to an agent during the send phase; 0 when none was.
+	MicrosPerDelivered float64 `json:"us_per_delivered,omitempty"`
 }
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat: 100
@@ -123,9 +128,30 @@ func (m *cpuMeter) stop() []CPUUsage {
 			name = "sbload"
 		}
 		seconds := float64(c.ticks-m.start[i].ticks) / clockTicks
-		out = append(out, CPUUsage{PID: pid, Command: name, Percent: round1(100 * seconds / elapsed.Seconds())})
+		out = append(out, CPUUsage{PID: pid, Command: name, Percent: round1(100 * seconds / elapsed.Seconds()), Seconds: seconds})
 	}
 	return out
+}
+
+// perDelivered sets each process's CPU time per delivered message and
+// returns the total over the -cpu-pid processes (sbload's own row left
+// out, a PID listed twice counted once): the node CPU per delivered
+// message when the PIDs are the nodes. It returns 0 when delivered is 0.
+func perDelivered(usage []CPUUsage, delivered int64) float64 {
+	if delivered <= 0 {
+		return 0
+	}
+	var total float64
+	counted := map[int]bool{}
+	for i := range usage {
+		u := &usage[i]
+		u.MicrosPerDelivered = round1(u.Seconds * 1e6 / float64(delivered))
+		if u.PID != 0 && !counted[u.PID] {
+			counted[u.PID] = true
+			total += u.Seconds
+		}
+	}
+	return round1(total * 1e6 / float64(delivered))
 }
 
 func round1(f float64) float64 { return math.Round(f*10) / 10 }

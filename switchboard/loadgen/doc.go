@@ -16,7 +16,7 @@
 //     conversation;
 //   - shop users posting navigation events, some linked to a customer's
 //     phone;
-//   - a fake Twilio Messages API (twiliotest) that the nodes send replies
+//   - a fake Twilio Messages API (fakeapi) that the nodes send replies
 //     to, which records every send and posts status callbacks.
 //
 // At the end a Report holds latency percentiles, throughput, errors by kind

@@ -135,8 +135,11 @@ func TestRunAgainstNodeLosesNothing(t *testing.T) {
 		rep.CPU[1].Command == "" || rep.CPU[0].Percent <= 0 || rep.CPU[1].Percent != rep.CPU[0].Percent {
 		t.Errorf("CPU = %+v, want sbload and this process (the same process: the same, non-zero share)", rep.CPU)
 	}
-	if !strings.Contains(out.String(), "CPU (send phase") {
-		t.Errorf("summary has no CPU line:\n%s", out.String())
+	if !strings.Contains(out.String(), "CPU (send phase") || !strings.Contains(out.String(), "node CPU per delivered message") {
+		t.Errorf("summary has no CPU lines:\n%s", out.String())
+	}
+	if rep.Inbound.DeliveredInSend == 0 || rep.CPUPerDelivered <= 0 || rep.CPU[1].MicrosPerDelivered != rep.CPUPerDelivered {
+		t.Errorf("CPU per delivered message %v µs (this process %+v) over %d delivered in the send phase", rep.CPUPerDelivered, rep.CPU[1], rep.Inbound.DeliveredInSend)
 	}
 	in := rep.Inbound
 	if in.Sent < 50 || in.Acked != in.Sent || in.Delivered != in.Sent || in.Lost != 0 {

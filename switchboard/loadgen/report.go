@@ -51,16 +51,24 @@ type Report struct {
 	BadReplies   []LostReply      `json:"bad_replies,omitempty"`   // the first 20 lost or sent twice
 	Memory       *MemoryReport    `json:"memory,omitempty"`
 	CPU          []CPUUsage       `json:"cpu,omitempty"` // over the send phase: sbload, then CPUPIDs
-	Failures     []string         `json:"failures"`      // empty = nothing lost, nothing sent twice
+	// CPUPerDelivered is the CPU time of the CPUPIDs processes over the
+	// send phase, in µs per inbound message delivered to an agent in that
+	// phase (Inbound.DeliveredInSend): the node CPU per delivered message
+	// when -cpu-pid names the nodes. 0 without -cpu-pid or deliveries.
+	CPUPerDelivered float64  `json:"cpu_us_per_delivered,omitempty"`
+	Failures        []string `json:"failures"` // empty = nothing lost, nothing sent twice
 }
 
 // InboundReport accounts for the customers' messages.
 type InboundReport struct {
-	Sent            int64   `json:"sent"`  // distinct messages (first posts)
-	Acked           int64   `json:"acked"` // answered 200
-	Failed          int64   `json:"failed"`
-	Delivered       int64   `json:"delivered"` // distinct acked-or-not messages seen by an agent
-	Lost            int64   `json:"lost"`      // acked, never seen by an agent
+	Sent      int64 `json:"sent"`  // distinct messages (first posts)
+	Acked     int64 `json:"acked"` // answered 200
+	Failed    int64 `json:"failed"`
+	Delivered int64 `json:"delivered"` // distinct acked-or-not messages seen by an agent
+	// DeliveredInSend counts the messages first delivered during the send
+	// phase, the window over which CPU is measured.
+	DeliveredInSend int64   `json:"delivered_in_send"`
+	Lost            int64   `json:"lost"` // acked, never seen by an agent
 	DeliveredTwice  int64   `json:"delivered_twice"`
 	Redelivered     int64   `json:"redelivered_same_agent"`
 	DuplicatesSent  int64   `json:"duplicates_sent"`
@@ -114,6 +122,8 @@ func (r *Runner) fill(rep *Report, expectDelivery, expectAPI bool) {
 	if !c.lastDelivery.IsZero() {
 		rep.Inbound.DeliveredPerSec = perSec(c.delivered, c.lastDelivery.Sub(r.start))
 	}
+	rep.Inbound.DeliveredInSend = r.led.deliveredBetween(r.start, r.sendEnd)
+	rep.CPUPerDelivered = perDelivered(rep.CPU, rep.Inbound.DeliveredInSend)
 	rep.Replies = ReplyReport{
 		Sent: c.repliesSent, Acked: c.repliesAcked, Refused: c.repliesRefused, AtSMSAPI: c.repliesAPI,
 		Lost: lostReplies, SentTwice: twice, Statuses: c.statuses,
@@ -126,6 +136,20 @@ func (r *Runner) fill(rep *Report, expectDelivery, expectAPI bool) {
 	rep.LostMessages = lost
 	rep.BadReplies = bad
 	rep.Failures = failures(rep, expectDelivery)
+}
+
+// deliveredBetween counts the inbound messages first delivered to an agent
+// in [from, to].
+func (l *ledger) deliveredBetween(from, to time.Time) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var n int64
+	for _, m := range l.in {
+		if m.firstAgent != "" && !m.deliveredAt.Before(from) && !m.deliveredAt.After(to) {
+			n++
+		}
+	}
+	return n
 }
 
 // failures says, in words, what was lost or sent twice.
@@ -219,9 +243,22 @@ func (rep *Report) WriteText(w io.Writer) error {
 	if len(rep.CPU) > 0 {
 		var parts []string
 		for _, c := range rep.CPU {
-			parts = append(parts, fmt.Sprintf("%s %.0f %%", c.Command, c.Percent))
+			p := fmt.Sprintf("%s %.0f %%", c.Command, c.Percent)
+			if c.MicrosPerDelivered > 0 {
+				p += fmt.Sprintf(" (%.1f µs/delivered)", c.MicrosPerDelivered)
+			}
+			parts = append(parts, p)
 		}
 		fmt.Fprintf(tw, "\nCPU (send phase, %% of one core)\t%s\n", strings.Join(parts, ", "))
+		if rep.CPUPerDelivered > 0 {
+			note := ""
+			if in.DeliveredInSend < in.Acked*9/10 {
+				// Conversations waited for a free agent, or delivery lagged:
+				// the CPU of the others' work is charged to fewer messages.
+				note = fmt.Sprintf("; only %d of %d acknowledged: deliveries lagged, so this overstates the cost per message", in.DeliveredInSend, in.Acked)
+			}
+			fmt.Fprintf(tw, "node CPU per delivered message\t%.1f µs (-cpu-pid processes, %d messages delivered in the send phase%s)\n", rep.CPUPerDelivered, in.DeliveredInSend, note)
+		}
 	}
 	if len(rep.Errors) > 0 {
 		fmt.Fprintf(tw, "\nerrors\t%s\n", errorList(rep.Errors))

@@ -20,7 +20,7 @@ import (
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio"
-	"github.com/switchboard/switchboard/switchboard/sms/twilio/twiliotest"
+	"github.com/switchboard/switchboard/switchboard/sms/twilio/fakeapi"
 )
 
 // Runner runs one load test (or one demo). See the package comment for
@@ -31,7 +31,7 @@ type Runner struct {
 	led    *ledger
 	client *http.Client
 
-	fake    *twiliotest.Server
+	fake    *fakeapi.Server
 	fakeSrv *http.Server
 	fakeLn  net.Listener
 	fakeHit func(to, body string) // demo: show replies as they are sent
@@ -590,7 +590,7 @@ func (r *Runner) startFake() error {
 		}
 	}
 	r.fakeLn = ln
-	r.fake = twiliotest.New(r.opts.AccountSID, r.opts.AuthToken)
+	r.fake = fakeapi.New(r.opts.AccountSID, r.opts.AuthToken)
 	r.fake.SetAutoStatus("sent", "delivered")
 	api := r.fake.Handler()
 	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

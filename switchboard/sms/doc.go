@@ -8,8 +8,9 @@
 // (NewConsole).
 //
 // Twilio's Messages API, webhook signature checking and the webhook form
-// parsers live in the sub-package sms/twilio; a fake Twilio for tests lives
-// in sms/twilio/twiliotest.
+// parsers live in the sub-package sms/twilio; a fake Twilio REST API lives
+// in sms/twilio/fakeapi (served by sbload) and its test helper in
+// sms/twilio/twiliotest.
 //
 // Concurrency: every Sender in this module is safe for concurrent use.
 // Backoff is a plain value; Backoff.Delay is safe for concurrent use as long

@@ -8,7 +8,7 @@
 //     Twilio's message statuses onto protocol.Status.
 //   - Sender implements sms.Sender with twilio-go's Messages API
 //     (Api.CreateMessage), pointed at Config.APIURL when set so that tests
-//     and load runs talk to the fake in sub-package twiliotest on loopback.
+//     and load runs talk to the fake in sub-package fakeapi on loopback.
 //     Its errors say when a request was written but not answered
 //     (SendError.MaybeSent), and it implements sms.Finder (Find, with
 //     Api.PageMessage) to look such a message up before sending it again.

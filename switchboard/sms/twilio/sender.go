@@ -36,7 +36,7 @@ type Config struct {
 	// whose Outgoing.From is empty. Required.
 	From string
 	// APIURL (TWILIO_API_URL) is the base URL of the REST API, e.g.
-	// http://127.0.0.1:PORT for the fake in twiliotest; it may carry a path
+	// http://127.0.0.1:PORT for the fake in fakeapi; it may carry a path
 	// prefix. Empty means Twilio's own https://api.twilio.com.
 	APIURL string
 	// HTTPClient supplies the transport (proxy, TLS settings). Only its

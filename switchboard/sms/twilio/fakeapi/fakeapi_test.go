@@ -1,4 +1,4 @@
-package twiliotest
+package fakeapi
 
 import (
 	"context"
@@ -455,7 +455,7 @@ func TestHoldAnswers(t *testing.T) {
 		}
 		done <- err
 	}()
-	acc := s.WaitAccepted(t, 1, 5*time.Second)
+	acc := awaitAccepted(t, s, 1)
 	if acc[0].Sid == "" || acc[0].Status != "queued" {
 		t.Fatalf("held message recorded as %+v", acc[0])
 	}
@@ -503,12 +503,50 @@ func TestCloseEndsHeldAnswers(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	s.WaitAccepted(t, 1, 5*time.Second)
+	awaitAccepted(t, s, 1)
 	done := make(chan struct{})
 	go func() { s.Close(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close hangs on a held answer")
+	}
+}
+
+// awaitAccepted waits up to a minute for n accepted messages.
+func awaitAccepted(t *testing.T, s *Server, n int) []SentMessage {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got, err := s.AwaitAccepted(ctx, n)
+	if err != nil {
+		t.Fatalf("%d accepted messages, want %d: %v", len(got), n, err)
+	}
+	return got
+}
+
+// TestAwait: AwaitSent wakes when a request is recorded (refused ones count
+// for Sent, not for Accepted) and gives up with ctx's error.
+func TestAwait(t *testing.T) {
+	s := New(acct, tok)
+	defer s.Close()
+	done := make(chan []SentMessage)
+	go func() {
+		got, err := s.AwaitAccepted(context.Background(), 2)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- got
+	}()
+	s.AddMessage(SentMessage{To: "+15551234567", From: "+15550000000", Body: "one"})
+	s.AddMessage(SentMessage{To: "+15551234567", From: "+15550000000", Body: "two"})
+	if got := <-done; len(got) != 2 || got[1].Body != "two" {
+		t.Fatalf("AwaitAccepted = %+v", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	got, err := s.AwaitSent(ctx, 3)
+	if !errors.Is(err, context.Canceled) || len(got) != 2 {
+		t.Fatalf("AwaitSent with a done context = %d messages, %v", len(got), err)
 	}
 }

@@ -1,5 +1,6 @@
-// Package twiliotest is a fake of the parts of Twilio's REST API that
-// Switchboard uses, for tests, sbload and end-to-end runs on loopback:
+// Package fakeapi is a fake of the parts of Twilio's REST API that
+// Switchboard uses, served on loopback for sbload (load runs and the demo),
+// end-to-end runs and, through the test helper twiliotest, tests:
 //
 //   - POST /2010-04-01/Accounts/{AccountSid}/Messages.json (CreateMessage):
 //     checks basic auth and the form like Twilio (To, From, Body), answers
@@ -14,7 +15,7 @@
 //   - SendStatus posts a signed delivery-status callback as Twilio does and
 //     updates the message's status.
 //
-// Tests shape the account and the answers: AddMessage puts in a message as
+// Callers shape the account and the answers: AddMessage puts in a message as
 // if sent earlier; FailNext and FailListNext make requests fail with an
 // HTTP status; HoldAnswers makes the fake create messages but answer late,
 // so that a sender times out after Twilio has really created the message.
@@ -25,7 +26,10 @@
 // Concurrency: all methods are safe for concurrent use. NewServer starts
 // one serving goroutine and SetAutoStatus one goroutine per accepted
 // message; Close stops and waits for all of them, and ends held answers.
-package twiliotest
+//
+// It does not import package testing, so it may be linked into shipped
+// binaries (sbload); the waits that fail a test live in twiliotest.
+package fakeapi
 
 import (
 	"context"
@@ -40,7 +44,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 	"unicode/utf8"
 
@@ -100,7 +103,8 @@ type Server struct {
 	numbers        []*Number
 	auto           []string
 	statusErrs     []error
-	closed         bool // no new status goroutines once set
+	closed         bool          // no new status goroutines once set
+	grew           chan struct{} // closed and replaced when sent grows
 	unsubscribed   map[string]bool
 }
 
@@ -109,7 +113,7 @@ type Server struct {
 func NewServer(accountSID, authToken string) *Server {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		panic(fmt.Sprintf("twiliotest: listen: %v", err))
+		panic(fmt.Sprintf("fakeapi: listen: %v", err))
 	}
 	s := newServer(accountSID, authToken)
 	s.ln = ln
@@ -132,6 +136,7 @@ func newServer(accountSID, authToken string) *Server {
 		accountSID: accountSID, authToken: authToken,
 		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}},
 		ctx:    ctx, stop: stop,
+		grew: make(chan struct{}),
 	}
 }
 
@@ -191,32 +196,41 @@ func (s *Server) Accepted() []SentMessage {
 	return out
 }
 
-// WaitSent polls until at least n requests were received (Sent) and
-// returns them; it fails t after timeout.
-func (s *Server) WaitSent(t testing.TB, n int, timeout time.Duration) []SentMessage {
-	t.Helper()
-	return s.wait(t, n, timeout, s.Sent, "requests")
+// AwaitSent waits until at least n requests were received (Sent) and
+// returns them, or returns what there is and ctx's error when ctx ends
+// first.
+func (s *Server) AwaitSent(ctx context.Context, n int) ([]SentMessage, error) {
+	return s.await(ctx, n, s.Sent)
 }
 
-// WaitAccepted polls until at least n messages were accepted (Accepted).
-func (s *Server) WaitAccepted(t testing.TB, n int, timeout time.Duration) []SentMessage {
-	t.Helper()
-	return s.wait(t, n, timeout, s.Accepted, "accepted messages")
+// AwaitAccepted waits until at least n messages were accepted (Accepted),
+// like AwaitSent.
+func (s *Server) AwaitAccepted(ctx context.Context, n int) ([]SentMessage, error) {
+	return s.await(ctx, n, s.Accepted)
 }
 
-func (s *Server) wait(t testing.TB, n int, timeout time.Duration, get func() []SentMessage, what string) []SentMessage {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
+func (s *Server) await(ctx context.Context, n int, get func() []SentMessage) ([]SentMessage, error) {
 	for {
+		s.mu.Lock()
+		grew := s.grew
+		s.mu.Unlock()
 		got := get()
 		if len(got) >= n {
-			return got
+			return got, nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("twiliotest: %d %s after %v, want %d", len(got), what, timeout, n)
+		select {
+		case <-grew:
+		case <-ctx.Done():
+			return get(), ctx.Err()
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// record appends m to the messages and wakes the waiters. s.mu is held.
+func (s *Server) record(m SentMessage) {
+	s.sent = append(s.sent, m)
+	close(s.grew)
+	s.grew = make(chan struct{})
 }
 
 // FailNext makes the next n CreateMessage requests answer status (500,
@@ -269,7 +283,7 @@ func (s *Server) AddMessage(m SentMessage) SentMessage {
 	m.BasicAuthOK, m.HTTPStatus = true, http.StatusCreated
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sent = append(s.sent, m)
+	s.record(m)
 	return m
 }
 
@@ -351,18 +365,18 @@ func (s *Server) sendStatus(ctx context.Context, callbackURL, sid, status string
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, callbackURL, strings.NewReader(form.Encode()))
 	if err != nil {
-		return fmt.Errorf("twiliotest: status callback %s: %w", callbackURL, err)
+		return fmt.Errorf("fakeapi: status callback %s: %w", callbackURL, err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("User-Agent", "TwilioProxy/1.1")
 	req.Header.Set(twilio.SignatureHeader, twilio.Signature(s.authToken, callbackURL, form))
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("twiliotest: status callback %s: %w", callbackURL, err)
+		return fmt.Errorf("fakeapi: status callback %s: %w", callbackURL, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("twiliotest: status callback %s %s: HTTP %d", sid, status, resp.StatusCode)
+		return fmt.Errorf("fakeapi: status callback %s %s: HTTP %d", sid, status, resp.StatusCode)
 	}
 	return nil
 }
@@ -406,7 +420,7 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 		m.Status, m.Created = "queued", time.Now()
 	}
 	m.HTTPStatus = status
-	s.sent = append(s.sent, m)
+	s.record(m)
 	spawn := len(s.auto) > 0 && m.StatusCallback != "" && status == http.StatusCreated && !s.closed
 	auto := s.auto
 	if spawn {
