@@ -421,7 +421,7 @@ func TestTroubleshootingMessagesExist(t *testing.T) {
 	}
 	for _, msg := range []string{
 		"too weak to listen on", "the port is taken", "another switchboard node holds this data directory",
-		"Twilio is configured without a public URL", "webhook refused: bad signature", "token refused (401)",
+		"Twilio is configured without a public URL", "webhook refused: bad signature", "token refused (401)", "-url must end in /agent",
 		"nothing arrived",
 	} {
 		if !strings.Contains(table, msg) {
