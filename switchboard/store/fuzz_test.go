@@ -20,6 +20,8 @@ func FuzzAppendInbound(f *testing.F) {
 	f.Add("", "+15551234567", "x")
 	f.Add("SM2", "+15551234567/1", "x")
 	f.Add("SM3", "15551234567", "x")
+	f.Add("SM4", "whatsapp:+15551234567", "STOP")
+	f.Add("SM5", "whatsapp:+15551234567/1", "start")
 	s, err := Open(Options{Dir: f.TempDir()})
 	if err != nil {
 		f.Fatal(err)
