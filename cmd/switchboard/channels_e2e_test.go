@@ -310,3 +310,27 @@ func TestClusterOptOut(t *testing.T) {
 	n2 := c.node("n2")
 	optOut(t, n1, n2, "https://sms.example.test", c.fake)
 }
+
+// When Twilio's API does not answer within the 10 s request timeout, the
+// node's log line names the URL it actually called (TWILIO_API_URL), not
+// api.twilio.com. (Takes the 10 s of the timeout.)
+func TestNoAnswerLogNamesTheAPIURL(t *testing.T) {
+	fake := twiliotestServer(t)
+	p := start(t, sbt.FreePort(t), t.TempDir(), fake.URL())
+	const c1 = "+15559990001"
+	alice := p.agent("alice", 1)
+	p.sms("SMtimeout1", c1, "hello?")
+	alice.Expect(protocol.TypeAssigned, phoneIs(c1), wait)
+	fake.HoldAnswers(1, 0) // until the node gives up
+	alice.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: c1, Message: "hi", Ref: "t1"})
+	alice.Expect(protocol.TypeAck, nil, wait)
+	host := strings.TrimPrefix(fake.URL(), "http://")
+	sbt.WaitFor(t, 3*wait, "the timeout log line", func() bool {
+		return strings.Contains(p.logs.String(), "no answer from "+host+" within 10s")
+	})
+	for _, line := range strings.Split(p.logs.String(), "\n") {
+		if strings.Contains(line, "no answer from") && (!strings.Contains(line, fake.URL()+"/2010-04-01/") || strings.Contains(line, "api.twilio.com")) {
+			t.Fatalf("timeout line does not name %s: %s", fake.URL(), line)
+		}
+	}
+}
