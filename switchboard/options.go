@@ -54,6 +54,12 @@ type Options struct {
 	MaxBody         int64         // largest webhook or JSON body; default 64 KiB
 	ShutdownTimeout time.Duration // drain limit on SIGTERM; default 30s
 	AllowedOrigins  []string      // extra Origins allowed to open agent WebSockets (besides same host and none)
+	AgentRate       int           // frames per second per agent connection; default DefaultAgentRate; 0 = unlimited
+	AgentBurst      int           // frames at once above AgentRate; default DefaultAgentBurst
+
+	// TwilioWhatsAppFrom is the WhatsApp sender of replies to WhatsApp
+	// conversations ("+E164" or "whatsapp:+E164"); "" = TwilioFrom.
+	TwilioWhatsAppFrom string
 
 	// SSH agent desk (package sshdesk, wired by cmd/switchboard): agents
 	// sign in with a key listed in SSHKeys. "" = no SSH endpoint.
@@ -82,6 +88,8 @@ func NewOptions() Options {
 		HistoryOnAssign: 50,
 		MaxBody:         64 << 10,
 		ShutdownTimeout: 30 * time.Second,
+		AgentRate:       DefaultAgentRate,
+		AgentBurst:      DefaultAgentBurst,
 		Nav:             nav.NewOptions(),
 	}
 }
@@ -167,7 +175,7 @@ func (o *Options) Validate() error {
 		}
 	}
 	errs = append(errs, o.checkExposure()) // exposure.go
-	errs = append(errs, o.Nav.Validate())
+	errs = append(errs, o.Nav.Validate(), o.validateLimits())
 	return errors.Join(errs...)
 }
 
@@ -284,6 +292,7 @@ func Settings() []Setting {
 	b, s = str(func(o *Options) *string { return &o.SSHKeys })
 	add(mk("ssh-keys", []string{"SWITCHBOARD_SSH_KEYS"}, "authorized_keys file of the SSH agents: \"ssh-ed25519 AAAA… alice [capacity=N]\"; re-read when it changes", b, s))
 	list = append(list, navSettings()...)
+	list = append(list, limitSettings()...)
 	return list
 }
 
