@@ -1,0 +1,263 @@
+package switchboard
+
+// This file holds membership: node starts and deaths, heartbeats, adopting a dead node's replies.
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/switchboard/switchboard/switchboard/bus"
+)
+
+// routeNode applies a node start or death. Runs on the router goroutine.
+func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
+	switch ev.State {
+	case "started":
+		c.back(ev.Node)
+		// Connections the engine still has on a node that just
+		// (re)started are gone: it has no sessions yet.
+		for agent, epoch := range r.engine.OnlineOn(ev.Node) {
+			if r.engine.Disconnect(agent, epoch) && ev.Node == c.node {
+				c.graceTimer(agent, epoch)
+			}
+		}
+		if ev.Node != c.node || ev.ID != c.startedID {
+			return nil
+		}
+		// Caught up. Grace timers of agents that went offline while no
+		// node was watching (a whole-cluster restart) restart here.
+		for agent, epoch := range r.engine.Offline() {
+			if r.timers[agent] == nil {
+				c.graceTimer(agent, epoch)
+			}
+		}
+		return []func(){func() {
+			c.checkpoint(c.n.ctx)
+			c.caughtUp.Store(true)
+			c.log.Info("cluster: caught up with the log", "offset", c.offset)
+			c.n.outbound.sweep()
+		}}
+	case "alive":
+		c.back(ev.Node)
+		if ev.Node != c.node || ev.By != c.node {
+			return nil
+		}
+		return []func(){func() {
+			// Our replies stored until now were the adopter's to send: any
+			// of them may be at the provider already, or on its way there.
+			wait := c.n.outbound.handOver(true)
+			c.log.Warn("cluster: sending this node's replies again", "after", wait)
+		}}
+	case "dead":
+		if ev.Node == c.node {
+			// Declared dead (we were stalled or cut off): another node
+			// sends our replies from here in the log, until we say we are
+			// alive. Then say so, and that every local session is here.
+			c.adoptMu.Lock()
+			c.selfDead = true
+			c.adoptMu.Unlock()
+			return []func(){func() {
+				if !c.caughtUp.Load() {
+					return // replaying: our "started" comes later in the log
+				}
+				c.log.Warn("cluster: this node was declared dead; saying it is alive")
+				ev := routeEvent{ID: c.n.store.NewID(), Node: c.node, State: "alive", By: c.node, At: c.n.now().UnixMilli()}
+				if err := c.publish(c.n.ctx, keyNode(c.node), ev); err != nil {
+					c.log.Error("publish alive", "err", err)
+				}
+				c.reassert()
+			}}
+		}
+		var post []func()
+		for agent, epoch := range r.engine.OnlineOn(ev.Node) {
+			if r.engine.Disconnect(agent, epoch) {
+				c.graceTimer(agent, epoch) // it holds conversations
+			}
+			if ev.By == c.node {
+				// Its node cannot say the agent is gone (agent.presence
+				// of the contract): the node that declared it dead does.
+				// Applied, the event changes nothing: the agent is
+				// already offline.
+				l := r.engine.LoadOf(agent)
+				gone := presenceEvent{Agent: agent, Node: ev.Node, State: stateGone, Capacity: l.Capacity, Load: l.Active,
+					At: ev.At, ID: c.n.store.NewID(), Session: c.current[agent]}
+				post = append(post, func() { c.n.publishAsync(keyPresence(agent), gone) })
+			}
+		}
+		if _, taken := c.dead[ev.Node]; !taken {
+			c.dead[ev.Node] = ev.By
+		}
+		if c.dead[ev.Node] != c.node {
+			return post
+		}
+		node := ev.Node
+		// Adopted here, in log order: a "started" of the same node later
+		// in this run must undo it.
+		c.adoptMu.Lock()
+		c.adopted[node] = true
+		c.adoptMu.Unlock()
+		return append(post, func() {
+			// An attempt it started before it fell silent can still reach
+			// the provider: wait that out, then look each reply up before
+			// sending it (dispatcher.uncertain).
+			wait := c.n.outbound.handOver(false)
+			c.log.Warn("node declared dead: sending its pending replies", "node", node, "after", wait)
+		})
+	}
+	return nil
+}
+
+// back records in log order that node is alive (it started, or said so
+// after it was declared dead): it sends its own replies again, and whoever
+// adopted them while it was dead stops (else every reply it accepts from
+// now on would be sent twice). Runs on the router goroutine.
+func (c *cluster) back(node string) {
+	delete(c.dead, node)
+	c.adoptMu.Lock()
+	delete(c.adopted, node)
+	if node == c.node {
+		c.selfDead = false
+	}
+	c.adoptMu.Unlock()
+}
+
+// reassert publishes the connection of every local session again.
+func (c *cluster) reassert() {
+	var list []*session
+	c.n.router.call(c.n.ctx, func() {
+		for _, s := range c.n.router.sessions {
+			list = append(list, s)
+		}
+	})
+	for _, s := range list {
+		c.n.goFunc(func() {
+			c.presence(c.n.ctx, s, stateConnected, 0)
+			if s.available.Load() {
+				c.presence(c.n.ctx, s, stateAvailable, int(s.lastCapacity.Load()))
+			}
+		})
+	}
+}
+
+// sends reports whether this node sends replies accepted by origin: its
+// own unless the log says it is dead (until it says it is alive again),
+// and those of the dead nodes it adopted.
+func (c *cluster) sends(origin string) bool {
+	c.adoptMu.Lock()
+	defer c.adoptMu.Unlock()
+	if origin == c.node || origin == "" {
+		return !c.selfDead
+	}
+	return c.adopted[origin]
+}
+
+// hearsBroker reports whether this node heard its own heartbeat within
+// leaseFor of now.
+func (c *cluster) hearsBroker(now time.Time) bool {
+	c.hbMu.Lock()
+	defer c.hbMu.Unlock()
+	return now.Sub(c.lastSeen[c.node]) < leaseFor
+}
+
+// heartbeats publishes this node's heartbeat and declares silent nodes dead.
+func (c *cluster) heartbeats(ctx context.Context) {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		hctx, cancel := context.WithTimeout(ctx, heartbeatEvery)
+		c.n.bus.Publish(hctx, keyHeartbeat(c.node), []byte(`{"node":"`+c.node+`"}`))
+		cancel()
+		c.checkDead(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *cluster) onHeartbeat(_ context.Context, d bus.Delivery) error {
+	node := strings.TrimPrefix(d.Key, "node.heartbeat.")
+	now := c.n.now()
+	c.hbMu.Lock()
+	last, seen := c.lastSeen[node]
+	c.lastSeen[node] = now
+	c.hbMu.Unlock()
+	if node == c.node && seen && now.Sub(last) > 2*heartbeatEvery {
+		if now.Sub(last) >= 3*heartbeatEvery {
+			// We were deaf (see mayDeclare): the others' silence since
+			// then is not theirs.
+			c.hbMu.Lock()
+			c.backAt = now
+			c.hbMu.Unlock()
+		}
+		// Back after an outage: the broker may have lost the log.
+		select {
+		case c.recheck <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// checkDead declares dead the nodes that host agents and have been silent
+// for deadAfter — but only while our own heartbeats come back, so a broker
+// outage does not make every node declare every other dead.
+func (c *cluster) checkDead(ctx context.Context) {
+	if !c.caughtUp.Load() {
+		return
+	}
+	now := c.n.now()
+	if !c.mayDeclare(now) {
+		return
+	}
+	hosts := map[string]bool{}
+	c.n.router.call(ctx, func() {
+		for _, a := range c.n.router.engine.SnapshotAgents() {
+			if a.Online && a.Node != "" && a.Node != c.node {
+				hosts[a.Node] = true
+			}
+		}
+	})
+	for _, node := range c.silent(now, hosts) {
+		c.log.Warn("node silent: declaring it dead", "node", node)
+		ev := routeEvent{ID: c.n.store.NewID(), Node: node, State: "dead", By: c.node, At: now.UnixMilli()}
+		if err := c.publish(ctx, keyNode(node), ev); err != nil {
+			c.log.Warn("publish node death", "node", node, "err", err)
+		}
+	}
+}
+
+// mayDeclare reports whether this node can tell at now that another is
+// silent: its own heartbeats come back (it hears the broker), and it has
+// run for deadAfter.
+func (c *cluster) mayDeclare(now time.Time) bool {
+	c.hbMu.Lock()
+	defer c.hbMu.Unlock()
+	return now.Sub(c.lastSeen[c.node]) < 3*heartbeatEvery && now.Sub(c.startedAt) >= deadAfter
+}
+
+// silent returns the hosts silent for deadAfter and not declared dead in
+// the last 10*deadAfter, sorted, and marks them declared at now. Silence
+// counts only while this node could hear: after an outage of its own
+// (backAt; during a broker outage every node is silent, and the others
+// reconnect up to a second or so after us) it counts from its return.
+func (c *cluster) silent(now time.Time, hosts map[string]bool) []string {
+	c.hbMu.Lock()
+	defer c.hbMu.Unlock()
+	var out []string
+	for node := range hosts {
+		heard := c.lastSeen[node]
+		if c.backAt.After(heard) {
+			heard = c.backAt
+		}
+		if now.Sub(heard) >= deadAfter && now.Sub(c.declared[node]) >= 10*deadAfter {
+			c.declared[node] = now
+			out = append(out, node)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
