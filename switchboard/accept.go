@@ -4,8 +4,13 @@ package switchboard
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
 	"time"
 
+	"github.com/switchboard/switchboard/switchboard/bus"
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/store"
 )
@@ -35,8 +40,8 @@ func (c *cluster) acceptedBefore(key, id string) string {
 	return ""
 }
 
-// inbound accepts a webhook's message in cluster mode: journaled (durable)
-// and published; stored and routed when it comes back from the log.
+// inbound accepts a webhook's message: durable (acceptor), then stored
+// and routed when it is applied from the log.
 func (c *cluster) inbound(ctx context.Context, in store.Inbound, born time.Time) (duplicate bool, err error) {
 	if _, err := c.n.store.MessageBySid(in.Sid); err == nil {
 		return true, nil
@@ -50,10 +55,10 @@ func (c *cluster) inbound(ctx context.Context, in store.Inbound, born time.Time)
 		Received: born.UnixMilli(), Status: protocol.StatusReceived, FromCountry: in.FromCountry,
 	}
 	ev := messageEvent{Message: msg, Node: c.node, Born: born.UnixNano(), Sid: in.Sid, To: in.To}
-	return false, c.append(ctx, id, keyIn(in.Phone), ev)
+	return false, c.appendApplied(ctx, id, keyIn(in.Phone), ev)
 }
 
-// reply accepts an agent's reply in cluster mode and returns its id.
+// reply accepts an agent's reply and returns its id.
 func (c *cluster) reply(ctx context.Context, s *session, phone, ref, text string) (string, error) {
 	if m, err := c.n.store.MessageByRef(s.agent, ref); err == nil {
 		return m.ID, nil
@@ -66,7 +71,7 @@ func (c *cluster) reply(ctx context.Context, s *session, phone, ref, text string
 		ID: id, Phone: phone, Direction: protocol.Out, Text: text, Agent: s.agent,
 		Received: c.n.now().UnixMilli(), Status: protocol.StatusQueued,
 	}
-	return id, c.append(ctx, id, keyOut(phone), messageEvent{Message: msg, Node: c.node, Ref: ref})
+	return id, c.appendApplied(ctx, id, keyOut(phone), messageEvent{Message: msg, Node: c.node, Ref: ref})
 }
 
 // status publishes a delivery status change through the journal. id may be
@@ -126,8 +131,99 @@ func (c *cluster) presence(ctx context.Context, s *session, state string, capaci
 	return c.publish(ctx, keyPresence(s.agent), ev)
 }
 
+// publish appends an event to the log and waits until the log has it.
+// Events published this way (presence, releases, expiries, node states)
+// are not journaled: when the broker is away their publish fails and the
+// caller says so (to the agent) or retries.
 func (c *cluster) publish(ctx context.Context, key string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", key, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, publishWait)
 	defer cancel()
-	return c.n.publish(ctx, key, v)
+	start := c.n.now()
+	if err := c.elog.Append(ctx, key, body); err != nil && !errors.Is(err, bus.ErrUnroutable) {
+		return fmt.Errorf("publish %s: %w", key, err)
+	}
+	c.n.metrics.busLatency.Observe(c.n.now().Sub(start))
+	return nil
+}
+
+// append makes an event this node accepted durable (acceptor) before it is
+// answered for.
+func (c *cluster) append(ctx context.Context, id, key string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("accept %s: %w", key, err)
+	}
+	return c.accept.accept(ctx, id, key, body)
+}
+
+// applyWait bounds how long accepting a message waits for the applier to
+// have applied it.
+const applyWait = 2 * time.Second
+
+// appendApplied is append that then waits, at most applyWait, until the
+// event is applied here: answered, the webhook's message (or the reply) is
+// in this node's store and routed, as a client reading its own write
+// expects. It does not wait while the log cannot take appends (the broker
+// is away): the journal has the event and publishes it later.
+func (c *cluster) appendApplied(ctx context.Context, id, key string, v any) error {
+	ch := c.applied.await(id)
+	defer c.applied.forget(id, ch)
+	if err := c.append(ctx, id, key, v); err != nil {
+		return err
+	}
+	if c.elog.Ready() != nil {
+		return nil
+	}
+	t := time.NewTimer(applyWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// appliedWaiters lets accepting wait for the applier (appendApplied).
+type appliedWaiters struct {
+	mu sync.Mutex
+	m  map[string]chan struct{}
+}
+
+// await returns a channel closed when event id is applied.
+func (w *appliedWaiters) await(id string) chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[string]chan struct{}{}
+	}
+	ch := w.m[id]
+	if ch == nil {
+		ch = make(chan struct{})
+		w.m[id] = ch
+	}
+	return ch
+}
+
+// done says event id is applied (the applier).
+func (w *appliedWaiters) done(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ch := w.m[id]; ch != nil {
+		close(ch)
+		delete(w.m, id)
+	}
+}
+
+// forget drops the wait for id when nobody else waits on ch.
+func (w *appliedWaiters) forget(id string, ch chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m[id] == ch {
+		delete(w.m, id)
+	}
 }

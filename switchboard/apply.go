@@ -10,7 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchboard/switchboard/switchboard/bus"
+	"github.com/switchboard/switchboard/switchboard/eventlog"
+	"github.com/switchboard/switchboard/switchboard/internal/pause"
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/route"
 	"github.com/switchboard/switchboard/switchboard/store"
@@ -57,7 +58,7 @@ type logEntry struct {
 // apply is the log consumer. It only decodes and queues: the applier
 // stores and routes entries in runs, and it, not the bus, remembers how far
 // the log is applied (the checkpoint), so acking at once is safe.
-func (c *cluster) apply(ctx context.Context, d bus.Delivery) error {
+func (c *cluster) apply(ctx context.Context, d eventlog.Entry) error {
 	if d.Offset <= c.queued {
 		return nil // already queued (a redelivery after a reconnect)
 	}
@@ -130,7 +131,7 @@ func (c *cluster) applier(ctx context.Context) {
 				return // not applied: the restarted node replays it
 			}
 			c.log.Error("apply log entries; retrying", "from", run[0].offset, "err", err)
-			if !sleepCtx(ctx, 100*time.Millisecond) {
+			if !pause.For(ctx, 100*time.Millisecond) {
 				return
 			}
 		}
@@ -237,7 +238,8 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 				id = e.msg.EventID
 			}
 			if id != "" {
-				c.applied = append(c.applied, id)
+				c.accept.seen(id)
+				c.applied.done(id)
 			}
 		}
 	}
@@ -326,9 +328,9 @@ func (c *cluster) routePresence(r *router, ev *presenceEvent) {
 	}
 }
 
-func decodeJSON(d bus.Delivery, v any) error {
+func decodeJSON(d eventlog.Entry, v any) error {
 	if err := json.Unmarshal(d.Body, v); err != nil {
-		return bus.Permanent(fmt.Errorf("decode %s: %w", d.Key, err))
+		return fmt.Errorf("decode %s: %w", d.Key, err)
 	}
 	return nil
 }

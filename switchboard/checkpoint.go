@@ -68,12 +68,9 @@ func (c *cluster) checkpoint(ctx context.Context) {
 		return
 	}
 	c.dirty = map[string]bool{}
-	if len(c.applied) > 0 {
-		if err := c.n.store.DeleteJournal(wctx, c.applied...); err != nil {
-			c.log.Warn("trim journal", "err", err)
-		} else {
-			c.applied = c.applied[:0]
-		}
+	c.accept.trim(wctx)
+	if err := c.elog.Trim(wctx, c.offset+1); err != nil {
+		c.log.Warn("trim the log", "err", err)
 	}
 	c.sinceCheck = 0
 	c.lastCheck = c.n.now()

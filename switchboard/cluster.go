@@ -1,40 +1,9 @@
 package switchboard
 
-// Cluster mode (-amqp): several nodes, one team.
-//
-// Every event that changes a conversation or routing — inbound SMS, replies,
-// delivery statuses, agent presence, releases, grace expiries, node starts
-// and deaths — is published to the "switchboard" exchange and lands in one
-// RabbitMQ stream, the log. Every node consumes the whole log, in the same
-// order, and applies each event idempotently: its LevelDB store converges to
-// the same conversations, and its routing engine (a deterministic state
-// machine fed only by log events and the times they carry) makes the same
-// assignments as every other node, without talking to them. The node that
-// hosts an agent's WebSocket delivers the frames; the node that accepted a
-// reply sends it.
-//
-// Durability: an event a node accepts (a webhook, a reply) is written to
-// its local journal (fsynced) while it is published with confirms; the
-// webhook or the agent is answered once the journal has it. Journal entries are
-// published again until the node sees them in the log, so a broker outage
-// or a node restart loses nothing. Applying an event twice changes nothing.
-//
-// Restarts: the apply loop checkpoints the routing state (agents,
-// conversation assignments, the waiting line) with the log offset it
-// reflects, in one atomic write; a restarted node loads the checkpoint and
-// resumes the log after that offset. A new node starts from the first
-// offset. A node is ready once it has applied its own "started" event.
-// The checkpoint also names the log's first entry: a node that finds
-// another first entry (the log was deleted, or the broker lost it) restores
-// its routing state through the new log and replays it from its start
-// (adoptLog), and a running node that finds it fails so that it is
-// restarted (start, watchLog).
-//
-// Node death: nodes publish heartbeats (not in the log). When a node that
-// hosts agents falls silent, another node publishes route.node.<n> "dead";
-// every node then treats that node's agents as disconnected (their grace
-// period starts), and the first node that declared it dead sends the
-// replies it had accepted but not yet handed to Twilio.
+// The node's log machinery: accepting, applying, checkpoints, log
+// identity and, with the stream log, membership. The node runs it alone
+// on the local log or with others on the RabbitMQ stream log alike; see
+// doc.go for the data path, the goroutines and the lock order.
 
 import (
 	"context"
@@ -47,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/switchboard/switchboard/switchboard/bus"
+	"github.com/switchboard/switchboard/switchboard/eventlog"
 	"github.com/switchboard/switchboard/switchboard/route"
 	"github.com/switchboard/switchboard/switchboard/store"
 )
@@ -101,6 +70,12 @@ type cluster struct {
 	log  *slog.Logger
 	node string // this node's id, as used in routing keys
 
+	// Chosen once, at construction (newCluster): the one place where a
+	// node alone and a node among others differ.
+	elog    eventlog.Log // the ordered log
+	accept  acceptor     // makes accepted events durable (journal.go)
+	members membership   // heartbeats and node death (membership.go)
+
 	// Apply state: touched only by the apply loop, or inside router.call
 	// from it (the router goroutine owns the engine).
 	offset int64 // last applied (the applier's)
@@ -123,32 +98,19 @@ type cluster struct {
 	recentSet   map[string]bool
 	dead        map[string]string
 	dirty       map[string]bool // phones whose routing state changed since the last checkpoint
-	applied     []string        // journal ids seen in the log since the last checkpoint
 	lastCheck   time.Time
 	sinceCheck  int
 	startedID   string
 	caughtUp    atomic.Bool
+	caughtUpCh  chan struct{} // closed when caughtUp becomes true
 	pendingLock sync.Mutex
 	pending     map[string]*session // local sessions by id, until their "connected" is applied
-
-	// Heartbeats.
-	hbMu      sync.Mutex
-	lastSeen  map[string]time.Time
-	declared  map[string]time.Time
-	backAt    time.Time // when our own heartbeats came back after an outage
-	startedAt time.Time
 
 	// Recently accepted sids and refs, so a retry that reaches this node
 	// before the first copy is in the log reuses its id.
 	acceptMu sync.Mutex
 	accepted map[string]acceptedID
-
-	// Journal entries whose publish failed or was skipped (the broker
-	// away), until a read of the journal no longer finds them (they were
-	// seen in the log and trimmed).
-	failMu sync.Mutex
-	failed map[string]bool
-	scans  atomic.Int64 // journal reads by the republisher, for tests
+	applied  appliedWaiters // accepted events waited for until applied
 
 	adoptMu  sync.Mutex
 	adopted  map[string]bool // nodes whose pending replies this node sends
@@ -164,7 +126,12 @@ func nodeWord(node string) string {
 	}, node)
 }
 
-func newCluster(n *Node) (*cluster, error) {
+// newCluster restores the node's routing state from its store and
+// returns the machinery that runs it on elog. shared says whether other
+// nodes share the log (the stream log): only then does the node journal
+// what it accepts (the local log is its own journal) and watch other
+// nodes' heartbeats.
+func newCluster(n *Node, elog eventlog.Log, shared bool) (*cluster, error) {
 	c := &cluster{
 		n:          n,
 		log:        n.logBase.With("component", "cluster"),
@@ -177,14 +144,20 @@ func newCluster(n *Node) (*cluster, error) {
 		dead:       map[string]string{},
 		dirty:      map[string]bool{},
 		pending:    map[string]*session{},
-		lastSeen:   map[string]time.Time{},
-		declared:   map[string]time.Time{},
 		accepted:   map[string]acceptedID{},
 		adopted:    map[string]bool{},
-		failed:     map[string]bool{},
 		head:       logHead{Offset: -1},
 		recheck:    make(chan struct{}, 1),
 		checkEvery: logCheckEvery,
+		elog:       elog,
+		caughtUpCh: make(chan struct{}),
+	}
+	if shared {
+		c.accept = newJournal(c)
+		c.members = newHeartbeats(c)
+	} else {
+		c.accept = direct{elog}
+		c.members = alone{}
 	}
 	blob, err := n.store.LoadCheckpoint()
 	if err != nil {
@@ -231,15 +204,12 @@ func newCluster(n *Node) (*cluster, error) {
 	return c, nil
 }
 
-// start subscribes to heartbeats and the log, announces the node and
-// checks that the log is the one its checkpoint describes.
+// start subscribes to the log, announces the node and checks that the
+// log is the one its checkpoint describes.
 func (c *cluster) start(ctx context.Context) error {
-	c.startedAt = c.n.now()
-	hb, err := c.n.bus.Subscribe(ctx, bus.SubscribeOptions{Bindings: []string{"node.heartbeat.*"}}, c.onHeartbeat)
-	if err != nil {
-		return fmt.Errorf("subscribe heartbeats: %w", err)
+	if err := c.members.start(ctx); err != nil {
+		return err
 	}
-	c.n.subs = append(c.n.subs, hb)
 	// Entries wait at the gate until the log's head is checked.
 	gate := make(chan struct{})
 	logSub, err := c.subscribeLog(ctx, gate)
@@ -254,16 +224,19 @@ func (c *cluster) start(ctx context.Context) error {
 		logSub.Close()
 		return fmt.Errorf("announce node: %w", err)
 	}
-	heads, _ := c.n.bus.(bus.StreamHead)
-	if heads != nil {
-		hctx, cancel := context.WithTimeout(ctx, publishWait)
-		d, err := heads.Head(hctx, "log")
-		cancel()
-		if err != nil {
-			logSub.Close()
-			return fmt.Errorf("read the log's first entry: %w", err)
-		}
-		cur := headOf(d)
+	hctx, cancel := context.WithTimeout(ctx, publishWait)
+	first, err := c.elog.Head(hctx)
+	cancel()
+	watch := true
+	switch {
+	case errors.Is(err, eventlog.ErrNoHead):
+		c.log.Warn("the bus cannot read a stream's head: a replaced log will not be detected")
+		watch = false
+	case err != nil:
+		logSub.Close()
+		return fmt.Errorf("read the log's first entry: %w", err)
+	default:
+		cur := headOf(first.Offset, first.Key, first.Body)
 		if c.offset >= 0 && c.head.Offset >= 0 && c.head.replacedBy(cur) {
 			// The broker lost the log (or it was deleted) and this is a
 			// new one: replay it from its start.
@@ -278,38 +251,29 @@ func (c *cluster) start(ctx context.Context) error {
 			}
 		}
 		c.head = cur
-	} else {
-		c.log.Warn("the bus cannot read a stream's head: a replaced log will not be detected")
 	}
-	c.log.Info("cluster: replaying the log", "from", c.offset+1)
+	c.log.Info("replaying the log", "log", c.elog.Name(), "from", c.offset+1)
 	close(gate)
 	c.n.subs = append(c.n.subs, logSub)
 	c.n.goFunc(func() { c.applier(ctx) })
-	c.n.goFunc(func() { c.heartbeats(ctx) })
-	c.n.goFunc(func() { c.republish(ctx) })
-	if heads != nil {
-		c.n.goFunc(func() { c.watchLog(ctx, heads) })
+	c.n.goFunc(func() { c.accept.run(ctx) })
+	if watch {
+		c.n.goFunc(func() { c.watchLog(ctx) })
 	}
 	return nil
 }
 
 // subscribeLog subscribes to the log after the last applied offset.
-// Deliveries wait until gate is closed (nil: no wait).
-func (c *cluster) subscribeLog(ctx context.Context, gate <-chan struct{}) (bus.Subscription, error) {
-	h := c.apply
-	if gate != nil {
-		h = gated(gate, c.apply)
-	}
-	sub, err := c.n.bus.Subscribe(ctx, bus.SubscribeOptions{
-		Queue:    "log",
-		Bindings: logBindings,
-		Stream:   true,
-		Offset:   c.offset + 1,
-		// A poison event must not stop the log: after a few tries it is
-		// dead-lettered (and logged), like any other consumer's.
-		MaxAttempts: 5,
-		RetryDelay:  100 * time.Millisecond,
-	}, h)
+// Entries wait until gate is closed.
+func (c *cluster) subscribeLog(ctx context.Context, gate <-chan struct{}) (eventlog.Subscription, error) {
+	sub, err := c.elog.Subscribe(ctx, c.offset+1, func(ctx context.Context, e eventlog.Entry) error {
+		select {
+		case <-gate:
+			return c.apply(ctx, e)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to the log: %w", err)
 	}
@@ -337,7 +301,7 @@ func (c *cluster) ready() error {
 		return err
 	}
 	if !c.caughtUp.Load() {
-		return errors.New("catching up with the cluster log")
+		return errors.New("catching up with the log")
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/switchboard/switchboard/switchboard/bus"
 	"github.com/switchboard/switchboard/switchboard/bus/amqpbus"
 	"github.com/switchboard/switchboard/switchboard/bus/bustest"
+	"github.com/switchboard/switchboard/switchboard/eventlog"
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio/twiliotest"
 	"github.com/switchboard/switchboard/switchboard/store"
@@ -288,7 +289,7 @@ func TestClusterRepublishesAFailedPublish(t *testing.T) {
 	// After the first read of the journal (at start it reads everything),
 	// the next comes journalScanEvery later unless a publish fails: only
 	// the failed publish below can make the republisher look in time.
-	sbt.WaitFor(t, waitLong, "the first read of the journal", func() bool { return n1.node.cluster.scans.Load() >= 1 })
+	sbt.WaitFor(t, waitLong, "the first read of the journal", func() bool { return n1.node.cluster.accept.(*journal).scans.Load() >= 1 })
 	const phone = "+15556661234"
 	n1.sms("SMrepub1", phone, "lost on the way, found again")
 	if !drop.dropped.Load() {
@@ -381,7 +382,7 @@ func TestRepublishKeepsOrderPerKey(t *testing.T) {
 		}
 	}
 	rec := &recordingBus{order: map[string][]string{}, counts: map[string]int{}, fail: map[string]int{}}
-	c := &cluster{n: &Node{bus: rec}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	c := &journal{c: &cluster{elog: eventlog.NewStream(rec, "log", nil), log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 	if !c.republishAll(context.Background(), entries) {
 		t.Fatal("republishAll reported a failure")
 	}
@@ -402,7 +403,7 @@ func TestRepublishKeepsOrderPerKey(t *testing.T) {
 	// published (a later sweep sends them, in order).
 	failing := "sms.out.15550000007"
 	rec = &recordingBus{order: map[string][]string{}, counts: map[string]int{}, fail: map[string]int{failing: 3}}
-	c.n.bus = rec
+	c.c.elog = eventlog.NewStream(rec, "log", nil)
 	if c.republishAll(context.Background(), entries) {
 		t.Fatal("republishAll reported success despite a failed publish")
 	}
@@ -428,10 +429,10 @@ func TestLogHeadReplacedBy(t *testing.T) {
 	if !(logHead{Offset: 40, Sum: "cc"}).replacedBy(logHead{Offset: 0, Sum: "cc"}) {
 		t.Error("a first offset that went back must mean a new log")
 	}
-	a := headOf(bus.Delivery{Key: "route.node.n1", Body: []byte(`{"id":"1"}`)})
-	b := headOf(bus.Delivery{Key: "route.node.n1", Body: []byte(`{"id":"2"}`)})
-	c := headOf(bus.Delivery{Key: "route.node.n", Body: []byte(`1{"id":"1"}`)})
-	if a.Sum == b.Sum || a.Sum == c.Sum || a != headOf(bus.Delivery{Key: "route.node.n1", Body: []byte(`{"id":"1"}`)}) {
+	a := headOf(0, "route.node.n1", []byte(`{"id":"1"}`))
+	b := headOf(0, "route.node.n1", []byte(`{"id":"2"}`))
+	c := headOf(0, "route.node.n", []byte(`1{"id":"1"}`))
+	if a.Sum == b.Sum || a.Sum == c.Sum || a != headOf(0, "route.node.n1", []byte(`{"id":"1"}`)) {
 		t.Errorf("headOf: %v %v %v", a, b, c)
 	}
 }
@@ -645,7 +646,7 @@ func TestClusterReconnectAfterGraceSaysReleased(t *testing.T) {
 // node would send them again.
 func TestNoDeathRightAfterABrokerOutage(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
-	c := &cluster{node: "n1", lastSeen: map[string]time.Time{}, declared: map[string]time.Time{}, startedAt: t0}
+	c := &heartbeats{node: "n1", lastSeen: map[string]time.Time{}, declared: map[string]time.Time{}, startedAt: t0}
 	hosts := map[string]bool{"n2": true, "n3": true}
 	hb := func(node string, at time.Time) { c.lastSeen[node] = at }
 
@@ -703,7 +704,8 @@ func TestNoDeathRightAfterABrokerOutage(t *testing.T) {
 func TestSendReadiness(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	n := &Node{now: func() time.Time { return now }}
-	n.cluster = &cluster{n: n, node: "n1", lastSeen: map[string]time.Time{"n1": now}, adopted: map[string]bool{"n3": true}}
+	hb := &heartbeats{node: "n1", lastSeen: map[string]time.Time{"n1": now}}
+	n.cluster = &cluster{n: n, node: "n1", members: hb, adopted: map[string]bool{"n3": true}}
 	d := &dispatcher{n: n}
 	quick := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -716,14 +718,14 @@ func TestSendReadiness(t *testing.T) {
 		}
 	}
 
-	n.cluster.lastSeen["n1"] = now.Add(-leaseFor)
+	hb.lastSeen["n1"] = now.Add(-leaseFor)
 	ctx, cancel = quick()
 	defer cancel()
 	if err := d.ready(ctx, "n1", false); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("ready without hearing the broker = %v, want to wait", err)
 	}
 
-	n.cluster.lastSeen["n1"] = now
+	hb.lastSeen["n1"] = now
 	d.holdUntil = now.Add(time.Second)
 	ctx, cancel = quick()
 	defer cancel()

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/switchboard/switchboard/switchboard/bus"
 	"github.com/switchboard/switchboard/switchboard/route"
 )
 
@@ -24,12 +23,12 @@ type logHead struct {
 	Sum    string `json:"sum"` // hex SHA-256 (first 16 bytes) of the entry's key and body
 }
 
-func headOf(d bus.Delivery) logHead {
+func headOf(offset int64, key string, body []byte) logHead {
 	h := sha256.New()
-	h.Write([]byte(d.Key))
+	h.Write([]byte(key))
 	h.Write([]byte{0})
-	h.Write(d.Body)
-	return logHead{Offset: d.Offset, Sum: hex.EncodeToString(h.Sum(nil)[:16])}
+	h.Write(body)
+	return logHead{Offset: offset, Sum: hex.EncodeToString(h.Sum(nil)[:16])}
 }
 
 // replacedBy reports whether a log whose first entry is now cur cannot be
@@ -135,7 +134,7 @@ func (c *cluster) adoptLog(ctx context.Context, cur logHead) error {
 // within a second: so after a reconnect to a broker that lost the log, the
 // node notices at the new log's first entry, before the new log can reach
 // the offsets its subscription waits for.
-func (c *cluster) watchLog(ctx context.Context, heads bus.StreamHead) {
+func (c *cluster) watchLog(ctx context.Context) {
 	retry := min(time.Second, c.checkEvery)
 	wait := c.checkEvery
 	for {
@@ -146,7 +145,7 @@ func (c *cluster) watchLog(ctx context.Context, heads bus.StreamHead) {
 		case <-c.recheck:
 		}
 		hctx, cancel := context.WithTimeout(ctx, c.checkEvery)
-		d, err := heads.Head(hctx, "log")
+		d, err := c.elog.Head(hctx)
 		cancel()
 		if err != nil {
 			// The broker is away or still starting, the log is empty, or
@@ -156,7 +155,7 @@ func (c *cluster) watchLog(ctx context.Context, heads bus.StreamHead) {
 			continue
 		}
 		wait = c.checkEvery
-		cur := headOf(d)
+		cur := headOf(d.Offset, d.Key, d.Body)
 		if !c.head.replacedBy(cur) {
 			continue
 		}

@@ -1,15 +1,10 @@
 package switchboard
 
-// This file holds membership: node starts and deaths, heartbeats, adopting a dead node's replies.
+// This file holds membership as the log tells it: node starts and deaths,
+// and which node sends a dead node's replies. Heartbeats, which tell
+// which nodes are silent, are heartbeats.go.
 
-import (
-	"context"
-	"slices"
-	"strings"
-	"time"
-
-	"github.com/switchboard/switchboard/switchboard/bus"
-)
+import ()
 
 // routeNode applies a node start or death. Runs on the router goroutine.
 func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
@@ -36,6 +31,7 @@ func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 		return []func(){func() {
 			c.checkpoint(c.n.ctx)
 			c.caughtUp.Store(true)
+			close(c.caughtUpCh)
 			c.log.Info("cluster: caught up with the log", "offset", c.offset)
 			c.n.outbound.sweep()
 		}}
@@ -83,7 +79,13 @@ func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 				l := r.engine.LoadOf(agent)
 				gone := presenceEvent{Agent: agent, Node: ev.Node, State: stateGone, Capacity: l.Capacity, Load: l.Active,
 					At: ev.At, ID: c.n.store.NewID(), Session: c.current[agent]}
-				post = append(post, func() { c.n.publishAsync(keyPresence(agent), gone) })
+				post = append(post, func() {
+					c.n.goFunc(func() {
+						if err := c.publish(c.n.ctx, keyPresence(agent), gone); err != nil && c.n.ctx.Err() == nil {
+							c.log.Warn("publish presence gone", "agent", agent, "err", err)
+						}
+					})
+				})
 			}
 		}
 		if _, taken := c.dead[ev.Node]; !taken {
@@ -151,113 +153,4 @@ func (c *cluster) sends(origin string) bool {
 		return !c.selfDead
 	}
 	return c.adopted[origin]
-}
-
-// hearsBroker reports whether this node heard its own heartbeat within
-// leaseFor of now.
-func (c *cluster) hearsBroker(now time.Time) bool {
-	c.hbMu.Lock()
-	defer c.hbMu.Unlock()
-	return now.Sub(c.lastSeen[c.node]) < leaseFor
-}
-
-// heartbeats publishes this node's heartbeat and declares silent nodes dead.
-func (c *cluster) heartbeats(ctx context.Context) {
-	t := time.NewTicker(heartbeatEvery)
-	defer t.Stop()
-	for {
-		hctx, cancel := context.WithTimeout(ctx, heartbeatEvery)
-		c.n.bus.Publish(hctx, keyHeartbeat(c.node), []byte(`{"node":"`+c.node+`"}`))
-		cancel()
-		c.checkDead(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (c *cluster) onHeartbeat(_ context.Context, d bus.Delivery) error {
-	node := strings.TrimPrefix(d.Key, "node.heartbeat.")
-	now := c.n.now()
-	c.hbMu.Lock()
-	last, seen := c.lastSeen[node]
-	c.lastSeen[node] = now
-	c.hbMu.Unlock()
-	if node == c.node && seen && now.Sub(last) > 2*heartbeatEvery {
-		if now.Sub(last) >= 3*heartbeatEvery {
-			// We were deaf (see mayDeclare): the others' silence since
-			// then is not theirs.
-			c.hbMu.Lock()
-			c.backAt = now
-			c.hbMu.Unlock()
-		}
-		// Back after an outage: the broker may have lost the log.
-		select {
-		case c.recheck <- struct{}{}:
-		default:
-		}
-	}
-	return nil
-}
-
-// checkDead declares dead the nodes that host agents and have been silent
-// for deadAfter — but only while our own heartbeats come back, so a broker
-// outage does not make every node declare every other dead.
-func (c *cluster) checkDead(ctx context.Context) {
-	if !c.caughtUp.Load() {
-		return
-	}
-	now := c.n.now()
-	if !c.mayDeclare(now) {
-		return
-	}
-	hosts := map[string]bool{}
-	c.n.router.call(ctx, func() {
-		for _, a := range c.n.router.engine.SnapshotAgents() {
-			if a.Online && a.Node != "" && a.Node != c.node {
-				hosts[a.Node] = true
-			}
-		}
-	})
-	for _, node := range c.silent(now, hosts) {
-		c.log.Warn("node silent: declaring it dead", "node", node)
-		ev := routeEvent{ID: c.n.store.NewID(), Node: node, State: "dead", By: c.node, At: now.UnixMilli()}
-		if err := c.publish(ctx, keyNode(node), ev); err != nil {
-			c.log.Warn("publish node death", "node", node, "err", err)
-		}
-	}
-}
-
-// mayDeclare reports whether this node can tell at now that another is
-// silent: its own heartbeats come back (it hears the broker), and it has
-// run for deadAfter.
-func (c *cluster) mayDeclare(now time.Time) bool {
-	c.hbMu.Lock()
-	defer c.hbMu.Unlock()
-	return now.Sub(c.lastSeen[c.node]) < 3*heartbeatEvery && now.Sub(c.startedAt) >= deadAfter
-}
-
-// silent returns the hosts silent for deadAfter and not declared dead in
-// the last 10*deadAfter, sorted, and marks them declared at now. Silence
-// counts only while this node could hear: after an outage of its own
-// (backAt; during a broker outage every node is silent, and the others
-// reconnect up to a second or so after us) it counts from its return.
-func (c *cluster) silent(now time.Time, hosts map[string]bool) []string {
-	c.hbMu.Lock()
-	defer c.hbMu.Unlock()
-	var out []string
-	for node := range hosts {
-		heard := c.lastSeen[node]
-		if c.backAt.After(heard) {
-			heard = c.backAt
-		}
-		if now.Sub(heard) >= deadAfter && now.Sub(c.declared[node]) >= 10*deadAfter {
-			c.declared[node] = now
-			out = append(out, node)
-		}
-	}
-	slices.Sort(out)
-	return out
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard/switchboard/switchboard/bus"
 	"github.com/switchboard/switchboard/switchboard/bus/amqpbus"
+	"github.com/switchboard/switchboard/switchboard/eventlog"
 	"github.com/switchboard/switchboard/switchboard/sms"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio"
 	"github.com/switchboard/switchboard/switchboard/store"
@@ -39,7 +40,7 @@ type Node struct {
 	outbound  *dispatcher
 	nav       *navNode // navigation analytics (nav.go)
 	early     earlyStatuses
-	cluster   *cluster          // nil in single-node mode
+	cluster   *cluster          // the log machinery: accepting, applying, checkpoints
 	emitter   *udpstats.Emitter // nil when metrics are off
 	live      sync.Map          // *session → struct{}: open agent connections, for the pinger
 
@@ -158,15 +159,18 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.router = newRouter(n)
-	if opts.AMQPURL != "" {
-		if n.cluster, err = newCluster(n); err != nil {
-			return nil, fmt.Errorf("restore cluster state: %w", err)
-		}
-		if cfg.logCheckEvery > 0 {
-			n.cluster.checkEvery = cfg.logCheckEvery
-		}
-	} else if err := n.router.restore(); err != nil {
+	// The one place where a node alone and a node among others differ:
+	// the log it runs on (doc.go).
+	var elog eventlog.Log = eventlog.NewLocal(n.store)
+	shared := opts.AMQPURL != ""
+	if shared {
+		elog = eventlog.NewStream(n.bus, "log", logBindings)
+	}
+	if n.cluster, err = newCluster(n, elog, shared); err != nil {
 		return nil, fmt.Errorf("restore routing state: %w", err)
+	}
+	if cfg.logCheckEvery > 0 {
+		n.cluster.checkEvery = cfg.logCheckEvery
 	}
 	n.outbound = newDispatcher(n)
 	if cfg.Backoff != nil {
@@ -192,8 +196,13 @@ func (n *Node) Handler() http.Handler { return n.handler }
 // Addr returns the address the node listens on (after Start).
 func (n *Node) Addr() net.Addr { return n.listener.Addr() }
 
-// Start listens on opts.Addr and starts serving. It returns once the node is
-// ready to take webhooks and agents.
+// catchUpWait bounds how long Start waits for the node to catch up with
+// its log.
+const catchUpWait = 10 * time.Second
+
+// Start listens on opts.Addr and starts serving. It returns once the node
+// has caught up with its log and is ready to take webhooks and agents, or
+// after catchUpWait (then Ready says it is still catching up).
 func (n *Node) Start() error {
 	if !n.started.CompareAndSwap(false, true) {
 		return errors.New("switchboard: already started")
@@ -241,15 +250,15 @@ func (n *Node) Start() error {
 	if n.opts.Secret == "" {
 		n.log.Warn("no SWITCHBOARD_SECRET: agents cannot connect")
 	}
-	n.log.Info("switchboard listening", "addr", ln.Addr().String(), "bus", n.busName(), "sms", n.sender.Name(), "data", n.opts.DataDir)
-	return nil
-}
-
-func (n *Node) busName() string {
-	if n.opts.AMQPURL == "" {
-		return "in-process"
+	// A node alone catches up with its local log in moments; a node that
+	// joins a long stream log may take longer and says so on /readyz.
+	select {
+	case <-n.cluster.caughtUpCh:
+	case <-time.After(catchUpWait):
+		n.log.Warn("still catching up with the log; /readyz answers 503 until it has", "waited", catchUpWait)
 	}
-	return "rabbitmq"
+	n.log.Info("switchboard listening", "addr", ln.Addr().String(), "log", n.cluster.elog.Name(), "sms", n.sender.Name(), "data", n.opts.DataDir)
+	return nil
 }
 
 // Run starts the node and serves until ctx is done or the node fails
@@ -314,7 +323,7 @@ func (n *Node) shutdownParts(ctx context.Context) error {
 		// Sessions are hijacked connections: http.Server.Shutdown does not
 		// close them, the router does.
 		n.router.call(ctx, n.router.closeAll)
-		if n.cluster != nil && n.cluster.caughtUp.Load() {
+		if n.cluster.caughtUp.Load() {
 			n.cluster.saveNow(ctx)
 		}
 	}
@@ -347,31 +356,6 @@ func (n *Node) shutdownParts(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// sleepCtx waits d or until ctx ends; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// gated returns a handler that passes deliveries to h once gate is
-// closed; until then they wait (a closing subscription stops the wait).
-func gated(gate <-chan struct{}, h bus.Handler) bus.Handler {
-	return func(ctx context.Context, d bus.Delivery) error {
-		select {
-		case <-gate:
-			return h(ctx, d)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
 // goFunc runs f in a goroutine tracked by Shutdown.
 func (n *Node) goFunc(f func()) {
 	n.wg.Add(1)
@@ -392,88 +376,15 @@ func (n *Node) Ready() error {
 	if err := n.bus.Ready(); err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
-	if n.cluster != nil {
-		return n.cluster.ready()
-	}
-	return nil
+	return n.cluster.ready()
 }
 
-// subscribe connects the bus to the router and the dispatcher.
+// subscribe starts the log machinery and navigation analytics.
 func (n *Node) subscribe() error {
-	if n.cluster != nil {
-		// The log carries sms.* and routing; navigation has its own keys.
-		if err := n.cluster.start(n.ctx); err != nil {
-			return err
-		}
-		return n.startNav()
-	}
-	type sub struct {
-		queue    string
-		bindings []string
-		h        bus.Handler
-	}
-	subs := []sub{
-		{"", []string{"sms.in.#"}, n.onInbound},
-		{"", []string{"sms.out.#"}, n.onOutbound},
-		{"", []string{"sms.status.#"}, n.onStatus},
-	}
-	for _, s := range subs {
-		sb, err := n.bus.Subscribe(n.ctx, bus.SubscribeOptions{Queue: s.queue, Bindings: s.bindings}, s.h)
-		if err != nil {
-			return fmt.Errorf("subscribe %v: %w", s.bindings, err)
-		}
-		n.subs = append(n.subs, sb)
+	if err := n.cluster.start(n.ctx); err != nil {
+		return err
 	}
 	return n.startNav()
-}
-
-func decodeEvent(d bus.Delivery) (messageEvent, error) {
-	var ev messageEvent
-	if err := json.Unmarshal(d.Body, &ev); err != nil {
-		return ev, bus.Permanent(fmt.Errorf("decode %s: %w", d.Key, err))
-	}
-	if ev.ID == "" || ev.Phone == "" {
-		return ev, bus.Permanent(fmt.Errorf("decode %s: message without id or phone", d.Key))
-	}
-	return ev, nil
-}
-
-func (n *Node) onInbound(ctx context.Context, d bus.Delivery) error {
-	ev, err := decodeEvent(d)
-	if err != nil {
-		return err
-	}
-	var born time.Time
-	if ev.Born > 0 {
-		born = time.Unix(0, ev.Born)
-	}
-	if !n.router.do(ctx, func() { n.router.arrive(ev.Message, born) }) {
-		return errors.New("router stopped")
-	}
-	return nil
-}
-
-func (n *Node) onOutbound(ctx context.Context, d bus.Delivery) error {
-	ev, err := decodeEvent(d)
-	if err != nil {
-		return err
-	}
-	n.outbound.enqueue(ev.Message, "")
-	if !n.router.do(ctx, func() { n.router.outbound(ev.Message) }) {
-		return errors.New("router stopped")
-	}
-	return nil
-}
-
-func (n *Node) onStatus(ctx context.Context, d bus.Delivery) error {
-	ev, err := decodeEvent(d)
-	if err != nil {
-		return err
-	}
-	if !n.router.do(ctx, func() { n.router.status(ev.Message, ev.Detail) }) {
-		return errors.New("router stopped")
-	}
-	return nil
 }
 
 // publish sends an event on the bus and waits for it to be accepted.

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard/switchboard/switchboard/internal/pause"
 	"github.com/switchboard/switchboard/switchboard/store"
 )
 
@@ -101,7 +102,7 @@ func (l *Local) follow(ctx context.Context, next int64, h Handler) {
 			return nil
 		})
 		if err != nil {
-			if !sleep(ctx, retryDelay) {
+			if !pause.For(ctx, retryDelay) {
 				return
 			}
 			continue
@@ -111,7 +112,7 @@ func (l *Local) follow(ctx context.Context, next int64, h Handler) {
 				if err := h(ctx, Entry(e)); err == nil {
 					break
 				}
-				if !sleep(ctx, retryDelay) {
+				if !pause.For(ctx, retryDelay) {
 					return
 				}
 			}
@@ -141,14 +142,3 @@ func (s *localSub) Close() error {
 
 // retryDelay is how long a failed handler call or read waits.
 const retryDelay = 100 * time.Millisecond
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/switchboard/switchboard/switchboard/bus"
+	"github.com/switchboard/switchboard/switchboard/internal/pause"
 )
 
 // Stream is the log of nodes that share a broker: a stream queue bound to
@@ -73,7 +74,7 @@ func (s *Stream) Subscribe(ctx context.Context, from int64, h Handler) (Subscrip
 			if err == nil {
 				return nil
 			}
-			if !sleep(ctx, retryDelay) {
+			if !pause.For(ctx, retryDelay) {
 				return err
 			}
 		}

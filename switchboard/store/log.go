@@ -57,7 +57,10 @@ func (s *Store) loadLogNext() error {
 	v, err := s.db.Get([]byte(keyLogNext), nil)
 	switch {
 	case errors.Is(err, leveldb.ErrNotFound):
-		s.lnext = 0
+		// A store without a log yet. Offsets give arrival order (a
+		// waiting conversation's WaitSeq is its entry's offset + 1): they
+		// start above the WaitSeqs of a store written before the log.
+		s.lnext = int64(s.gseq)
 	case err != nil:
 		return fmt.Errorf("read log position: %w", err)
 	case len(v) != 8:

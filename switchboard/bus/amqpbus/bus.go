@@ -17,6 +17,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/switchboard/switchboard/switchboard/bus"
+	"github.com/switchboard/switchboard/switchboard/internal/pause"
 )
 
 // Header names this package sets on messages it republishes.
@@ -644,7 +645,7 @@ func (b *Bus) publishLoop() {
 		ch, confirms, returns, chClosed, err := b.openPublishChannel(conn)
 		if err != nil {
 			b.log.Warn("open publishing channel", "err", err)
-			if !sleepCtx(b.ctx, b.opts.ReconnectMin) {
+			if !pause.For(b.ctx, b.opts.ReconnectMin) {
 				return
 			}
 			continue
@@ -704,7 +705,7 @@ func (b *Bus) publishLoop() {
 		if !conn.IsClosed() {
 			// Only the channel died (e.g. a broker channel error): do not spin.
 			b.log.Warn("publishing channel closed; reopening")
-			if !sleepCtx(b.ctx, b.opts.ReconnectMin) {
+			if !pause.For(b.ctx, b.opts.ReconnectMin) {
 				return
 			}
 		}
@@ -791,16 +792,5 @@ func (b *Bus) resolve(c amqp.Confirmation) {
 		b.finishLocked(req, bus.ErrUnroutable)
 	default:
 		b.finishLocked(req, nil)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
