@@ -103,6 +103,7 @@ type cluster struct {
 	startedID   string
 	caughtUp    atomic.Bool
 	caughtUpCh  chan struct{} // closed when caughtUp becomes true
+	membersUp   bool          // members started (start's)
 	pendingLock sync.Mutex
 	pending     map[string]*session // local sessions by id, until their "connected" is applied
 
@@ -206,9 +207,14 @@ func newCluster(n *Node, elog eventlog.Log, shared bool) (*cluster, error) {
 
 // start subscribes to the log, announces the node and checks that the
 // log is the one its checkpoint describes.
+//
+// It may fail (the broker is away) and be called again (Node.subscribe).
 func (c *cluster) start(ctx context.Context) error {
-	if err := c.members.start(ctx); err != nil {
-		return err
+	if !c.membersUp {
+		if err := c.members.start(ctx); err != nil {
+			return err
+		}
+		c.membersUp = true
 	}
 	// Entries wait at the gate until the log's head is checked.
 	gate := make(chan struct{})
@@ -254,7 +260,7 @@ func (c *cluster) start(ctx context.Context) error {
 	}
 	c.log.Info("replaying the log", "log", c.elog.Name(), "from", c.offset+1)
 	close(gate)
-	c.n.subs = append(c.n.subs, logSub)
+	c.n.addSub(logSub)
 	c.n.goFunc(func() { c.applier(ctx) })
 	c.n.goFunc(func() { c.accept.run(ctx) })
 	if watch {

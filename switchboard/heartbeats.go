@@ -61,7 +61,7 @@ func (h *heartbeats) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("subscribe heartbeats: %w", err)
 	}
-	c.n.subs = append(c.n.subs, sub)
+	c.n.addSub(sub)
 	c.n.goFunc(func() { h.run(ctx) })
 	return nil
 }

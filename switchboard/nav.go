@@ -99,14 +99,14 @@ func (n *Node) startNav() error {
 			if err != nil {
 				return err
 			}
-			n.subs = append(n.subs, sb)
+			n.addSub(sb)
 			continue
 		}
 		sb, err := n.bus.Subscribe(n.ctx, s.opts, s.h)
 		if err != nil {
 			return fmt.Errorf("subscribe %v: %w", s.opts.Bindings, err)
 		}
-		n.subs = append(n.subs, sb)
+		n.addSub(sb)
 	}
 	n.goFunc(func() { n.nav.svc.Run(n.ctx) })
 	n.goFunc(n.navPushLoop)

@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard/switchboard/switchboard/bus"
 	"github.com/switchboard/switchboard/switchboard/bus/amqpbus"
 	"github.com/switchboard/switchboard/switchboard/eventlog"
+	"github.com/switchboard/switchboard/switchboard/internal/pause"
 	"github.com/switchboard/switchboard/switchboard/sms"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio"
 	"github.com/switchboard/switchboard/switchboard/store"
@@ -51,8 +52,11 @@ type Node struct {
 	ctx      context.Context // cancelled at shutdown: stops every goroutine below
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	subs     []bus.Subscription
+	subsMu   sync.Mutex
+	subs     []bus.Subscription // closed at shutdown (addSub)
+	subsDone bool               // shutdown closed subs: later ones are closed at once
 	started  atomic.Bool
+	startErr atomic.Pointer[error] // why the last start on the log failed (subscribe), until it succeeds
 	stopping atomic.Bool
 	stopOnce sync.Once
 	stopErr  error
@@ -123,17 +127,17 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	case opts.AMQPURL == "":
 		n.bus = bus.NewMemory(bus.MemoryOptions{Logger: log, QueueSize: 8192})
 	default:
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		// Reconnect at least every second, so service resumes quickly after
-		// a broker restart.
+		// Connects in the background, retrying (reconnecting at least
+		// every second, so service resumes quickly after a broker
+		// restart): a node started while RabbitMQ is down serves /healthz,
+		// journals what it accepts and says on /readyz why it is not ready.
 		ao := amqpbus.Options{URL: opts.AMQPURL, Logger: log, ReconnectMax: time.Second, ConnectionName: "switchboard " + opts.Node}
 		if opts.AMQPExchange != "" {
 			ao.Exchange, ao.QueuePrefix = opts.AMQPExchange, opts.AMQPExchange+"."
 		}
-		n.bus, err = amqpbus.Dial(ctx, ao)
+		n.bus, err = amqpbus.Open(ao)
 		if err != nil {
-			return nil, fmt.Errorf("connect to RabbitMQ: %w", err)
+			return nil, fmt.Errorf("RabbitMQ: %w", err)
 		}
 	}
 	b := n.bus
@@ -197,8 +201,36 @@ func (n *Node) Handler() http.Handler { return n.handler }
 func (n *Node) Addr() net.Addr { return n.listener.Addr() }
 
 // catchUpWait bounds how long Start waits for the node to catch up with
-// its log.
-const catchUpWait = 10 * time.Second
+// its log; unreachableWait how long it waits for a log it cannot reach.
+const (
+	catchUpWait     = 10 * time.Second
+	unreachableWait = time.Second
+)
+
+// awaitCatchUp waits until the node has caught up with its log, at most
+// catchUpWait, and at most unreachableWait while the log cannot be reached
+// (the broker is down: the node keeps trying, and Ready says why).
+func (n *Node) awaitCatchUp() {
+	start := time.Now()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.cluster.caughtUpCh:
+			return
+		case <-tick.C:
+		}
+		waited := time.Since(start)
+		if err := n.cluster.elog.Ready(); err != nil && waited >= unreachableWait {
+			n.log.Warn("cannot reach the log yet; serving, and retrying (/readyz answers 503 until caught up)", "err", err)
+			return
+		}
+		if waited >= catchUpWait {
+			n.log.Warn("still catching up with the log; /readyz answers 503 until it has", "waited", waited)
+			return
+		}
+	}
+}
 
 // Start listens on opts.Addr and starts serving. It returns once the node
 // has caught up with its log and is ready to take webhooks and agents, or
@@ -216,11 +248,7 @@ func (n *Node) Start() error {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	n.goFunc(func() { n.router.run(n.ctx) })
-	if err := n.subscribe(); err != nil {
-		ln.Close()
-		n.shutdownParts(context.Background())
-		return err
-	}
+	n.goFunc(func() { n.subscribe(n.ctx) })
 	n.goFunc(func() { n.outbound.run(n.ctx) })
 	n.goFunc(func() { n.pinger(n.ctx) })
 	if n.emitter != nil {
@@ -252,11 +280,7 @@ func (n *Node) Start() error {
 	}
 	// A node alone catches up with its local log in moments; a node that
 	// joins a long stream log may take longer and says so on /readyz.
-	select {
-	case <-n.cluster.caughtUpCh:
-	case <-time.After(catchUpWait):
-		n.log.Warn("still catching up with the log; /readyz answers 503 until it has", "waited", catchUpWait)
-	}
+	n.awaitCatchUp()
 	n.log.Info("switchboard listening", "addr", ln.Addr().String(), "log", n.cluster.elog.Name(), "sms", n.sender.Name(), "data", n.opts.DataDir)
 	return nil
 }
@@ -327,7 +351,11 @@ func (n *Node) shutdownParts(ctx context.Context) error {
 			n.cluster.saveNow(ctx)
 		}
 	}
-	for _, s := range n.subs {
+	n.subsMu.Lock()
+	subs := n.subs
+	n.subs, n.subsDone = nil, true
+	n.subsMu.Unlock()
+	for _, s := range subs {
 		s.Close()
 	}
 	if n.cancel != nil {
@@ -356,6 +384,20 @@ func (n *Node) shutdownParts(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// addSub records a subscription for Shutdown to close (at once when the
+// node is already shutting down).
+func (n *Node) addSub(s bus.Subscription) {
+	n.subsMu.Lock()
+	done := n.subsDone
+	if !done {
+		n.subs = append(n.subs, s)
+	}
+	n.subsMu.Unlock()
+	if done {
+		s.Close()
+	}
+}
+
 // goFunc runs f in a goroutine tracked by Shutdown.
 func (n *Node) goFunc(f func()) {
 	n.wg.Add(1)
@@ -376,16 +418,48 @@ func (n *Node) Ready() error {
 	if err := n.bus.Ready(); err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
+	if err := n.startErr.Load(); err != nil {
+		return fmt.Errorf("starting: %w", *err)
+	}
 	return n.cluster.ready()
 }
 
-// subscribe starts the log machinery and navigation analytics.
-func (n *Node) subscribe() error {
-	if err := n.cluster.start(n.ctx); err != nil {
-		return err
+// subscribe starts the log machinery and navigation analytics, retrying
+// with capped backoff while they cannot start (the broker is away) until
+// ctx ends. Meanwhile Ready says why the node is not ready.
+func (n *Node) subscribe(ctx context.Context) {
+	backoff := startRetryMin
+	logUp := false
+	for attempt := 1; ; attempt++ {
+		var err error
+		if !logUp {
+			err = n.cluster.start(ctx)
+			logUp = err == nil
+		}
+		if logUp {
+			err = n.startNav()
+		}
+		if err == nil {
+			n.startErr.Store(nil)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		n.startErr.Store(&err)
+		n.log.Warn("starting on the log failed; retrying", "attempt", attempt, "err", err, "next_in", backoff)
+		if !pause.For(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, startRetryMax)
 	}
-	return n.startNav()
 }
+
+// The backoff of subscribe.
+const (
+	startRetryMin = 100 * time.Millisecond
+	startRetryMax = 5 * time.Second
+)
 
 // publish sends an event on the bus and waits for it to be accepted.
 func (n *Node) publish(ctx context.Context, key string, v any) error {
