@@ -96,18 +96,22 @@ func (c *cluster) connect(s *session) error {
 	return c.presence(c.n.ctx, s, stateConnected, 0)
 }
 
+// takePending returns (and forgets) the local session whose connection
+// is being applied, if it is still open.
+func (c *cluster) takePending(id string) *session {
+	c.pendingLock.Lock()
+	defer c.pendingLock.Unlock()
+	s := c.pending[id]
+	delete(c.pending, id)
+	return s
+}
+
 // disconnect forgets a local session and announces it is gone.
 func (c *cluster) disconnect(s *session) {
 	c.pendingLock.Lock()
 	delete(c.pending, s.id)
 	c.pendingLock.Unlock()
-	c.n.router.call(context.Background(), func() {
-		r := c.n.router
-		if r.sessions[s.agent] == s {
-			delete(r.sessions, s.agent)
-			r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
-		}
-	})
+	c.n.router.call(context.Background(), func() { c.n.router.forget(s) })
 	if c.n.ctx.Err() != nil {
 		return // shutting down: the restarted node (or the dead-node check) disconnects it
 	}
@@ -165,11 +169,14 @@ func (c *cluster) append(ctx context.Context, id, key string, v any) error {
 const applyWait = 2 * time.Second
 
 // appendApplied is append that then waits, at most applyWait, until the
-// event is applied here: answered, the webhook's message (or the reply) is
-// in this node's store and routed, as a client reading its own write
-// expects. It does not wait while the log cannot take appends (the broker
-// is away): the journal has the event and publishes it later.
+// event is applied here, when the acceptor says to (acceptor.waitsForApply):
+// answered, the webhook's message (or the reply) is in this node's store
+// and routed, as a client reading its own write expects. It does not wait
+// while the log cannot take appends.
 func (c *cluster) appendApplied(ctx context.Context, id, key string, v any) error {
+	if !c.accept.waitsForApply() {
+		return c.append(ctx, id, key, v)
+	}
 	ch := c.applied.await(id)
 	defer c.applied.forget(id, ch)
 	if err := c.append(ctx, id, key, v); err != nil {

@@ -308,7 +308,11 @@ func (c *cluster) routePresence(r *router, ev *presenceEvent) {
 	case stateConnected:
 		c.current[ev.Agent] = ev.Session
 		epoch := r.engine.ConnectOn(ev.Agent, ev.Node, at)
-		c.attach(*ev, epoch)
+		var s *session
+		if ev.Node == c.node {
+			s = c.takePending(ev.Session)
+		}
+		r.attach(ev.Agent, ev.Session, epoch, s)
 	case stateAvailable:
 		if c.current[ev.Agent] == ev.Session {
 			r.apply(r.engine.Available(ev.Agent, ev.Capacity, at), time.Time{})
@@ -322,7 +326,7 @@ func (c *cluster) routePresence(r *router, ev *presenceEvent) {
 		if c.current[ev.Agent] == ev.Session {
 			epoch := r.engine.Epoch(ev.Agent)
 			if r.engine.Disconnect(ev.Agent, epoch) && ev.Node == c.node {
-				c.graceTimer(ev.Agent, epoch)
+				r.startGrace(ev.Agent, epoch)
 			}
 		}
 	}
@@ -335,60 +339,15 @@ func decodeJSON(d eventlog.Entry, v any) error {
 	return nil
 }
 
-// attach runs on the router goroutine when a connection is applied: the
-// node hosting it starts using the session; other nodes close any older
-// session of the same agent they host.
-func (c *cluster) attach(ev presenceEvent, epoch uint64) {
-	r := c.n.router
-	if t := r.timers[ev.Agent]; t != nil {
-		t.Stop()
-		delete(r.timers, ev.Agent)
+// expire appends the end of agent's grace period for epoch to the log
+// (router.graceOver); false asks the router to try again.
+func (c *cluster) expire(agent string, epoch uint64) bool {
+	ev := routeEvent{ID: c.n.store.NewID(), Agent: agent, Epoch: epoch, By: c.node, At: c.n.now().UnixMilli()}
+	if err := c.publish(c.n.ctx, keyExpire(agent), ev); err != nil && c.n.ctx.Err() == nil {
+		c.log.Warn("publish grace expiry; retrying", "agent", agent, "err", err)
+		return false
 	}
-	old := r.sessions[ev.Agent]
-	var s *session
-	if ev.Node == c.node {
-		c.pendingLock.Lock()
-		s = c.pending[ev.Session]
-		delete(c.pending, ev.Session)
-		c.pendingLock.Unlock()
-	}
-	if old != nil && old != s && old.id != ev.Session {
-		old.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "Signed in from another place; this session is closed."}, time.Time{})
-		old.close(1008, "replaced by a newer session")
-		delete(r.sessions, ev.Agent)
-	}
-	if s == nil {
-		if old != nil && old.id == ev.Session {
-			s = old // re-asserted after this node was thought dead
-		} else {
-			r.tellLost(ev.Agent, nil) // the node hosting it tells it
-			r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
-			return
-		}
-	}
-	r.tellLost(ev.Agent, s)
-	s.epoch = epoch
-	r.sessions[ev.Agent] = s
-	r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
-	for _, phone := range r.engine.Conversations(ev.Agent) {
-		r.sendAssigned(s, phone, time.Time{})
-	}
-}
-
-// graceTimer publishes route.expire for agent's connection epoch when the
-// grace period ends. Runs on the router goroutine.
-func (c *cluster) graceTimer(agent string, epoch uint64) {
-	r := c.n.router
-	if t := r.timers[agent]; t != nil {
-		t.Stop()
-	}
-	r.timers[agent] = time.AfterFunc(c.n.opts.Grace, func() {
-		ev := routeEvent{ID: c.n.store.NewID(), Agent: agent, Epoch: epoch, By: c.node, At: c.n.now().UnixMilli()}
-		if err := c.publish(c.n.ctx, keyExpire(agent), ev); err != nil && c.n.ctx.Err() == nil {
-			c.log.Warn("publish grace expiry; retrying", "agent", agent, "err", err)
-			r.do(c.n.ctx, func() { c.graceTimer(agent, epoch) })
-		}
-	})
+	return true
 }
 
 // routeRoute applies a route.* event. Runs on the router goroutine;
@@ -406,11 +365,11 @@ func (c *cluster) routeRoute(r *router, e *logEntry) []func() {
 			return nil
 		}
 		effects := r.engine.Adopt(route.Conversation{Phone: ev.Phone, Agent: ev.Agent, LastAgent: ev.LastAgent, Waiting: ev.Waiting}, uint64(e.offset+1), at)
-		if ev.Agent != "" && r.engine.Owner(ev.Phone) == ev.Agent && !r.engine.LoadOf(ev.Agent).Online && r.timers[ev.Agent] == nil && c.caughtUp.Load() {
+		if ev.Agent != "" && r.engine.Owner(ev.Phone) == ev.Agent && !r.engine.LoadOf(ev.Agent).Online && !r.inGrace(ev.Agent) && c.caughtUp.Load() {
 			// Held by an agent no node has seen in this log yet: it has
 			// its grace period to come back, as after a restart. (Until
 			// caught up, the node's "started" event starts the timers.)
-			c.graceTimer(ev.Agent, r.engine.Epoch(ev.Agent))
+			r.startGrace(ev.Agent, r.engine.Epoch(ev.Agent))
 		}
 		r.apply(effects, time.Time{})
 	case strings.HasPrefix(key, "route.release."):
@@ -420,7 +379,7 @@ func (c *cluster) routeRoute(r *router, e *logEntry) []func() {
 			}
 		}
 	case strings.HasPrefix(key, "route.expire."):
-		delete(r.timers, ev.Agent)
+		r.stopGrace(ev.Agent)
 		if effects := r.engine.Expire(ev.Agent, ev.Epoch, at); len(effects) > 0 {
 			c.log.Info("grace period over: conversations requeued", "agent", ev.Agent, "effects", len(effects))
 			r.apply(effects, time.Time{})
@@ -429,7 +388,7 @@ func (c *cluster) routeRoute(r *router, e *logEntry) []func() {
 				// losses (router.announces): the node whose expiry took
 				// effect does, once for the cluster.
 				for _, e := range effects {
-					if e.Kind == route.Released && r.sessions[e.Agent] == nil {
+					if e.Kind == route.Released && !r.hosts(e.Agent) {
 						r.n.publishAsync(keyReleased(e.Agent), assignmentEvent{Agent: e.Agent, Phone: e.Phone, Reason: e.Reason, At: at.UnixMilli()})
 					}
 				}

@@ -153,6 +153,7 @@ func newCluster(n *Node, elog eventlog.Log, shared bool) (*cluster, error) {
 		elog:       elog,
 		caughtUpCh: make(chan struct{}),
 	}
+	n.router.graceOver = c.expire
 	if shared {
 		c.accept = newJournal(c)
 		c.members = newHeartbeats(c)
@@ -254,6 +255,13 @@ func (c *cluster) start(ctx context.Context) error {
 			}
 			if logSub, err = c.subscribeLog(ctx, gate); err != nil {
 				return err
+			}
+			// Caught up means past what adoptLog published too: announce
+			// the start again, after it.
+			c.startedID = c.n.store.NewID()
+			if err := c.publish(ctx, keyNode(c.node), routeEvent{ID: c.startedID, Node: c.node, State: "started", By: c.node, At: c.n.now().UnixMilli()}); err != nil {
+				logSub.Close()
+				return fmt.Errorf("announce node: %w", err)
 			}
 		}
 		c.head = cur

@@ -28,6 +28,13 @@ type acceptor interface {
 	trim(ctx context.Context)
 	// run does the background work until ctx ends.
 	run(ctx context.Context)
+	// waitsForApply says whether accepting waits until the event is
+	// applied here (appendApplied): the local log applies its own appends
+	// within moments, so a node alone answers a webhook once the message
+	// is in its store and routed, as it always did; with the stream log
+	// the apply is a broker round trip away, and the node answers once
+	// the event is durable.
+	waitsForApply() bool
 }
 
 // direct is the acceptor of the local log: an append is durable.
@@ -39,6 +46,7 @@ func (d direct) accept(ctx context.Context, _, key string, body []byte) error {
 func (direct) seen(string)             {}
 func (direct) trim(context.Context)    {}
 func (direct) run(ctx context.Context) {}
+func (direct) waitsForApply() bool     { return true }
 
 // journal is the acceptor of the stream log.
 type journal struct {
@@ -53,6 +61,8 @@ type journal struct {
 
 	applied []string // ids seen in the log since the last checkpoint (the applier's)
 }
+
+func (*journal) waitsForApply() bool { return false }
 
 func newJournal(c *cluster) *journal { return &journal{c: c, failed: map[string]bool{}} }
 

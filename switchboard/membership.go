@@ -15,7 +15,7 @@ func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 		// (re)started are gone: it has no sessions yet.
 		for agent, epoch := range r.engine.OnlineOn(ev.Node) {
 			if r.engine.Disconnect(agent, epoch) && ev.Node == c.node {
-				c.graceTimer(agent, epoch)
+				r.startGrace(agent, epoch)
 			}
 		}
 		if ev.Node != c.node || ev.ID != c.startedID {
@@ -24,8 +24,8 @@ func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 		// Caught up. Grace timers of agents that went offline while no
 		// node was watching (a whole-cluster restart) restart here.
 		for agent, epoch := range r.engine.Offline() {
-			if r.timers[agent] == nil {
-				c.graceTimer(agent, epoch)
+			if !r.inGrace(agent) {
+				r.startGrace(agent, epoch)
 			}
 		}
 		return []func(){func() {
@@ -69,7 +69,7 @@ func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 		var post []func()
 		for agent, epoch := range r.engine.OnlineOn(ev.Node) {
 			if r.engine.Disconnect(agent, epoch) {
-				c.graceTimer(agent, epoch) // it holds conversations
+				r.startGrace(agent, epoch) // it holds conversations
 			}
 			if ev.By == c.node {
 				// Its node cannot say the agent is gone (agent.presence
@@ -128,11 +128,7 @@ func (c *cluster) back(node string) {
 // reassert publishes the connection of every local session again.
 func (c *cluster) reassert() {
 	var list []*session
-	c.n.router.call(c.n.ctx, func() {
-		for _, s := range c.n.router.sessions {
-			list = append(list, s)
-		}
-	})
+	c.n.router.call(c.n.ctx, func() { list = c.n.router.localSessions() })
 	for _, s := range list {
 		c.n.goFunc(func() {
 			c.presence(c.n.ctx, s, stateConnected, 0)

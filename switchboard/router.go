@@ -15,7 +15,9 @@ import (
 const loadEvery = 500 * time.Millisecond
 
 // router owns the routing engine, the live agent sessions and the grace
-// timers. All of them are touched only by the router goroutine: other
+// timers. All of them are touched only by the router goroutine (the
+// sessions and timers only by this file's methods; the applier's route*
+// functions drive the engine from inside router.call): other
 // goroutines hand it work with do (fire and forget) or call (wait for the
 // answer), so routing decisions are serialized and capacity can never be
 // exceeded by concurrent arrivals.
@@ -31,6 +33,10 @@ type router struct {
 	lost map[string][]route.Effect
 	// loadDirty says the load gauges are stale.
 	loadDirty bool
+
+	// graceOver appends the expiry of agent's grace period for epoch to
+	// the log; false asks to try again (cluster.expire).
+	graceOver func(agent string, epoch uint64) bool
 
 	work    chan func()
 	stopped chan struct{}
@@ -236,3 +242,76 @@ func (r *router) closeAll() {
 		s.close(websocket.CloseGoingAway, "server shutting down")
 	}
 }
+
+// attach applies an agent's connection (session id, connection epoch): s
+// is this node's session for it, or nil when another node hosts it. The
+// hosting node starts using the session; every node closes an older
+// session of the same agent it hosts.
+func (r *router) attach(agent, id string, epoch uint64, s *session) {
+	r.stopGrace(agent)
+	old := r.sessions[agent]
+	if old != nil && old != s && old.id != id {
+		old.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "Signed in from another place; this session is closed."}, time.Time{})
+		old.close(websocket.ClosePolicyViolation, "replaced by a newer session")
+		delete(r.sessions, agent)
+	}
+	if s == nil {
+		if old != nil && old.id == id {
+			s = old // re-asserted after this node was thought dead
+		} else {
+			r.tellLost(agent, nil) // the node hosting it tells it
+			r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
+			return
+		}
+	}
+	r.tellLost(agent, s)
+	s.epoch = epoch
+	r.sessions[agent] = s
+	r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
+	for _, phone := range r.engine.Conversations(agent) {
+		r.sendAssigned(s, phone, time.Time{})
+	}
+}
+
+// forget drops a closed local session.
+func (r *router) forget(s *session) {
+	if r.sessions[s.agent] == s {
+		delete(r.sessions, s.agent)
+		r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
+	}
+}
+
+// hosts reports whether this node hosts agent's session.
+func (r *router) hosts(agent string) bool { return r.sessions[agent] != nil }
+
+// localSessions returns the sessions this node hosts.
+func (r *router) localSessions() []*session {
+	list := make([]*session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		list = append(list, s)
+	}
+	return list
+}
+
+// startGrace starts agent's grace period for connection epoch: when it
+// ends, graceOver is called (outside the router goroutine) to append the
+// expiry to the log, where it takes effect.
+func (r *router) startGrace(agent string, epoch uint64) {
+	r.stopGrace(agent)
+	r.timers[agent] = time.AfterFunc(r.n.opts.Grace, func() {
+		if !r.graceOver(agent, epoch) {
+			r.do(context.Background(), func() { r.startGrace(agent, epoch) }) // retried a grace period later
+		}
+	})
+}
+
+// stopGrace stops agent's grace timer, if any.
+func (r *router) stopGrace(agent string) {
+	if t := r.timers[agent]; t != nil {
+		t.Stop()
+		delete(r.timers, agent)
+	}
+}
+
+// inGrace reports whether agent's grace timer runs.
+func (r *router) inGrace(agent string) bool { return r.timers[agent] != nil }
