@@ -127,7 +127,7 @@ func (r *router) apply(effects []route.Effect, born time.Time) {
 			if s := r.sessions[e.Agent]; s != nil {
 				s.enqueue(protocol.Frame{Type: protocol.TypeReleased, Phone: e.Phone, Reason: e.Reason}, time.Time{})
 			} else if !r.engine.LoadOf(e.Agent).Online {
-				// Connected nowhere (in cluster mode every node agrees).
+				// Connected nowhere (every node agrees).
 				r.lost[e.Agent] = append(r.lost[e.Agent], e)
 			}
 			if r.announces(e.Agent) {
