@@ -269,6 +269,7 @@ func (r *router) attach(agent, id string, epoch uint64, s *session) {
 	r.tellLost(agent, s)
 	s.epoch = epoch
 	r.sessions[agent] = s
+	r.tellQueue(s)
 	r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
 	for _, phone := range r.engine.Conversations(agent) {
 		r.sendAssigned(s, phone, time.Time{})
