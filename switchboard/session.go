@@ -52,7 +52,7 @@ type outFrame struct {
 // queue is full the agent is too slow and is disconnected, so a slow agent
 // never slows the node.
 type session struct {
-	id       string // cluster mode: names this connection in presence events
+	id       string // names this connection in presence events
 	n        *Node
 	conn     *websocket.Conn
 	agent    string
@@ -60,7 +60,7 @@ type session struct {
 	epoch    uint64
 	log      *slog.Logger
 
-	// Cluster mode: what the agent last declared, to re-assert it.
+	// What the agent last declared, to re-assert it.
 	available    atomic.Bool
 	lastCapacity atomic.Int64
 

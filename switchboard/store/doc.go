@@ -25,6 +25,8 @@
 //	pid/<providerID>        <id>       provider id index (MessageByProviderID)
 //	o/<oseq8>/<id>          ""         outbox: replies not yet handed to the provider, in order
 //	c/<phone>               state      routing state of the conversation (JSON)
+//	L/<offset8>             <len2><key><body>  local log entry (log.go; the node alone)
+//	g/lognext               <n8>       next local log offset (never reused)
 //
 // A message is written once, with its indexes, in one batch; a status change
 // writes s/<id> (and pid/, and deletes the o/ entry) and never touches the

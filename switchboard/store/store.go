@@ -97,8 +97,11 @@ type Store struct {
 	failures atomic.Uint64 // failed synced writes
 
 	// Owned by the writer goroutine.
-	seqs map[string]uint64 // phone → last message seq, loaded lazily
-	gseq uint64            // last store-global sequence number allocated
+	seqs  map[string]uint64 // phone → last message seq, loaded lazily
+	gseq  uint64            // last store-global sequence number allocated
+	lnext int64             // next local log offset (log.go)
+
+	logNext atomic.Int64 // lnext as of the last successful write, for readers
 }
 
 // result is what the writer answers to one request.
@@ -200,6 +203,10 @@ func (s *Store) init() error {
 	default:
 		s.gseq = binary.BigEndian.Uint64(g)
 	}
+	if err := s.loadLogNext(); err != nil {
+		return err
+	}
+	s.logNext.Store(s.lnext)
 	return nil
 }
 
@@ -350,6 +357,9 @@ func (s *Store) commit(batch []*request) {
 	if t.gseq != s.gseq {
 		t.batch.Put([]byte(keyGSeq), be8(t.gseq))
 	}
+	if t.lnext != s.lnext {
+		t.batch.Put([]byte(keyLogNext), be8(uint64(t.lnext)))
+	}
 	if t.batch.Len() > 0 {
 		var err error
 		if s.opts.beforeCommit != nil {
@@ -378,6 +388,12 @@ func (s *Store) commit(batch []*request) {
 			s.failures.Add(1)
 		}
 		t.publishSeqs()
+		if err == nil {
+			// Log offsets are consecutive: a failed write gives its
+			// offsets out again (the next write of them overwrites).
+			s.lnext = t.lnext
+			s.logNext.Store(s.lnext)
+		}
 		s.commits.Add(1)
 	}
 	for i, r := range batch {
