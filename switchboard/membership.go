@@ -28,6 +28,7 @@ func (c *cluster) routeNode(r *router, ev *routeEvent) []func() {
 				r.startGrace(agent, epoch)
 			}
 		}
+		r.armAllAnswers()
 		return []func(){func() {
 			c.checkpoint(c.n.ctx)
 			c.caughtUp.Store(true)

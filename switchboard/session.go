@@ -57,6 +57,8 @@ type session struct {
 	conn     *websocket.Conn
 	agent    string
 	capacity int // from the token; 0 = node default
+	// supervisor: opened with the admin token (flow.go); not an agent.
+	supervisor bool
 	epoch    uint64
 	log      *slog.Logger
 

@@ -23,6 +23,9 @@ const (
 	// the oldest has waited (Waiting, LongestWaitMs). The node sends it on
 	// connect and when the waiting line changes, at most once a second.
 	TypeQueue = "queue"
+	// TypeSupervisor is the live view of the waiting line and every agent
+	// (View), sent to supervisor sessions about once a second.
+	TypeSupervisor = "supervisor"
 )
 
 // Frame types sent by an agent to the server.
@@ -31,6 +34,8 @@ const (
 	TypeAway      = "away"
 	TypeResponse  = "response"
 	TypeRelease   = "release"
+	TypeTransfer  = "transfer" // give a conversation to another agent (To) or back to the line (To "")
+	TypeAssign    = "assign"   // supervisor: give a waiting conversation to an agent (To)
 )
 
 // Error codes carried by error frames.
@@ -47,6 +52,7 @@ const (
 	CodeRateLimited  = "rate_limited"  // too many requests
 	CodeSendFailed   = "send_failed"   // the SMS provider refused a reply
 	CodeShuttingDown = "shutting_down" // the node is stopping
+	CodeForbidden    = "forbidden"     // the session may not make this request (assign is a supervisor's)
 )
 
 // TopEntry is one row of the rolling top-N of viewed products.
@@ -81,6 +87,12 @@ type Frame struct {
 	Waiting       int   `json:"waiting,omitempty"`
 	LongestWaitMs int64 `json:"longestWaitMs,omitempty"`
 
+	// transfers and the supervisor (flow.go)
+	To       string     `json:"to,omitempty"`       // transfer, assign
+	Note     string     `json:"note,omitempty"`     // transfer
+	Transfer *Transfer  `json:"transfer,omitempty"` // assigned by a transfer
+	View     *QueueView `json:"view,omitempty"`     // supervisor
+
 	// agent requests
 	Capacity int    `json:"capacity,omitempty"` // available
 	Message  string `json:"message,omitempty"`  // response
@@ -105,10 +117,11 @@ func (f Frame) MarshalJSON() ([]byte, error) {
 		}{f.Type, f.Text}
 	case TypeAssigned, TypeUpdate:
 		v = struct {
-			Type  string    `json:"type"`
-			Phone string    `json:"phone"`
-			List  []Message `json:"list"`
-		}{f.Type, f.Phone, list}
+			Type     string    `json:"type"`
+			Phone    string    `json:"phone"`
+			List     []Message `json:"list"`
+			Transfer *Transfer `json:"transfer,omitempty"`
+		}{f.Type, f.Phone, list, f.Transfer}
 	case TypeStatus:
 		v = struct {
 			Type   string `json:"type"`
@@ -230,6 +243,10 @@ func DecodeRequest(data []byte) (Frame, error) {
 	case TypeRelease:
 		if _, err := NormalizePhone(f.Phone); err != nil {
 			return f, invalid("", "phone: %v", err)
+		}
+	case TypeTransfer, TypeAssign:
+		if err := validFlow(f); err != nil {
+			return f, err
 		}
 	case TypeHistory:
 		if _, err := NormalizePhone(f.Phone); err != nil {

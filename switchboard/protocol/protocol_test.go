@@ -142,6 +142,8 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{"type":"available","capacity":3}`, `{"type":"response","message":"hi","ref":"r"}`,
 		`{"type":"history","phone":"+15551234567","limit":5}`, `{"type":"release","phone":"+1555"}`,
 		`{}`, `[]`, `{"type":1}`, "\xff",
+		`{"type":"transfer","phone":"+15551234567","to":"bob","note":"vip"}`, `{"type":"transfer","phone":"+15551234567","to":""}`,
+		`{"type":"assign","phone":"+15551234567","to":"bob"}`, `{"type":"assign","phone":"+15551234567","to":""}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -170,6 +172,13 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 			if fr.Type == TypeHistory && (fr.Limit < 1 || fr.Limit > MaxHistory) {
 				t.Fatalf("limit %d accepted", fr.Limit)
+			}
+		case TypeTransfer, TypeAssign:
+			if _, err := NormalizePhone(fr.Phone); err != nil || len(fr.Note) > MaxNote || len(fr.Ref) > MaxRef {
+				t.Fatalf("bad %s accepted: %+v", fr.Type, fr)
+			}
+			if (fr.To != "" || fr.Type == TypeAssign) && ValidAgentName(fr.To) != nil {
+				t.Fatalf("bad agent name accepted: %q", fr.To)
 			}
 		default:
 			t.Fatalf("type %q accepted", fr.Type)
