@@ -19,7 +19,7 @@ type checkpoint struct {
 	Recent  []string              `json:"recent"`  // ids of the last route/presence events applied
 	Dead    map[string]string     `json:"dead"`    // dead node → node that adopted its replies
 	Head    *logHead              `json:"head,omitempty"`
-	Gen     int64                 `json:"gen,omitempty"` // replaced logs adopted (store.LogPos)
+	Gen     int64                 `json:"gen,omitempty"`   // replaced logs adopted (store.LogPos)
 	Flows   []route.FlowSnapshot  `json:"flows,omitempty"` // transfers and answers owed (flow.go)
 }
 

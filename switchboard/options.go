@@ -53,7 +53,7 @@ type Options struct {
 	HistoryOnAssign int           // messages sent with "assigned"; default 50
 	// AnswerTimeout moves a conversation whose customer's message is
 	// unanswered this long to another available agent; 0 = off (flow.go).
-	AnswerTimeout time.Duration
+	AnswerTimeout   time.Duration
 	MaxBody         int64         // largest webhook or JSON body; default 64 KiB
 	ShutdownTimeout time.Duration // drain limit on SIGTERM; default 30s
 	AllowedOrigins  []string      // extra Origins allowed to open agent WebSockets (besides same host and none)

@@ -32,9 +32,9 @@ type router struct {
 	// they are sent as released when it connects again.
 	lost map[string][]route.Effect
 	// loadDirty says the load gauges are stale.
-	loadDirty bool
-	queue     waitLine // what agents last heard of the waiting line (queue.go)
-	flowRouter         // answer timers and supervisor sessions (flow.go)
+	loadDirty  bool
+	queue      waitLine // what agents last heard of the waiting line (queue.go)
+	flowRouter          // answer timers and supervisor sessions (flow.go)
 
 	// graceOver appends the expiry of agent's grace period for epoch to
 	// the log; false asks to try again (cluster.expire).
@@ -56,8 +56,8 @@ func newRouter(n *Node) *router {
 			answers:     make(map[string]*answerTimer),
 			supervisors: make(map[string]*session),
 		},
-		work:     make(chan func(), 4096),
-		stopped:  make(chan struct{}),
+		work:    make(chan func(), 4096),
+		stopped: make(chan struct{}),
 	}
 }
 

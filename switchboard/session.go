@@ -59,8 +59,8 @@ type session struct {
 	capacity int // from the token; 0 = node default
 	// supervisor: opened with the admin token (flow.go); not an agent.
 	supervisor bool
-	epoch    uint64
-	log      *slog.Logger
+	epoch      uint64
+	log        *slog.Logger
 
 	// What the agent last declared, to re-assert it.
 	available    atomic.Bool

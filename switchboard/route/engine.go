@@ -96,7 +96,7 @@ type convState struct {
 	waiting   bool
 	seq       uint64
 	qIdx      int // index in the waiting queue, -1 when not in it
-	flow      // transfers and the answer timeout (flow.go)
+	flow          // transfers and the answer timeout (flow.go)
 }
 
 // Engine holds the routing state. The zero value is not usable; call New.
