@@ -55,6 +55,9 @@ func (m *Model) typeText(text string) tea.Cmd {
 // style past what Twilio accepts), and, if there is room, how to send.
 func (m *Model) composerLabel(w int) string {
 	c := m.selected()
+	if m.flow.step > 0 {
+		return m.transferLabel()
+	}
 	if c == nil {
 		return m.st.dim.Render("No conversation yet")
 	}

@@ -50,6 +50,7 @@ type conversation struct {
 	// newBelow counts the messages that arrived below the view while it
 	// was scrolled back (at most offset).
 	newBelow int
+	transfer string // who transferred it here, with their note (transfer.go)
 }
 
 func newConversation(phone string) *conversation {
