@@ -32,6 +32,10 @@ type flowRouter struct {
 	// supervisors are this node's supervisor sessions, by session id.
 	supervisors map[string]*session
 	viewAt      time.Time
+	// answersOn: caught up with the log, the timers run. While replaying,
+	// answers long overdue would each append a timeout at once, for
+	// states the next entries change.
+	answersOn bool
 }
 
 type answerTimer struct {
@@ -123,7 +127,7 @@ func (r *router) refuse(ev *routeEvent, err error) {
 // first timeout applied decides, the others find the state changed.
 func (r *router) armAnswer(phone string) {
 	limit := r.n.opts.AnswerTimeout
-	if limit <= 0 {
+	if limit <= 0 || !r.answersOn {
 		return
 	}
 	o, owed := r.engine.OwedOf(phone)
@@ -158,8 +162,10 @@ func (r *router) answerDue(at *answerTimer) {
 	})
 }
 
-// armAllAnswers starts the timers of every answer owed (once caught up).
+// armAllAnswers starts the timers of every answer owed, once caught up
+// with the log.
 func (r *router) armAllAnswers() {
+	r.answersOn = true
 	for _, o := range r.engine.AllOwed() {
 		r.armAnswer(o.Phone)
 	}
