@@ -197,8 +197,10 @@ func (r *router) arriveAt(m protocol.Message, seq uint64, born, now time.Time) {
 
 // outbound tells the owner of a conversation about a stored reply.
 func (r *router) outbound(m protocol.Message) {
-	r.engine.Answered(m.Phone)
-	r.armAnswer(m.Phone)
+	if m.Direction == protocol.Out { // a reply to the customer, not an internal note
+		r.engine.Answered(m.Phone)
+		r.armAnswer(m.Phone)
+	}
 	target := r.engine.Owner(m.Phone)
 	if target == "" {
 		target = m.Agent
