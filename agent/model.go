@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/textarea"
@@ -117,6 +116,7 @@ type Model struct {
 	hintView  cachedView
 	nav       navStats
 	showHelp  bool
+	flow      transferPrompt // a transfer being typed (transfer.go)
 }
 
 // NewModel validates cfg and returns a model.
@@ -364,12 +364,10 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 			if m.sel >= len(m.convs) {
 				m.sel = max(len(m.convs)-1, 0)
 			}
-			// The reason adds to "released" only when it says more.
-			why := ""
-			if r := strings.TrimSpace(f.Reason); r != "" && !strings.EqualFold(r, "released") {
-				why = " (" + r + ")"
+			if m.flow.phone == f.Phone {
+				m.endTransfer()
 			}
-			m.setNotice("released " + f.Phone + why)
+			m.setNotice(releasedWhy(f.Phone, f.Reason))
 		}
 	case protocol.TypeHistory:
 		if _, c := m.find(f.Phone); c != nil {
@@ -430,6 +428,10 @@ func (m *Model) assigned(f protocol.Frame) tea.Cmd {
 	}
 	c = newConversation(f.Phone)
 	c.merge(m.cfg.Analyzer, f.List)
+	if f.Transfer != nil {
+		c.transfer = transferredNote(f.Transfer)
+		m.setNotice(f.Phone + " " + c.transfer)
+	}
 	for i := len(c.msgs) - 1; i >= 0 && c.msgs[i].Message.Direction == protocol.In; i-- {
 		c.unread++
 	}

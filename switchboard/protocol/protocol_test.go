@@ -144,6 +144,8 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{}`, `[]`, `{"type":1}`, "\xff",
 		`{"type":"release","phone":"whatsapp:+15551234567"}`, `{"type":"history","phone":"whatsapp:+0"}`,
 		`{"type":"response","phone":"whatsapp:15551234567","message":"hi","ref":"r"}`,
+		`{"type":"transfer","phone":"+15551234567","to":"bob","note":"vip"}`, `{"type":"transfer","phone":"+15551234567","to":""}`,
+		`{"type":"assign","phone":"+15551234567","to":"bob"}`, `{"type":"assign","phone":"+15551234567","to":""}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -172,6 +174,13 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 			if fr.Type == TypeHistory && (fr.Limit < 1 || fr.Limit > MaxHistory) {
 				t.Fatalf("limit %d accepted", fr.Limit)
+			}
+		case TypeTransfer, TypeAssign:
+			if _, err := NormalizePhone(fr.Phone); err != nil || len(fr.Note) > MaxNote || len(fr.Ref) > MaxRef {
+				t.Fatalf("bad %s accepted: %+v", fr.Type, fr)
+			}
+			if (fr.To != "" || fr.Type == TypeAssign) && ValidAgentName(fr.To) != nil {
+				t.Fatalf("bad agent name accepted: %q", fr.To)
 			}
 		default:
 			t.Fatalf("type %q accepted", fr.Type)
