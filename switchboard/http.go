@@ -303,7 +303,9 @@ func (n *Node) handleAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	n.metrics.wsConnections.Inc()
 	s := newSession(n, conn, claims.Agent, claims.Capacity)
-	s.expires = time.Unix(claims.Expires, 0)
+	if claims.Expires != 0 {
+		s.expires = time.Unix(claims.Expires, 0) // 0: no expiry (a supervisor's admin token)
+	}
 	n.log.Info("agent connected", "agent", claims.Agent, "remote", r.RemoteAddr)
 	n.live.Store(s, struct{}{})
 	if supervisor {
