@@ -25,6 +25,10 @@ func (n *Node) handleFrame(s *session, f protocol.Frame) {
 		n.handleResponse(ctx, s, f)
 	case protocol.TypeHistory:
 		n.handleHistory(ctx, s, f)
+	case protocol.TypeNote:
+		n.handleNote(ctx, s, f)
+	case protocol.TypeContact:
+		n.handleContact(ctx, s, f)
 	}
 }
 

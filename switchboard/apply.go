@@ -52,6 +52,9 @@ type logEntry struct {
 	msg    *messageEvent  // sms.*
 	pres   *presenceEvent // agent.presence.*
 	route  *routeEvent    // route.*
+	// note.*, contact.*, canned.* (desk.go; a note is in msg)
+	contact *contactEvent
+	canned  *cannedEvent
 	bad    error          // undecodable: skipped, but its offset counts
 }
 
@@ -69,8 +72,9 @@ func (c *cluster) apply(ctx context.Context, d eventlog.Entry) error {
 		c.log.Error("cluster log has a hole: this node reports not ready", "missing_from", c.queued+1, "missing_to", d.Offset-1)
 	}
 	e := logEntry{offset: d.Offset, key: d.Key}
-	var v any
+	v, _ := decodeDesk(&e)
 	switch {
+	case v != nil:
 	case strings.HasPrefix(d.Key, "sms."):
 		e.msg = &messageEvent{}
 		v = e.msg
@@ -147,6 +151,11 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 	for i := range run {
 		itemOf[i] = -1
 		e := &run[i]
+		if it, ok := c.deskItem(e); ok && e.bad == nil {
+			items = append(items, it)
+			itemOf[i] = len(items) - 1
+			continue
+		}
 		if e.bad != nil || e.msg == nil {
 			continue
 		}
@@ -210,6 +219,9 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 					e.bad = res.Err
 					continue
 				}
+				if c.routeDesk(r, e, res) {
+					continue
+				}
 				post = append(post, c.routeMessage(r, e, res)...)
 				continue
 			}
@@ -241,6 +253,10 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 				c.accept.seen(id)
 				c.applied.done(id)
 			}
+		}
+		if id, node := deskID(&e); id != "" && node == c.node {
+			c.accept.seen(id)
+			c.applied.done(id)
 		}
 	}
 	c.offset = run[len(run)-1].offset

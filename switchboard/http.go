@@ -42,6 +42,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /agent", n.handleAgent)
 	mux.HandleFunc("GET /conversations/{phone}", n.admin(n.handleConversation))
 	n.navRoutes(mux)
+	n.deskRoutes(mux)
 	return n.countStatus(mux)
 }
 

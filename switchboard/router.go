@@ -158,7 +158,7 @@ func (r *router) sendAssigned(s *session, phone string, born time.Time) {
 	if err != nil {
 		r.log.Error("history for assignment", "phone", phone, "err", err)
 	}
-	s.enqueue(protocol.Frame{Type: protocol.TypeAssigned, Phone: phone, List: list}, born)
+	s.enqueue(protocol.Frame{Type: protocol.TypeAssigned, Phone: phone, List: list, Contact: r.contactOf(phone)}, born)
 }
 
 // arriveAt routes an inbound message applied from the log: its arrival
@@ -270,6 +270,7 @@ func (r *router) attach(agent, id string, epoch uint64, s *session) {
 	s.epoch = epoch
 	r.sessions[agent] = s
 	r.tellQueue(s)
+	r.tellCanned(s)
 	r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
 	for _, phone := range r.engine.Conversations(agent) {
 		r.sendAssigned(s, phone, time.Time{})

@@ -23,6 +23,9 @@ const (
 	// the oldest has waited (Waiting, LongestWaitMs). The node sends it on
 	// connect and when the waiting line changes, at most once a second.
 	TypeQueue = "queue"
+	// TypeCanned carries every canned reply (Canned), on connect and
+	// whenever one is put or deleted.
+	TypeCanned = "canned"
 )
 
 // Frame types sent by an agent to the server.
@@ -31,6 +34,12 @@ const (
 	TypeAway      = "away"
 	TypeResponse  = "response"
 	TypeRelease   = "release"
+	// TypeNote stores an internal note (Text, Ref) in a conversation the
+	// agent holds: acked like a response, never sent as SMS.
+	TypeNote = "note"
+	// TypeContact names the customer of a conversation the agent holds
+	// (Phone, Name).
+	TypeContact = "contact"
 )
 
 // Error codes carried by error frames.
@@ -81,6 +90,11 @@ type Frame struct {
 	Waiting       int   `json:"waiting,omitempty"`
 	LongestWaitMs int64 `json:"longestWaitMs,omitempty"`
 
+	// contact, canned (issue 18): see desk.go
+	Contact *Contact      `json:"contact,omitempty"` // assigned, update
+	Canned  []CannedReply `json:"canned,omitempty"`  // canned
+	Name    string        `json:"name,omitempty"`    // contact (request)
+
 	// agent requests
 	Capacity int    `json:"capacity,omitempty"` // available
 	Message  string `json:"message,omitempty"`  // response
@@ -105,10 +119,13 @@ func (f Frame) MarshalJSON() ([]byte, error) {
 		}{f.Type, f.Text}
 	case TypeAssigned, TypeUpdate:
 		v = struct {
-			Type  string    `json:"type"`
-			Phone string    `json:"phone"`
-			List  []Message `json:"list"`
-		}{f.Type, f.Phone, list}
+			Type    string    `json:"type"`
+			Phone   string    `json:"phone"`
+			List    []Message `json:"list"`
+			Contact *Contact  `json:"contact,omitempty"`
+		}{f.Type, f.Phone, list, f.Contact}
+	case TypeCanned:
+		v = cannedFrame(f)
 	case TypeStatus:
 		v = struct {
 			Type   string `json:"type"`
@@ -230,6 +247,10 @@ func DecodeRequest(data []byte) (Frame, error) {
 	case TypeRelease:
 		if _, err := NormalizePhone(f.Phone); err != nil {
 			return f, invalid("", "phone: %v", err)
+		}
+	case TypeNote, TypeContact:
+		if err := validateDesk(&f); err != nil {
+			return f, err
 		}
 	case TypeHistory:
 		if _, err := NormalizePhone(f.Phone); err != nil {
