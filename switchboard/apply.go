@@ -55,7 +55,7 @@ type logEntry struct {
 	// note.*, contact.*, canned.* (desk.go; a note is in msg)
 	contact *contactEvent
 	canned  *cannedEvent
-	bad    error          // undecodable: skipped, but its offset counts
+	bad     error // undecodable: skipped, but its offset counts
 }
 
 // apply is the log consumer. It only decodes and queues: the applier
