@@ -115,6 +115,7 @@ type Model struct {
 	hintView  cachedView
 	nav       navStats
 	showHelp  bool
+	desk      deskState // notes, canned replies (desk.go)
 }
 
 // NewModel validates cfg and returns a model.
@@ -333,10 +334,13 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 			// as an assignment rather than lose the messages.
 			return m.assigned(f)
 		}
+		c.setContact(f.Contact)
 		n := c.merge(m.cfg.Analyzer, f.List)
 		if c != m.selected() {
 			c.unread += n
 		}
+	case protocol.TypeCanned:
+		m.desk.canned = f.Canned
 	case protocol.TypeStatus:
 		if _, c := m.find(f.Phone); c != nil {
 			if e, ok := c.ids[f.ID]; ok && e.Message.Status.Advances(f.Status) {
@@ -411,6 +415,7 @@ func (m *Model) assigned(f protocol.Frame) tea.Cmd {
 	}
 	_, c := m.find(f.Phone)
 	if c != nil { // a resync after reconnect: merge, nothing twice
+		c.setContact(f.Contact)
 		n := c.merge(m.cfg.Analyzer, f.List)
 		if c != m.selected() {
 			c.unread += n
@@ -418,6 +423,7 @@ func (m *Model) assigned(f protocol.Frame) tea.Cmd {
 		return nil
 	}
 	c = newConversation(f.Phone)
+	c.setContact(f.Contact)
 	c.merge(m.cfg.Analyzer, f.List)
 	for i := len(c.msgs) - 1; i >= 0 && c.msgs[i].Message.Direction == protocol.In; i-- {
 		c.unread++
@@ -434,7 +440,7 @@ func (m *Model) assigned(f protocol.Frame) tea.Cmd {
 }
 
 func (m *Model) sendFailed(f protocol.Frame, err error) {
-	if f.Type == protocol.TypeResponse {
+	if f.Type == protocol.TypeResponse || f.Type == protocol.TypeNote {
 		for _, c := range m.convs {
 			if e := c.byRef(f.Ref); e != nil && e.pending {
 				e.pending, e.failed = false, failText(err)

@@ -50,6 +50,7 @@ type conversation struct {
 	// newBelow counts the messages that arrived below the view while it
 	// was scrolled back (at most offset).
 	newBelow int
+	contact  protocol.Contact // the node's last word on the customer (desk.go)
 }
 
 func newConversation(phone string) *conversation {
@@ -70,7 +71,7 @@ func (c *conversation) merge(an *transform.Analyzer, list []protocol.Message) (n
 			}
 			continue
 		}
-		if m.Direction == protocol.Out && c.adopt(m) {
+		if (m.Direction == protocol.Out || m.Direction == protocol.Note) && c.adopt(m) {
 			continue
 		}
 		add = append(add, m)
@@ -121,7 +122,7 @@ func (c *conversation) merge(an *transform.Analyzer, list []protocol.Message) (n
 // disconnect turns out to be stored after all.
 func (c *conversation) adopt(m protocol.Message) bool {
 	for _, e := range c.msgs {
-		if e.ref != "" && e.Message.ID == "" && e.Message.Text == m.Text {
+		if e.ref != "" && e.Message.ID == "" && e.Message.Text == m.Text && e.Message.Direction == m.Direction {
 			e.Message.ID = m.ID
 			e.Message.Status = m.Status
 			e.Message.Received = m.Received

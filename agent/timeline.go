@@ -20,6 +20,9 @@ func (m *Model) timeline(w, h int) []string {
 		return []string{m.st.title.Render("No conversation selected"), m.st.dim.Render("Conversations appear here when the switchboard assigns them.")}
 	}
 	header := m.st.title.Render(c.phone)
+	if c.contact.Name != "" {
+		header = m.st.title.Render(c.label()) + m.st.dim.Render(m.st.g.sep+c.phone)
+	}
 	if c.offset > 0 {
 		more := " (pgdn for newer)"
 		if c.newBelow > 0 {
@@ -89,6 +92,9 @@ func author(e *entry) string {
 //	▶ you · sent · just now
 //	  Let me check that for you.
 func (m *Model) renderEntry(e *entry, w int) []string {
+	if e.Message.Direction == protocol.Note {
+		return m.renderNote(e, w)
+	}
 	g := m.st.g
 	var head string
 	when := m.cfg.RelTime.Phrase(e.Time, m.now)
