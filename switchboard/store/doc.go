@@ -41,6 +41,8 @@
 // batch, per-conversation seqs come from an in-memory cache loaded lazily
 // from the last key of the conversation — writes the batch with Sync: true,
 // and only then answers all of them. So concurrent writers share one fsync.
+// Requests that do not need their own fsync (WithoutSync) are written first,
+// without one, and answered at once: they do not wait for the others'.
 // If the write fails, every request of the batch gets the error; nothing of
 // it is in the in-memory state except that the seqs it allocated are
 // skipped, never reused (the failed batch may still be in LevelDB's

@@ -339,14 +339,34 @@ func (s *Store) failQueued() {
 	}
 }
 
-// commit applies a batch of requests and writes them with one synced write.
+// commit applies a batch of requests and writes them with one synced
+// write. Lazy requests (WithoutSync) in a batch that also holds synced
+// ones are written first, in a write of their own without fsync, and
+// answered at once, so they never wait for the others' fsync. Reordering
+// requests within one batch is safe: a caller waits for its answer before
+// it sends its next request, so requests of one batch are concurrent and
+// any order between them is an order they could have arrived in.
 func (s *Store) commit(batch []*request) {
+	var lazy, synced []*request
+	for _, r := range batch {
+		if r.lazy {
+			lazy = append(lazy, r)
+		} else {
+			synced = append(synced, r)
+		}
+	}
+	if len(lazy) > 0 && len(synced) > 0 {
+		s.commitGroup(lazy, false)
+		s.commitGroup(synced, true)
+		return
+	}
+	s.commitGroup(batch, len(synced) > 0)
+}
+
+// commitGroup applies requests and writes them in one write, synced or not.
+func (s *Store) commitGroup(batch []*request, sync bool) {
 	t := newTxn(s)
 	results := make([]result, len(batch))
-	sync := false
-	for _, r := range batch {
-		sync = sync || !r.lazy
-	}
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			results[i] = result{err: err} // the caller has gone: write nothing
