@@ -26,6 +26,16 @@ type deskState struct {
 	pick     int                    // the highlighted canned reply
 }
 
+// setCanned takes the node's canned frame; an open list stays on a
+// reply that still exists, and closes when none is left.
+func (m *Model) setCanned(list []protocol.CannedReply) {
+	m.desk.canned = list
+	m.desk.pick = min(m.desk.pick, max(len(list)-1, 0))
+	if len(list) == 0 {
+		m.desk.picking = false
+	}
+}
+
 // label names a conversation: the contact's name, else the phone number.
 func (c *conversation) label() string {
 	if c.contact.Name != "" {
@@ -194,7 +204,7 @@ func (m *Model) sendNote(c *conversation, text string) tea.Cmd {
 		return nil
 	}
 	ref := m.cfg.NewRef()
-	msg := protocol.Message{Phone: c.phone, Direction: protocol.Note, Text: text, Received: m.cfg.Now().UnixMilli()}
+	msg := protocol.Message{Phone: c.phone, Direction: protocol.Note, Text: text, Received: m.cfg.Now().UnixMilli(), Status: protocol.StatusReceived}
 	c.msgs = append(c.msgs, &entry{Annotated: transform.Annotate(msg), ref: ref, pending: true})
 	c.offset, c.newBelow = 0, 0
 	m.input.Reset()

@@ -340,7 +340,7 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 			c.unread += n
 		}
 	case protocol.TypeCanned:
-		m.desk.canned = f.Canned
+		m.setCanned(f.Canned)
 	case protocol.TypeStatus:
 		if _, c := m.find(f.Phone); c != nil {
 			if e, ok := c.ids[f.ID]; ok && e.Message.Status.Advances(f.Status) {

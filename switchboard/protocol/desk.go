@@ -56,8 +56,13 @@ func ValidCannedName(name string) error {
 }
 
 // ValidCannedText reports whether text can be a canned reply's text: not
-// blank, valid UTF-8, at most MaxText bytes.
+// blank, valid UTF-8, at most MaxText bytes, no control characters but
+// line breaks and tabs (it is inserted into the agent's composer as typed
+// text).
 func ValidCannedText(text string) error {
+	if i := strings.IndexFunc(text, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }); i >= 0 {
+		return fmt.Errorf("canned reply text may hold no control characters but line breaks and tabs")
+	}
 	switch {
 	case !utf8.ValidString(text):
 		return fmt.Errorf("canned reply text is not valid UTF-8")

@@ -26,6 +26,7 @@ func TestDeskFrames(t *testing.T) {
 		{`{"type":"contact","phone":"` + p + `","name":7}`, CodeBadFrame},
 		{`{"type":"contact","name":"x"}`, CodeInvalid},
 		{`{"type":"canned"}`, CodeUnknownType},
+		{`{"type":"note","phone":"` + p + `","text":"line\nbreak","ref":"n1"}`, ""},
 	} {
 		_, err := DecodeRequest([]byte(tt.in))
 		var pe *Error
@@ -51,6 +52,17 @@ func TestDeskFrames(t *testing.T) {
 		b, err := json.Marshal(tt.f)
 		if err != nil || string(b) != tt.want {
 			t.Errorf("%+v = %s %v, want %s", tt.f, b, err, tt.want)
+		}
+	}
+}
+
+func TestValidCannedText(t *testing.T) {
+	for text, ok := range map[string]bool{
+		"Thanks!": true, "Line one\nline two\tend": true, "  ": false, "": false, "bell\a": false,
+		"\x1b[31mred": false, "\xff": false, strings.Repeat("a", MaxText): true, strings.Repeat("a", MaxText+1): false,
+	} {
+		if err := ValidCannedText(text); (err == nil) != ok {
+			t.Errorf("ValidCannedText(%q) = %v", text, err)
 		}
 	}
 }
