@@ -44,20 +44,10 @@ type cannedEvent struct {
 }
 
 // note accepts an agent's internal note and returns its id. Notes share
-// the replies' ref index (store.Reply.Note): a ref is stored once.
+// the replies' refs and their dedupe (cluster.authored, store.Reply.Note):
+// a ref is stored once.
 func (c *cluster) note(ctx context.Context, s *session, phone, ref, text string) (string, error) {
-	if m, err := c.n.store.MessageByRef(s.agent, ref); err == nil {
-		return m.ID, nil
-	}
-	id := c.n.store.NewID()
-	if prev := c.acceptedBefore("ref/"+s.agent+"/"+ref, id); prev != "" {
-		return prev, nil
-	}
-	msg := protocol.Message{
-		ID: id, Phone: phone, Direction: protocol.Note, Text: text, Agent: s.agent,
-		Received: c.n.now().UnixMilli(), Status: protocol.StatusReceived,
-	}
-	return id, c.appendApplied(ctx, id, keyNote(phone), messageEvent{Message: msg, Node: c.node, Ref: ref})
+	return c.authored(ctx, s, phone, ref, text, protocol.Note)
 }
 
 // putContact accepts a contact change (by: "admin" or the agent).
