@@ -6,7 +6,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/switchboard/switchboard/switchboard/bus"
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
@@ -267,4 +269,29 @@ func TestClusterDesk(t *testing.T) {
 		cb, _, _ := nb.node.store.Contact(c1)
 		return ca.Name == "Maya Lopez" && cb == ca
 	})
+}
+
+// TestClusterDeskRepublished: a note and a canned reply whose first
+// publish to the log fails (a broker failing over) are still acked / 200
+// from the journal, republished, and applied once.
+func TestClusterDeskRepublished(t *testing.T) {
+	var drop *dropFirst
+	n1 := startWrappedClusterNode(t, func(b bus.Bus) bus.Bus {
+		drop = &dropFirst{Bus: b, prefix: "canned."}
+		return drop
+	})
+	waitReady(t, n1)
+	alice := n1.agent("alice", 1)
+	alice.Expect(protocol.TypeCanned, nil, waitLong)
+	sbt.WaitFor(t, waitLong, "the first read of the journal", func() bool { return n1.node.cluster.accept.(*journal).scans.Load() >= 1 })
+	if code, _ := adminDo(t, http.MethodPut, n1.base+"/canned/hi", testAdmin, `{"text":"Hi!"}`); code != 200 {
+		t.Fatalf("PUT = %d", code)
+	}
+	if !drop.dropped.Load() {
+		t.Fatal("the publish was not dropped")
+	}
+	if f := alice.Expect(protocol.TypeCanned, nil, republishAfter+journalSweepEvery+waitLong); len(f.Canned) != 1 || f.Canned[0].Name != "hi" {
+		t.Fatalf("canned = %+v", f)
+	}
+	alice.ExpectNone(protocol.TypeCanned, 300*time.Millisecond) // applied once
 }
