@@ -66,7 +66,7 @@ func TestFlowContactNames(t *testing.T) {
 	s.Inbound(deskPhone, "Noted", time.Now()) // after the contact's update
 	waitScreen(t, tm, "new name", func(v string) bool { return strings.Contains(v, "Noted") })
 	final := finalView(t, tm)
-	for _, want := range []string{"> Maya L.", "Maya L. - " + deskPhone, "Reply to Maya L."} {
+	for _, want := range []string{"> Maya L.", "Maya L. - " + deskPhone, "Reply to Maya L.", "- Stats ---", "\nMaya L. "} {
 		if !strings.Contains(final, want) {
 			t.Errorf("final view lacks %q:\n%s", want, final)
 		}
