@@ -145,9 +145,23 @@ func (c *cluster) applier(ctx context.Context) {
 // applyRun stores a run of entries in one write, routes them in one router
 // call, in log order, then does what follows outside the router.
 func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
-	// 1. Store.
+	itemOf, results, err := c.storeRun(ctx, run)
+	if err != nil {
+		return err
+	}
+	post, err := c.routeRun(ctx, run, itemOf, results)
+	if err != nil {
+		return err
+	}
+	c.afterRun(ctx, run, post)
+	return nil
+}
+
+// storeRun stores the sms.* entries of a run in one write (step 1 of
+// applyRun). itemOf maps each entry to its result, -1 for none.
+func (c *cluster) storeRun(ctx context.Context, run []logEntry) (itemOf []int, results []store.LogResult, err error) {
 	var items []store.LogItem
-	itemOf := make([]int, len(run))
+	itemOf = make([]int, len(run))
 	for i := range run {
 		itemOf[i] = -1
 		e := &run[i]
@@ -159,54 +173,62 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 		if e.bad != nil || e.msg == nil {
 			continue
 		}
-		ev := e.msg
-		pos := store.LogPos(c.gen, e.offset)
-		switch {
-		case strings.HasPrefix(e.key, "sms.in."):
-			items = append(items, store.LogItem{Inbound: &store.Inbound{
-				ID: ev.ID, Sid: ev.Sid, Phone: ev.Phone, To: ev.To, Text: ev.Text, FromCountry: ev.FromCountry,
-				Received: time.UnixMilli(ev.Received), LogPos: pos,
-			}})
-		case strings.HasPrefix(e.key, "sms.out."):
-			items = append(items, store.LogItem{Reply: &store.Reply{
-				ID: ev.ID, Phone: ev.Phone, Agent: ev.Agent, Ref: ev.Ref, Text: ev.Text,
-				Sent: time.UnixMilli(ev.Received), LogPos: pos, Origin: ev.Node,
-			}})
-		case strings.HasPrefix(e.key, "sms.status."):
-			if !ev.Status.Valid() || ev.Status == protocol.StatusReceived {
-				e.bad = fmt.Errorf("status %q is not a delivery status", ev.Status)
-				continue
-			}
-			if ev.ID == "" {
-				// A callback that reached a node before the send was known
-				// there: resolve it, or hold it until the send shows up.
-				var found protocol.Message
-				if c.n.early.hold(ev.ProviderID, ev.Status, ev.Detail, c.n.now(), func() bool {
-					var err error
-					found, err = c.n.store.MessageByProviderID(ev.ProviderID)
-					return err == nil
-				}) {
-					continue
-				}
-				ev.ID = found.ID
-			}
-			items = append(items, store.LogItem{Status: &store.LogStatus{ID: ev.ID, Status: ev.Status, ProviderID: ev.ProviderID}})
-		default:
-			continue
+		if item, ok := c.storeItem(e); ok {
+			items = append(items, item)
+			itemOf[i] = len(items) - 1
 		}
-		itemOf[i] = len(items) - 1
 	}
-	var results []store.LogResult
 	if len(items) > 0 {
-		var err error
 		if results, err = c.n.store.ApplyLog(store.WithoutSync(ctx), items); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
+	return itemOf, results, nil
+}
 
-	// 2. Route, in log order, in one trip to the router.
-	var post []func()
-	err := c.route(ctx, func() {
+// storeItem is what the store keeps of an sms.* entry; ok is false for
+// none (a bad status, or an early one held until its send is known).
+func (c *cluster) storeItem(e *logEntry) (item store.LogItem, ok bool) {
+	ev := e.msg
+	pos := store.LogPos(c.gen, e.offset)
+	switch {
+	case strings.HasPrefix(e.key, "sms.in."):
+		return store.LogItem{Inbound: &store.Inbound{
+			ID: ev.ID, Sid: ev.Sid, Phone: ev.Phone, To: ev.To, Text: ev.Text, FromCountry: ev.FromCountry,
+			Received: time.UnixMilli(ev.Received), LogPos: pos,
+		}}, true
+	case strings.HasPrefix(e.key, "sms.out."):
+		return store.LogItem{Reply: &store.Reply{
+			ID: ev.ID, Phone: ev.Phone, Agent: ev.Agent, Ref: ev.Ref, Text: ev.Text,
+			Sent: time.UnixMilli(ev.Received), LogPos: pos, Origin: ev.Node,
+		}}, true
+	case strings.HasPrefix(e.key, "sms.status."):
+		if !ev.Status.Valid() || ev.Status == protocol.StatusReceived {
+			e.bad = fmt.Errorf("status %q is not a delivery status", ev.Status)
+			return item, false
+		}
+		if ev.ID == "" {
+			// A callback that reached a node before the send was known
+			// there: resolve it, or hold it until the send shows up.
+			var found protocol.Message
+			if c.n.early.hold(ev.ProviderID, ev.Status, ev.Detail, c.n.now(), func() bool {
+				var err error
+				found, err = c.n.store.MessageByProviderID(ev.ProviderID)
+				return err == nil
+			}) {
+				return item, false
+			}
+			ev.ID = found.ID
+		}
+		return store.LogItem{Status: &store.LogStatus{ID: ev.ID, Status: ev.Status, ProviderID: ev.ProviderID}}, true
+	}
+	return item, false
+}
+
+// routeRun routes a stored run, in log order, in one trip to the router
+// (step 2 of applyRun), and returns what to do after it.
+func (c *cluster) routeRun(ctx context.Context, run []logEntry, itemOf []int, results []store.LogResult) (post []func(), err error) {
+	err = c.route(ctx, func() {
 		r := c.n.router
 		for i := range run {
 			e := &run[i]
@@ -233,11 +255,12 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 			}
 		}
 	})
-	if err != nil {
-		return err
-	}
+	return post, err
+}
 
-	// 3. What follows, outside the router.
+// afterRun does what follows a routed run, outside the router (step 3 of
+// applyRun), and checkpoints when one is due.
+func (c *cluster) afterRun(ctx context.Context, run []logEntry, post []func()) {
 	for _, e := range run {
 		if e.bad != nil {
 			// Bad input from outside (a shop or another service publishing
@@ -267,7 +290,6 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 	if c.sinceCheck >= checkpointEntries || c.n.now().Sub(c.lastCheck) >= checkpointEvery {
 		c.checkpoint(ctx)
 	}
-	return nil
 }
 
 // routeMessage routes a stored sms.* entry. Runs on the router goroutine;
