@@ -157,7 +157,7 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 	return nil
 }
 
-// storeRun stores the sms.* entries of a run in one write (step 1 of
+// storeRun stores the sms.* and helpdesk (desk.go) entries of a run in one write (step 1 of
 // applyRun). itemOf maps each entry to its result, -1 for none.
 func (c *cluster) storeRun(ctx context.Context, run []logEntry) (itemOf []int, results []store.LogResult, err error) {
 	var items []store.LogItem
