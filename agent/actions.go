@@ -32,6 +32,9 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 			return cmd
 		}
 	}
+	if cmd, ok := m.deskKey(k); ok {
+		return cmd
+	}
 	switch {
 	case key.Matches(k, m.keys.Quit):
 		return tea.Quit
@@ -145,6 +148,9 @@ func (m *Model) sendReply() tea.Cmd {
 		}
 		return nil
 	}
+	if m.desk.noteMode {
+		return m.sendNote(c, text)
+	}
 	if n := smsCount(text); n.chars > maxSMSChars {
 		m.setNotice(fmt.Sprintf("reply too long for an SMS: %d characters, at most %d", n.chars, maxSMSChars))
 		return nil
@@ -174,5 +180,8 @@ func (m *Model) retry() tea.Cmd {
 		return nil
 	}
 	e.failed, e.pending = "", true
+	if e.Message.Direction == protocol.Note {
+		return m.send(noteFrame(c.phone, e.Message.Text, e.ref))
+	}
 	return m.send(protocol.Frame{Type: protocol.TypeResponse, Phone: c.phone, Message: e.Message.Text, Ref: e.ref})
 }

@@ -62,8 +62,10 @@ func (m *Model) composerLabel(w int) string {
 	if c == nil {
 		return m.st.dim.Render("No conversation yet")
 	}
-	s := m.st.composerOn.Render("Reply to " + c.phone)
-	if text := m.input.Value(); text != "" {
+	s := m.st.composerOn.Render("Reply to " + c.label())
+	if m.desk.noteMode {
+		s = m.st.note.Render("Note on "+c.label()) + m.st.dim.Render(" (agents only, never sent; "+m.keys.Note.Help().Key+" back to replying)")
+	} else if text := m.input.Value(); text != "" {
 		n := smsCount(text)
 		if n.chars > maxSMSChars {
 			s += "  " + m.st.failed.Render(fmt.Sprintf("%d chars: too long for an SMS (at most %d)", n.chars, maxSMSChars))

@@ -26,7 +26,7 @@ func (m *Model) convList(w, h int) []string {
 	for i := first; i < len(m.convs) && i < first+per; i++ {
 		c := m.convs[i]
 		cursor := "  "
-		head := shownAddr(c.phone)
+		head := c.label()
 		if i == m.sel {
 			cursor = g.cursor + " "
 			head = m.st.selected.Render(head)
@@ -58,6 +58,8 @@ func (m *Model) convList(w, h int) []string {
 			dir := ""
 			if e.Message.Direction == protocol.Out {
 				dir = author(e) + ": "
+			} else if e.Message.Direction == protocol.Note {
+				dir = "note: "
 			}
 			text := strings.ReplaceAll(clean(e.Message.Text, false), "\n", " ")
 			if text == "" && len(e.Message.Media) > 0 {

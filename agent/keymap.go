@@ -33,6 +33,10 @@ type keyMap struct {
 	HelpAlways key.Binding
 	Close      key.Binding
 	Quit       key.Binding
+	// desk.go
+	Note   key.Binding
+	Canned key.Binding
+	Name   key.Binding
 }
 
 func defaultKeyMap() keyMap {
@@ -54,6 +58,9 @@ func defaultKeyMap() keyMap {
 		HelpAlways: key.NewBinding(key.WithKeys("f1"), key.WithHelp("f1", "help")),
 		Close:      key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "close help")),
 		Quit:       key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
+		Note:       key.NewBinding(key.WithKeys("ctrl+n"), key.WithHelp("ctrl+n", "note mode: write an internal note")),
+		Canned:     key.NewBinding(key.WithKeys("ctrl+l"), key.WithHelp("ctrl+l", "canned replies (or /name + tab)")),
+		Name:       key.NewBinding(key.WithKeys("alt+n"), key.WithHelp("alt+n", "name the customer (the composer's text)")),
 	}
 }
 
@@ -86,6 +93,7 @@ func (k keyMap) FullHelp() [][]key.Binding {
 		{k.Send, k.Newline, k.Retry},
 		{k.Next, k.Prev, k.Release, k.Transfer},
 		{k.PageUp, k.PageDown, k.LineUp, k.LineDown},
+		{k.Note, k.Canned, k.Name},
 		{k.Presence, k.Reconnect, k.Help, k.HelpAlways, k.Close, k.Quit},
 	}
 }

@@ -81,6 +81,8 @@ func (m *Model) render() string {
 	var right []string
 	if m.showHelp {
 		right = m.helpPane(m.rightWidth(), h)
+	} else if m.desk.picking {
+		right = m.cannedPane(m.rightWidth(), h)
 	} else {
 		right = m.timeline(m.rightWidth(), h)
 	}

@@ -117,6 +117,7 @@ type Model struct {
 	nav       navStats
 	showHelp  bool
 	flow      transferPrompt // a transfer being typed (transfer.go)
+	desk      deskState // notes, canned replies (desk.go)
 }
 
 // NewModel validates cfg and returns a model.
@@ -335,10 +336,13 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 			// as an assignment rather than lose the messages.
 			return m.assigned(f)
 		}
+		c.setContact(f.Contact)
 		n := c.merge(m.cfg.Analyzer, f.List)
 		if c != m.selected() {
 			c.unread += n
 		}
+	case protocol.TypeCanned:
+		m.setCanned(f.Canned)
 	case protocol.TypeStatus:
 		if _, c := m.find(f.Phone); c != nil {
 			if e, ok := c.ids[f.ID]; ok && e.Message.Status.Advances(f.Status) {
@@ -420,6 +424,7 @@ func (m *Model) assigned(f protocol.Frame) tea.Cmd {
 	}
 	_, c := m.find(f.Phone)
 	if c != nil { // a resync after reconnect: merge, nothing twice
+		c.setContact(f.Contact)
 		n := c.merge(m.cfg.Analyzer, f.List)
 		if c != m.selected() {
 			c.unread += n
@@ -427,6 +432,7 @@ func (m *Model) assigned(f protocol.Frame) tea.Cmd {
 		return nil
 	}
 	c = newConversation(f.Phone)
+	c.setContact(f.Contact)
 	c.merge(m.cfg.Analyzer, f.List)
 	if f.Transfer != nil {
 		c.transfer = transferredNote(f.Transfer)
@@ -447,7 +453,7 @@ func (m *Model) assigned(f protocol.Frame) tea.Cmd {
 }
 
 func (m *Model) sendFailed(f protocol.Frame, err error) {
-	if f.Type == protocol.TypeResponse {
+	if f.Type == protocol.TypeResponse || f.Type == protocol.TypeNote {
 		for _, c := range m.convs {
 			if e := c.byRef(f.Ref); e != nil && e.pending {
 				e.pending, e.failed = false, failText(err)

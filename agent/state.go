@@ -54,6 +54,7 @@ type conversation struct {
 	// customer opted out (zero: never); see optedOut.
 	refusedAt time.Time
 	transfer string // who transferred it here, with their note (transfer.go)
+	contact  protocol.Contact // the node's last word on the customer (desk.go)
 }
 
 func newConversation(phone string) *conversation {
@@ -74,7 +75,7 @@ func (c *conversation) merge(an *transform.Analyzer, list []protocol.Message) (n
 			}
 			continue
 		}
-		if m.Direction == protocol.Out && c.adopt(m) {
+		if (m.Direction == protocol.Out || m.Direction == protocol.Note) && c.adopt(m) {
 			continue
 		}
 		add = append(add, m)
@@ -125,7 +126,7 @@ func (c *conversation) merge(an *transform.Analyzer, list []protocol.Message) (n
 // disconnect turns out to be stored after all.
 func (c *conversation) adopt(m protocol.Message) bool {
 	for _, e := range c.msgs {
-		if e.ref != "" && e.Message.ID == "" && e.Message.Text == m.Text {
+		if e.ref != "" && e.Message.ID == "" && e.Message.Text == m.Text && e.Message.Direction == m.Direction {
 			e.Message.ID = m.ID
 			e.Message.Status = m.Status
 			e.Message.Received = m.Received

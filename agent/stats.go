@@ -195,7 +195,7 @@ func (m *Model) statsPane(w, h int) []string {
 		topN, custN = 0, min(custWant, avail)
 	}
 	if c != nil && custN > 0 {
-		lines = append(lines, m.customerLines(c.phone, cs, w, custN)...)
+		lines = append(lines, m.customerLines(c.label(), cs, w, custN)...)
 	}
 	if topN > 0 {
 		lines = append(lines, m.st.title.Render("Top products"))
@@ -238,12 +238,13 @@ func customerWant(cs *customerStats) int {
 	return n
 }
 
-// customerLines renders a customer's section in at most n lines (n >= 1).
+// customerLines renders a customer's section, headed by who (the contact's
+// name or the phone), in at most n lines (n >= 1).
 // When the viewed list does not fit, its last line says how many more
 // there are; the newest product and its categories come first.
-func (m *Model) customerLines(phone string, cs *customerStats, w, n int) []string {
+func (m *Model) customerLines(who string, cs *customerStats, w, n int) []string {
 	g := m.st.g
-	head := m.st.title.Render(shownAddr(phone))
+	head := m.st.title.Render(clean(who, false))
 	if cs == nil {
 		return append([]string{head}, m.st.dim.Render("no browsing data yet"))[:min(n, 2)]
 	}

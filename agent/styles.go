@@ -27,6 +27,7 @@ type styles struct {
 	ok         lipgloss.Style
 	sep        lipgloss.Style
 	composerOn lipgloss.Style
+	note       lipgloss.Style // internal notes (desk.go)
 
 	g glyphs
 }
@@ -35,16 +36,17 @@ type styles struct {
 // terminals that cannot show UTF-8.
 type glyphs struct {
 	in, out, cursor, sep, vbar, hbar, online, offline, ellipsis, up, media string
+	note, noteBar                                                          string
 	mark                                                                   func(transform.Mark) string
 }
 
 var unicodeGlyphs = glyphs{
-	in: "◀", out: "▶", cursor: "▸", sep: " · ", vbar: "│", hbar: "─", online: "●", offline: "○", ellipsis: "…", up: "↑", media: "📎",
+	in: "◀", out: "▶", cursor: "▸", sep: " · ", vbar: "│", hbar: "─", online: "●", offline: "○", ellipsis: "…", up: "↑", media: "📎", note: "✎", noteBar: "┆",
 	mark: transform.Mark.Emoji,
 }
 
 var asciiGlyphs = glyphs{
-	in: "<", out: ">", cursor: ">", sep: " - ", vbar: "|", hbar: "-", online: "*", offline: "o", ellipsis: "~", up: "^", media: "[media]",
+	in: "<", out: ">", cursor: ">", sep: " - ", vbar: "|", hbar: "-", online: "*", offline: "o", ellipsis: "~", up: "^", media: "[media]", note: "#", noteBar: ":",
 	mark: transform.Mark.ASCII,
 }
 
@@ -66,6 +68,7 @@ func newStyles(ascii, dark bool) styles {
 		ok:         lipgloss.NewStyle().Foreground(c("#5F8700", "#AFD75F")),
 		sep:        lipgloss.NewStyle().Foreground(c("#BCBCBC", "#444444")),
 		composerOn: lipgloss.NewStyle().Bold(true),
+		note:       lipgloss.NewStyle().Italic(true).Foreground(c("#875F00", "#D7AF5F")),
 		g:          unicodeGlyphs,
 	}
 	if ascii {

@@ -20,6 +20,9 @@ func (m *Model) timeline(w, h int) []string {
 		return []string{m.st.title.Render("No conversation selected"), m.st.dim.Render("Conversations appear here when the switchboard assigns them.")}
 	}
 	header := m.st.title.Render(shownAddr(c.phone))
+	if c.contact.Name != "" {
+		header = m.st.title.Render(c.label()) + m.st.dim.Render(m.st.g.sep+shownAddr(c.phone))
+	}
 	for _, mark := range []string{m.channelMark(c), m.optOutMark(c)} {
 		if mark != "" {
 			header += m.st.g.sep + mark
@@ -97,6 +100,9 @@ func author(e *entry) string {
 //	▶ you · sent · just now
 //	  Let me check that for you.
 func (m *Model) renderEntry(e *entry, w int) []string {
+	if e.Message.Direction == protocol.Note {
+		return m.renderNote(e, w)
+	}
 	g := m.st.g
 	var head string
 	when := m.cfg.RelTime.Phrase(e.Time, m.now)

@@ -81,24 +81,35 @@ func (c *cluster) inbound(ctx context.Context, in store.Inbound, born time.Time)
 
 // reply accepts an agent's reply and returns its id.
 func (c *cluster) reply(ctx context.Context, s *session, phone, ref, text string) (string, error) {
+	return c.authored(ctx, s, phone, ref, text, protocol.Out)
+}
+
+// authored accepts a message an agent wrote, a reply (protocol.Out) or an
+// internal note (protocol.Note, desk.go): both share the agent's refs, so
+// a ref is stored once whichever it names.
+func (c *cluster) authored(ctx context.Context, s *session, phone, ref, text string, dir protocol.Direction) (string, error) {
 	if m, err := c.n.store.MessageByRef(s.agent, ref); err == nil {
-		if m.Phone != phone || m.Text != text {
+		if m.Phone != phone || m.Text != text || m.Direction != dir {
 			return "", fmt.Errorf("cluster: reply %s/%s: %w", s.agent, ref, store.ErrRefConflict)
 		}
 		return m.ID, nil
 	}
 	id := c.n.store.NewID()
-	if prev := c.acceptedBefore("ref/"+s.agent+"/"+ref, id, digestOf(phone, text)); prev != "" {
+	if prev := c.acceptedBefore("ref/"+s.agent+"/"+ref, id, digestOf(phone, text, string(dir))); prev != "" {
 		if prev == refConflict {
 			return "", fmt.Errorf("cluster: reply %s/%s: %w", s.agent, ref, store.ErrRefConflict)
 		}
 		return prev, nil
 	}
 	msg := protocol.Message{
-		ID: id, Phone: phone, Direction: protocol.Out, Text: text, Agent: s.agent,
+		ID: id, Phone: phone, Direction: dir, Text: text, Agent: s.agent,
 		Received: c.n.now().UnixMilli(), Status: protocol.StatusQueued,
 	}
-	return id, c.appendApplied(ctx, id, keyOut(phone), messageEvent{Message: msg, Node: c.node, Ref: ref})
+	key := keyOut(phone)
+	if dir == protocol.Note {
+		key, msg.Status = keyNote(phone), protocol.StatusReceived
+	}
+	return id, c.appendApplied(ctx, id, key, messageEvent{Message: msg, Node: c.node, Ref: ref})
 }
 
 // status publishes a delivery status change through the journal. id may be

@@ -31,6 +31,10 @@ func (n *Node) handleFrame(s *session, f protocol.Frame) {
 		n.handleResponse(ctx, s, f)
 	case protocol.TypeHistory:
 		n.handleHistory(ctx, s, f)
+	case protocol.TypeNote:
+		n.handleNote(ctx, s, f)
+	case protocol.TypeContact:
+		n.handleContact(ctx, s, f)
 	}
 }
 
@@ -93,7 +97,7 @@ func (n *Node) consent(phone, ref string) *protocol.Error {
 // true, when err says so: a ref already used for another reply.
 func refused(s *session, ref string, err error) bool {
 	if errors.Is(err, store.ErrRefConflict) {
-		s.enqueue(protocol.ErrorFrame(protocol.CodeRefConflict, "ref "+ref+" was already used for a reply with another phone or text; use a new ref", ref), time.Time{})
+		s.enqueue(protocol.ErrorFrame(protocol.CodeRefConflict, "ref "+ref+" was already used for a reply or note with another phone or text; use a new ref", ref), time.Time{})
 		return true
 	}
 	return false

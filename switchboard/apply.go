@@ -52,7 +52,10 @@ type logEntry struct {
 	msg    *messageEvent  // sms.*
 	pres   *presenceEvent // agent.presence.*
 	route  *routeEvent    // route.*
-	bad    error          // undecodable: skipped, but its offset counts
+	// note.*, contact.*, canned.* (desk.go; a note is in msg)
+	contact *contactEvent
+	canned  *cannedEvent
+	bad     error // undecodable: skipped, but its offset counts
 }
 
 // apply is the log consumer. It only decodes and queues: the applier
@@ -69,8 +72,9 @@ func (c *cluster) apply(ctx context.Context, d eventlog.Entry) error {
 		c.log.Error("cluster log has a hole: this node reports not ready", "missing_from", c.queued+1, "missing_to", d.Offset-1)
 	}
 	e := logEntry{offset: d.Offset, key: d.Key}
-	var v any
+	v, _ := decodeDesk(&e)
 	switch {
+	case v != nil:
 	case strings.HasPrefix(d.Key, "sms."):
 		e.msg = &messageEvent{}
 		v = e.msg
@@ -153,7 +157,7 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 	return nil
 }
 
-// storeRun stores the sms.* entries of a run in one write (step 1 of
+// storeRun stores the sms.* and helpdesk (desk.go) entries of a run in one write (step 1 of
 // applyRun). itemOf maps each entry to its result, -1 for none.
 func (c *cluster) storeRun(ctx context.Context, run []logEntry) (itemOf []int, results []store.LogResult, err error) {
 	var items []store.LogItem
@@ -161,6 +165,11 @@ func (c *cluster) storeRun(ctx context.Context, run []logEntry) (itemOf []int, r
 	for i := range run {
 		itemOf[i] = -1
 		e := &run[i]
+		if it, ok := c.deskItem(e); ok && e.bad == nil {
+			items = append(items, it)
+			itemOf[i] = len(items) - 1
+			continue
+		}
 		if e.bad != nil || e.msg == nil {
 			continue
 		}
@@ -232,6 +241,9 @@ func (c *cluster) routeRun(ctx context.Context, run []logEntry, itemOf []int, re
 					e.bad = res.Err
 					continue
 				}
+				if c.routeDesk(r, e, res) {
+					continue
+				}
 				post = append(post, c.routeMessage(r, e, res)...)
 				continue
 			}
@@ -264,6 +276,10 @@ func (c *cluster) afterRun(ctx context.Context, run []logEntry, post []func()) {
 				c.accept.seen(id)
 				c.applied.done(id)
 			}
+		}
+		if id, node := deskID(&e); id != "" && node == c.node {
+			c.accept.seen(id)
+			c.applied.done(id)
 		}
 	}
 	c.offset = run[len(run)-1].offset

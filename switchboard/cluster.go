@@ -51,7 +51,7 @@ const (
 )
 
 // logBindings are the keys the log stream keeps.
-var logBindings = []string{"sms.in.#", "sms.out.#", "sms.status.#", "agent.presence.#", "route.#"}
+var logBindings = []string{"sms.in.#", "sms.out.#", "sms.status.#", "agent.presence.#", "route.#", "note.#", "contact.#", "canned.#"}
 
 // BrokerNames returns the exchanges and durable queues that nodes declare on
 // the broker for exchange (-amqp-exchange): everything to delete to remove a

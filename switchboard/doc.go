@@ -5,7 +5,7 @@
 // # One path
 //
 // Every event that changes a conversation or routing — an inbound SMS, a
-// reply, a delivery status, an agent's presence, a release, a grace
+// reply, an internal note, a contact, a canned reply, a delivery status, an agent's presence, a release, a grace
 // expiry, a node's start or death — is appended to the log (package
 // eventlog) and takes effect only when the node applies it, in log order.
 // A node alone runs on the local log, kept in its LevelDB store; nodes
@@ -52,6 +52,8 @@
 //	earlystatus.go   status callbacks that arrive before their send is recorded
 //	http.go          HTTP routes and handlers
 //	nav.go           navigation analytics wiring (package nav)
+//	desk.go          notes, contacts, canned replies: accepted → log → applied
+//	deskhttp.go      their admin API (/canned, /contacts)
 //	events.go        event bodies and routing keys (DESIGN.md)
 //	twilioregister.go, metrics.go, options.go
 //

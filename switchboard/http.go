@@ -43,6 +43,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /conversations/{phone}", n.admin(n.handleConversation))
 	mux.HandleFunc("GET /queue", n.admin(n.handleQueue))
 	n.navRoutes(mux)
+	n.deskRoutes(mux)
 	return n.countStatus(mux)
 }
 

@@ -262,7 +262,7 @@ func Settings() []Setting {
 	b, s = str(func(o *Options) *string { return &o.Secret })
 	add(mk("secret", []string{"SWITCHBOARD_SECRET"}, "signs agent tokens; required to accept agents", b, s))
 	b, s = str(func(o *Options) *string { return &o.AdminToken })
-	add(mk("admin-token", []string{"SWITCHBOARD_ADMIN_TOKEN"}, "bearer token for admin endpoints (GET /conversations/{phone}, PUT /products/{id})", b, s))
+	add(mk("admin-token", []string{"SWITCHBOARD_ADMIN_TOKEN"}, "bearer token for admin endpoints (GET /conversations/{phone}, PUT /products/{id}, /canned, /contacts)", b, s))
 	b, s = str(func(o *Options) *string { return &o.StatsGroup })
 	add(mk("stats-group", []string{"SWITCHBOARD_STATS_GROUP"}, "metrics multicast group host:port", b, s))
 	b, s = str(func(o *Options) *string { return &o.StatsIface })

@@ -169,7 +169,7 @@ func (r *router) sendAssigned(s *session, phone string, born time.Time, e route.
 	if err != nil {
 		r.log.Error("history for assignment", "phone", phone, "err", err)
 	}
-	f := protocol.Frame{Type: protocol.TypeAssigned, Phone: phone, List: list}
+	f := protocol.Frame{Type: protocol.TypeAssigned, Phone: phone, List: list, Contact: r.contactOf(phone)}
 	if e.From != "" {
 		f.Transfer = &protocol.Transfer{From: e.From, Note: e.Note}
 	}
@@ -291,6 +291,7 @@ func (r *router) attach(agent, id string, epoch uint64, s *session) {
 	s.epoch = epoch
 	r.sessions[agent] = s
 	r.tellQueue(s)
+	r.tellCanned(s)
 	r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
 	for _, phone := range r.engine.Conversations(agent) {
 		r.sendAssigned(s, phone, time.Time{}, route.Effect{})

@@ -48,6 +48,8 @@ type Server struct {
 	products    []Product // GET /products
 	productsErr int       // status answered instead of the catalog; 0: none
 	productReqs int
+
+	contacts map[string]protocol.Contact // phone → contact on assigned frames (SetContact)
 }
 
 // Product is a catalog entry as GET /products serves it (DESIGN.md).
@@ -264,7 +266,11 @@ func (s *Server) answer(c *websocket.Conn, f protocol.Frame) {
 		s.mu.Lock()
 		var out []protocol.Frame
 		for _, p := range s.order {
-			out = append(out, protocol.Frame{Type: protocol.TypeAssigned, Phone: p, List: s.recentLocked(p)})
+			f := protocol.Frame{Type: protocol.TypeAssigned, Phone: p, List: s.recentLocked(p)}
+			if ct, ok := s.contacts[p]; ok {
+				f.Contact = &ct
+			}
+			out = append(out, f)
 		}
 		s.mu.Unlock()
 		for _, o := range out {
@@ -290,6 +296,8 @@ func (s *Server) answer(c *websocket.Conn, f protocol.Frame) {
 			s.write(c, protocol.Frame{Type: protocol.TypeUpdate, Phone: f.Phone, List: []protocol.Message{m}})
 			s.write(c, protocol.Frame{Type: protocol.TypeStatus, Phone: f.Phone, ID: id, Status: protocol.StatusSent})
 		}
+	case protocol.TypeNote, protocol.TypeContact:
+		s.answerDesk(c, f)
 	case protocol.TypeHistory:
 		s.mu.Lock()
 		list := s.convs[f.Phone]
@@ -308,4 +316,39 @@ func (s *Server) answer(c *websocket.Conn, f protocol.Frame) {
 		s.mu.Unlock()
 		s.write(c, protocol.Frame{Type: protocol.TypeReleased, Phone: f.Phone, Reason: "released by agent"})
 	}
+}
+
+// SetContact gives phone's customer a contact, sent on assigned frames.
+func (s *Server) SetContact(phone string, ct protocol.Contact) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.contacts == nil {
+		s.contacts = map[string]protocol.Contact{}
+	}
+	s.contacts[phone] = ct
+}
+
+// answerDesk answers notes as the node does on its own (an update with the
+// stored note, then the ack; a ref stored once) and contact frames with an
+// update carrying the contact.
+func (s *Server) answerDesk(c *websocket.Conn, f protocol.Frame) {
+	if f.Type == protocol.TypeContact {
+		s.SetContact(f.Phone, protocol.Contact{Name: f.Name})
+		s.write(c, protocol.Frame{Type: protocol.TypeUpdate, Phone: f.Phone, Contact: &protocol.Contact{Name: f.Name}})
+		return
+	}
+	s.mu.Lock()
+	id, dup := s.refs[f.Ref]
+	var m protocol.Message
+	if !dup {
+		m = s.fill(f.Phone, protocol.Message{Direction: protocol.Note, Text: f.Text, Received: time.Now().UnixMilli(), Agent: "alice", Status: protocol.StatusReceived})
+		id = m.ID
+		s.refs[f.Ref] = id
+		s.convs[f.Phone] = append(s.convs[f.Phone], m)
+	}
+	s.mu.Unlock()
+	if !dup {
+		s.write(c, protocol.Frame{Type: protocol.TypeUpdate, Phone: f.Phone, List: []protocol.Message{m}})
+	}
+	s.write(c, protocol.Frame{Type: protocol.TypeAck, Ref: f.Ref, ID: id})
 }

@@ -102,7 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&opts.AuthToken, "auth-token", opts.AuthToken, "Twilio auth token the nodes check signatures with (env TWILIO_AUTH_TOKEN); empty = unsigned")
 	fs.StringVar(&opts.AccountSID, "account-sid", opts.AccountSID, "Twilio account SID of the nodes (env TWILIO_ACCOUNT_SID)")
 	fs.StringVar(&opts.From, "from", opts.From, "the switchboard's number, the To of inbound SMS (env TWILIO_FROM)")
-	fs.StringVar(&opts.AdminToken, "admin-token", opts.AdminToken, "admin token: the report then says whether each lost message was stored (env SWITCHBOARD_ADMIN_TOKEN)")
+	fs.StringVar(&opts.AdminToken, "admin-token", opts.AdminToken, "admin token: -demo names its customers in the node's contacts, and the report says whether each lost message was stored (env SWITCHBOARD_ADMIN_TOKEN)")
 	fs.StringVar(&opts.TwilioAddr, "twilio-addr", opts.TwilioAddr, "listen address of the fake Twilio API; the nodes' TWILIO_API_URL must point here (default: the host of TWILIO_API_URL); empty = none")
 	rate := fs.String("rate", strconv.FormatFloat(opts.Rate, 'f', -1, 64), "inbound messages per second (open loop), or \"max\" for closed loop")
 	fs.DurationVar(&opts.Duration, "duration", opts.Duration, "how long to send (0 = until interrupted)")

@@ -1,10 +1,14 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,7 +81,8 @@ func (r *Runner) runDemo(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	say("demo: %d customers texting %s; connect the agent client to see them", n, strings.Join(r.opts.Targets, ", "))
-	say("demo: the customers are %s (the agent shows their numbers; their names once the node keeps contacts)", strings.Join(who, ", "))
+	say("demo: the customers are %s", strings.Join(who, ", "))
+	r.nameDemoCustomers(ctx, customers, say)
 	say("demo: an agent sees them all with capacity %d or more (switchboard token alice -capacity %d); the others wait for a free place", n, n)
 	say("demo: a second run continues these conversations; to start over, stop the node and delete its data directory (-data)")
 
@@ -149,4 +154,46 @@ func (r *Runner) demoCustomer(ctx context.Context, c demoCustomer, seed, nonce u
 			return
 		}
 	}
+}
+
+// demoSurnames complete demoNames into the contact names the demo gives
+// the node ("Maya Lopez").
+var demoSurnames = []string{"Lopez", "Becker", "Sharma", "Silva", "Okafor", "Tanaka", "Rossi", "Haddad"}
+
+// nameDemoCustomers names the customers in the first node's contacts (PUT
+// /contacts/{phone}, which needs the admin token), so the agent client
+// shows "Maya Lopez" rather than a number. One node is enough: contacts go
+// through the log to every node. Without the token it says so and goes on.
+func (r *Runner) nameDemoCustomers(ctx context.Context, customers []demoCustomer, say func(string, ...any)) {
+	if r.opts.AdminToken == "" {
+		say("demo: the agent shows the customers' numbers, not their names: give sbload the node's admin token (SWITCHBOARD_ADMIN_TOKEN or -admin-token) to name them")
+		return
+	}
+	target := r.opts.Targets[0]
+	for i, c := range customers {
+		body, _ := json.Marshal(map[string]string{"name": c.name + " " + demoSurnames[i%len(demoSurnames)]})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, target+"/contacts/"+url.PathEscape(c.phone), bytes.NewReader(body))
+		if err != nil {
+			say("demo: naming the customers failed: %v", err)
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+r.opts.AdminToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := r.client.Do(req)
+		if err != nil {
+			say("demo: naming the customers failed: %v; the agent shows their numbers", err)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			hint := ""
+			if resp.StatusCode == http.StatusUnauthorized {
+				hint = " (is it the node's SWITCHBOARD_ADMIN_TOKEN?)"
+			}
+			say("demo: naming the customers failed: PUT /contacts answered HTTP %d%s; the agent shows their numbers", resp.StatusCode, hint)
+			return
+		}
+	}
+	say("demo: named the customers in the node's contacts, so the agent shows their names")
 }

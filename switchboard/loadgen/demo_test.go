@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,6 +26,7 @@ func demoNode(t *testing.T, dir string) (base string, stop func()) {
 	o.DataDir = dir
 	o.Node = "demo-test"
 	o.Secret = testSecret
+	o.AdminToken = demoAdminToken
 	o.StatsInterval = 0
 	o.TwilioAccountSID, o.TwilioAuthToken, o.TwilioFrom = testAccount, testAuthToken, testFrom
 	o.TwilioAPIURL = "http://127.0.0.1:9" // the test agent sends no replies
@@ -194,5 +196,59 @@ func TestDemoRunsAgainAndAgain(t *testing.T) {
 		if _, old := seen[id]; old {
 			t.Errorf("after the reset alice was shown %s from before it", id)
 		}
+	}
+}
+
+const demoAdminToken = "demo-admin-token"
+
+// TestDemoNamesCustomers: with the node's admin token the demo names its
+// customers in the node's contacts, so alice's assigned frames carry
+// "Maya Lopez"; without it the story says the names are not set.
+func TestDemoNamesCustomers(t *testing.T) {
+	t.Parallel()
+	base, _ := demoNode(t, t.TempDir())
+	a := demoAgent(t, base)
+	for _, token := range []string{"", "wrong", demoAdminToken} {
+		o := DemoOptions()
+		o.Targets = []string{base}
+		o.AccountSID, o.AuthToken, o.From = testAccount, testAuthToken, testFrom
+		o.TwilioAddr, o.TwilioListener = "", listen(t)
+		o.DemoPace, o.Duration, o.Logger = 0.05, time.Second, quiet
+		o.AdminToken = token
+		var out syncBuffer
+		o.Progress = &out
+		r, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{
+			"":             "the agent shows the customers' numbers, not their names: give sbload the node's admin token",
+			"wrong":        "PUT /contacts answered HTTP 401 (is it the node's SWITCHBOARD_ADMIN_TOKEN?)",
+			demoAdminToken: "named the customers in the node's contacts",
+		}[token]
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("token %q: the story lacks %q:\n%s", token, want, out.String())
+		}
+	}
+	var ct protocol.Contact
+	if code := sbt.GetJSON(t, base+"/contacts/"+url.PathEscape(demoPhone(0)), demoAdminToken, &ct); code != 200 || ct.Name != "Maya Lopez" {
+		t.Fatalf("contact of Maya = %d %+v", code, ct)
+	}
+	// alice signs in again (the node closes her first session): every
+	// conversation comes back with its name.
+	a.Expect(protocol.TypeCanned, nil, 10*time.Second)
+	b := demoAgent(t, base)
+	names := map[string]bool{}
+	for len(names) < 6 {
+		f := b.Expect(protocol.TypeAssigned, nil, 10*time.Second)
+		if f.Contact != nil {
+			names[f.Contact.Name] = true
+		}
+	}
+	if !names["Maya Lopez"] {
+		t.Fatalf("alice's conversations are named %v", names)
 	}
 }

@@ -152,7 +152,7 @@ type clusterPath struct {
 
 // clusterLogBindings are the bindings of cluster mode's log stream
 // (switchboard/cluster.go).
-var clusterLogBindings = []string{"sms.in.#", "sms.out.#", "sms.status.#", "agent.presence.#", "route.#"}
+var clusterLogBindings = []string{"sms.in.#", "sms.out.#", "sms.status.#", "agent.presence.#", "route.#", "note.#", "contact.#", "canned.#"}
 
 // newClusterPath declares the exchange and the stream on admin and starts
 // n consumers on their own connections to url, each acking 64 deliveries

@@ -29,7 +29,7 @@ type Options struct {
 	AccountSID string // TWILIO_ACCOUNT_SID the nodes use; default a fixed test SID
 	AuthToken  string // TWILIO_AUTH_TOKEN: signs webhooks; "" = unsigned (nodes with -insecure-skip-signature)
 	From       string // TWILIO_FROM, the switchboard's number (the To of inbound SMS); default +15550000000
-	AdminToken string // optional: lets the report say whether a lost message was stored at all
+	AdminToken string // optional: -demo names its customers (PUT /contacts); the report says whether a lost message was stored at all
 
 	// TwilioAddr is where the fake Twilio Messages API listens (the nodes'
 	// TWILIO_API_URL points here); "" = no fake (replies are not checked).

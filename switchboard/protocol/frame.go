@@ -26,6 +26,9 @@ const (
 	// TypeSupervisor is the live view of the waiting line and every agent
 	// (View), sent to supervisor sessions about once a second.
 	TypeSupervisor = "supervisor"
+	// TypeCanned carries every canned reply (Canned), on connect and
+	// whenever one is put or deleted.
+	TypeCanned = "canned"
 )
 
 // Frame types sent by an agent to the server.
@@ -36,6 +39,12 @@ const (
 	TypeRelease   = "release"
 	TypeTransfer  = "transfer" // give a conversation to another agent (To) or back to the line (To "")
 	TypeAssign    = "assign"   // supervisor: give a waiting conversation to an agent (To)
+	// TypeNote stores an internal note (Text, Ref) in a conversation the
+	// agent holds: acked like a response, never sent as SMS.
+	TypeNote = "note"
+	// TypeContact names the customer of a conversation the agent holds
+	// (Phone, Name).
+	TypeContact = "contact"
 )
 
 // Error codes carried by error frames.
@@ -95,6 +104,10 @@ type Frame struct {
 	Note     string     `json:"note,omitempty"`     // transfer
 	Transfer *Transfer  `json:"transfer,omitempty"` // assigned by a transfer
 	View     *QueueView `json:"view,omitempty"`     // supervisor
+	// contact, canned (issue 18): see desk.go
+	Contact *Contact      `json:"contact,omitempty"` // assigned, update
+	Canned  []CannedReply `json:"canned,omitempty"`  // canned
+	Name    string        `json:"name,omitempty"`    // contact (request)
 
 	// agent requests
 	Capacity int    `json:"capacity,omitempty"` // available
@@ -124,7 +137,10 @@ func (f Frame) MarshalJSON() ([]byte, error) {
 			Phone    string    `json:"phone"`
 			List     []Message `json:"list"`
 			Transfer *Transfer `json:"transfer,omitempty"`
-		}{f.Type, f.Phone, list, f.Transfer}
+			Contact  *Contact  `json:"contact,omitempty"`
+		}{f.Type, f.Phone, list, f.Transfer, f.Contact}
+	case TypeCanned:
+		v = cannedFrame(f)
 	case TypeStatus:
 		v = struct {
 			Type   string `json:"type"`
@@ -249,6 +265,10 @@ func DecodeRequest(data []byte) (Frame, error) {
 		}
 	case TypeTransfer, TypeAssign:
 		if err := validFlow(f); err != nil {
+			return f, err
+		}
+	case TypeNote, TypeContact:
+		if err := validateDesk(&f); err != nil {
 			return f, err
 		}
 	case TypeHistory:

@@ -13,6 +13,9 @@ type Direction string
 const (
 	In  Direction = "in"
 	Out Direction = "out"
+	// Note is an agent's internal note: shown to agents, never sent as SMS,
+	// never a reply to the customer. Its status is always received.
+	Note Direction = "note"
 )
 
 // Status is the delivery state of a message. Inbound messages are always

@@ -176,12 +176,13 @@ func FuzzDecodeRequest(f *testing.F) {
 				t.Fatalf("limit %d accepted", fr.Limit)
 			}
 		case TypeTransfer, TypeAssign:
-			if _, err := NormalizePhone(fr.Phone); err != nil || len(fr.Note) > MaxNote || len(fr.Ref) > MaxRef {
+			if _, err := NormalizeAddress(fr.Phone); err != nil || len(fr.Note) > MaxNote || len(fr.Ref) > MaxRef {
 				t.Fatalf("bad %s accepted: %+v", fr.Type, fr)
 			}
 			if (fr.To != "" || fr.Type == TypeAssign) && ValidAgentName(fr.To) != nil {
 				t.Fatalf("bad agent name accepted: %q", fr.To)
 			}
+		case TypeNote, TypeContact: // FuzzDeskFrames
 		default:
 			t.Fatalf("type %q accepted", fr.Type)
 		}

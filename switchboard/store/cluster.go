@@ -295,9 +295,11 @@ func (s *Store) NewID() string { return s.opts.NewID() }
 
 // LogItem is one cluster log entry to store: exactly one field is set.
 type LogItem struct {
-	Inbound *Inbound   // LogPos and ID required
-	Reply   *Reply     // LogPos and ID required
-	Status  *LogStatus // a delivery status change of a stored reply
+	Inbound *Inbound    // LogPos and ID required
+	Reply   *Reply      // LogPos and ID required
+	Status  *LogStatus  // a delivery status change of a stored reply
+	Contact *ContactPut // desk.go; Fresh: it changed
+	Canned  *CannedPut  // desk.go; Fresh: it changed
 }
 
 // LogStatus is a status change read from the log.
@@ -327,6 +329,10 @@ type LogResult struct {
 func (s *Store) ApplyLog(ctx context.Context, items []LogItem) ([]LogResult, error) {
 	out := make([]LogResult, len(items))
 	for i, it := range items {
+		if ok, err := it.validateDesk(); ok {
+			out[i].Err = err
+			continue
+		}
 		switch {
 		case it.Inbound != nil:
 			in := it.Inbound
@@ -359,8 +365,9 @@ func (s *Store) ApplyLog(ctx context.Context, items []LogItem) ([]LogResult, err
 			if out[i].Err != nil {
 				continue
 			}
-			var r result
+			r, desk := t.applyDesk(it)
 			switch {
+			case desk:
 			case it.Inbound != nil:
 				r = t.replayed(t.appendInbound(it.Inbound), it.Inbound.ID, it.Inbound.LogPos, true)
 			case it.Reply != nil:

@@ -73,6 +73,10 @@ type Reply struct {
 	LogPos int64
 	// Origin (cluster mode) is the node that accepted the reply.
 	Origin string
+	// Note makes it an internal note (protocol.Note): stored and deduped
+	// by ref like a reply, but never in the outbox and without a delivery
+	// status.
+	Note bool
 }
 
 func invalid(format string, args ...any) error {
@@ -255,10 +259,13 @@ func (t *txn) appendReply(r *Reply) result {
 	if sent.IsZero() {
 		sent = t.s.opts.Now()
 	}
-	oseq := t.nextGlobal()
+	dir, oseq := protocol.Note, uint64(0)
+	if !r.Note {
+		dir, oseq = protocol.Out, t.nextGlobal()
+	}
 	rec := record{
 		ID:       id,
-		Dir:      protocol.Out,
+		Dir:      dir,
 		Text:     r.Text,
 		Received: sent.UnixMilli(),
 		Agent:    r.Agent,
@@ -269,7 +276,9 @@ func (t *txn) appendReply(r *Reply) result {
 	t.put(msgKey(r.Phone, seq), mustJSON(&rec))
 	t.put(idKey(id), loc{phone: r.Phone, seq: seq, oseq: oseq}.encode())
 	t.put(refKey(r.Agent, r.Ref), []byte(id))
-	t.put(outboxKey(oseq, id), nil)
+	if !r.Note {
+		t.put(outboxKey(oseq, id), nil)
+	}
 	return result{msg: rec.message(r.Phone)}
 }
 
