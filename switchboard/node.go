@@ -165,12 +165,15 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	n.router = newRouter(n)
 	// The one place where a node alone and a node among others differ:
 	// the log it runs on (doc.go).
-	var elog eventlog.Log = eventlog.NewLocal(n.store)
-	shared := opts.AMQPURL != ""
-	if shared {
+	var elog eventlog.Log
+	var local *eventlog.Local
+	if opts.AMQPURL == "" {
+		local = eventlog.NewLocal(n.store)
+		elog = local
+	} else {
 		elog = eventlog.NewStream(n.bus, "log", logBindings)
 	}
-	if n.cluster, err = newCluster(n, elog, shared); err != nil {
+	if n.cluster, err = newCluster(n, elog, local); err != nil {
 		return nil, fmt.Errorf("restore routing state: %w", err)
 	}
 	if cfg.logCheckEvery > 0 {
