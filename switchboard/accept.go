@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard/bus"
@@ -76,7 +75,9 @@ func (c *cluster) inbound(ctx context.Context, in store.Inbound, born time.Time)
 		Media: in.Media, OptOut: in.OptOut, // OptOut: the provider's kind; the store adds the keyword's
 	}
 	ev := messageEvent{Message: msg, Node: c.node, Born: born.UnixNano(), Sid: in.Sid, To: in.To}
-	return false, c.appendApplied(ctx, id, keyIn(in.Phone), ev)
+	item := store.LogItem{Inbound: &store.Inbound{ID: id, Sid: in.Sid, Phone: in.Phone, To: in.To, Text: in.Text,
+		FromCountry: in.FromCountry, Received: time.UnixMilli(msg.Received), Media: in.Media, OptOut: in.OptOut}}
+	return false, c.appendItem(ctx, id, keyIn(in.Phone), ev, &item)
 }
 
 // reply accepts an agent's reply and returns its id.
@@ -109,7 +110,9 @@ func (c *cluster) authored(ctx context.Context, s *session, phone, ref, text str
 	if dir == protocol.Note {
 		key, msg.Status = keyNote(phone), protocol.StatusReceived
 	}
-	return id, c.appendApplied(ctx, id, key, messageEvent{Message: msg, Node: c.node, Ref: ref})
+	item := store.LogItem{Reply: &store.Reply{ID: id, Phone: phone, Agent: s.agent, Ref: ref, Text: text,
+		Sent: time.UnixMilli(msg.Received), Origin: c.node, Note: dir == protocol.Note}}
+	return id, c.appendItem(ctx, id, key, messageEvent{Message: msg, Node: c.node, Ref: ref}, &item)
 }
 
 // status publishes a delivery status change through the journal. id may be
@@ -195,80 +198,14 @@ func (c *cluster) publish(ctx context.Context, key string, v any) error {
 // append makes an event this node accepted durable (acceptor) before it is
 // answered for.
 func (c *cluster) append(ctx context.Context, id, key string, v any) error {
+	return c.appendItem(ctx, id, key, v, nil)
+}
+
+// appendItem is append for an event that stores item when applied.
+func (c *cluster) appendItem(ctx context.Context, id, key string, v any, item *store.LogItem) error {
 	body, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("accept %s: %w", key, err)
 	}
-	return c.accept.accept(ctx, id, key, body)
-}
-
-// applyWait bounds how long accepting a message waits for the applier to
-// have applied it.
-const applyWait = 2 * time.Second
-
-// appendApplied is append that then waits, at most applyWait, until the
-// event is applied here, when the acceptor says to (acceptor.waitsForApply):
-// answered, the webhook's message (or the reply) is in this node's store
-// and routed, as a client reading its own write expects. It does not wait
-// while the log cannot take appends.
-func (c *cluster) appendApplied(ctx context.Context, id, key string, v any) error {
-	if !c.accept.waitsForApply() {
-		return c.append(ctx, id, key, v)
-	}
-	ch := c.applied.await(id)
-	defer c.applied.forget(id, ch)
-	if err := c.append(ctx, id, key, v); err != nil {
-		return err
-	}
-	if c.elog.Ready() != nil {
-		return nil
-	}
-	t := time.NewTimer(applyWait)
-	defer t.Stop()
-	select {
-	case <-ch:
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	return nil
-}
-
-// appliedWaiters lets accepting wait for the applier (appendApplied).
-type appliedWaiters struct {
-	mu sync.Mutex
-	m  map[string]chan struct{}
-}
-
-// await returns a channel closed when event id is applied.
-func (w *appliedWaiters) await(id string) chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.m == nil {
-		w.m = map[string]chan struct{}{}
-	}
-	ch := w.m[id]
-	if ch == nil {
-		ch = make(chan struct{})
-		w.m[id] = ch
-	}
-	return ch
-}
-
-// done says event id is applied (the applier).
-func (w *appliedWaiters) done(id string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if ch := w.m[id]; ch != nil {
-		close(ch)
-		delete(w.m, id)
-	}
-}
-
-// forget drops the wait for id when nobody else waits on ch.
-func (w *appliedWaiters) forget(id string, ch chan struct{}) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.m[id] == ch {
-		delete(w.m, id)
-	}
+	return c.accept.accept(ctx, id, key, body, item)
 }

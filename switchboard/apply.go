@@ -274,12 +274,10 @@ func (c *cluster) afterRun(ctx context.Context, run []logEntry, post []func()) {
 			}
 			if id != "" {
 				c.accept.seen(id)
-				c.applied.done(id)
 			}
 		}
 		if id, node := deskID(&e); id != "" && node == c.node {
 			c.accept.seen(id)
-			c.applied.done(id)
 		}
 	}
 	c.offset = run[len(run)-1].offset
@@ -350,7 +348,7 @@ func (c *cluster) routePresence(r *router, ev *presenceEvent) {
 		if ev.Node == c.node {
 			s = c.takePending(ev.Session)
 		}
-		r.attach(ev.Agent, ev.Session, epoch, s)
+		r.attach(ev.Agent, ev.Session, epoch, s, ev.Node == c.node)
 	case stateAvailable:
 		if c.current[ev.Agent] == ev.Session {
 			r.apply(r.engine.Available(ev.Agent, ev.Capacity, at), time.Time{})

@@ -111,7 +111,6 @@ type cluster struct {
 	// before the first copy is in the log reuses its id.
 	acceptMu sync.Mutex
 	accepted map[string]acceptedID
-	applied  appliedWaiters // accepted events waited for until applied
 
 	adoptMu  sync.Mutex
 	adopted  map[string]bool // nodes whose pending replies this node sends
@@ -128,11 +127,11 @@ func nodeWord(node string) string {
 }
 
 // newCluster restores the node's routing state from its store and
-// returns the machinery that runs it on elog. shared says whether other
-// nodes share the log (the stream log): only then does the node journal
-// what it accepts (the local log is its own journal) and watch other
-// nodes' heartbeats.
-func newCluster(n *Node, elog eventlog.Log, shared bool) (*cluster, error) {
+// returns the machinery that runs it on elog. local is elog when it is the
+// node's local log, nil when other nodes share the log (the stream log):
+// only then does the node journal what it accepts (the local log is its
+// own journal) and watch other nodes' heartbeats.
+func newCluster(n *Node, elog eventlog.Log, local *eventlog.Local) (*cluster, error) {
 	c := &cluster{
 		n:          n,
 		log:        n.logBase.With("component", "cluster"),
@@ -154,11 +153,12 @@ func newCluster(n *Node, elog eventlog.Log, shared bool) (*cluster, error) {
 		caughtUpCh: make(chan struct{}),
 	}
 	n.router.graceOver = c.expire
-	if shared {
+	n.router.reannounce = c.reannounce
+	if local == nil {
 		c.accept = newJournal(c)
 		c.members = newHeartbeats(c)
 	} else {
-		c.accept = direct{elog}
+		c.accept = direct{local}
 		c.members = alone{}
 	}
 	blob, err := n.store.LoadCheckpoint()

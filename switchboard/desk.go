@@ -56,13 +56,13 @@ func (c *cluster) putContact(ctx context.Context, phone string, ct protocol.Cont
 		ID: c.n.store.NewID(), Phone: phone, Name: ct.Name, Notes: ct.Notes, KeepNotes: keepNotes,
 		By: by, Node: c.node, At: c.n.now().UnixMilli(),
 	}
-	return c.appendApplied(ctx, ev.ID, keyContact(phone), ev)
+	return c.append(ctx, ev.ID, keyContact(phone), ev)
 }
 
 // putCanned accepts a canned reply's change.
 func (c *cluster) putCanned(ctx context.Context, name, text string, del bool) error {
 	ev := cannedEvent{ID: c.n.store.NewID(), Name: name, Text: text, Delete: del, Node: c.node, At: c.n.now().UnixMilli()}
-	return c.appendApplied(ctx, ev.ID, keyCanned(name), ev)
+	return c.append(ctx, ev.ID, keyCanned(name), ev)
 }
 
 // decodeDesk prepares a helpdesk log entry for the applier (apply); false

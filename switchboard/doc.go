@@ -21,8 +21,8 @@
 //	agent frames ─────┘   /status/presence/       │ Stream: AMQP │        │
 //	grace timers ──────►  release (acceptor:      └──────────────┘        ▼
 //	heartbeats ────────►  direct or journal)                        applier: a run of entries
-//	                         │ waits until applied                   │ 1. store.ApplyLog (no fsync)
-//	                         ▼ (appendApplied)                        │ 2. router.call: engine decides,
+//	                         │                                        │ 1. store.ApplyLog (no fsync)
+//	                         ▼                                        │ 2. router.call: engine decides,
 //	                      200 / ack                                   │    sessions get frames
 //	                                                                  │ 3. dispatcher sends replies
 //	                                                                  └ checkpoint (fsync, offset)
@@ -59,8 +59,8 @@
 //
 // # Goroutines
 //
-//   - net/http: one per request; webhook handlers accept and wait (at
-//     most applyWait) until the event is applied.
+//   - net/http: one per request; webhook handlers accept (append) and
+//     answer once the event is durable.
 //   - per agent session: a reader (readLoop, handleFrame) and, while
 //     frames are queued, a writer (writeOut); one pinger for all.
 //   - the router (router.run): the only goroutine that touches the engine,
@@ -89,7 +89,7 @@
 // # Guarantees
 //
 // A webhook is answered 200 only once its event is durable (local log:
-// fsynced; stream log: in the fsynced journal, published with confirms
+// fsynced, with its message stored in the same write; stream log: in the fsynced journal, published with confirms
 // and republished until the log has it), so Twilio's retry covers
 // everything else (a 503). Applying is idempotent: messages are keyed by
 // id, sid and ref in the store, route and presence events by their ids;

@@ -19,7 +19,8 @@ import (
 // reply, a status) durable before it is answered for.
 type acceptor interface {
 	// accept makes the event (id, key, body) durable; it reaches the log.
-	accept(ctx context.Context, id, key string, body []byte) error
+	// item, when not nil, is the message the event stores when applied.
+	accept(ctx context.Context, id, key string, body []byte, item *store.LogItem) error
 	// seen records that the applier met this node's event id in the log.
 	// Called by the applier only.
 	seen(id string)
@@ -28,25 +29,25 @@ type acceptor interface {
 	trim(ctx context.Context)
 	// run does the background work until ctx ends.
 	run(ctx context.Context)
-	// waitsForApply says whether accepting waits until the event is
-	// applied here (appendApplied): the local log applies its own appends
-	// within moments, so a node alone answers a webhook once the message
-	// is in its store and routed, as it always did; with the stream log
-	// the apply is a broker round trip away, and the node answers once
-	// the event is durable.
-	waitsForApply() bool
 }
 
-// direct is the acceptor of the local log: an append is durable.
-type direct struct{ log eventlog.Log }
+// direct is the acceptor of the local log: an append is durable, and it
+// stores the event's message in the same synced write (as applying the
+// entry would, store.AppendLogApplied), so a node alone has a webhook's
+// message in its store when it answers, as it always did, and writes it
+// once. Routing still happens when the entry is applied.
+type direct struct{ log *eventlog.Local }
 
-func (d direct) accept(ctx context.Context, _, key string, body []byte) error {
-	return d.log.Append(ctx, key, body)
+func (d direct) accept(ctx context.Context, _, key string, body []byte, item *store.LogItem) error {
+	if item == nil {
+		return d.log.Append(ctx, key, body)
+	}
+	_, err := d.log.AppendApplied(ctx, key, body, *item) // a duplicate is already in the log
+	return err
 }
 func (direct) seen(string)             {}
 func (direct) trim(context.Context)    {}
 func (direct) run(ctx context.Context) {}
-func (direct) waitsForApply() bool     { return true }
 
 // journal is the acceptor of the stream log.
 type journal struct {
@@ -61,8 +62,6 @@ type journal struct {
 
 	applied []string // ids seen in the log since the last checkpoint (the applier's)
 }
-
-func (*journal) waitsForApply() bool { return false }
 
 func newJournal(c *cluster) *journal { return &journal{c: c, failed: map[string]bool{}} }
 
@@ -88,7 +87,7 @@ func (j *journal) trim(ctx context.Context) {
 // its journal entry is written; the entry is then trimmed at a later
 // checkpoint, or republished once and applied as a duplicate, which
 // changes nothing.
-func (j *journal) accept(ctx context.Context, id, key string, body []byte) error {
+func (j *journal) accept(ctx context.Context, id, key string, body []byte, _ *store.LogItem) error {
 	c := j.c
 	var published atomic.Bool
 	done := make(chan struct{})

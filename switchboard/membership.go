@@ -150,13 +150,19 @@ func (c *cluster) reassert() {
 	var list []*session
 	c.n.router.call(c.n.ctx, func() { list = c.n.router.localSessions() })
 	for _, s := range list {
-		c.n.goFunc(func() {
-			c.presence(c.n.ctx, s, stateConnected, 0)
-			if s.available.Load() {
-				c.presence(c.n.ctx, s, stateAvailable, int(s.lastCapacity.Load()))
-			}
-		})
+		c.reannounce(s)
 	}
+}
+
+// reannounce publishes the connection of local session s again, and its
+// availability if the agent had declared it.
+func (c *cluster) reannounce(s *session) {
+	c.n.goFunc(func() {
+		c.presence(c.n.ctx, s, stateConnected, 0)
+		if s.available.Load() {
+			c.presence(c.n.ctx, s, stateAvailable, int(s.lastCapacity.Load()))
+		}
+	})
 }
 
 // sends reports whether this node sends replies accepted by origin: its

@@ -125,24 +125,8 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	st := n.store // n is nil on the error path: capture what to undo
 	undo = append(undo, func() { st.Close() })
 
-	switch {
-	case cfg.Bus != nil:
-		n.bus = cfg.Bus
-	case opts.AMQPURL == "":
-		n.bus = bus.NewMemory(bus.MemoryOptions{Logger: log, QueueSize: 8192})
-	default:
-		// Connects in the background, retrying (reconnecting at least
-		// every second, so service resumes quickly after a broker
-		// restart): a node started while RabbitMQ is down serves /healthz,
-		// journals what it accepts and says on /readyz why it is not ready.
-		ao := amqpbus.Options{URL: opts.AMQPURL, Logger: log, ReconnectMax: time.Second, ConnectionName: "switchboard " + opts.Node}
-		if opts.AMQPExchange != "" {
-			ao.Exchange, ao.QueuePrefix = opts.AMQPExchange, opts.AMQPExchange+"."
-		}
-		n.bus, err = amqpbus.Open(ao)
-		if err != nil {
-			return nil, fmt.Errorf("RabbitMQ: %w", err)
-		}
+	if n.bus, err = openBus(opts, cfg, log); err != nil {
+		return nil, err
 	}
 	b := n.bus
 	undo = append(undo, func() { b.Close() })
@@ -169,12 +153,15 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	n.router = newRouter(n)
 	// The one place where a node alone and a node among others differ:
 	// the log it runs on (doc.go).
-	var elog eventlog.Log = eventlog.NewLocal(n.store)
-	shared := opts.AMQPURL != ""
-	if shared {
+	var elog eventlog.Log
+	var local *eventlog.Local
+	if opts.AMQPURL == "" {
+		local = eventlog.NewLocal(n.store)
+		elog = local
+	} else {
 		elog = eventlog.NewStream(n.bus, "log", logBindings)
 	}
-	if n.cluster, err = newCluster(n, elog, shared); err != nil {
+	if n.cluster, err = newCluster(n, elog, local); err != nil {
 		return nil, fmt.Errorf("restore routing state: %w", err)
 	}
 	if cfg.logCheckEvery > 0 {
@@ -186,6 +173,29 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	}
 	n.handler = n.routes()
 	return n, nil
+}
+
+// openBus returns the bus: cfg's, the in-process one for a node alone, or
+// RabbitMQ. RabbitMQ connects in the background, retrying (reconnecting at
+// least every second, so service resumes quickly after a broker restart):
+// a node started while it is down serves /healthz, journals what it
+// accepts and says on /readyz why it is not ready.
+func openBus(opts Options, cfg Config, log *slog.Logger) (bus.Bus, error) {
+	switch {
+	case cfg.Bus != nil:
+		return cfg.Bus, nil
+	case opts.AMQPURL == "":
+		return bus.NewMemory(bus.MemoryOptions{Logger: log, QueueSize: 8192}), nil
+	}
+	ao := amqpbus.Options{URL: opts.AMQPURL, Logger: log, ReconnectMax: time.Second, ConnectionName: "switchboard " + opts.Node}
+	if opts.AMQPExchange != "" {
+		ao.Exchange, ao.QueuePrefix = opts.AMQPExchange, opts.AMQPExchange+"."
+	}
+	b, err := amqpbus.Open(ao)
+	if err != nil {
+		return nil, fmt.Errorf("RabbitMQ: %w", err)
+	}
+	return b, nil
 }
 
 func (n *Node) statsOptions(log *slog.Logger) udpstats.Options {

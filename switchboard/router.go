@@ -39,6 +39,9 @@ type router struct {
 	// graceOver appends the expiry of agent's grace period for epoch to
 	// the log; false asks to try again (cluster.expire).
 	graceOver func(agent string, epoch uint64) bool
+	// reannounce appends the connection of a live local session again
+	// (cluster.reannounce).
+	reannounce func(s *session)
 
 	work    chan func()
 	stopped chan struct{}
@@ -270,9 +273,17 @@ func (r *router) closeAll() {
 // is this node's session for it, or nil when another node hosts it. The
 // hosting node starts using the session; every node closes an older
 // session of the same agent it hosts.
-func (r *router) attach(agent, id string, epoch uint64, s *session) {
+func (r *router) attach(agent, id string, epoch uint64, s *session, own bool) {
 	r.stopGrace(agent)
 	old := r.sessions[agent]
+	if old != nil && old != s && old.id != id && own && s == nil {
+		// A connection of this node that is gone here (re-announced after
+		// the node was declared dead, it reached the log after the live
+		// session that followed it): the live session says again that it
+		// is connected, so that the log, and every node, ends with it.
+		r.reannounce(old)
+		return
+	}
 	if old != nil && old != s && old.id != id {
 		old.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "Signed in from another place; this session is closed."}, time.Time{})
 		old.close(websocket.ClosePolicyViolation, "replaced by a newer session")

@@ -40,6 +40,17 @@ func (l *Local) Append(ctx context.Context, key string, body []byte) error {
 	return nil
 }
 
+// AppendApplied is Append for an entry whose message the store keeps
+// (store.AppendLogApplied): one synced write holds both. dup says the
+// message was stored before and nothing was appended.
+func (l *Local) AppendApplied(ctx context.Context, key string, body []byte, item store.LogItem) (dup bool, err error) {
+	dup, err = l.st.AppendLogApplied(ctx, key, body, item)
+	if err == nil && !dup {
+		l.notify()
+	}
+	return dup, err
+}
+
 func (l *Local) notify() {
 	l.mu.Lock()
 	close(l.wake)

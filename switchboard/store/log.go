@@ -95,6 +95,56 @@ func (s *Store) AppendLog(ctx context.Context, key string, body []byte) (int64, 
 	return off, nil
 }
 
+// AppendLogApplied appends an entry to the local log and, in the same
+// synced write, stores its message (item: an inbound message or a reply)
+// at the entry's position, exactly as ApplyLog would from the entry (log
+// generation 0, the local log's): the message is in the store as soon as
+// the entry is durable, and applying the entry later finds it stored by
+// this entry (fresh, nothing written). A message whose sid (or agent and
+// ref) is already stored appends nothing and returns dup.
+func (s *Store) AppendLogApplied(ctx context.Context, key string, body []byte, item LogItem) (dup bool, err error) {
+	if key == "" || len(key) > maxLogKey || len(body) > maxLogEntry {
+		return false, fmt.Errorf("store: append log %s: %w", key, invalid("key of 1 to %d bytes and body of at most %d", maxLogKey, maxLogEntry))
+	}
+	switch {
+	case item.Inbound != nil:
+		item.Inbound.NoWait = true
+		err = item.Inbound.validate()
+	case item.Reply != nil:
+		err = item.Reply.validate()
+	default:
+		err = invalid("an inbound message or a reply is required")
+	}
+	if err == nil && (item.Inbound != nil && item.Inbound.ID == "" || item.Reply != nil && item.Reply.ID == "") {
+		err = invalid("ID is required")
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: append log %s: %w", key, err)
+	}
+	v := encodeLogEntry(key, body)
+	res := s.do(ctx, func(t *txn) result {
+		off := t.lnext
+		var r result
+		if in := item.Inbound; in != nil {
+			in.LogPos = LogPos(0, off)
+			r = t.appendInbound(in)
+		} else {
+			item.Reply.LogPos = LogPos(0, off)
+			r = t.appendReply(item.Reply)
+		}
+		if r.err != nil || r.flag {
+			return r // a duplicate appends nothing
+		}
+		t.lnext++
+		t.put(logKey(off), v)
+		return r
+	})
+	if res.err != nil {
+		return false, fmt.Errorf("store: append log %s: %w", key, res.err)
+	}
+	return res.flag, nil
+}
+
 // LogNext returns the offset the next appended entry will get.
 func (s *Store) LogNext() int64 { return s.logNext.Load() }
 
