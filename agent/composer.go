@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textarea"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -80,19 +81,56 @@ func (m *Model) composerLabel(w int) string {
 }
 
 func (m *Model) helpPane(w, h int) []string {
-	lines := []string{m.st.title.Render("Keys"), ""}
+	var all []key.Binding
 	for _, group := range m.keys.FullHelp() {
-		for _, k := range group {
-			lines = append(lines, "  "+m.fit(k.Help().Key, 16)+k.Help().Desc)
+		all = append(all, group...)
+		all = append(all, key.Binding{}) // a blank line between groups
+	}
+	line := func(k key.Binding, kw int) string {
+		if k.Help().Key == "" {
+			return ""
 		}
-		lines = append(lines, "")
+		return "  " + m.fit(k.Help().Key, kw) + k.Help().Desc
 	}
-	lines = append(lines, m.st.dim.Render("esc closes this help"))
-	if len(lines) > h { // short terminal: no blank lines between the groups
-		lines = slices.DeleteFunc(lines[1:], func(l string) bool { return l == "" })
-		lines = append([]string{m.st.title.Render("Keys")}, lines...)
+	keys := make([]string, len(all))
+	for i, k := range all {
+		keys[i] = line(k, 17)
 	}
-	return lines
+	head := []string{m.st.title.Render("Keys"), ""}
+	tail := m.st.dim.Render("esc closes this help")
+	if len(head)+len(keys)+1 <= h {
+		return append(append(head, keys...), tail)
+	}
+	// Short terminal: no blank lines between the groups, and in two
+	// columns when one is still too long.
+	keys = slices.DeleteFunc(keys, func(l string) bool { return l == "" })
+	all = slices.DeleteFunc(all, func(k key.Binding) bool { return k.Help().Key == "" })
+	head = head[:1]
+	if rows := h - len(head) - 1; len(keys) > rows && rows > 0 {
+		half := (len(all) + 1) / 2
+		// Each column's keys are as wide as its widest, so descriptions
+		// keep the room.
+		width := func(ks []key.Binding) int {
+			kw := 0
+			for _, k := range ks {
+				kw = max(kw, ansi.StringWidth(k.Help().Key)+1)
+			}
+			return kw
+		}
+		left, right := all[:half], all[half:]
+		lw, rw := width(left), width(right)
+		col := w / 2
+		two := make([]string, 0, half)
+		for i := range left {
+			l := m.fit(line(left[i], lw), col)
+			if i < len(right) {
+				l += m.fit(line(right[i], rw), w-col)
+			}
+			two = append(two, l)
+		}
+		keys = two
+	}
+	return append(append(head, keys...), tail)
 }
 
 func ansiTrunc(s string, w int, tail string) string {

@@ -51,16 +51,16 @@ func defaultKeyMap() keyMap {
 		LineDown:   key.NewBinding(key.WithKeys("alt+down"), key.WithHelp("alt+↓", "scroll down")),
 		Presence:   key.NewBinding(key.WithKeys("ctrl+t"), key.WithHelp("ctrl+t", "available/away")),
 		Release:    key.NewBinding(key.WithKeys("ctrl+x"), key.WithHelp("ctrl+x", "release conversation")),
-		Transfer:   key.NewBinding(key.WithKeys("ctrl+g"), key.WithHelp("ctrl+g", "transfer (to an agent or the line)")),
+		Transfer:   key.NewBinding(key.WithKeys("ctrl+g"), key.WithHelp("ctrl+g", "transfer (agent/line)")),
 		Retry:      key.NewBinding(key.WithKeys("ctrl+r"), key.WithHelp("ctrl+r", "retry failed reply")),
 		Reconnect:  key.NewBinding(key.WithKeys("f5"), key.WithHelp("f5", "reconnect now")),
 		Help:       key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		HelpAlways: key.NewBinding(key.WithKeys("f1"), key.WithHelp("f1", "help")),
 		Close:      key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "close help")),
 		Quit:       key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
-		Note:       key.NewBinding(key.WithKeys("ctrl+n"), key.WithHelp("ctrl+n", "note mode: write an internal note")),
-		Canned:     key.NewBinding(key.WithKeys("ctrl+l"), key.WithHelp("ctrl+l", "canned replies (or /name + tab)")),
-		Name:       key.NewBinding(key.WithKeys("alt+n"), key.WithHelp("alt+n", "name the customer (the composer's text)")),
+		Note:       key.NewBinding(key.WithKeys("ctrl+n"), key.WithHelp("ctrl+n", "internal note mode")),
+		Canned:     key.NewBinding(key.WithKeys("ctrl+l"), key.WithHelp("ctrl+l", "canned replies (/name tab)")),
+		Name:       key.NewBinding(key.WithKeys("alt+n"), key.WithHelp("alt+n", "name the customer")),
 	}
 }
 

@@ -78,16 +78,25 @@ func (m *Model) render() string {
 		left = append(left, "")
 	}
 	left = append(left, m.statsPane(m.leftWidth(), statsH)...)
+	if m.showHelp {
+		// The help takes the whole body: every key shows even at 80x24.
+		help := m.helpPane(m.width, h)
+		for i := 0; i < h; i++ {
+			b.WriteString(m.fit(at(help, i), m.width))
+			b.WriteByte('\n')
+		}
+		left = nil
+	}
 	var right []string
 	if m.showHelp {
-		right = m.helpPane(m.rightWidth(), h)
+		right = nil
 	} else if m.desk.picking {
 		right = m.cannedPane(m.rightWidth(), h)
 	} else {
 		right = m.timeline(m.rightWidth(), h)
 	}
 	bar := m.st.sep.Render(m.st.g.vbar)
-	for i := 0; i < h; i++ {
+	for i := 0; i < h && !m.showHelp; i++ {
 		b.WriteString(m.fit(at(left, i), m.leftWidth()))
 		b.WriteString(bar)
 		b.WriteString(m.fit(at(right, i), m.rightWidth()))
