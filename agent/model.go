@@ -117,7 +117,7 @@ type Model struct {
 	nav       navStats
 	showHelp  bool
 	flow      transferPrompt // a transfer being typed (transfer.go)
-	desk      deskState // notes, canned replies (desk.go)
+	desk      deskState      // notes, canned replies (desk.go)
 }
 
 // NewModel validates cfg and returns a model.

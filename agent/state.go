@@ -53,8 +53,8 @@ type conversation struct {
 	// refusedAt is when the node last refused a reply because the
 	// customer opted out (zero: never); see optedOut.
 	refusedAt time.Time
-	transfer string // who transferred it here, with their note (transfer.go)
-	contact  protocol.Contact // the node's last word on the customer (desk.go)
+	transfer  string           // who transferred it here, with their note (transfer.go)
+	contact   protocol.Contact // the node's last word on the customer (desk.go)
 }
 
 func newConversation(phone string) *conversation {
