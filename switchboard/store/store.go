@@ -157,7 +157,8 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
-// init checks the schema version and loads the global sequence counter.
+// init checks the schema version, loads the global sequence counter and
+// makes sure the search index is complete.
 func (s *Store) init() error {
 	v, err := s.db.Get([]byte(keyVer), nil)
 	switch {
@@ -192,7 +193,7 @@ func (s *Store) init() error {
 	default:
 		s.gseq = binary.BigEndian.Uint64(g)
 	}
-	return nil
+	return s.initSearch() // search.go: index messages stored before the index existed
 }
 
 // Close stops the writer, fails requests still queued with ErrClosed and
