@@ -47,6 +47,8 @@ func (n *Node) handleFrame(s *session, f protocol.Frame) {
 		}
 	case protocol.TypeHistory:
 		n.handleHistory(ctx, s, f)
+	case protocol.TypeSearch:
+		n.handleSearch(ctx, s, f) // search.go
 	}
 }
 

@@ -18,6 +18,7 @@ const (
 	TypeHistory  = "history" // also a request from the agent
 	TypeStats    = "stats"
 	TypeAck      = "ack"
+	TypeResults  = "results" // answer to search
 	TypeError    = "error"
 )
 
@@ -27,6 +28,7 @@ const (
 	TypeAway      = "away"
 	TypeResponse  = "response"
 	TypeRelease   = "release"
+	TypeSearch    = "search"
 )
 
 // Error codes carried by error frames.
@@ -64,7 +66,8 @@ type Frame struct {
 	ID     string    `json:"id,omitempty"`     // status, ack
 	Status Status    `json:"status,omitempty"` // status
 	Reason string    `json:"reason,omitempty"` // released
-	Ref    string    `json:"ref,omitempty"`    // ack, error, response
+	Ref    string    `json:"ref,omitempty"`    // ack, error, response, search, results
+	Query  string    `json:"q,omitempty"`      // search, results
 	Code   string    `json:"code,omitempty"`   // error
 
 	// stats
@@ -76,8 +79,8 @@ type Frame struct {
 	// agent requests
 	Capacity int    `json:"capacity,omitempty"` // available
 	Message  string `json:"message,omitempty"`  // response
-	Before   string `json:"before,omitempty"`   // history
-	Limit    int    `json:"limit,omitempty"`    // history
+	Before   string `json:"before,omitempty"`   // history, search
+	Limit    int    `json:"limit,omitempty"`    // history, search
 }
 
 // MarshalJSON writes the fields of the frame's type and no others, so that
@@ -131,6 +134,15 @@ func (f Frame) MarshalJSON() ([]byte, error) {
 			List  []Message `json:"list"`
 			More  bool      `json:"more"`
 		}{f.Type, f.Phone, list, f.More}
+	case TypeResults:
+		v = struct {
+			Type  string    `json:"type"`
+			Ref   string    `json:"ref,omitempty"`
+			Query string    `json:"q"`
+			Phone string    `json:"phone,omitempty"`
+			List  []Message `json:"list"`
+			More  bool      `json:"more"`
+		}{f.Type, f.Ref, f.Query, f.Phone, list, f.More}
 	case TypeAck:
 		v = struct {
 			Type string `json:"type"`
@@ -229,6 +241,10 @@ func DecodeRequest(data []byte) (Frame, error) {
 		}
 		if len(f.Before) > 64 {
 			return f, invalid("", "before is not a message id")
+		}
+	case TypeSearch:
+		if err := validateSearch(&f); err != nil {
+			return f, err
 		}
 	case "":
 		return f, &Error{Code: CodeBadFrame, Text: "frame has no type"}

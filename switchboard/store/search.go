@@ -285,37 +285,28 @@ func cursor(get getter, id string, phones []string) (pos, error) {
 }
 
 // intersect calls emit, in key order, with every suffix that follows each
-// of prefixes and is at or after start, until emit returns false. Each
-// iterator is sought to the greatest suffix seen so far until all agree.
+// of prefixes and is at or after start, until emit returns false. Each list
+// is moved to the greatest suffix seen so far until all agree.
 func intersect(snap *leveldb.Snapshot, prefixes [][]byte, start []byte, emit func(suffix []byte) bool) error {
-	its := make([]iterator.Iterator, len(prefixes))
+	lists := make([]postings, len(prefixes))
 	for i, p := range prefixes {
-		its[i] = snap.NewIterator(util.BytesPrefix(p), nil)
-		defer its[i].Release()
-	}
-	// seek moves iterator i to its first suffix at or after target.
-	seek := func(i int, target []byte) ([]byte, bool) {
-		if !its[i].Seek(append(slices.Clip(prefixes[i]), target...)) {
-			return nil, false
-		}
-		return its[i].Key()[len(prefixes[i]):], true
+		lists[i] = postings{it: snap.NewIterator(util.BytesPrefix(p), nil), prefix: p}
+		defer lists[i].it.Release()
 	}
 	target := slices.Clone(start)
 	for {
-		s0, ok := seek(0, target)
-		if !ok {
-			break
-		}
-		target = append(target[:0], s0...)
 		agreed := true
-		for i := 1; i < len(its) && agreed; i++ {
-			si, ok := seek(i, target)
+		for i := range lists {
+			cur, ok := lists[i].reach(target)
 			if !ok {
-				return firstErr(its)
+				return firstErr(lists)
 			}
-			if !bytes.Equal(si, target) {
-				target = append(target[:0], si...)
-				agreed = false
+			if !bytes.Equal(cur, target) {
+				target = append(target[:0], cur...)
+				agreed = i == 0 // the others must reach the new target
+				if i > 0 {
+					break
+				}
 			}
 		}
 		if agreed {
@@ -325,12 +316,40 @@ func intersect(snap *leveldb.Snapshot, prefixes [][]byte, start []byte, emit fun
 			target = append(target, 0) // the next key after this one
 		}
 	}
-	return firstErr(its)
+	return firstErr(lists)
 }
 
-func firstErr(its []iterator.Iterator) error {
-	for _, it := range its {
-		if err := it.Error(); err != nil {
+// postings is one word's list being walked.
+type postings struct {
+	it     iterator.Iterator
+	prefix []byte
+	cur    []byte // suffix of the current key; nil before the first move
+}
+
+// reach moves to the first suffix at or after target: not at all when
+// already there, by one step when that is enough (the common case after a
+// match), else by a seek.
+func (p *postings) reach(target []byte) ([]byte, bool) {
+	if p.cur != nil && bytes.Compare(p.cur, target) >= 0 {
+		return p.cur, true
+	}
+	ok := false
+	if p.cur != nil {
+		ok = p.it.Next()
+	}
+	if !ok || bytes.Compare(p.it.Key()[len(p.prefix):], target) < 0 {
+		ok = p.it.Seek(append(slices.Clip(p.prefix), target...))
+	}
+	if !ok {
+		return nil, false
+	}
+	p.cur = append(p.cur[:0], p.it.Key()[len(p.prefix):]...)
+	return p.cur, true
+}
+
+func firstErr(lists []postings) error {
+	for _, p := range lists {
+		if err := p.it.Error(); err != nil {
 			return err
 		}
 	}

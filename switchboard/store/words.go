@@ -5,24 +5,22 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/switchboard/switchboard/switchboard/protocol"
 )
 
-// Search limits: a query is outside input, so it is bounded before it costs
-// anything.
+// Search limits, as the protocol states them.
 const (
-	// MaxQuery is the longest search query accepted, in bytes.
-	MaxQuery = 256
-	// MaxQueryWords is the most distinct words a query may hold.
-	MaxQueryWords = 8
-	// DefaultSearchPage is the page size when none is asked for.
-	DefaultSearchPage = 50
-	// MaxSearchPage is the largest page of results served.
-	MaxSearchPage = 200
-	// maxWord is the longest word indexed, in bytes: longer words are cut
-	// (at a character boundary), in messages and in queries alike, so they
-	// still match each other.
-	maxWord = 64
+	MaxQuery          = protocol.MaxQuery
+	MaxQueryWords     = protocol.MaxQueryWords
+	DefaultSearchPage = protocol.DefaultSearchPage
+	MaxSearchPage     = protocol.MaxSearchPage
 )
+
+// maxWord is the longest word indexed, in bytes: longer words are cut (at a
+// character boundary), in messages and in queries alike, so they still match
+// each other.
+const maxWord = 64
 
 // Words returns the distinct words of text, in order of first appearance,
 // as the search index stores them. A word is a run of letters, digits and
