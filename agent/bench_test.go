@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
 )
@@ -81,7 +81,7 @@ func BenchmarkStatsView(b *testing.B) {
 	m.Update(catalogMsg{titles: titles})
 	m.handleFrame(protocol.Frame{Type: protocol.TypeStats, Top: top})
 	m.handleFrame(protocol.Frame{Type: protocol.TypeStats, Phone: p1, Product: viewed[0], Categories: cats, Viewed: viewed})
-	if v := m.View(); !strings.Contains(v, "Product 10 with") || !strings.Contains(v, "Top products") {
+	if v := m.render(); !strings.Contains(v, "Product 10 with") || !strings.Contains(v, "Top products") {
 		b.Fatalf("stats pane not full:\n%s", v)
 	}
 	b.ReportAllocs()

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"net/url"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 )
 
 // maxCatalogBytes bounds the catalog the client reads (the sample catalog

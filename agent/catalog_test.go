@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/switchboard/switchboard/agent/agenttest"
 	"github.com/switchboard/switchboard/agent/wsclient"

@@ -1,13 +1,17 @@
 package agent
 
 import (
-	"github.com/charmbracelet/bubbles/cursor"
-	"github.com/charmbracelet/bubbles/textarea"
+	"fmt"
+
+	"charm.land/bubbles/v2/textarea"
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 )
 
 // newComposer builds the reply box. Enter is the send key, so the textarea's
-// own newline binding moves to Alt+Enter (handled by the model).
+// own newline binding is off; Shift+Enter and Alt+Enter (handled by the
+// model) add a line. The cursor is the terminal's own (placed by View), so
+// an IME composes where the agent types and nothing redraws to blink it.
 func newComposer() textarea.Model {
 	t := textarea.New()
 	t.Placeholder = "Type a reply"
@@ -15,27 +19,65 @@ func newComposer() textarea.Model {
 	t.Prompt = "  "
 	t.CharLimit = 0
 	t.KeyMap.InsertNewline.SetEnabled(false)
-	t.FocusedStyle.CursorLine = t.FocusedStyle.Base
-	// A steady cursor: a blinking one would redraw the screen twice a second
-	// for nothing, which is most of an idle client's CPU.
-	t.Cursor.SetMode(cursor.CursorStatic)
+	s := t.Styles()
+	s.Focused.CursorLine = s.Focused.Base
+	s.Cursor.Blink = false
+	t.SetStyles(s)
+	t.SetVirtualCursor(false)
 	t.Focus()
 	return t
 }
 
-func (m *Model) composerLabel() string {
+// typed returns the text a key press types, if it types any: a press that
+// carries text with no modifier but Shift (and the lock keys). Such a press
+// is text, never a binding, whatever it spells. Bubble Tea v2 already
+// delivers the runes of one read as one press each, but an IME commits a
+// whole word as one press with the word as its text, and a v1 KeyRunes
+// message used to print as its text: "right" or "enter" typed quickly
+// matched the bindings of those names. Text therefore reaches the textarea
+// as a paste, which it inserts without looking at its keymap.
+func typed(k tea.KeyPressMsg) (string, bool) {
+	if k.Text == "" || k.Mod&^(tea.ModShift|tea.ModCapsLock|tea.ModNumLock) != 0 {
+		return "", false
+	}
+	return k.Text, true
+}
+
+// typeText inserts text into the composer as text.
+func (m *Model) typeText(text string) tea.Cmd {
+	var cmd tea.Cmd
+	m.input, cmd = m.input.Update(tea.PasteMsg{Content: text})
+	return cmd
+}
+
+// composerLabel is the line above the composer, for a width of w: who the
+// reply goes to, its SMS length once something is typed (in the error
+// style past what Twilio accepts), and, if there is room, how to send.
+func (m *Model) composerLabel(w int) string {
 	c := m.selected()
 	if c == nil {
 		return m.st.dim.Render("No conversation yet")
 	}
-	return m.st.composerOn.Render("Reply to "+c.phone) + m.st.dim.Render("  (enter sends, alt+enter adds a line)")
+	s := m.st.composerOn.Render("Reply to " + c.phone)
+	if text := m.input.Value(); text != "" {
+		n := smsCount(text)
+		if n.chars > maxSMSChars {
+			s += "  " + m.st.failed.Render(fmt.Sprintf("%d chars: too long for an SMS (at most %d)", n.chars, maxSMSChars))
+		} else {
+			s += "  " + m.st.dim.Render(n.label(m.st.g.sep))
+		}
+	}
+	if how := m.st.dim.Render("  (enter sends, shift/alt+enter adds a line)"); ansi.StringWidth(s+how) <= w {
+		s += how
+	}
+	return s
 }
 
 func (m *Model) helpPane(w, h int) []string {
 	lines := []string{m.st.title.Render("Keys"), ""}
 	for _, group := range m.keys.FullHelp() {
 		for _, k := range group {
-			lines = append(lines, "  "+fit(k.Help().Key, 12)+k.Help().Desc)
+			lines = append(lines, "  "+m.fit(k.Help().Key, 16)+k.Help().Desc)
 		}
 		lines = append(lines, "")
 	}

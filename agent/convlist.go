@@ -3,6 +3,10 @@ package agent
 import (
 	"fmt"
 	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/switchboard/switchboard/switchboard/protocol"
 )
 
 // convList renders the conversation list, three lines per conversation,
@@ -29,23 +33,30 @@ func (m *Model) convList(w, h int) []string {
 		} else if c.fresh {
 			head = m.st.fresh.Render(head)
 		}
+		// The phone is never cut for a badge: badges that do not fit go.
+		var badges []string
 		if c.unread > 0 {
-			head += " " + m.st.unread.Render(fmt.Sprintf("(%d)", c.unread))
+			badges = append(badges, " "+m.st.unread.Render(fmt.Sprintf("(%d)", c.unread)))
 		}
 		if c.fresh {
-			head += " " + m.st.fresh.Render("NEW")
+			badges = append(badges, " "+m.st.fresh.Render("NEW"))
+		}
+		for _, b := range badges {
+			if ansi.StringWidth(cursor+head+b) <= w {
+				head += b
+			}
 		}
 		preview, when := "", ""
+		mark := g.mark(c.lastMark())
 		if e := c.last(); e != nil {
 			dir := ""
-			if e.Message.Direction == "out" {
-				dir = "you: "
+			if e.Message.Direction == protocol.Out {
+				dir = author(e) + ": "
 			}
 			text := strings.ReplaceAll(clean(e.Message.Text, false), "\n", " ")
-			preview = ansiTrunc(dir+text, w-2-3, g.ellipsis)
+			preview = ansiTrunc(dir+text, w-2-ansi.StringWidth(mark)-1, g.ellipsis)
 			when = m.cfg.RelTime.Phrase(e.Time, m.now)
 		}
-		mark := g.mark(c.lastMark())
 		lines = append(lines, cursor+head, "  "+mark+" "+preview, "  "+m.st.dim.Render(when))
 	}
 	return lines

@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/x/exp/teatest"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"github.com/switchboard/switchboard/agent"
 	"github.com/switchboard/switchboard/agent/agenttest"
@@ -61,7 +62,7 @@ func TestFlowConnectReplyReconnect(t *testing.T) {
 	})
 
 	tm.Type("It ships today")
-	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.KeyPressMsg{Code: tea.KeyEnter})
 	sbt.WaitFor(t, 3*time.Second, "reply at the node", func() bool {
 		for _, f := range s.Received() {
 			if f.Type == protocol.TypeResponse && f.Message == "It ships today" {
@@ -77,8 +78,8 @@ func TestFlowConnectReplyReconnect(t *testing.T) {
 	s.Inbound("+15551230001", "Great, thanks!", time.Now())
 	waitScreen(t, tm, "after resync", func(s string) bool { return strings.Contains(s, "Great, thanks!") })
 
-	tm.Send(tea.KeyMsg{Type: tea.KeyCtrlC})
-	final := tm.FinalModel(t, teatest.WithFinalTimeout(3*time.Second)).View()
+	tm.Send(tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl})
+	final := ansi.Strip(tm.FinalModel(t, teatest.WithFinalTimeout(3*time.Second)).(*agent.Model).View().Content)
 	for _, want := range []string{"Hi, where is my order?", "It ships today", "Great, thanks!"} {
 		if n := strings.Count(final, "|  "+want); n != 1 { // timeline rows only, not the list preview
 			t.Errorf("%q shown %d times, want once:\n%s", want, n, final)
@@ -123,8 +124,8 @@ func TestFlowStatsPaneWithCatalog(t *testing.T) {
 	s.DropConnections()
 	sbt.WaitFor(t, 3*time.Second, "catalog request after reconnect", func() bool { return s.ProductRequests() == 2 })
 
-	tm.Send(tea.KeyMsg{Type: tea.KeyCtrlC})
-	final := tm.FinalModel(t, teatest.WithFinalTimeout(3*time.Second)).View()
+	tm.Send(tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl})
+	final := ansi.Strip(tm.FinalModel(t, teatest.WithFinalTimeout(3*time.Second)).(*agent.Model).View().Content)
 	for _, want := range []string{phone + " viewed", "  Compact camera", "  Full HD camcorder", " 1. Full HD camcorder", " 2. #9"} {
 		if !strings.Contains(final, want) {
 			t.Errorf("final view lacks %q:\n%s", want, final)

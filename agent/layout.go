@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"fmt"
 	"strings"
+
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/charmbracelet/x/ansi"
 )
@@ -19,10 +22,9 @@ const (
 func (m *Model) layout() {
 	m.input.SetWidth(max(m.width-2, 10))
 	m.input.SetHeight(composerLines)
-	m.help.Width = m.width
 }
 
-func (m *Model) bodyHeight() int { return max(m.height-chromeLines, 4) }
+func (m *Model) bodyHeight() int { return max(m.height-chromeLines-len(m.banner()), 4) }
 
 func (m *Model) leftWidth() int { return min(max(m.width/3, 20), 36) }
 
@@ -43,12 +45,29 @@ func (m *Model) leftSplit(h int) (listH, statsH int) {
 	return listH, h - listH
 }
 
-// View renders the whole screen. It only reads the model.
-func (m *Model) View() string {
+// View renders the whole screen, with the terminal's cursor in the
+// composer. It only reads the model.
+func (m *Model) View() tea.View {
+	v := tea.NewView(m.render())
+	v.AltScreen = m.cfg.AltScreen
+	if c := m.input.Cursor(); c != nil {
+		// The composer's lines sit above the help line.
+		c.Position.Y += m.height - 1 - composerLines
+		v.Cursor = c
+	}
+	return v
+}
+
+// render draws the screen's content.
+func (m *Model) render() string {
 	var b strings.Builder
 	b.Grow(m.width * m.height * 2)
-	b.WriteString(fit(m.statusBar(), m.width))
+	b.WriteString(m.fit(m.statusBar(), m.width))
 	b.WriteByte('\n')
+	for _, l := range m.banner() {
+		b.WriteString(m.fit(l, m.width))
+		b.WriteByte('\n')
+	}
 
 	h := m.bodyHeight()
 	left := make([]string, 0, h)
@@ -67,16 +86,16 @@ func (m *Model) View() string {
 	}
 	bar := m.st.sep.Render(m.st.g.vbar)
 	for i := 0; i < h; i++ {
-		b.WriteString(fit(at(left, i), m.leftWidth()))
+		b.WriteString(m.fit(at(left, i), m.leftWidth()))
 		b.WriteString(bar)
-		b.WriteString(fit(at(right, i), m.rightWidth()))
+		b.WriteString(m.fit(at(right, i), m.rightWidth()))
 		b.WriteByte('\n')
 	}
-	b.WriteString(fit(m.composerLabel(), m.width))
+	b.WriteString(m.fit(m.composerLabel(m.width), m.width))
 	b.WriteByte('\n')
-	b.WriteString(m.input.View())
+	b.WriteString(m.inputView.get(inputKey(&m.input), m.input.View))
 	b.WriteByte('\n')
-	b.WriteString(fit(m.help.ShortHelpView(m.keys.ShortHelp()), m.width))
+	b.WriteString(m.hintView.get(fmt.Sprint(m.width), func() string { return m.fit(m.hint(m.width), m.width) }))
 	return b.String()
 }
 
@@ -87,11 +106,13 @@ func at(lines []string, i int) string {
 	return ""
 }
 
-// fit cuts or pads s (which may hold styles) to exactly w cells.
-func fit(s string, w int) string {
+// fit cuts or pads s (which may hold styles) to exactly w cells. A cut is
+// always marked with the ellipsis, so that a cut text (a phone number) is
+// never taken for a whole one.
+func (m *Model) fit(s string, w int) string {
 	n := ansi.StringWidth(s)
 	if n > w {
-		s = ansi.Truncate(s, w, "")
+		s = ansi.Truncate(s, w, m.st.g.ellipsis)
 		n = ansi.StringWidth(s)
 	}
 	if n < w {

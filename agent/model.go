@@ -12,10 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/help"
-	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/bubbles/textarea"
-	tea "github.com/charmbracelet/bubbletea"
+	"charm.land/bubbles/v2/textarea"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/switchboard/switchboard/agent/wsclient"
 	"github.com/switchboard/switchboard/switchboard/protocol"
@@ -27,6 +25,7 @@ import (
 type Conn interface {
 	Send(protocol.Frame) error
 	SetPresence(away bool) error
+	Reconnect() // dial now instead of after the backoff; never blocks
 }
 
 // Config is what a Model is built from. Zero values take the documented
@@ -37,6 +36,7 @@ type Config struct {
 	Done   <-chan struct{}       // closed when the program ends; stops the event pump
 
 	Away        bool                // start away
+	AltScreen   bool                // draw on the alternate screen
 	ASCII       bool                // ASCII glyphs and sentiment marks instead of emoji
 	Now         func() time.Time    // zero: time.Now
 	NewRef      func() string       // reply references; zero: 16 random hex digits
@@ -69,6 +69,18 @@ type (
 	bellDoneMsg struct{}
 )
 
+// noticeTTL is how long a notice stays in the status bar when nothing
+// else happens; the agent's next action clears it sooner.
+const noticeTTL = 15 * time.Second
+
+// queueState is the node's last word on the waiting line (a queue frame).
+type queueState struct {
+	known   bool
+	waiting int
+	longest time.Duration // the oldest one's wait when the frame came
+	at      time.Time     // when it came
+}
+
 // connState is what the status bar says about the connection.
 type connState struct {
 	kind    wsclient.EventKind
@@ -83,7 +95,6 @@ type Model struct {
 	log    *slog.Logger
 	keys   keyMap
 	st     styles
-	help   help.Model
 	input  textarea.Model
 	width  int
 	height int
@@ -94,9 +105,16 @@ type Model struct {
 	convs    []*conversation
 	sel      int
 	alert    string
-	notice   string // last error or notice, shown in the status bar
-	nav      navStats
-	showHelp bool
+	notice   string    // last error or notice, shown in the status bar
+	noticeAt time.Time // when notice was set
+	queue    queueState
+
+	// Frame caches (see cache.go): what the textarea and the help line
+	// drew last, and for what.
+	inputView cachedView
+	hintView  cachedView
+	nav       navStats
+	showHelp  bool
 }
 
 // NewModel validates cfg and returns a model.
@@ -146,8 +164,7 @@ func NewModel(cfg Config) (*Model, error) {
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "agent"),
 		keys:  defaultKeyMap(),
-		st:    newStyles(cfg.ASCII),
-		help:  help.New(),
+		st:    newStyles(cfg.ASCII, true),
 		input: newComposer(),
 		now:   cfg.Now(),
 		away:  cfg.Away,
@@ -155,8 +172,6 @@ func NewModel(cfg Config) (*Model, error) {
 		nav:   newNavStats(),
 		width: 80, height: 24,
 	}
-	m.help.ShortSeparator = m.st.g.sep
-	m.help.Ellipsis = m.st.g.ellipsis
 	m.layout()
 	return m, nil
 }
@@ -167,9 +182,10 @@ func randomRef() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Init starts the clock and the event pump.
+// Init starts the clock and the event pump, and asks the terminal for its
+// background colour (the answer picks light or dark styles).
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(m.tick(), m.waitEvent())
+	return tea.Batch(m.tick(), m.waitEvent(), tea.RequestBackgroundColor)
 }
 
 func (m *Model) tick() tea.Cmd {
@@ -241,6 +257,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tickMsg:
 		m.now = time.Time(msg)
+		if m.notice != "" && m.now.Sub(m.noticeAt) >= noticeTTL {
+			m.notice = ""
+		}
 		return m, m.tick()
 	case EventMsg:
 		cmd := m.handleEvent(wsclient.Event(msg))
@@ -251,7 +270,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case catalogMsg:
 		m.catalogLoaded(msg)
 		return m, nil
-	case tea.KeyMsg:
+	case tea.BackgroundColorMsg:
+		m.st = newStyles(m.cfg.ASCII, msg.IsDark())
+		m.hintView = cachedView{}
+		return m, nil
+	case tea.KeyPressMsg:
 		return m, m.handleKey(msg)
 	}
 	var cmd tea.Cmd
@@ -272,7 +295,12 @@ func (m *Model) handleEvent(ev wsclient.Event) tea.Cmd {
 		return m.fetchCatalog() // on every (re)connect: the node may have a newer catalog
 	case wsclient.Disconnected:
 		m.conn = connState{kind: wsclient.Disconnected, err: ev.Err, retryIn: ev.RetryIn, since: now}
+		m.queue = queueState{} // the node tells it again on connect
 		m.failPending("not confirmed before the connection dropped")
+	case wsclient.Refused:
+		m.conn = connState{kind: wsclient.Refused, err: ev.Err, since: now}
+		m.queue = queueState{}
+		m.failPending("not sent: the node refused the token")
 	case wsclient.Received:
 		return m.handleFrame(ev.Frame)
 	}
@@ -331,10 +359,12 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 			if m.sel >= len(m.convs) {
 				m.sel = max(len(m.convs)-1, 0)
 			}
-			m.notice = "released " + f.Phone
-			if f.Reason != "" {
-				m.notice += " (" + f.Reason + ")"
+			// The reason adds to "released" only when it says more.
+			why := ""
+			if r := strings.TrimSpace(f.Reason); r != "" && !strings.EqualFold(r, "released") {
+				why = " (" + r + ")"
 			}
+			m.setNotice("released " + f.Phone + why)
 		}
 	case protocol.TypeHistory:
 		if _, c := m.find(f.Phone); c != nil {
@@ -343,6 +373,8 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 		}
 	case protocol.TypeStats:
 		return m.handleStats(f)
+	case protocol.TypeQueue:
+		m.queue = queueState{known: true, waiting: max(f.Waiting, 0), longest: time.Duration(max(f.LongestWaitMs, 0)) * time.Millisecond, at: m.cfg.Now()}
 	case protocol.TypeAck:
 		for _, c := range m.convs {
 			if c.ack(f.Ref, f.ID) {
@@ -366,7 +398,7 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 				c.loading = false
 			}
 		}
-		m.notice = "error: " + f.Code + ": " + f.Text
+		m.setNotice("error: " + f.Code + ": " + f.Text)
 		m.log.Warn("node refused a request", "code", f.Code, "text", f.Text, "ref", f.Ref)
 	}
 	return nil
@@ -415,7 +447,13 @@ func (m *Model) sendFailed(f protocol.Frame, err error) {
 			c.loading = false
 		}
 	}
-	m.notice = failText(err)
+	m.setNotice(failText(err))
+}
+
+// setNotice shows text in the status bar until the agent's next action,
+// or noticeTTL.
+func (m *Model) setNotice(text string) {
+	m.notice, m.noticeAt = text, m.cfg.Now()
 }
 
 func failText(err error) string {
@@ -426,137 +464,4 @@ func failText(err error) string {
 		return "connection too slow, try again"
 	}
 	return err.Error()
-}
-
-func (m *Model) handleKey(k tea.KeyMsg) tea.Cmd {
-	switch {
-	case key.Matches(k, m.keys.Quit):
-		return tea.Quit
-	case m.showHelp && (key.Matches(k, m.keys.Close) || key.Matches(k, m.keys.Help) || key.Matches(k, m.keys.HelpAlways)):
-		m.showHelp = false
-		return nil
-	case key.Matches(k, m.keys.HelpAlways), key.Matches(k, m.keys.Help) && m.input.Value() == "":
-		m.showHelp = true
-		return nil
-	case key.Matches(k, m.keys.Next):
-		m.selectConv(m.sel + 1)
-		return nil
-	case key.Matches(k, m.keys.Prev):
-		m.selectConv(m.sel - 1)
-		return nil
-	case key.Matches(k, m.keys.Presence):
-		m.away = !m.away
-		away, conn := m.away, m.cfg.Conn
-		return func() tea.Msg {
-			if err := conn.SetPresence(away); err != nil && !errors.Is(err, wsclient.ErrNotConnected) {
-				return sendResultMsg{frame: protocol.Frame{Type: protocol.TypeAway}, err: err}
-			}
-			return nil // when disconnected, the presence is sent on reconnect
-		}
-	case key.Matches(k, m.keys.Release):
-		if c := m.selected(); c != nil {
-			return m.send(protocol.Frame{Type: protocol.TypeRelease, Phone: c.phone})
-		}
-		return nil
-	case key.Matches(k, m.keys.Retry):
-		return m.retry()
-	case key.Matches(k, m.keys.PageUp):
-		return m.scroll(max(m.timelineHeight()/2, 1))
-	case key.Matches(k, m.keys.PageDown):
-		return m.scroll(-max(m.timelineHeight()/2, 1))
-	case key.Matches(k, m.keys.LineUp):
-		return m.scroll(1)
-	case key.Matches(k, m.keys.LineDown):
-		return m.scroll(-1)
-	case key.Matches(k, m.keys.Send):
-		return m.sendReply()
-	case key.Matches(k, m.keys.Newline):
-		m.input.InsertString("\n")
-		return nil
-	}
-	var cmd tea.Cmd
-	m.input, cmd = m.input.Update(k)
-	return cmd
-}
-
-func (m *Model) selectConv(i int) {
-	n := len(m.convs)
-	if n == 0 {
-		return
-	}
-	m.sel = ((i % n) + n) % n
-	c := m.convs[m.sel]
-	c.unread, c.fresh = 0, false
-}
-
-// scroll moves the selected timeline by n messages (positive: older) and asks
-// for older history once the oldest loaded message is on screen.
-func (m *Model) scroll(n int) tea.Cmd {
-	c := m.selected()
-	if c == nil {
-		return nil
-	}
-	c.offset = min(max(c.offset+n, 0), max(len(c.msgs)-1, 0))
-	// Past the top the page stays full, the oldest message at its top,
-	// instead of showing it alone above an empty pane.
-	h, w := m.timelineHeight()-1, m.rightWidth() // one line says "beginning of the conversation"
-	for c.offset > 0 && m.linesUpTo(c, len(c.msgs)-c.offset, w, h) <= h {
-		c.offset--
-	}
-	if n <= 0 || !c.more || c.loading || len(c.msgs) == 0 || m.firstVisible(c) > 0 {
-		return nil
-	}
-	before := c.oldestID()
-	if before == "" {
-		return nil
-	}
-	c.loading = true
-	return m.send(protocol.Frame{Type: protocol.TypeHistory, Phone: c.phone, Before: before, Limit: m.cfg.HistoryPage})
-}
-
-// linesUpTo counts the timeline lines of messages 0..last at width w,
-// stopping once the count passes limit.
-func (m *Model) linesUpTo(c *conversation, last, w, limit int) int {
-	n := 0
-	for i := 0; i <= last && i < len(c.msgs) && n <= limit; i++ {
-		n += len(m.renderEntry(c.msgs[i], w))
-	}
-	return n
-}
-
-func (m *Model) sendReply() tea.Cmd {
-	c := m.selected()
-	text := strings.TrimSpace(m.input.Value())
-	if c == nil || text == "" {
-		if c == nil && text != "" {
-			m.notice = "no conversation to reply to"
-		}
-		return nil
-	}
-	if len(text) > protocol.MaxText {
-		m.notice = fmt.Sprintf("reply too long: %d bytes, at most %d", len(text), protocol.MaxText)
-		return nil
-	}
-	ref := m.cfg.NewRef()
-	now := m.cfg.Now()
-	msg := protocol.Message{Phone: c.phone, Direction: protocol.Out, Text: text, Received: now.UnixMilli()}
-	e := &entry{Annotated: transform.Annotate(msg), ref: ref, pending: true}
-	e.Sentiment = m.cfg.Analyzer.Score(text)
-	c.msgs = append(c.msgs, e)
-	c.offset = 0
-	m.input.Reset()
-	return m.send(protocol.Frame{Type: protocol.TypeResponse, Phone: c.phone, Message: text, Ref: ref})
-}
-
-func (m *Model) retry() tea.Cmd {
-	c := m.selected()
-	if c == nil {
-		return nil
-	}
-	e := c.lastFailed()
-	if e == nil {
-		return nil
-	}
-	e.failed, e.pending = "", true
-	return m.send(protocol.Frame{Type: protocol.TypeResponse, Phone: c.phone, Message: e.Message.Text, Ref: e.ref})
 }

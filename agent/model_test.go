@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/golden"
-	"github.com/muesli/termenv"
 	"go.uber.org/goleak"
 
 	"github.com/switchboard/switchboard/agent/wsclient"
@@ -21,11 +21,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// Pin the colour profile so golden files hold no escape sequences and do
-	// not depend on the terminal running the tests.
-	lipgloss.SetColorProfile(termenv.Ascii)
 	// teatest leaves one goroutine waiting for SIGINT per test model, by design.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/charmbracelet/x/exp/teatest.NewTestModel.func2"))
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/charmbracelet/x/exp/teatest/v2.NewTestModel.func2"))
 }
 
 // t0 is the fixed "now" of the pure tests.
@@ -36,7 +33,14 @@ type recConn struct {
 	mu     sync.Mutex
 	frames []protocol.Frame
 	away   []bool
+	kicks  int // Reconnect calls
 	err    error
+}
+
+func (r *recConn) Reconnect() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.kicks++
 }
 
 func (r *recConn) Send(f protocol.Frame) error {
@@ -128,33 +132,56 @@ func (f *fixture) frame(fr protocol.Frame) {
 	f.update(EventMsg(wsclient.Event{Kind: wsclient.Received, Frame: fr}))
 }
 
-func (f *fixture) key(s string) {
-	var k tea.KeyMsg
-	switch s {
-	case "enter":
-		k = tea.KeyMsg{Type: tea.KeyEnter}
-	case "alt+enter":
-		k = tea.KeyMsg{Type: tea.KeyEnter, Alt: true}
-	case "tab":
-		k = tea.KeyMsg{Type: tea.KeyTab}
-	case "shift+tab":
-		k = tea.KeyMsg{Type: tea.KeyShiftTab}
-	case "pgup":
-		k = tea.KeyMsg{Type: tea.KeyPgUp}
-	case "pgdown":
-		k = tea.KeyMsg{Type: tea.KeyPgDown}
-	case "ctrl+r":
-		k = tea.KeyMsg{Type: tea.KeyCtrlR}
-	case "ctrl+t":
-		k = tea.KeyMsg{Type: tea.KeyCtrlT}
-	case "ctrl+x":
-		k = tea.KeyMsg{Type: tea.KeyCtrlX}
-	case "esc":
-		k = tea.KeyMsg{Type: tea.KeyEsc}
-	default:
-		k = tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}
+func (f *fixture) key(s string) { f.update(press(s)) }
+
+// view is the screen as the agent reads it: the view's content without
+// styles (they are the terminal's business).
+func (f *fixture) view() string { return plain(f.m) }
+
+func plain(m *Model) string { return ansi.Strip(m.View().Content) }
+
+// press is the key press named s as Bubble Tea v2 names keys ("enter",
+// "alt+enter", "ctrl+r", "f1", "a", "?"). A name of one character is that
+// character typed; anything else must be a known key.
+func press(s string) tea.KeyPressMsg {
+	var k tea.KeyPressMsg
+	name := s
+	for {
+		switch {
+		case strings.HasPrefix(name, "ctrl+") && len(name) > 5:
+			k.Mod |= tea.ModCtrl
+			name = name[5:]
+			continue
+		case strings.HasPrefix(name, "alt+") && len(name) > 4:
+			k.Mod |= tea.ModAlt
+			name = name[4:]
+			continue
+		case strings.HasPrefix(name, "shift+") && len(name) > 6:
+			k.Mod |= tea.ModShift
+			name = name[6:]
+			continue
+		}
+		break
 	}
-	f.update(k)
+	codes := map[string]rune{
+		"enter": tea.KeyEnter, "tab": tea.KeyTab, "esc": tea.KeyEscape, "pgup": tea.KeyPgUp, "pgdown": tea.KeyPgDown,
+		"up": tea.KeyUp, "down": tea.KeyDown, "left": tea.KeyLeft, "right": tea.KeyRight, "home": tea.KeyHome, "end": tea.KeyEnd,
+		"backspace": tea.KeyBackspace, "delete": tea.KeyDelete, "f1": tea.KeyF1, "f5": tea.KeyF5, "space": tea.KeySpace,
+	}
+	if c, ok := codes[name]; ok {
+		k.Code = c
+	} else if r := []rune(name); len(r) == 1 {
+		k.Code = r[0]
+		if k.Mod == 0 {
+			k.Text = name
+		}
+	} else {
+		panic("press: unknown key " + s)
+	}
+	if k.String() != s {
+		panic(fmt.Sprintf("press(%q) prints as %q", s, k.String()))
+	}
+	return k
 }
 
 func msg(id, phone string, dir protocol.Direction, text string, age time.Duration) protocol.Message {
@@ -190,14 +217,14 @@ func TestViewGolden(t *testing.T) {
 				{Product: "3", Title: "Full HD camcorder", Count: 42}, {Product: "1", Title: "Full HD Blu-ray and DVD player", Count: 17}, {Product: "12", Count: 5}}})
 			f.frame(protocol.Frame{Type: protocol.TypeStats, Phone: p1, Product: "3", Categories: map[string]int64{"Players": 1, "Cameras": 2}, Viewed: []string{"3", "7", "1", "12"}})
 			f.frame(protocol.Frame{Type: protocol.TypeStats, Phone: p2, Product: "1", Categories: map[string]int64{"Players": 5}, Viewed: []string{"1"}})
-			golden.RequireEqual(t, []byte(f.m.View()))
+			golden.RequireEqual(t, []byte(f.view()))
 		})
 	}
 }
 
 func TestEmptyViewSaysWaitingAndNoStats(t *testing.T) {
 	f := newFixture(t, false)
-	v := f.m.View()
+	v := f.view()
 	for _, want := range []string{"connecting", "waiting for customers", "no navigation stats yet", "No conversation selected"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("view lacks %q:\n%s", want, v)
@@ -208,12 +235,12 @@ func TestEmptyViewSaysWaitingAndNoStats(t *testing.T) {
 func TestRelativeTimeRefreshesOnTick(t *testing.T) {
 	f := newFixture(t, false)
 	assign(f, p1, msg("a1", p1, protocol.In, "hello", 0))
-	if !strings.Contains(f.m.View(), "just now") {
+	if !strings.Contains(f.view(), "just now") {
 		t.Fatal("fresh message is not 'just now'")
 	}
 	scored := f.m.convs[0].msgs[0].Sentiment
 	f.update(tickMsg(t0.Add(45 * time.Second)))
-	if v := f.m.View(); !strings.Contains(v, "45 seconds ago") {
+	if v := f.view(); !strings.Contains(v, "45 seconds ago") {
 		t.Fatalf("after a tick the phrase did not move:\n%s", v)
 	}
 	if f.m.convs[0].msgs[0].Sentiment != scored {
@@ -226,7 +253,7 @@ func TestResyncShowsNothingTwice(t *testing.T) {
 	first := []protocol.Message{msg("a1", p1, protocol.In, "one", 30*time.Second), msg("a2", p1, protocol.In, "two", 20*time.Second)}
 	assign(f, p1, first...)
 	f.update(EventMsg(wsclient.Event{Kind: wsclient.Disconnected, Err: errors.New("eof"), RetryIn: time.Second}))
-	if !strings.Contains(f.m.View(), "disconnected") {
+	if !strings.Contains(f.view(), "disconnected") {
 		t.Fatal("status bar does not show the disconnection")
 	}
 	f.update(EventMsg(wsclient.Event{Kind: wsclient.Connected}))
@@ -260,8 +287,8 @@ func TestNewConversationAnnouncesItself(t *testing.T) {
 	if !c.fresh || c.unread != 2 {
 		t.Fatalf("second conversation fresh=%v unread=%d, want true 2", c.fresh, c.unread)
 	}
-	if !strings.Contains(f.m.View(), "(2) NEW") {
-		t.Fatalf("list does not highlight the new conversation:\n%s", f.m.View())
+	if !strings.Contains(f.view(), "(2) NEW") {
+		t.Fatalf("list does not highlight the new conversation:\n%s", f.view())
 	}
 	f.key("tab")
 	if f.m.sel != 1 || c.fresh || c.unread != 0 {
@@ -292,8 +319,8 @@ func TestSendAckUpdateStatus(t *testing.T) {
 			if f.m.input.Value() != "" {
 				t.Fatal("composer not cleared")
 			}
-			if !strings.Contains(f.m.View(), "sending") {
-				t.Fatalf("pending reply not shown as sending:\n%s", f.m.View())
+			if !strings.Contains(f.view(), "sending") {
+				t.Fatalf("pending reply not shown as sending:\n%s", f.view())
 			}
 			stored := protocol.Message{ID: "o1", Phone: p1, Direction: protocol.Out, Text: "Hi! How can I help?", Received: t0.UnixMilli(), Status: protocol.StatusQueued, Agent: "alice"}
 			ack := protocol.Frame{Type: protocol.TypeAck, Ref: "ref-1", ID: "o1"}
@@ -345,7 +372,7 @@ func TestFailedSendRetriesWithSameRef(t *testing.T) {
 			if tc.fail != nil {
 				tc.fail(f)
 			}
-			if v := f.m.View(); !strings.Contains(v, tc.want) {
+			if v := f.view(); !strings.Contains(v, tc.want) {
 				t.Fatalf("view lacks %q:\n%s", tc.want, v)
 			}
 			f.conn.err = nil
@@ -375,7 +402,7 @@ func TestScrollPastTopLoadsHistory(t *testing.T) {
 	if len(sent) != 1 || sent[0].Type != protocol.TypeHistory || sent[0].Before != "a50" || sent[0].Limit != 50 {
 		t.Fatalf("sent %+v, want a history request before a50", sent)
 	}
-	if !strings.Contains(f.m.View(), "loading older messages") {
+	if !strings.Contains(f.view(), "loading older messages") {
 		t.Fatal("no loading notice")
 	}
 	f.key("pgup") // a request is in flight: no second one
@@ -395,8 +422,8 @@ func TestScrollPastTopLoadsHistory(t *testing.T) {
 	if n := len(f.conn.sent()); n != 1 {
 		t.Fatal("asked for more history after more=false")
 	}
-	if !strings.Contains(f.m.View(), "beginning of the conversation") {
-		t.Fatalf("top not marked:\n%s", f.m.View())
+	if !strings.Contains(f.view(), "beginning of the conversation") {
+		t.Fatalf("top not marked:\n%s", f.view())
 	}
 }
 
@@ -414,7 +441,7 @@ func TestScrollPastTopKeepsThePageFull(t *testing.T) {
 	for range 10 {
 		f.key("pgup")
 	}
-	v := f.m.View()
+	v := f.view()
 	for _, want := range []string{"beginning of the conversation", "message 0", "message 5"} {
 		if !strings.Contains(v, want) {
 			t.Fatalf("view lacks %q:\n%s", want, v)
@@ -460,7 +487,7 @@ func TestKeysPresenceReleaseHelpQuit(t *testing.T) {
 		t.Fatal("ctrl+t did not come back to available")
 	}
 	f.key("?")
-	if !f.m.showHelp || !strings.Contains(f.m.View(), "release conversation") {
+	if !f.m.showHelp || !strings.Contains(f.view(), "release conversation") {
 		t.Fatal("? did not open the help")
 	}
 	f.key("esc")
@@ -475,10 +502,10 @@ func TestKeysPresenceReleaseHelpQuit(t *testing.T) {
 	}
 	f.update(tea.WindowSizeMsg{Width: 120, Height: 24})
 	f.frame(protocol.Frame{Type: protocol.TypeReleased, Phone: p1, Reason: "released by agent"})
-	if len(f.m.convs) != 0 || !strings.Contains(f.m.View(), "released +15551230001") {
+	if len(f.m.convs) != 0 || !strings.Contains(f.view(), "released +15551230001") {
 		t.Fatal("released conversation still shown")
 	}
-	if _, cmd := f.m.Update(tea.KeyMsg{Type: tea.KeyCtrlC}); cmd == nil || cmd() != tea.Quit() {
+	if _, cmd := f.m.Update(press("ctrl+c")); cmd == nil || cmd() != tea.Quit() {
 		t.Fatal("ctrl+c does not quit")
 	}
 }
@@ -506,7 +533,7 @@ func TestResizeKeepsEveryLineInBounds(t *testing.T) {
 	assign(f, p1, msg("a1", p1, protocol.In, strings.Repeat("long words wrap nicely ", 40), time.Minute))
 	for _, size := range [][2]int{{80, 24}, {120, 40}, {40, 12}, {200, 10}} {
 		f.update(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
-		lines := strings.Split(f.m.View(), "\n")
+		lines := strings.Split(f.view(), "\n")
 		if len(lines) != size[1] {
 			t.Errorf("%dx%d: %d lines", size[0], size[1], len(lines))
 		}
@@ -521,7 +548,7 @@ func TestResizeKeepsEveryLineInBounds(t *testing.T) {
 func TestHostileTextIsSanitised(t *testing.T) {
 	f := newFixture(t, false)
 	assign(f, p1, msg("a1", p1, protocol.In, "hi\x1b[2J\x1b]0;pwned\x07 there", time.Minute))
-	if v := f.m.View(); strings.ContainsAny(v, "\x1b\x07") {
+	if v := f.view(); strings.ContainsAny(v, "\x1b\x07") {
 		t.Fatalf("escape sequence reached the screen: %q", v)
 	}
 }
@@ -544,7 +571,7 @@ func TestProviderFailureShowsReason(t *testing.T) {
 			f.key("enter")
 			f.frame(protocol.Frame{Type: protocol.TypeAck, Ref: "ref-1", ID: "o1"})
 			f.frame(protocol.Frame{Type: protocol.TypeStatus, Phone: p1, ID: "o1", Status: protocol.StatusFailed, Text: tc.text})
-			v := f.m.View()
+			v := f.view()
 			if !strings.Contains(v, tc.want) {
 				t.Fatalf("view lacks %q:\n%s", tc.want, v)
 			}
@@ -559,3 +586,5 @@ func TestProviderFailureShowsReason(t *testing.T) {
 		})
 	}
 }
+
+func teaSize(w, h int) tea.WindowSizeMsg { return tea.WindowSizeMsg{Width: w, Height: h} }

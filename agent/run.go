@@ -11,7 +11,7 @@ import (
 	"strings"
 	"sync"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/switchboard/switchboard/agent/wsclient"
 )
@@ -92,6 +92,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		Done:       ctx.Done(),
 		Events:     client.Events(),
 		Away:       opts.Away,
+		AltScreen:  opts.AltScreen,
 		ASCII:      opts.ASCII,
 		Bell:       os.Stderr,
 		Logger:     logger,
@@ -111,10 +112,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 	defer wg.Wait() // after cancel (deferred later, runs first)
 	defer cancel()
 
+	// Bubble Tea v2 asks the terminal whether it supports synchronized
+	// output (mode 2026) and then wraps every frame in it, so a frame is
+	// never shown half drawn; it also asks for key disambiguation, which is
+	// what tells Shift+Enter from Enter where the terminal can.
 	popts := []tea.ProgramOption{tea.WithContext(ctx)}
-	if opts.AltScreen {
-		popts = append(popts, tea.WithAltScreen())
-	}
 	if opts.Input != nil {
 		popts = append(popts, tea.WithInput(opts.Input))
 	}

@@ -47,6 +47,9 @@ type conversation struct {
 	more    bool // the node may hold older messages
 	loading bool // a history request is in flight
 	offset  int  // timeline scroll: messages hidden below the view
+	// newBelow counts the messages that arrived below the view while it
+	// was scrolled back (at most offset).
+	newBelow int
 }
 
 func newConversation(phone string) *conversation {
@@ -74,6 +77,19 @@ func (c *conversation) merge(an *transform.Analyzer, list []protocol.Message) (n
 	}
 	if len(add) == 0 {
 		return 0
+	}
+	// A timeline scrolled back stays on the message at the bottom of the
+	// view; what arrives after it is counted, not scrolled in.
+	var anchor *entry
+	if c.offset > 0 && c.offset < len(c.msgs) {
+		anchor = c.msgs[len(c.msgs)-1-c.offset]
+		defer func() {
+			if i := slices.Index(c.msgs, anchor); i >= 0 {
+				off := len(c.msgs) - 1 - i
+				c.newBelow += off - c.offset
+				c.offset = off
+			}
+		}()
 	}
 	last := time.Time{}
 	if n := len(c.msgs); n > 0 {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/switchboard/switchboard/agent/wsclient"
 	"github.com/switchboard/switchboard/switchboard/protocol"
@@ -174,7 +174,7 @@ func (m *Model) statsPane(w, h int) []string {
 	c := m.selected()
 	if c == nil && len(m.nav.top) == 0 {
 		lines = append(lines, m.st.dim.Render("no navigation stats yet"))
-		return clip(lines, w, h)
+		return clip(lines, w, h, m.st.g.ellipsis)
 	}
 	custWant := 0
 	var cs *customerStats
@@ -201,7 +201,7 @@ func (m *Model) statsPane(w, h int) []string {
 		lines = append(lines, m.st.title.Render("Top products"))
 		lines = append(lines, m.topLines(w, topN-1)...)
 	}
-	return clip(lines, w, h)
+	return clip(lines, w, h, m.st.g.ellipsis)
 }
 
 // customerView is the list of a customer's section: the viewed products
@@ -316,19 +316,20 @@ func (m *Model) topLines(w, n int) []string {
 			out = append(out, ansiTrunc(fmt.Sprintf("%s%s %d", rank, name, e.Count), w, m.st.g.ellipsis))
 			continue
 		}
-		out = append(out, rank+fit(ansiTrunc(name, titleW, m.st.g.ellipsis), titleW)+fmt.Sprintf(" %*d", countW, e.Count))
+		out = append(out, rank+m.fit(ansiTrunc(name, titleW, m.st.g.ellipsis), titleW)+fmt.Sprintf(" %*d", countW, e.Count))
 	}
 	return out
 }
 
-// clip cuts every line to w cells and keeps at most h lines.
-func clip(lines []string, w, h int) []string {
+// clip cuts every line to w cells, marking the cut with tail, and keeps at
+// most h lines.
+func clip(lines []string, w, h int, tail string) []string {
 	if len(lines) > h {
 		lines = lines[:h]
 	}
 	for i, l := range lines {
 		if ansi.StringWidth(l) > w {
-			lines[i] = ansi.Truncate(l, w, "")
+			lines[i] = ansi.Truncate(l, w, tail)
 		}
 	}
 	return lines

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/switchboard/switchboard/agent/wsclient"
@@ -21,7 +21,7 @@ const p3 = "+15551230003"
 // "─ Stats" rule down, trailing blanks trimmed.
 func pane(t *testing.T, m *Model) []string {
 	t.Helper()
-	lines := strings.Split(m.View(), "\n")
+	lines := strings.Split(plain(m), "\n")
 	var out []string
 	in := false
 	for _, l := range lines[1 : 1+m.bodyHeight()] {
@@ -34,7 +34,7 @@ func pane(t *testing.T, m *Model) []string {
 		}
 	}
 	if !in {
-		t.Fatalf("no stats pane in the view:\n%s", m.View())
+		t.Fatalf("no stats pane in the view:\n%s", plain(m))
 	}
 	for len(out) > 0 && out[len(out)-1] == "" {
 		out = out[:len(out)-1]
@@ -252,7 +252,7 @@ func TestCategoriesSortedByCount(t *testing.T) {
 		f.update(tea.WindowSizeMsg{Width: 120, Height: 24})
 		assign(f, p1, msg("a1", p1, protocol.In, "hello", time.Minute))
 		f.frame(custStats(p1, "3", map[string]int64{"Players": 1, "Cameras": 2, "Audio": 2, "TVs": 9}, "3"))
-		if v := f.m.View(); !strings.Contains(v, "also: TVs 9, Audio 2, Cameras 2") {
+		if v := f.view(); !strings.Contains(v, "also: TVs 9, Audio 2, Cameras 2") {
 			t.Fatalf("categories not sorted on screen:\n%s", v)
 		}
 	})
@@ -349,7 +349,7 @@ func TestStatsPaneInBoundsAtEverySize(t *testing.T) {
 	}
 	for _, size := range [][2]int{{80, 24}, {120, 40}, {40, 12}, {200, 10}, {80, 60}} {
 		f.update(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
-		lines := strings.Split(f.m.View(), "\n")
+		lines := strings.Split(f.view(), "\n")
 		if len(lines) != size[1] {
 			t.Errorf("%dx%d: %d lines", size[0], size[1], len(lines))
 		}

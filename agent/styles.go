@@ -1,14 +1,18 @@
 package agent
 
 import (
-	"github.com/charmbracelet/lipgloss"
+	"image/color"
+
+	"charm.land/lipgloss/v2"
 
 	"github.com/switchboard/switchboard/transform"
 )
 
 // styles holds every lipgloss style and glyph of the UI, so the look lives in
-// one place. Colours are adaptive; under an ASCII colour profile (tests, dumb
-// terminals) lipgloss drops them and the layout stays the same.
+// one place. Colours come in a light and a dark variant, chosen from the
+// terminal's background colour when it answers (tea.BackgroundColorMsg;
+// dark until then). The program downsamples them to what the terminal
+// can show; with no colours at all the layout stays the same.
 type styles struct {
 	bar        lipgloss.Style
 	barError   lipgloss.Style
@@ -44,20 +48,23 @@ var asciiGlyphs = glyphs{
 	mark: transform.Mark.ASCII,
 }
 
-func newStyles(ascii bool) styles {
+func newStyles(ascii, dark bool) styles {
+	c := func(light, darkHex string) color.Color {
+		return lipgloss.LightDark(dark)(lipgloss.Color(light), lipgloss.Color(darkHex))
+	}
 	s := styles{
 		bar:        lipgloss.NewStyle().Bold(true),
-		barError:   lipgloss.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "#B00020", Dark: "#FF6B6B"}),
+		barError:   lipgloss.NewStyle().Foreground(c("#B00020", "#FF6B6B")),
 		title:      lipgloss.NewStyle().Bold(true),
-		dim:        lipgloss.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "#767676", Dark: "#8A8A8A"}),
-		selected:   lipgloss.NewStyle().Bold(true).Foreground(lipgloss.AdaptiveColor{Light: "#005FAF", Dark: "#87AFFF"}),
-		fresh:      lipgloss.NewStyle().Bold(true).Foreground(lipgloss.AdaptiveColor{Light: "#AF5F00", Dark: "#FFD75F"}),
+		dim:        lipgloss.NewStyle().Foreground(c("#767676", "#8A8A8A")),
+		selected:   lipgloss.NewStyle().Bold(true).Foreground(c("#005FAF", "#87AFFF")),
+		fresh:      lipgloss.NewStyle().Bold(true).Foreground(c("#AF5F00", "#FFD75F")),
 		unread:     lipgloss.NewStyle().Bold(true),
-		in:         lipgloss.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "#005F87", Dark: "#5FD7FF"}),
-		out:        lipgloss.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "#5F8700", Dark: "#AFD75F"}),
-		failed:     lipgloss.NewStyle().Bold(true).Foreground(lipgloss.AdaptiveColor{Light: "#B00020", Dark: "#FF6B6B"}),
-		ok:         lipgloss.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "#5F8700", Dark: "#AFD75F"}),
-		sep:        lipgloss.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "#BCBCBC", Dark: "#444444"}),
+		in:         lipgloss.NewStyle().Foreground(c("#005F87", "#5FD7FF")),
+		out:        lipgloss.NewStyle().Foreground(c("#5F8700", "#AFD75F")),
+		failed:     lipgloss.NewStyle().Bold(true).Foreground(c("#B00020", "#FF6B6B")),
+		ok:         lipgloss.NewStyle().Foreground(c("#5F8700", "#AFD75F")),
+		sep:        lipgloss.NewStyle().Foreground(c("#BCBCBC", "#444444")),
 		composerOn: lipgloss.NewStyle().Bold(true),
 		g:          unicodeGlyphs,
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -20,7 +21,11 @@ func (m *Model) timeline(w, h int) []string {
 	}
 	header := m.st.title.Render(c.phone)
 	if c.offset > 0 {
-		header += m.st.dim.Render("  " + m.st.g.up + " scrolled back; pgdn for newer")
+		more := " (pgdn for newer)"
+		if c.newBelow > 0 {
+			more = fmt.Sprintf(", %d new below (pgdn)", c.newBelow)
+		}
+		header += m.st.dim.Render("  " + m.st.g.up + " scrolled back" + more)
 	}
 	rows, first := m.rows(c, w, h-1)
 	if len(rows) < h-1 && first == 0 {
@@ -68,6 +73,15 @@ func (m *Model) firstVisible(c *conversation) int {
 	return first
 }
 
+// author names who wrote a reply: "you" for this client's own replies
+// (or a reply with no author), else the agent the node names.
+func author(e *entry) string {
+	if e.Message.Agent != "" && e.ref == "" {
+		return clean(e.Message.Agent, false)
+	}
+	return "you"
+}
+
 // renderEntry draws one message: a header line, then its wrapped text.
 //
 //	◀ customer · 🙂 · 45 seconds ago
@@ -81,10 +95,7 @@ func (m *Model) renderEntry(e *entry, w int) []string {
 	if e.Message.Direction == protocol.In {
 		head = m.st.in.Render(g.in+" customer") + g.sep + g.mark(e.Sentiment.Mark) + g.sep + m.st.dim.Render(when)
 	} else {
-		who := "you"
-		if e.Message.Agent != "" && e.ref == "" {
-			who = e.Message.Agent
-		}
+		who := author(e)
 		state := e.state()
 		switch state {
 		case "failed":

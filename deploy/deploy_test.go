@@ -366,9 +366,10 @@ func TestCompose(t *testing.T) {
 	if !ok || rmq.Image != "rabbitmq:3-management" {
 		t.Fatalf("compose.yaml: want service rabbitmq with image rabbitmq:3-management, got %+v", rmq)
 	}
-	if !slices.Contains(rmq.Ports, "127.0.0.1:5672:5672") {
-		t.Errorf("rabbitmq must publish 127.0.0.1:5672 (the tests' default broker), has %v", rmq.Ports)
+	if !slices.Contains(rmq.Ports, composeAMQP+":5672") {
+		t.Errorf("rabbitmq must publish %s (docs/testing.md points the tests at it), has %v", composeAMQP, rmq.Ports)
 	}
+	checkComposePorts(t, c) // steps_test.go
 	if rmq.Healthcheck == nil {
 		t.Error("rabbitmq needs a healthcheck for the nodes' depends_on")
 	}
@@ -391,12 +392,13 @@ func TestCompose(t *testing.T) {
 		}
 		sort.Strings(names)
 		checkEnvNames(t, "compose.yaml "+name, names)
-		for _, need := range []string{"SWITCHBOARD_AMQP_URL", "SWITCHBOARD_SECRET", "SWITCHBOARD_NODE", "SWITCHBOARD_DATA"} {
+		for _, need := range []string{"SWITCHBOARD_AMQP_URL", "SWITCHBOARD_NODE", "SWITCHBOARD_DATA"} {
 			if env[need] == "" {
 				t.Errorf("compose.yaml %s: %s must be set", name, need)
 			}
 		}
-		o := checkEnvValid(t, "compose.yaml "+name, env)
+		checkComposeFromUser(t, name, s.Environment) // steps_test.go
+		o := checkEnvValid(t, "compose.yaml "+name, withImageEnv(t, env))
 		if !strings.Contains(o.AMQPURL, "@rabbitmq:5672") {
 			t.Errorf("%s: broker %q is not the rabbitmq service", name, o.AMQPURL)
 		}

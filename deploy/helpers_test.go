@@ -141,7 +141,7 @@ func nginxBinary(t testing.TB) string {
 }
 
 var (
-	listenLine   = regexp.MustCompile(`(?m)^(\s*)listen\s+80;`)
+	listenLine   = regexp.MustCompile(`(?m)^(\s*)listen\s+80(\s+default_server)?;`)
 	upstreamLine = regexp.MustCompile(`(?m)^(\s*)server\s+(\S+)((?:\s+[a-z_]+=\S+)*)\s*;`)
 )
 
@@ -160,13 +160,16 @@ func upstreamServers(conf string) (addrs, params []string) {
 // 127.0.0.1:listenPort, and the shipped upstream file with its servers
 // replaced, in order, by nodes (everything else kept). It returns the path
 // of the main file. The shipped files are not touched.
-func nginxConfig(t testing.TB, dir, upstreamFile string, listenPort int, nodes []string) string {
+//
+// Each of sites (a distribution's own sites, say) is included before the
+// shipped one, with LISTEN standing for the same loopback address.
+func nginxConfig(t testing.TB, dir, upstreamFile string, listenPort int, nodes []string, sites ...string) string {
 	t.Helper()
 	site := file(t, "nginx/switchboard.conf")
 	if n := len(listenLine.FindAllString(site, -1)); n != 1 {
-		t.Fatalf("nginx/switchboard.conf: want one `listen 80;` line to move to loopback, found %d", n)
+		t.Fatalf("nginx/switchboard.conf: want one `listen 80 default_server;` line to move to loopback, found %d", n)
 	}
-	site = listenLine.ReplaceAllString(site, fmt.Sprintf("${1}listen 127.0.0.1:%d;", listenPort))
+	site = listenLine.ReplaceAllString(site, fmt.Sprintf("${1}listen 127.0.0.1:%d${2};", listenPort))
 
 	up := file(t, upstreamFile)
 	addrs, _ := upstreamServers(up)
@@ -188,6 +191,12 @@ func nginxConfig(t testing.TB, dir, upstreamFile string, listenPort int, nodes [
 	}
 	must(os.WriteFile(filepath.Join(dir, "switchboard.conf"), []byte(site), 0o644))
 	must(os.WriteFile(filepath.Join(dir, "upstream.conf"), []byte(up), 0o644))
+	var others strings.Builder
+	for i, site := range sites {
+		name := filepath.Join(dir, fmt.Sprintf("site%d.conf", i))
+		must(os.WriteFile(name, []byte(strings.ReplaceAll(site, "LISTEN", fmt.Sprintf("127.0.0.1:%d", listenPort))), 0o644))
+		fmt.Fprintf(&others, "    include %s;\n", name)
+	}
 	user := ""
 	if os.Geteuid() == 0 {
 		// Workers would otherwise drop to nobody, who cannot enter the
@@ -203,10 +212,10 @@ http {
     fastcgi_temp_path %[2]s/tmp/fastcgi;
     uwsgi_temp_path %[2]s/tmp/uwsgi;
     scgi_temp_path %[2]s/tmp/scgi;
-    include %[2]s/switchboard.conf;
+%[3]s    include %[2]s/switchboard.conf;
     include %[2]s/upstream.conf;
 }
-`, user, dir)
+`, user, dir, others.String())
 	must(os.MkdirAll(filepath.Join(dir, "tmp"), 0o755))
 	path := filepath.Join(dir, "nginx.conf")
 	must(os.WriteFile(path, []byte(main), 0o644))
@@ -222,11 +231,11 @@ func nginxArgs(dir, conf, globals string) []string {
 
 // startNginx runs nginx in the foreground on 127.0.0.1:port with the
 // shipped config pointed at nodes, and stops it when the test ends.
-func startNginx(t testing.TB, port int, nodes []string) (base string, logs *syncBuffer) {
+func startNginx(t testing.TB, port int, nodes []string, sites ...string) (base string, logs *syncBuffer) {
 	t.Helper()
 	bin := nginxBinary(t)
 	dir := t.TempDir()
-	conf := nginxConfig(t, dir, "nginx/upstream.conf", port, nodes)
+	conf := nginxConfig(t, dir, "nginx/upstream.conf", port, nodes, sites...)
 	cmd := exec.Command(bin, nginxArgs(dir, conf, "daemon off;")...)
 	logs = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs

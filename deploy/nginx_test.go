@@ -172,3 +172,31 @@ func TestNginxProxy(t *testing.T) {
 		})
 	})
 }
+
+// TestNginxDefaultServer: beside another site on the same port, included
+// first (as a distribution's conf.d or sites-enabled may be), requests for
+// any host still reach the nodes: the shipped site is default_server.
+// Without it nginx gives requests whose Host names no site to the first
+// server it read.
+func TestNginxDefaultServer(t *testing.T) {
+	nginxBinary(t)
+	a, _ := fakeNode(t, "a")
+	b, _ := fakeNode(t, "b")
+	other := "server {\n    listen LISTEN;\n    server_name other.example;\n    return 418;\n}\n"
+	base, _ := startNginx(t, sbt.FreePort(t), []string{a, b}, other)
+	for host, want := range map[string]int{"sms.example.com": http.StatusOK, "203.0.113.7": http.StatusOK, "other.example": http.StatusTeapot} {
+		req, err := http.NewRequest(http.MethodGet, base+"/healthz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}

@@ -331,3 +331,104 @@ func TestContractMetrics(t *testing.T) {
 	sort.Strings(registered)
 	same(t, "metric", documented, slices.Compact(registered))
 }
+
+// otherPrograms are the environment variables the docs name that belong to
+// another program than the node, and whose.
+var otherPrograms = map[string]string{
+	"SWITCHBOARD_URL": "agent", "SWITCHBOARD_TOKEN": "agent", "SWITCHBOARD_AWAY": "agent",
+	"SWITCHBOARD_ASCII": "agent", "SWITCHBOARD_AGENT_LOG": "agent",
+	"SWITCHBOARD_TEST_AMQP_URL": "tests", "SWITCHBOARD_REQUIRE_AMQP": "tests",
+	"SWITCHBOARD_REQUIRE_NGINX": "tests", "SWITCHBOARD_BROKER_RESTART_TEST": "tests",
+}
+
+// TestDocsNameRealSettings: every SWITCHBOARD_ or TWILIO_ variable the
+// README and docs/ name is one the node reads (or, listed above, one of
+// another program), so no step sets a variable nothing reads.
+func TestDocsNameRealSettings(t *testing.T) {
+	known := map[string]bool{}
+	for _, s := range switchboard.Settings() {
+		for _, e := range s.Env {
+			known[e] = true
+		}
+	}
+	files, err := filepath.Glob("*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`\b(?:SWITCHBOARD|TWILIO)_[A-Z0-9_]*[A-Z0-9]\b`)
+	for _, f := range append(files, "../README.md") {
+		for _, n := range re.FindAllString(read(t, f), -1) {
+			if !known[n] && otherPrograms[n] == "" {
+				t.Errorf("%s names %s, which the node does not read (not in switchboard.Settings())", f, n)
+				known[n] = true // once
+			}
+		}
+	}
+}
+
+// TestContractHTTPRoutes: the HTTP table names every route the node
+// serves (switchboard/ and switchboard/nav), and nothing else.
+func TestContractHTTPRoutes(t *testing.T) {
+	var documented []string
+	for _, r := range tableRows(read(t, "contract.md"), "method and path", "answer") {
+		documented = append(documented, codes(r[0])...)
+	}
+	re := regexp.MustCompile(`\.HandleFunc\("([A-Z]+ /[^"]*)"`)
+	var served []string
+	for _, dir := range []string{"../switchboard", "../switchboard/nav"} {
+		files, err := filepath.Glob(dir + "/*.go")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			for _, m := range re.FindAllStringSubmatch(read(t, f), -1) {
+				served = append(served, strings.TrimSuffix(m[1], "{$}"))
+			}
+		}
+	}
+	if len(served) < 10 {
+		t.Fatalf("found only %v routes", served)
+	}
+	sort.Strings(served)
+	same(t, "route", documented, slices.Compact(served))
+}
+
+// TestTroubleshootingMessagesExist: the messages the README's
+// troubleshooting table quotes are ones the programs really print.
+func TestTroubleshootingMessagesExist(t *testing.T) {
+	_, table, ok := strings.Cut(read(t, "../README.md"), "## Troubleshooting")
+	if !ok {
+		t.Fatal("README.md: no Troubleshooting section")
+	}
+	var source strings.Builder
+	err := filepath.WalkDir("..", func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+			source.WriteString(read(t, p))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []string{
+		"too weak to listen on", "the port is taken", "another switchboard node holds this data directory",
+		"Twilio is configured without a public URL", "webhook refused: bad signature", "token refused (401)", "-url must end in /agent",
+		"nothing arrived",
+	} {
+		if !strings.Contains(table, msg) {
+			t.Errorf("README troubleshooting no longer quotes %q: update this list", msg)
+		}
+		if !strings.Contains(source.String(), msg) {
+			t.Errorf("README troubleshooting quotes %q, which no program prints", msg)
+		}
+	}
+}

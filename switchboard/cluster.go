@@ -1113,6 +1113,7 @@ func (c *cluster) attach(ev presenceEvent, epoch uint64) {
 	r.tellLost(ev.Agent, s)
 	s.epoch = epoch
 	r.sessions[ev.Agent] = s
+	r.tellQueue(s)
 	r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
 	for _, phone := range r.engine.Conversations(ev.Agent) {
 		r.sendAssigned(s, phone, time.Time{})

@@ -70,6 +70,10 @@ type Config struct {
 	NewID  func() string
 	// Backoff overrides sms.DefaultBackoff for outbound retries (tests).
 	Backoff *sms.Backoff
+	// Listener, when set, is what Start serves on instead of listening on
+	// opts.Addr: the binary listens first, so a taken port is reported
+	// before the store is opened. Start owns it from then on.
+	Listener net.Listener
 
 	// logCheckEvery overrides how often a cluster node checks that its log
 	// is still the one it has applied (tests; 0 = logCheckEvery).
@@ -91,7 +95,7 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 		now = time.Now
 	}
 	base := log.With("node", opts.Node)
-	n = &Node{opts: opts, log: base.With("component", "node"), logBase: base, now: now, metrics: nopMetrics(), failed: make(chan error, 1)}
+	n = &Node{opts: opts, log: base.With("component", "node"), logBase: base, now: now, metrics: nopMetrics(), failed: make(chan error, 1), listener: cfg.Listener}
 
 	var undo []func()
 	defer func() {
@@ -198,7 +202,10 @@ func (n *Node) Start() error {
 	if !n.started.CompareAndSwap(false, true) {
 		return errors.New("switchboard: already started")
 	}
-	ln, err := net.Listen("tcp", n.opts.Addr)
+	ln, err := n.listener, error(nil)
+	if ln == nil {
+		ln, err = net.Listen("tcp", n.opts.Addr)
+	}
 	if err != nil {
 		n.shutdownParts(context.Background())
 		return fmt.Errorf("listen on %s: %w", n.opts.Addr, err)
@@ -240,6 +247,9 @@ func (n *Node) Start() error {
 	}
 	if n.opts.Secret == "" {
 		n.log.Warn("no SWITCHBOARD_SECRET: agents cannot connect")
+	}
+	if n.opts.TwilioAccountSID != "" && n.opts.PublicURL == "" {
+		n.log.Warn(MsgNoPublicURL)
 	}
 	n.log.Info("switchboard listening", "addr", ln.Addr().String(), "bus", n.busName(), "sms", n.sender.Name(), "data", n.opts.DataDir)
 	return nil

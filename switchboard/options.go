@@ -18,7 +18,7 @@ import (
 // Options configure a node. NewOptions returns every default; New validates.
 // The zero value of a field is documented where it means something.
 type Options struct {
-	Addr      string // HTTP listen address; default ":8080"
+	Addr      string // HTTP listen address; default "127.0.0.1:8080" (this machine only); elsewhere needs a strong Secret
 	DataDir   string // LevelDB directory; default "./data"
 	AMQPURL   string // RabbitMQ URL; "" = embedded in-process bus
 	Node      string // node id in metrics and routing; default the host name
@@ -65,7 +65,7 @@ func NewOptions() Options {
 		host = "node"
 	}
 	return Options{
-		Addr:            ":8080",
+		Addr:            "127.0.0.1:8080",
 		DataDir:         "./data",
 		Node:            host,
 		AMQPExchange:    "switchboard",
@@ -150,6 +150,7 @@ func (o *Options) Validate() error {
 	if o.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("-shutdown-timeout: must be positive"))
 	}
+	errs = append(errs, o.checkExposure()) // exposure.go
 	errs = append(errs, o.Nav.Validate())
 	return errors.Join(errs...)
 }

@@ -33,6 +33,7 @@ type router struct {
 	maxSeq uint64
 	// loadDirty says the load gauges are stale.
 	loadDirty bool
+	queue     waitLine // what agents last heard of the waiting line (queue.go)
 
 	work    chan func()
 	persist chan store.ConvState
@@ -103,6 +104,7 @@ func (r *router) run(ctx context.Context) {
 			if r.loadDirty {
 				r.publishLoad()
 			}
+			r.tickQueue()
 		case <-ctx.Done():
 			return
 		}
@@ -281,6 +283,7 @@ func (r *router) connect(s *session) {
 	r.sessions[s.agent] = s
 	r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
 	s.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "How can I help you?"}, time.Time{})
+	r.tellQueue(s)
 	r.tellLost(s.agent, s)
 	for _, phone := range r.engine.Conversations(s.agent) {
 		r.sendAssigned(s, phone, time.Time{})

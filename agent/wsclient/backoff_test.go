@@ -26,3 +26,20 @@ func TestBackoffCappedWithJitter(t *testing.T) {
 		})
 	}
 }
+
+// The default backoff never exceeds 5 s, so an agent is back soon after
+// the node is.
+func TestDefaultBackoffCappedAtFiveSeconds(t *testing.T) {
+	c, err := New(Options{URL: "ws://127.0.0.1:1/agent", Token: "t", Jitter: func(n int64) int64 { return n - 1 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 20; n++ {
+		if d := c.backoff(n); d >= 5*time.Second {
+			t.Fatalf("attempt %d waits %v, want < 5s", n, d)
+		}
+	}
+	if d := c.backoff(20); d < 4*time.Second {
+		t.Fatalf("attempt 20 waits %v, want the cap's upper half", d)
+	}
+}

@@ -1,7 +1,9 @@
 // Package wsclient is the agent's WebSocket connection to a switchboard node.
 // It dials with a bearer token, keeps the connection alive with pings, and
-// reconnects with capped exponential backoff and jitter when the network
-// fails. Every (re)connection starts by re-sending the agent's presence
+// reconnects with capped exponential backoff (at most 5 s by default) and
+// jitter when the network fails; Reconnect skips the wait. A token the node
+// refuses (401: invalid or expired) stops the client: retrying cannot help,
+// the agent needs a new token. Every (re)connection starts by re-sending the agent's presence
 // (available or away), which makes the node re-send an assigned frame for
 // every conversation it holds for the agent: that is how the client
 // resynchronises after a reconnect.
@@ -43,6 +45,9 @@ var (
 	// ErrQueueFull means the connection's write queue is full (the network is
 	// slower than the agent); the frame was not sent.
 	ErrQueueFull = errors.New("wsclient: write queue full")
+	// ErrTokenRefused is wrapped by the error of a handshake the node
+	// answered 401 (the token is invalid or expired). Run stops on it.
+	ErrTokenRefused = errors.New("token refused (401)")
 )
 
 // Options configures a Client. Zero values take the documented defaults.
@@ -54,7 +59,7 @@ type Options struct {
 	Capacity int  // sent with available; zero: the node's default
 
 	MinBackoff   time.Duration // first reconnect delay; zero: 500ms
-	MaxBackoff   time.Duration // cap on the delay; zero: 30s
+	MaxBackoff   time.Duration // cap on the delay; zero: 5s
 	PingInterval time.Duration // ping period; the read deadline is 2.5 × it; zero: 20s
 	WriteTimeout time.Duration // per-frame write deadline; zero: 10s
 	ReadLimit    int64         // largest accepted frame in bytes; zero: 4 MiB
@@ -81,6 +86,9 @@ const (
 	Disconnected
 	// Received: a frame arrived from the node.
 	Received
+	// Refused: the node refused the token (Err wraps ErrTokenRefused and
+	// says why); Run stops and returns Err.
+	Refused
 )
 
 // Event is one thing that happened on the connection.
@@ -97,6 +105,8 @@ type Client struct {
 	opts   Options
 	log    *slog.Logger
 	events chan Event
+
+	kick chan struct{} // Reconnect: skip the wait before the next dial
 
 	mu    sync.Mutex
 	out   chan []byte // queue of the current connection; nil when disconnected
@@ -125,7 +135,7 @@ func New(opts Options) (*Client, error) {
 		}
 	}
 	def(&opts.MinBackoff, 500*time.Millisecond)
-	def(&opts.MaxBackoff, 30*time.Second)
+	def(&opts.MaxBackoff, 5*time.Second)
 	def(&opts.PingInterval, 20*time.Second)
 	def(&opts.WriteTimeout, 10*time.Second)
 	if opts.MaxBackoff < opts.MinBackoff {
@@ -156,8 +166,19 @@ func New(opts Options) (*Client, error) {
 		opts:   opts,
 		log:    opts.Logger.With("component", "wsclient"),
 		events: make(chan Event),
+		kick:   make(chan struct{}, 1),
 		away:   opts.Away,
 	}, nil
+}
+
+// Reconnect makes a disconnected client dial again now instead of after its
+// backoff. It never blocks; it does nothing while connected or connecting,
+// or after the token was refused.
+func (c *Client) Reconnect() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Events returns the channel on which Run delivers events. It is never
@@ -233,6 +254,11 @@ func (c *Client) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if errors.Is(err, ErrTokenRefused) {
+			c.log.Warn("token refused; not retrying", "err", err)
+			c.emit(ctx, Event{Kind: Refused, Err: err, Attempt: attempt})
+			return err
+		}
 		if up >= 5*time.Second {
 			attempt = 1 // a connection that held resets the backoff
 		}
@@ -242,9 +268,15 @@ func (c *Client) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		select {
+		case <-c.kick: // a Reconnect while connected is stale
+		default:
+		}
+		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-c.opts.Sleep(wait):
+		case <-c.kick:
+			attempt = 0 // asked for: the next wait starts from the shortest
 		}
 	}
 }
@@ -266,15 +298,7 @@ func (c *Client) connectOnce(ctx context.Context) (time.Duration, error) {
 	conn, resp, err := c.opts.Dialer.DialContext(ctx, c.opts.URL, h)
 	if err != nil {
 		if resp != nil {
-			if resp.StatusCode == http.StatusUnauthorized {
-				// The node says why ("agent token expired", "invalid agent
-				// token"): the agent needs that to know what to fix.
-				if why := refusal(resp); why != "" {
-					return 0, fmt.Errorf("wsclient: dial: token refused (401): %s: check -token", why)
-				}
-				return 0, fmt.Errorf("wsclient: dial: token refused (401): check -token")
-			}
-			return 0, fmt.Errorf("wsclient: dial: HTTP %d: %w", resp.StatusCode, err)
+			return 0, handshakeError(c.opts.URL, resp, err)
 		}
 		return 0, fmt.Errorf("wsclient: dial: %w", err)
 	}
@@ -355,6 +379,31 @@ func (c *Client) writeLoop(ctx context.Context, conn *websocket.Conn, out <-chan
 			}
 		}
 	}
+}
+
+// handshakeError says why the node answered the upgrade with resp instead
+// of a WebSocket, in words the agent can act on.
+func handshakeError(raw string, resp *http.Response, err error) error {
+	why := refusal(resp)
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		// The node says why ("agent token expired", "invalid agent
+		// token"): the agent needs that to know what to fix.
+		if why == "" {
+			why = "no reason given"
+		}
+		return fmt.Errorf("wsclient: dial: %w: %s", ErrTokenRefused, why)
+	case http.StatusNotFound:
+		path := "/"
+		if u, perr := url.Parse(raw); perr == nil && u.Path != "" {
+			path = u.Path
+		}
+		return fmt.Errorf("wsclient: dial: the node has no WebSocket at %s (404): -url must end in /agent", path)
+	}
+	if why != "" {
+		return fmt.Errorf("wsclient: dial: HTTP %d: %s", resp.StatusCode, why)
+	}
+	return fmt.Errorf("wsclient: dial: HTTP %d: %w", resp.StatusCode, err)
 }
 
 // redact drops the query string, which may hold a token.

@@ -3,7 +3,6 @@ package wsclient_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -118,58 +117,116 @@ func TestReconnectResendsPresence(t *testing.T) {
 	}
 }
 
-func TestUnauthorized(t *testing.T) {
+// runToEnd runs c until Run returns by itself, collecting its events.
+func runToEnd(t *testing.T, c *wsclient.Client) ([]wsclient.Event, error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var evs []wsclient.Event
+	runDone := make(chan error, 1)
+	go func() { runDone <- c.Run(ctx) }()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-c.Events():
+			evs = append(evs, ev)
+		case err := <-runDone:
+			return evs, err
+		case <-timeout:
+			cancel()
+			t.Fatalf("Run still retrying after 5 s; events %+v (error %v)", evs, <-runDone)
+		}
+	}
+}
+
+// A refused token stops the client after one attempt: retrying cannot
+// help. The error says 401 and why (the node's reason, cleaned of control
+// bytes), and wraps ErrTokenRefused.
+func TestUnauthorizedStopsAndSaysWhy(t *testing.T) {
 	s := agenttest.New(t)
 	opts := fastOpts(s)
 	opts.Token = "wrong"
-	c, _ := wsclient.New(opts)
+	for _, tc := range []struct{ name, url, body, want string }{
+		{"fake node", s.URL(), "", "401"},
+		{"expired", "", "agent token expired\n", "token refused (401): agent token expired"},
+		{"control bytes", "", "agent token expired\x1b\x07\r\nsecond line", "token refused (401): agent token expired"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := tc.url
+			if url == "" {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+					w.WriteHeader(http.StatusUnauthorized)
+					io.WriteString(w, tc.body)
+				}))
+				t.Cleanup(srv.Close)
+				url = "ws" + strings.TrimPrefix(srv.URL, "http")
+			}
+			o := opts
+			o.URL = url
+			c, err := wsclient.New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs, err := runToEnd(t, c)
+			if !errors.Is(err, wsclient.ErrTokenRefused) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run = %v, want ErrTokenRefused saying %q", err, tc.want)
+			}
+			if strings.ContainsAny(err.Error(), "\x1b\x07\r\n") || strings.Contains(err.Error(), "second line") {
+				t.Fatalf("error %q carries control characters", err)
+			}
+			if count(evs, wsclient.Connecting, "") != 1 || count(evs, wsclient.Refused, "") != 1 || count(evs, wsclient.Disconnected, "") != 0 {
+				t.Fatalf("events %+v, want one attempt ending Refused", evs)
+			}
+			if err := c.Send(protocol.Frame{Type: protocol.TypeAway}); !errors.Is(err, wsclient.ErrNotConnected) {
+				t.Fatalf("Send after refusal = %v, want ErrNotConnected", err)
+			}
+		})
+	}
+}
+
+// A URL without the /agent path says so, not "bad handshake".
+func TestMissingAgentPathSaysSo(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	c, err := wsclient.New(wsclient.Options{URL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/agnet", Token: "t", MinBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	events := run(t, c)
 	sbt.WaitFor(t, 2*time.Second, "disconnected", func() bool { return count(events(), wsclient.Disconnected, "") >= 1 })
-	ev := events()
-	for _, e := range ev {
+	for _, e := range events() {
 		if e.Kind == wsclient.Disconnected {
-			if e.Err == nil || !strings.Contains(e.Err.Error(), "401") {
-				t.Fatalf("error %v does not say 401", e.Err)
+			const want = "the node has no WebSocket at /agnet (404): -url must end in /agent"
+			if e.Err == nil || !strings.Contains(e.Err.Error(), want) || strings.Contains(e.Err.Error(), "bad handshake") {
+				t.Fatalf("error %v, want %q", e.Err, want)
 			}
 			break
 		}
 	}
-	if err := c.Send(protocol.Frame{Type: protocol.TypeAway}); !errors.Is(err, wsclient.ErrNotConnected) {
-		t.Fatalf("Send while disconnected = %v, want ErrNotConnected", err)
-	}
 }
 
-// The node answers a refused token with why (expired or invalid); the
-// client passes that on instead of a bare 401, cleaned of control bytes.
-func TestUnauthorizedSaysWhy(t *testing.T) {
-	for _, body := range []string{"agent token expired\n", "agent token expired\x1b\x07\r\nsecond line"} {
-		t.Run(fmt.Sprintf("%q", body), func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-				w.WriteHeader(http.StatusUnauthorized)
-				io.WriteString(w, body)
-			}))
-			t.Cleanup(srv.Close)
-			c, err := wsclient.New(wsclient.Options{URL: "ws" + strings.TrimPrefix(srv.URL, "http"), Token: "old", MinBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			events := run(t, c)
-			sbt.WaitFor(t, 2*time.Second, "disconnected", func() bool { return count(events(), wsclient.Disconnected, "") >= 1 })
-			for _, e := range events() {
-				if e.Kind != wsclient.Disconnected {
-					continue
-				}
-				if e.Err == nil || !strings.Contains(e.Err.Error(), "401") || !strings.Contains(e.Err.Error(), "agent token expired") {
-					t.Fatalf("error %v does not say 401 and why", e.Err)
-				}
-				if strings.ContainsAny(e.Err.Error(), "\x1b\x07\r\n") || strings.Contains(e.Err.Error(), "second line") {
-					t.Fatalf("error %q carries control characters", e.Err)
-				}
-				break
-			}
-		})
+// Reconnect dials at once instead of waiting out the backoff.
+func TestReconnectNow(t *testing.T) {
+	s := agenttest.New(t)
+	opts := fastOpts(s)
+	opts.MinBackoff, opts.MaxBackoff = time.Hour, time.Hour
+	c, _ := wsclient.New(opts)
+	events := run(t, c)
+	sbt.WaitFor(t, 2*time.Second, "connected", func() bool { return count(events(), wsclient.Connected, "") == 1 })
+	c.Reconnect() // while connected: does nothing later
+	s.DropConnections()
+	sbt.WaitFor(t, 2*time.Second, "disconnected", func() bool { return count(events(), wsclient.Disconnected, "") == 1 })
+	for _, e := range events() {
+		if e.Kind == wsclient.Disconnected && e.RetryIn < 30*time.Minute {
+			t.Fatalf("retry in %v, want the hour's backoff", e.RetryIn)
+		}
 	}
+	if n := count(events(), wsclient.Connected, ""); n != 1 {
+		t.Fatalf("a Reconnect made while connected reconnected later (%d connects)", n)
+	}
+	c.Reconnect()
+	sbt.WaitFor(t, 2*time.Second, "reconnected", func() bool { return count(events(), wsclient.Connected, "") == 2 })
 }
 
 func TestOptionsValidation(t *testing.T) {

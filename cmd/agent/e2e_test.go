@@ -19,7 +19,9 @@ import (
 // TestEndToEnd runs the real agent binary in tmux against a real switchboard
 // node and a fake Twilio, all on 127.0.0.1: a signed webhook appears on the
 // agent's screen with a relative time and a sentiment mark, a reply typed in
-// the terminal reaches the fake Twilio, and the screen shows it as sent.
+// the terminal (in one chunk, made of key names) reaches the fake Twilio
+// whole, the screen shows it as sent, the stats pane names what the
+// customer viewed, and a customer who waits shows in the header.
 func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
@@ -90,7 +92,7 @@ func TestEndToEnd(t *testing.T) {
 		return resp.StatusCode == 200
 	})
 
-	tokCmd := exec.Command(nodeBin, "token", "alice")
+	tokCmd := exec.Command(nodeBin, "token", "alice", "-capacity", "1")
 	tokCmd.Env = env
 	out, err := tokCmd.Output()
 	if err != nil {
@@ -147,11 +149,20 @@ func TestEndToEnd(t *testing.T) {
 	})
 	t.Logf("screen with the inbound message:\n%s", s)
 
-	tm("send-keys", "-t", "e2e", "-l", "Glad you like it!")
+	// The reply is typed in one chunk (tmux writes it to the terminal at
+	// once, as a laggy SSH session or an IME would) and is made of key
+	// names: every word must arrive, and only the Enter key sends.
+	const reply = "Glad you like it! We are on it right now: turn left then up, press enter or tab, " +
+		"home end pgup pgdown esc f1 ctrl+c ctrl+x ctrl+r ctrl+t alt+enter shift+tab ? entertain tablet enter tab"
+	tm("send-keys", "-t", "e2e", "-l", reply)
+	s = waitScreen("the reply in the composer", func(s string) bool { return strings.Contains(s, "tablet") })
+	if got := tw.Sent(); len(got) != 0 || strings.Contains(s, "> you") {
+		t.Fatalf("a reply went out before Enter: fake Twilio got %+v; screen:\n%s", got, s)
+	}
 	tm("send-keys", "-t", "e2e", "Enter")
 	sent := tw.WaitSent(t, 1, 10*time.Second)
-	if sent[0].To != customer || sent[0].Body != "Glad you like it!" {
-		t.Fatalf("fake Twilio got %+v", sent[0])
+	if sent[0].To != customer || sent[0].Body != reply {
+		t.Fatalf("fake Twilio got %+v, want the whole reply %q", sent[0], reply)
 	}
 	// Twilio reports "sent" with a status callback. The callback is posted
 	// (again) until the screen shows it: the node may record the message's
@@ -188,6 +199,16 @@ func TestEndToEnd(t *testing.T) {
 			strings.Contains(s, "  Waterproof HD camcorder") && strings.Contains(s, "Top products") && strings.Contains(s, " 1. ")
 	})
 	t.Logf("screen with navigation stats:\n%s", s)
+
+	// alice has room for one conversation: a second customer waits, and
+	// the node's queue frame puts that in her header.
+	status, body = switchboardtest.PostForm(t, base, "", "/sms/twilio", authToken,
+		switchboardtest.InboundForm("SM"+strings.Repeat("b", 32), "+15557654322", "+15550001111", "Hello? Is anyone there?"))
+	if status != 200 {
+		t.Fatalf("webhook answered %d %s", status, body)
+	}
+	s = waitScreen("the waiting customer in the header", func(s string) bool { return strings.Contains(s, " - 1 waiting, longest ") })
+	t.Logf("screen with a customer waiting (README capture):\n%s", s)
 
 	tm("send-keys", "-t", "e2e", "C-c")
 	switchboardtest.WaitFor(t, 5*time.Second, "agent exit", func() bool {

@@ -32,7 +32,7 @@ func main() {
 
 	var o agent.Options
 	flag.StringVar(&o.URL, "url", env("SWITCHBOARD_URL", ""), "node WebSocket URL, e.g. ws://127.0.0.1:8080/agent (SWITCHBOARD_URL)")
-	flag.StringVar(&o.Token, "token", env("SWITCHBOARD_TOKEN", ""), "agent bearer token from `switchboard token NAME` (SWITCHBOARD_TOKEN)")
+	flag.StringVar(&o.Token, "token", env("SWITCHBOARD_TOKEN", ""), "agent bearer token; make one with: switchboard token NAME (SWITCHBOARD_TOKEN)")
 	flag.BoolVar(&o.Away, "away", envBool("SWITCHBOARD_AWAY"), "start away instead of available (SWITCHBOARD_AWAY)")
 	flag.BoolVar(&o.ASCII, "ascii", envBool("SWITCHBOARD_ASCII") || !agent.UTF8Locale(os.Getenv), "ASCII marks instead of emoji; default when the locale is not UTF-8 (SWITCHBOARD_ASCII)")
 	flag.IntVar(&o.Capacity, "capacity", 0, "conversations to take at once; 0 lets the node decide")

@@ -120,7 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.Float64Var(&opts.ReleaseShare, "release", opts.ReleaseShare, "share of acknowledged replies after which the agent releases the conversation")
 	fs.Float64Var(&opts.NavRate, "nav-rate", opts.NavRate, "navigation events per second")
 	fs.Float64Var(&opts.NavLinkShare, "nav-link", opts.NavLinkShare, "share of shop users linked to a texting customer")
-	fs.BoolVar(&opts.Demo, "demo", opts.Demo, "a calm, lively stream of a few customers for a person watching the agent client")
+	fs.BoolVar(&opts.Demo, "demo", opts.Demo, "a calm, lively stream of six named customers (the same numbers every run, +1 415 555 0101 and up) for a person watching the agent client")
 	fs.BoolVar(&opts.DemoAgent, "demo-agent", opts.DemoAgent, "in -demo, also run one simulated agent")
 	fs.Var(listFlag{&pidList}, "pid", "node process id(s) whose RSS is sampled before and after the agents connect (Linux)")
 	var cpuPIDList []string

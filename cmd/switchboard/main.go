@@ -19,14 +19,16 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard"
+	"github.com/switchboard/switchboard/switchboard/store"
 	"github.com/switchboard/switchboard/switchboard/token"
 )
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "switchboard:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0) // -help asked for the usage, which was printed
 		}
+		fmt.Fprintln(os.Stderr, "switchboard:", err)
 		os.Exit(2)
 	}
 }
@@ -54,18 +56,32 @@ func serve(args []string, opts switchboard.Options, stderr io.Writer) error {
 	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	switchboard.BindFlags(fs, &opts)
+	fs.Usage = func() { usage(fs, stderr, os.Getenv) }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		// Flags after a stray word are not parsed: "-data d x -addr
-		// 127.0.0.1:9000" would serve on the default :8080.
+		// 127.0.0.1:9000" would serve on the default address.
 		return fmt.Errorf("unexpected argument %q (commands: serve, token, products; then flags)", fs.Arg(0))
+	}
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	// Listen before anything is opened, so a taken port is the one thing
+	// reported, not an error after the store and the catalog were loaded.
+	ln, err := listen(opts.Addr)
+	if err != nil {
+		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(log)
-	n, err := switchboard.New(opts, switchboard.Config{Logger: log})
+	n, err := switchboard.New(opts, switchboard.Config{Logger: log, Listener: ln})
 	if err != nil {
+		ln.Close()
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("-data %s: %w", opts.DataDir, store.ErrLocked)
+		}
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -101,7 +117,9 @@ func tokenCmd(args []string, opts switchboard.Options, stdout, stderr io.Writer)
 	}
 	capacity := fs.Int("capacity", 0, "conversations at once (0 = the node's default)")
 	ttl := fs.Duration("ttl", 30*24*time.Hour, "how long the token is valid")
-	secret := fs.String("secret", opts.Secret, "the nodes' shared secret (env SWITCHBOARD_SECRET)")
+	// The default stays empty so -h never prints the secret from the
+	// environment; SWITCHBOARD_SECRET is used when -secret is not given.
+	secret := fs.String("secret", "", "the nodes' shared secret (default: env SWITCHBOARD_SECRET)")
 	// Allow the name before or after the flags.
 	var name string
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
@@ -125,6 +143,9 @@ func tokenCmd(args []string, opts switchboard.Options, stdout, stderr io.Writer)
 		return errors.New("token: agent NAME is required")
 	}
 	if *secret == "" {
+		*secret = opts.Secret
+	}
+	if *secret == "" {
 		return errors.New("token: set SWITCHBOARD_SECRET (the same secret the nodes use)")
 	}
 	tok, err := token.Issue([]byte(*secret), name, *capacity, *ttl, time.Now())
@@ -139,6 +160,10 @@ func productsCmd(args []string, opts switchboard.Options, stdout, stderr io.Writ
 	fs := flag.NewFlagSet("switchboard products", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("data", opts.DataDir, "LevelDB directory of the (stopped) node (env SWITCHBOARD_DATA)")
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprintln(stderr, "usage: switchboard products import FILE [-data DIR]")
+		return flag.ErrHelp
+	}
 	if len(args) < 2 || args[0] != "import" {
 		fmt.Fprintln(stderr, "usage: switchboard products import FILE [-data DIR]")
 		return errors.New("products: expected 'import FILE'")

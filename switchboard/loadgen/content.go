@@ -81,8 +81,18 @@ var agentReplies = []string{
 	"Happy to help! Anything else I can do?",
 }
 
-// Demo customers: first names so a person watching can follow them.
+// Demo customers: first names so a person watching can follow them. Each
+// keeps its number (demoPhone) from run to run, so a second demo continues
+// the same conversations instead of adding new ones.
 var demoNames = []string{"Maya", "Tom", "Priya", "Lucas", "Amara", "Kenji", "Sofia", "Omar"}
+
+// demoPhone is the number of demo customer i: +1 415 555 0101 and up, in
+// the range set aside for fiction (555-0100 to 555-0199), so a demo never
+// texts a real person's number and the numbers are valid E.164 +1 numbers.
+func demoPhone(i int) string { return fmt.Sprintf("+1415555%04d", 101+i) }
+
+// demoUser is demo customer i's shop user id, stable like the phone.
+func demoUser(i int) string { return "u-demo-" + strings.ToLower(demoNames[i]) }
 
 // products of the sample catalog ("0" to "21"), with a few favourites that
 // show up in the rolling top-N.

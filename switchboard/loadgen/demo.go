@@ -21,7 +21,10 @@ type demoCustomer struct {
 
 // runDemo plays a calm, lively stream for a person watching the agent
 // client: a few named customers with moods, browsing products and texting
-// every few seconds, until ctx ends (or Duration passes).
+// every few seconds, until ctx ends (or Duration passes). The customers are
+// the same people with the same numbers in every run (demoPhone), so a run
+// continues the conversations of the last one; only the MessageSids are new
+// (a per-run nonce), so nothing a run sends is taken for a Twilio retry.
 func (r *Runner) runDemo(ctx context.Context) (*Report, error) {
 	if r.opts.Duration > 0 {
 		var cancel context.CancelFunc
@@ -45,13 +48,16 @@ func (r *Runner) runDemo(ctx context.Context) (*Report, error) {
 	}
 	customers := make([]demoCustomer, n)
 	byPhone := map[string]string{}
+	var who []string
 	for i := range customers {
 		customers[i] = demoCustomer{
-			name: demoNames[i], phone: customerPhone(r.opts.RunID, i), mood: moods[(i*3+rnd.IntN(2))%len(moods)],
-			user: fmt.Sprintf("u-%04x", rnd.IntN(1<<16)),
+			name: demoNames[i], phone: demoPhone(i), mood: moods[(i*3+rnd.IntN(2))%len(moods)],
+			user: demoUser(i),
 		}
 		byPhone[customers[i].phone] = customers[i].name
+		who = append(who, customers[i].name+" "+customers[i].phone)
 	}
+	nonce := rand.Uint64() // this run's MessageSids, whatever the seed
 	r.fakeHit = func(to, text string) {
 		name := byPhone[to]
 		if name == "" {
@@ -71,6 +77,9 @@ func (r *Runner) runDemo(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	say("demo: %d customers texting %s; connect the agent client to see them", n, strings.Join(r.opts.Targets, ", "))
+	say("demo: the customers are %s (the agent shows their numbers; their names once the node keeps contacts)", strings.Join(who, ", "))
+	say("demo: an agent sees them all with capacity %d or more (switchboard token alice -capacity %d); the others wait for a free place", n, n)
+	say("demo: a second run continues these conversations; to start over, stop the node and delete its data directory (-data)")
 
 	r.start = r.opts.Now()
 	var warned atomic.Bool
@@ -79,7 +88,7 @@ func (r *Runner) runDemo(ctx context.Context) (*Report, error) {
 		wg.Add(1)
 		go func(i int, c demoCustomer) {
 			defer wg.Done()
-			r.demoCustomer(ctx, c, r.opts.Seed+uint64(i)*104729, i, say, &warned)
+			r.demoCustomer(ctx, c, r.opts.Seed+uint64(i)*104729, nonce, i, say, &warned)
 		}(i, c)
 	}
 	wg.Wait()
@@ -92,9 +101,13 @@ func (r *Runner) runDemo(ctx context.Context) (*Report, error) {
 
 // demoCustomer browses and texts until ctx ends. Between texts it waits a
 // few seconds, so a person can read along.
-func (r *Runner) demoCustomer(ctx context.Context, c demoCustomer, seed uint64, idx int, say func(string, ...any), warned *atomic.Bool) {
+func (r *Runner) demoCustomer(ctx context.Context, c demoCustomer, seed, nonce uint64, idx int, say func(string, ...any), warned *atomic.Bool) {
 	rnd := rand.New(rand.NewPCG(seed, 0xc057))
-	wait := func(d time.Duration) bool { return r.waitUntil(ctx, r.opts.Now().Add(d)) }
+	pace := r.opts.DemoPace
+	if pace <= 0 {
+		pace = 1
+	}
+	wait := func(d time.Duration) bool { return r.waitUntil(ctx, r.opts.Now().Add(time.Duration(float64(d)*pace))) }
 	// Stagger the first messages so they do not all arrive at once.
 	if !wait(time.Duration(500+rnd.IntN(1500)*(idx+1)) * time.Millisecond) {
 		return
@@ -117,8 +130,9 @@ func (r *Runner) demoCustomer(ctx context.Context, c demoCustomer, seed uint64, 
 		}
 		text := pickText(rnd, c.mood)
 		seq := r.seq.Add(1)
-		r.led.sent(seq, messageSid(r.opts.RunID, seq), c.phone, r.opts.Now())
-		code, err := r.postForm(target, "/sms/twilio", inboundForm(messageSid(r.opts.RunID, seq), c.phone, r.opts.From, text))
+		sid := fmt.Sprintf("SM%016x%016x", nonce, seq)
+		r.led.sent(seq, sid, c.phone, r.opts.Now())
+		code, err := r.postForm(target, "/sms/twilio", inboundForm(sid, c.phone, r.opts.From, text))
 		ok := r.classify("webhook", code, err, http.StatusOK)
 		r.led.answered(seq, ok, r.opts.Now())
 		switch {

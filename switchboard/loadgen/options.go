@@ -62,6 +62,9 @@ type Options struct {
 
 	Demo      bool // calm, lively traffic for a person watching the agent client
 	DemoAgent bool // in demo mode, also run one simulated agent
+	// DemoPace scales the demo customers' pauses (browsing, between texts);
+	// 0 or 1 is a pace a person can read along, tests use less.
+	DemoPace float64
 
 	PIDs []int // node processes whose RSS is sampled (Linux /proc), for memory per connection
 	// CPUPIDs are processes (the nodes, the broker) whose CPU time over the

@@ -20,6 +20,10 @@ const (
 	TypeAck      = "ack"
 	TypeResults  = "results" // answer to search
 	TypeError    = "error"
+	// TypeQueue says how many conversations wait for an agent and how long
+	// the oldest has waited (Waiting, LongestWaitMs). The node sends it on
+	// connect and when the waiting line changes, at most once a second.
+	TypeQueue = "queue"
 )
 
 // Frame types sent by an agent to the server.
@@ -75,6 +79,10 @@ type Frame struct {
 	Categories map[string]int64 `json:"categories,omitempty"`
 	Top        []TopEntry       `json:"top,omitempty"`
 	Viewed     []string         `json:"viewed,omitempty"` // products a linked customer viewed, newest first
+
+	// queue
+	Waiting       int   `json:"waiting,omitempty"`
+	LongestWaitMs int64 `json:"longestWaitMs,omitempty"`
 
 	// agent requests
 	Capacity int    `json:"capacity,omitempty"` // available
@@ -149,6 +157,12 @@ func (f Frame) MarshalJSON() ([]byte, error) {
 			Ref  string `json:"ref"`
 			ID   string `json:"id"`
 		}{f.Type, f.Ref, f.ID}
+	case TypeQueue:
+		v = struct {
+			Type          string `json:"type"`
+			Waiting       int    `json:"waiting"`
+			LongestWaitMs int64  `json:"longestWaitMs"`
+		}{f.Type, f.Waiting, f.LongestWaitMs}
 	case TypeError:
 		v = struct {
 			Type string `json:"type"`

@@ -88,6 +88,8 @@ func TestFrameShapes(t *testing.T) {
 		{Frame{Type: TypeReleased, Phone: "+1555", Reason: "released"}, `{"type":"released","phone":"+1555","reason":"released"}`},
 		{Frame{Type: TypeStatus, Phone: "+1555", ID: "x", Status: StatusSent}, `{"type":"status","phone":"+1555","id":"x","status":"sent"}`},
 		{Frame{Type: TypeStats, Product: "2", Categories: map[string]int64{"Players": 1}}, `{"type":"stats","product":"2","categories":{"Players":1}}`},
+		{Frame{Type: TypeQueue, Waiting: 3, LongestWaitMs: 42000}, `{"type":"queue","waiting":3,"longestWaitMs":42000}`},
+		{Frame{Type: TypeQueue}, `{"type":"queue","waiting":0,"longestWaitMs":0}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.f.Type, func(t *testing.T) {
@@ -96,7 +98,7 @@ func TestFrameShapes(t *testing.T) {
 				t.Fatalf("got %s (%v), want %s", b, err, tt.want)
 			}
 			back, err := DecodeEvent(b)
-			if err != nil || back.Type != tt.f.Type {
+			if err != nil || back.Type != tt.f.Type || back.Waiting != tt.f.Waiting || back.LongestWaitMs != tt.f.LongestWaitMs {
 				t.Fatalf("DecodeEvent = %+v, %v", back, err)
 			}
 		})

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
@@ -131,11 +132,18 @@ type request struct {
 }
 
 // Open opens (or creates) the LevelDB store in opts.Dir and starts its writer.
+// ErrLocked is Open's error when another process (another node, or
+// `switchboard products import`) has the directory open.
+var ErrLocked = errors.New("another switchboard node holds this data directory (stop it, or give this node its own -data)")
+
 func Open(opts Options) (*Store, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	db, err := leveldb.OpenFile(opts.Dir, nil)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		err = ErrLocked // the directory's LOCK file is held (flock)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}

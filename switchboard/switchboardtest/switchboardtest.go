@@ -266,6 +266,17 @@ func (a *Agent) TryExpect(typ string, d time.Duration) (protocol.Frame, bool) {
 	}
 }
 
+// TryNext returns the next frame of any type arriving within d; ok=false
+// when none came or the connection closed.
+func (a *Agent) TryNext(d time.Duration) (protocol.Frame, bool) {
+	select {
+	case f, ok := <-a.frames:
+		return f, ok
+	case <-time.After(d):
+		return protocol.Frame{}, false
+	}
+}
+
 // SyncBuffer is a bytes.Buffer safe for concurrent writers and readers (a
 // child process's output, a node's log).
 type SyncBuffer struct {

@@ -34,6 +34,9 @@ type Config struct {
 	Columns  []string      // -columns
 	Interval time.Duration // -interval: redraw period and assumed node interval
 	Timeout  time.Duration // -timeout: with -once, give up after this long (0: never)
+	// HintAfter is how long Run waits without a single datagram before it
+	// says why that may be (NoDataHint). Zero: 5s. Not a flag.
+	HintAfter time.Duration
 }
 
 // env names: UDPSTATS_<FLAG>, and for group and interface the node's own

@@ -90,6 +90,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 
 	tick := time.NewTicker(cfg.Interval)
 	defer tick.Stop()
+	hintAfter := cfg.HintAfter
+	if hintAfter <= 0 {
+		hintAfter = 5 * time.Second
+	}
+	hintTimer := time.NewTimer(hintAfter)
+	defer hintTimer.Stop()
 	var timeout <-chan time.Time
 	if cfg.Once && cfg.Timeout > 0 {
 		t := time.NewTimer(cfg.Timeout)
@@ -103,9 +109,22 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 		case <-ctx.Done():
 			return nil
 		case <-l.Done():
+			if ctx.Err() != nil {
+				return nil // the listener stopped because ctx did
+			}
 			return errors.New("listener stopped")
 		case <-timeout:
+			if agg.Stats().Datagrams == 0 {
+				return fmt.Errorf("%w: %s", ErrTimeout, NoDataHint(cfg))
+			}
 			return ErrTimeout
+		case <-hintTimer.C:
+			// Say it once, on stderr, and under the live table until the
+			// first datagram arrives.
+			if agg.Stats().Datagrams == 0 {
+				table.Hint = NoDataHint(cfg)
+				log.Warn(table.Hint, "component", "udpstats")
+			}
 		case r := <-reports:
 			if cfg.Once {
 				if r.Partial || shown[r.Node] {
@@ -137,8 +156,21 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 			return nil
 		case now := <-tick.C:
 			if !cfg.JSON && !cfg.Once {
-				table.Render(out, agg.Nodes(), now, agg.Stats())
+				st := agg.Stats()
+				if st.Datagrams > 0 {
+					table.Hint = ""
+				}
+				table.Render(out, agg.Nodes(), now, st)
 			}
 		}
 	}
+}
+
+// NoDataHint says why nothing may arrive: the nodes send on their own
+// SWITCHBOARD_STATS_IFACE, which is lo (this machine only) unless set, so
+// a monitor on another interface, or on another machine, hears nothing.
+func NoDataHint(cfg Config) string {
+	return fmt.Sprintf("nothing arrived on interface %s from group %s: nodes send on their SWITCHBOARD_STATS_IFACE (default lo, this machine only); "+
+		"on a node's machine run udpstats without -iface (lo); across machines set SWITCHBOARD_STATS_IFACE on every node and -iface here to the LAN interface, "+
+		"with the same group on both (metrics are off with SWITCHBOARD_STATS_INTERVAL=0)", cfg.Iface, cfg.Group)
 }

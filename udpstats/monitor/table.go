@@ -21,6 +21,8 @@ type Table struct {
 	// StaleAfter greys out a node not heard from for this many of its
 	// intervals. Zero: 3.
 	StaleAfter int
+	// Hint, when set, is shown under the footer (NoDataHint).
+	Hint string
 }
 
 const (
@@ -151,6 +153,12 @@ func (t *Table) Render(w io.Writer, nodes []udpstats.NodeState, now time.Time, s
 	}
 	line(total, ansiBold)
 	fmt.Fprintf(&b, "datagrams %d  bad lines %d  bad datagrams %d  duplicates %d", st.Datagrams, st.BadLines, st.BadDatagrams, st.Duplicates)
+	if t.Hint != "" {
+		if t.ANSI {
+			b.WriteString(ansiEOL)
+		}
+		b.WriteString("\n" + t.Hint)
+	}
 	if t.ANSI {
 		b.WriteString(ansiEOL + "\n" + ansiClear)
 	} else {

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestHelpNamesTheTokenCommand: -h shows "-token string" and how to make
+// one; a backquoted word in the usage would become the flag's type in the
+// listing (the old "-token switchboard token NAME").
+func TestHelpNamesTheTokenCommand(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "agent")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build agent: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-h")
+	cmd.Env = append(os.Environ(), "SWITCHBOARD_TOKEN=")
+	out, _ := cmd.CombinedOutput() // flag exits 0 for -h
+	help := string(out)
+	if !strings.Contains(help, "  -token string\n") || !strings.Contains(help, "make one with: switchboard token NAME") {
+		t.Errorf("agent -h:\n%s", help)
+	}
+	if strings.Contains(help, "-token switchboard") {
+		t.Errorf("agent -h shows the token command as the flag's type:\n%s", help)
+	}
+}
