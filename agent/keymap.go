@@ -28,6 +28,7 @@ type keyMap struct {
 	Release    key.Binding
 	Retry      key.Binding
 	Reconnect  key.Binding
+	Search     key.Binding
 	Help       key.Binding
 	HelpAlways key.Binding
 	Close      key.Binding
@@ -48,6 +49,7 @@ func defaultKeyMap() keyMap {
 		Release:    key.NewBinding(key.WithKeys("ctrl+x"), key.WithHelp("ctrl+x", "release conversation")),
 		Retry:      key.NewBinding(key.WithKeys("ctrl+r"), key.WithHelp("ctrl+r", "retry failed reply")),
 		Reconnect:  key.NewBinding(key.WithKeys("f5"), key.WithHelp("f5", "reconnect now")),
+		Search:     key.NewBinding(key.WithKeys("ctrl+f"), key.WithHelp("ctrl+f", "search")),
 		Help:       key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		HelpAlways: key.NewBinding(key.WithKeys("f1"), key.WithHelp("f1", "help")),
 		Close:      key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "close help")),
@@ -58,7 +60,7 @@ func defaultKeyMap() keyMap {
 // ShortHelp is the one-line help under the composer, most useful first;
 // hint always ends it with Help and Quit.
 func (k keyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.Send, k.Next, k.PageUp, k.Presence, k.Retry}
+	return []key.Binding{k.Send, k.Next, k.PageUp, k.Presence, k.Retry, k.Search}
 }
 
 // hint renders the one-line help for a width of w: as many of the short
@@ -82,7 +84,7 @@ func (m *Model) hint(w int) string {
 func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Send, k.Newline, k.Retry},
-		{k.Next, k.Prev, k.Release},
+		{k.Next, k.Prev, k.Release, k.Search},
 		{k.PageUp, k.PageDown, k.LineUp, k.LineDown},
 		{k.Presence, k.Reconnect, k.Help, k.HelpAlways, k.Close, k.Quit},
 	}
