@@ -25,8 +25,8 @@
 //	pid/<providerID>        <id>       provider id index (MessageByProviderID)
 //	o/<oseq8>/<id>          ""         outbox: replies not yet handed to the provider, in order
 //	c/<phone>               state      routing state of the conversation (JSON)
-//	w/<word>/<^ms8><phone>/<^seq8>  ""  search index, every conversation (search.go)
-//	v/<phone>/<word>/<^ms8><^seq8>  ""  search index, one conversation
+//	fw/<word>/<^ms8><phone>/<^seq8> "" search index, every conversation (search.go)
+//	fc/<phone>/<word>/<^ms8><^seq8> "" search index, one conversation
 //	g/search                "1"        every stored message is in the search index
 //
 // A message is written once, with its indexes, in one batch; a status change

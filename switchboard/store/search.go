@@ -21,8 +21,8 @@ import (
 // (see Words), written in the same batch as the message record, so the index
 // is never behind the messages. Keys only, no values:
 //
-//	w/<word>/<^ms8><phone>/<^seq8>     every conversation
-//	v/<phone>/<word>/<^ms8><^seq8>     one conversation
+//	fw/<word>/<^ms8><phone>/<^seq8>    every conversation
+//	fc/<phone>/<word>/<^ms8><^seq8>    one conversation
 //
 // ^ms8 is the message's Received time and ^seq8 its seq in the
 // conversation, both bit-inverted big-endian, so that a forward scan of one
@@ -33,8 +33,8 @@ import (
 // others (a leapfrog intersection), so its cost follows the shortest list,
 // not the number of messages.
 const (
-	pWord      = "w/"
-	pConvWord  = "v/"
+	pWord      = "fw/" // find: words of every conversation
+	pConvWord  = "fc/" // find: words of one conversation
 	keySearch  = "g/search" // "1" once every stored message is indexed
 	searchV1   = "1"
 	buildBatch = 20000 // messages per batch while building the index at open
@@ -48,7 +48,7 @@ func convWordPrefix(phone, word string) []byte {
 	return []byte(pConvWord + phone + "/" + word + "/")
 }
 
-// pos is a message's place in the result order: the suffix of its w/ keys.
+// pos is a message's place in the result order: the suffix of its fw/ keys.
 type pos []byte
 
 func makePos(ms int64, phone string, seq uint64) pos {
@@ -60,7 +60,7 @@ func makePos(ms int64, phone string, seq uint64) pos {
 func (p pos) phone() string { return string(p[8 : len(p)-9]) }
 func (p pos) seq() uint64   { return ^binary.BigEndian.Uint64(p[len(p)-8:]) }
 
-// convPos is the suffix of the message's v/ keys.
+// convPos is the suffix of the message's fc/ keys.
 func (p pos) convPos() []byte { return append(slices.Clone(p[:8]), p[len(p)-8:]...) }
 
 // indexWords puts the index keys of one message record into b.

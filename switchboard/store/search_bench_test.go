@@ -78,8 +78,8 @@ func fillSearchStore(b *testing.B, s *Store, n int) {
 				b.Fatal(r.Err)
 			}
 		}
-		if i%200000 == 0 {
-			b.Logf("stored %d messages in %v", i, time.Since(start).Round(time.Second))
+		if i%100000 == 0 { // to the terminal now: b.Logf shows only at the end
+			fmt.Fprintf(os.Stderr, "stored %d messages in %v\n", i, time.Since(start).Round(time.Second))
 		}
 	}
 	b.Logf("stored %d messages in %v (%.0f/s); compacting", n, time.Since(start).Round(time.Second), float64(n)/time.Since(start).Seconds())

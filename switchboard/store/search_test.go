@@ -370,3 +370,17 @@ func TestSearchUnknownIndexVersion(t *testing.T) {
 		t.Fatalf("Open with index version 9: %v, want an error", err)
 	}
 }
+
+// TestKeyPrefixesDistinct: no key prefix of the store is a prefix of
+// another, so a prefix scan of one never reads another's keys.
+func TestKeyPrefixesDistinct(t *testing.T) {
+	prefixes := []string{pMsg, pStatus, pSid, pRef, pID, pPID, pOutbox, pConv, pJournal, keyCheck, keyGSeq, keyVer,
+		pNavProduct, pNavCounts, pNavUser, keyNavOffset, keyNavHead, pWord, pConvWord, keySearch}
+	for i, a := range prefixes {
+		for j, b := range prefixes {
+			if i != j && strings.HasPrefix(b, a) {
+				t.Errorf("key prefix %q is a prefix of %q", a, b)
+			}
+		}
+	}
+}
