@@ -141,9 +141,13 @@ func (m *Model) openResult(r protocol.Message) {
 func (m *Model) searchPane(w, h int) []string {
 	s := &m.search
 	g := m.st.g
+	caret, arrows := "▏", "↑↓"
+	if m.cfg.ASCII {
+		caret, arrows = "_", "up/down"
+	}
 	lines := []string{
-		m.st.title.Render("Search your conversations: ") + clean(s.query, false) + m.st.selected.Render("▏"),
-		m.st.dim.Render("enter search/open" + g.sep + "↑↓ choose" + g.sep + "esc close"),
+		m.st.title.Render("Search your conversations: ") + clean(s.query, false) + m.st.selected.Render(caret),
+		m.st.dim.Render("enter search/open" + g.sep + arrows + " choose" + g.sep + "esc close"),
 	}
 	var status string
 	switch {
@@ -160,7 +164,11 @@ func (m *Model) searchPane(w, h int) []string {
 		if s.more {
 			more = ", more with pgdn at the last"
 		}
-		status = m.st.dim.Render(fmt.Sprintf("%d results for %s%s", len(s.results), clean(s.asked, false), more))
+		noun := "results"
+		if len(s.results) == 1 {
+			noun = "result"
+		}
+		status = m.st.dim.Render(fmt.Sprintf("%d %s for %s%s", len(s.results), noun, clean(s.asked, false), more))
 	}
 	lines = append(lines, status)
 	room := max(h-len(lines), 1)
