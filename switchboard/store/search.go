@@ -33,8 +33,8 @@ import (
 // others (a leapfrog intersection), so its cost follows the shortest list,
 // not the number of messages.
 const (
-	pWord      = "fw/" // find: words of every conversation
-	pConvWord  = "fc/" // find: words of one conversation
+	pWord      = "fw/"      // find: words of every conversation
+	pConvWord  = "fc/"      // find: words of one conversation
 	keySearch  = "g/search" // "1" once every stored message is indexed
 	searchV1   = "1"
 	buildBatch = 20000 // messages per batch while building the index at open
