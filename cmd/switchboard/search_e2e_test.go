@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/util"
@@ -113,4 +114,46 @@ func TestSearchEndToEnd(t *testing.T) {
 		t.Fatalf("after the index was rebuilt: %q, want %q", bodies(got.List), want)
 	}
 	sbt.WaitFor(t, wait, "the rebuild logged", func() bool { return strings.Contains(p.logs.String(), "search index built") })
+}
+
+// TestClusterSearch: two processes on the real broker. A message accepted
+// by n2 and a reply accepted by n1 are found on both nodes alike (each
+// node indexes what it applies from the log), and an agent's search on
+// either node covers only its own conversations.
+func TestClusterSearch(t *testing.T) {
+	c := newClusterRun(t)
+	n1, n2 := c.node("n1"), c.node("n2")
+	alice := n1.agent("alice", 1)
+	bob := n2.agent("bob", 1)
+	const c1 = "+15554440011"
+	if code := n2.smsSigned("SMclusters1", c1, "Does the camera ship abroad?"); code != 200 {
+		t.Fatalf("webhook = %d", code)
+	}
+	var owner *sbt.Agent
+	sbt.WaitFor(t, wait, "c1 assigned", func() bool {
+		if f, ok := alice.TryExpect(protocol.TypeAssigned, 10*time.Millisecond); ok && f.Phone == c1 {
+			owner = alice
+		} else if f, ok := bob.TryExpect(protocol.TypeAssigned, 10*time.Millisecond); ok && f.Phone == c1 {
+			owner = bob
+		}
+		return owner != nil
+	})
+	other := bob
+	if owner == bob {
+		other = alice
+	}
+	owner.Send(protocol.Frame{Type: protocol.TypeResponse, Phone: c1, Message: "The camera ships everywhere", Ref: "r1"})
+	owner.Expect(protocol.TypeAck, nil, wait)
+	want := []string{"The camera ships everywhere", "Does the camera ship abroad?"}
+	for _, p := range []*proc{n1, n2} {
+		sbt.WaitFor(t, wait, "both messages found on "+p.base, func() bool { return slices.Equal(bodies(p.search("q=camera").List), want) })
+	}
+	owner.Send(protocol.Frame{Type: protocol.TypeSearch, Query: "camera ships", Ref: "s1"})
+	if r := owner.Expect(protocol.TypeResults, nil, wait); !slices.Equal(bodies(r.List), want[:1]) {
+		t.Fatalf("owner's results = %+v", r)
+	}
+	other.Send(protocol.Frame{Type: protocol.TypeSearch, Query: "camera", Ref: "s2"})
+	if r := other.Expect(protocol.TypeResults, nil, wait); len(r.List) != 0 {
+		t.Fatalf("the other agent found %+v", r.List)
+	}
 }
