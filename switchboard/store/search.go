@@ -327,25 +327,33 @@ type postings struct {
 }
 
 // reach moves to the first suffix at or after target: not at all when
-// already there, by one step when that is enough (the common case after a
-// match), else by a seek.
+// already there; by steps when it is near (a seek costs as much as dozens of
+// steps: it seeks every level of the LSM tree), else by a seek.
 func (p *postings) reach(target []byte) ([]byte, bool) {
 	if p.cur != nil && bytes.Compare(p.cur, target) >= 0 {
 		return p.cur, true
 	}
-	ok := false
-	if p.cur != nil {
-		ok = p.it.Next()
+	for range maxSteps {
+		if p.cur == nil {
+			break
+		}
+		if !p.it.Next() {
+			return nil, false // the list is done: nothing at or after target
+		}
+		if suffix := p.it.Key()[len(p.prefix):]; bytes.Compare(suffix, target) >= 0 {
+			p.cur = append(p.cur[:0], suffix...)
+			return p.cur, true
+		}
 	}
-	if !ok || bytes.Compare(p.it.Key()[len(p.prefix):], target) < 0 {
-		ok = p.it.Seek(append(slices.Clip(p.prefix), target...))
-	}
-	if !ok {
+	if !p.it.Seek(append(slices.Clip(p.prefix), target...)) {
 		return nil, false
 	}
 	p.cur = append(p.cur[:0], p.it.Key()[len(p.prefix):]...)
 	return p.cur, true
 }
+
+// maxSteps is how many keys reach steps over before it seeks.
+const maxSteps = 8
 
 func firstErr(lists []postings) error {
 	for _, p := range lists {
