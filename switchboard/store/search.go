@@ -78,7 +78,7 @@ func indexWords(b *leveldb.Batch, phone string, seq uint64, rec *record) {
 // txn.put for every m/ key: whatever writes a message indexes it). A record
 // put again (a replayed cluster entry) has the same keys again.
 func (t *txn) indexPut(key, value []byte) {
-	if len(key) < len(pMsg)+10 || !bytes.HasPrefix(key, []byte(pMsg)) {
+	if len(key) < len(pMsg)+10 || !bytes.HasPrefix(key, []byte(pMsg)) || t.s.opts.noSearchIndex {
 		return
 	}
 	var rec record

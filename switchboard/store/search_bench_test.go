@@ -23,7 +23,10 @@ import (
 //
 // SWITCHBOARD_BENCH_SEARCH_N sets the number of messages (default 1000000);
 // SWITCHBOARD_BENCH_SEARCH_DIR keeps the store there between runs (it is
-// built when the directory is empty).
+// filled, then compacted, when the directory is empty);
+// SWITCHBOARD_BENCH_SEARCH_BUILD=1 times the index's build at open (it
+// writes every index key again), SWITCHBOARD_BENCH_SEARCH_COMPACT=1
+// compacts the store before the queries.
 const (
 	benchConvs = 50000 // conversations: 20 messages each on average
 	benchVocab = 5000  // distinct words, Zipf-distributed
@@ -43,6 +46,16 @@ func benchWord(r int) string {
 // 60 % inbound, 40 % replies, 4 to 20 Zipf-distributed words each, times
 // one to three seconds apart.
 func fillSearchStore(b *testing.B, s *Store, n int) {
+	start := time.Now()
+	fillMessages(b, s, n)
+	b.Logf("stored %d messages in %v (%.0f/s); compacting", n, time.Since(start).Round(time.Second), float64(n)/time.Since(start).Seconds())
+	if err := s.db.CompactRange(util.Range{}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// fillMessages writes the n messages of fillSearchStore.
+func fillMessages(b *testing.B, s *Store, n int) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	zipf := rand.NewZipf(rng, 1.1, 2, benchVocab-1)
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -81,10 +94,6 @@ func fillSearchStore(b *testing.B, s *Store, n int) {
 		if i%100000 == 0 { // to the terminal now: b.Logf shows only at the end
 			fmt.Fprintf(os.Stderr, "stored %d messages in %v\n", i, time.Since(start).Round(time.Second))
 		}
-	}
-	b.Logf("stored %d messages in %v (%.0f/s); compacting", n, time.Since(start).Round(time.Second), float64(n)/time.Since(start).Seconds())
-	if err := s.db.CompactRange(util.Range{}); err != nil {
-		b.Fatal(err)
 	}
 }
 
@@ -131,6 +140,13 @@ func BenchmarkSearch1M(b *testing.B) {
 	}
 	if os.Getenv("SWITCHBOARD_BENCH_SEARCH_BUILD") != "" {
 		s = timeIndexBuild(b, s, dir)
+	}
+	if os.Getenv("SWITCHBOARD_BENCH_SEARCH_COMPACT") != "" {
+		start := time.Now()
+		if err := s.db.CompactRange(util.Range{}); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(os.Stderr, "compacted in %v\n", time.Since(start).Round(time.Second))
 	}
 	defer s.Close()
 	reportCost(b, s, dir)
@@ -265,4 +281,29 @@ func timeIndexBuild(b *testing.B, s *Store, dir string) *Store {
 	}
 	fmt.Fprintf(os.Stderr, "index built at open in %v\n", time.Since(start).Round(time.Millisecond))
 	return s
+}
+
+// BenchmarkIndexWriteCost is what indexing costs a write: the same 20,000
+// messages (the 1M benchmark's texts, 2,000 per ApplyLog, not synced) into a
+// fresh store with and without the search index.
+func BenchmarkIndexWriteCost(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		noIndex bool
+	}{{"with-index", false}, {"without-index", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for range b.N {
+				s, err := Open(Options{Dir: b.TempDir(), noSearchIndex: tc.noIndex})
+				if err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				fillMessages(b, s, 20000)
+				b.ReportMetric(20000/time.Since(start).Seconds(), "msgs/s")
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

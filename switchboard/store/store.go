@@ -53,6 +53,9 @@ type Options struct {
 	// LevelDB write with the number of requests in the batch; an error it
 	// returns is treated as a failed write.
 	beforeCommit func(n int) error
+	// noSearchIndex (benchmarks only) writes messages without their search
+	// index keys, to measure what the index costs a write.
+	noSearchIndex bool
 }
 
 func (o *Options) setDefaults() error {
