@@ -26,7 +26,7 @@ func (m *Model) convList(w, h int) []string {
 	for i := first; i < len(m.convs) && i < first+per; i++ {
 		c := m.convs[i]
 		cursor := "  "
-		head := c.phone
+		head := shownAddr(c.phone)
 		if i == m.sel {
 			cursor = g.cursor + " "
 			head = m.st.selected.Render(head)
@@ -35,6 +35,12 @@ func (m *Model) convList(w, h int) []string {
 		}
 		// The phone is never cut for a badge: badges that do not fit go.
 		var badges []string
+		if mark := m.channelMark(c); mark != "" {
+			badges = append(badges, " "+mark)
+		}
+		if c.optedOut() {
+			badges = append(badges, " "+m.st.failed.Render("STOP"))
+		}
 		if c.unread > 0 {
 			badges = append(badges, " "+m.st.unread.Render(fmt.Sprintf("(%d)", c.unread)))
 		}
@@ -54,6 +60,9 @@ func (m *Model) convList(w, h int) []string {
 				dir = author(e) + ": "
 			}
 			text := strings.ReplaceAll(clean(e.Message.Text, false), "\n", " ")
+			if text == "" && len(e.Message.Media) > 0 {
+				text = g.media + " " + clean(e.Message.Media[0].ContentType, false)
+			}
 			preview = ansiTrunc(dir+text, w-2-ansi.StringWidth(mark)-1, g.ellipsis)
 			when = m.cfg.RelTime.Phrase(e.Time, m.now)
 		}

@@ -38,6 +38,7 @@ type Config struct {
 	Away        bool                // start away
 	AltScreen   bool                // draw on the alternate screen
 	ASCII       bool                // ASCII glyphs and sentiment marks instead of emoji
+	Hyperlinks  bool                // media URLs as OSC 8 terminal hyperlinks (see HyperlinkTerminal)
 	Now         func() time.Time    // zero: time.Now
 	NewRef      func() string       // reply references; zero: 16 random hex digits
 	RelTime     *transform.RelTime  // zero: "%s ago" in the local zone
@@ -101,6 +102,7 @@ type Model struct {
 	now    time.Time
 
 	conn     connState
+	expired  bool // the node said the token expired (token_expired): banner until connected again
 	away     bool
 	convs    []*conversation
 	sel      int
@@ -297,7 +299,7 @@ func (m *Model) handleEvent(ev wsclient.Event) tea.Cmd {
 		}
 	case wsclient.Connected:
 		m.conn = connState{kind: wsclient.Connected, since: now}
-		m.notice = ""
+		m.notice, m.expired = "", false
 		return m.fetchCatalog() // on every (re)connect: the node may have a newer catalog
 	case wsclient.Disconnected:
 		m.conn = connState{kind: wsclient.Disconnected, err: ev.Err, retryIn: ev.RetryIn, since: now}
@@ -349,6 +351,9 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 				e.Message.Status = f.Status
 				if f.Status == protocol.StatusFailed {
 					e.reason = f.Text
+					if optOutRefusal("", f.Text) {
+						c.refusedAt = m.cfg.Now()
+					}
 				}
 			}
 		}
@@ -400,6 +405,9 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 					if e.failed == "" {
 						e.failed = f.Code
 					}
+					if optOutRefusal(f.Code, "") {
+						c.refusedAt = m.cfg.Now()
+					}
 					break
 				}
 			}
@@ -409,6 +417,9 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 				c.loading = false
 			}
 		}
+		if f.Code == protocol.CodeTokenExpired {
+			m.expired = true // the node closes the session next: banner
+		}
 		m.setNotice("error: " + f.Code + ": " + f.Text)
 		m.log.Warn("node refused a request", "code", f.Code, "text", f.Text, "ref", f.Ref)
 	}
@@ -416,7 +427,7 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 }
 
 func (m *Model) assigned(f protocol.Frame) tea.Cmd {
-	if _, err := protocol.NormalizePhone(f.Phone); err != nil {
+	if _, err := protocol.NormalizeAddress(f.Phone); err != nil {
 		m.log.Warn("assigned frame with a bad phone", "err", err)
 		return nil
 	}

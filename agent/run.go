@@ -94,6 +94,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		Away:       opts.Away,
 		AltScreen:  opts.AltScreen,
 		ASCII:      opts.ASCII,
+		Hyperlinks: !opts.ASCII && HyperlinkTerminal(os.Getenv),
 		Bell:       os.Stderr,
 		Logger:     logger,
 	})

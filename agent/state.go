@@ -50,6 +50,9 @@ type conversation struct {
 	// newBelow counts the messages that arrived below the view while it
 	// was scrolled back (at most offset).
 	newBelow int
+	// refusedAt is when the node last refused a reply because the
+	// customer opted out (zero: never); see optedOut.
+	refusedAt time.Time
 }
 
 func newConversation(phone string) *conversation {

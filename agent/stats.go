@@ -92,7 +92,7 @@ func (m *Model) handleStats(f protocol.Frame) tea.Cmd {
 	var ids []string
 	switch {
 	case f.Phone != "":
-		if _, err := protocol.NormalizePhone(f.Phone); err != nil {
+		if _, err := protocol.NormalizeAddress(f.Phone); err != nil {
 			m.log.Warn("stats frame with a bad phone", "err", err)
 			return nil
 		}
@@ -243,7 +243,7 @@ func customerWant(cs *customerStats) int {
 // there are; the newest product and its categories come first.
 func (m *Model) customerLines(phone string, cs *customerStats, w, n int) []string {
 	g := m.st.g
-	head := m.st.title.Render(clean(phone, false))
+	head := m.st.title.Render(shownAddr(phone))
 	if cs == nil {
 		return append([]string{head}, m.st.dim.Render("no browsing data yet"))[:min(n, 2)]
 	}

@@ -50,6 +50,9 @@ func (m *Model) statusBar() string {
 // status bar: the node refused the token, so the client has stopped and
 // the agent needs a new token.
 func (m *Model) banner() []string {
+	if m.expired && m.conn.kind == wsclient.Disconnected {
+		return m.bannerLines("Your token expired, so the node closed the session. Get a fresh token with `switchboard token NAME` and start the agent again with it: within the grace period you keep your conversations.")
+	}
 	if m.conn.kind != wsclient.Refused {
 		return nil
 	}
@@ -60,7 +63,11 @@ func (m *Model) banner() []string {
 			why = why[i:] // "token refused (401): <the node's reason>"
 		}
 	}
-	text := why + ". The node refused the token, so the client stopped trying: get a new token with `switchboard token NAME` and start the agent again with -token."
+	return m.bannerLines(why + ". The node refused the token, so the client stopped trying: get a new token with `switchboard token NAME` and start the agent again with -token.")
+}
+
+// bannerLines wraps text to the width, in the failure style.
+func (m *Model) bannerLines(text string) []string {
 	lines := strings.Split(ansi.Wrap(text, max(m.width, 20), ""), "\n")
 	for i, l := range lines {
 		lines[i] = m.st.failed.Render(l)

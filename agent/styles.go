@@ -34,17 +34,17 @@ type styles struct {
 // glyphs are the non-letter symbols of the UI, with an ASCII set for
 // terminals that cannot show UTF-8.
 type glyphs struct {
-	in, out, cursor, sep, vbar, hbar, online, offline, ellipsis, up string
-	mark                                                            func(transform.Mark) string
+	in, out, cursor, sep, vbar, hbar, online, offline, ellipsis, up, media string
+	mark                                                                   func(transform.Mark) string
 }
 
 var unicodeGlyphs = glyphs{
-	in: "◀", out: "▶", cursor: "▸", sep: " · ", vbar: "│", hbar: "─", online: "●", offline: "○", ellipsis: "…", up: "↑",
+	in: "◀", out: "▶", cursor: "▸", sep: " · ", vbar: "│", hbar: "─", online: "●", offline: "○", ellipsis: "…", up: "↑", media: "📎",
 	mark: transform.Mark.Emoji,
 }
 
 var asciiGlyphs = glyphs{
-	in: "<", out: ">", cursor: ">", sep: " - ", vbar: "|", hbar: "-", online: "*", offline: "o", ellipsis: "~", up: "^",
+	in: "<", out: ">", cursor: ">", sep: " - ", vbar: "|", hbar: "-", online: "*", offline: "o", ellipsis: "~", up: "^", media: "[media]",
 	mark: transform.Mark.ASCII,
 }
 

@@ -19,7 +19,12 @@ func (m *Model) timeline(w, h int) []string {
 	if c == nil {
 		return []string{m.st.title.Render("No conversation selected"), m.st.dim.Render("Conversations appear here when the switchboard assigns them.")}
 	}
-	header := m.st.title.Render(c.phone)
+	header := m.st.title.Render(shownAddr(c.phone))
+	for _, mark := range []string{m.channelMark(c), m.optOutMark(c)} {
+		if mark != "" {
+			header += m.st.g.sep + mark
+		}
+	}
 	if c.offset > 0 {
 		more := " (pgdn for newer)"
 		if c.newBelow > 0 {
@@ -119,10 +124,12 @@ func (m *Model) renderEntry(e *entry, w int) []string {
 		}
 		head = m.st.out.Render(g.out+" "+who) + g.sep + state + g.sep + m.st.dim.Render(when)
 	}
-	text := ansi.Wrap(clean(e.Message.Text, true), max(w-2, 1), "")
 	lines := []string{head}
-	for _, l := range strings.Split(text, "\n") {
-		lines = append(lines, "  "+l)
+	if e.Message.Text != "" || len(e.Message.Media) == 0 {
+		text := ansi.Wrap(clean(e.Message.Text, true), max(w-2, 1), "")
+		for _, l := range strings.Split(text, "\n") {
+			lines = append(lines, "  "+l)
+		}
 	}
-	return lines
+	return append(lines, m.mediaLines(e, w)...)
 }

@@ -114,6 +114,8 @@ var notInAppJSON = map[string]string{
 	"TWILIO_API_URL":          "tests and load runs only",
 	"SWITCHBOARD_STATS_GROUP": "dynos cannot reach an operator's LAN: metrics are off (SWITCHBOARD_STATS_INTERVAL=0)",
 	"SWITCHBOARD_STATS_IFACE": "as SWITCHBOARD_STATS_GROUP",
+	"SWITCHBOARD_SSH_ADDR":    "Heroku's router carries only HTTP: a dyno cannot serve SSH",
+	"SWITCHBOARD_SSH_KEYS":    "as SWITCHBOARD_SSH_ADDR",
 }
 
 func TestHerokuAppJSON(t *testing.T) {

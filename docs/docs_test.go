@@ -339,6 +339,7 @@ var otherPrograms = map[string]string{
 	"SWITCHBOARD_ASCII": "agent", "SWITCHBOARD_AGENT_LOG": "agent",
 	"SWITCHBOARD_TEST_AMQP_URL": "tests", "SWITCHBOARD_REQUIRE_AMQP": "tests",
 	"SWITCHBOARD_REQUIRE_NGINX": "tests", "SWITCHBOARD_BROKER_RESTART_TEST": "tests",
+	"SWITCHBOARD_REQUIRE_SSH": "tests",
 }
 
 // TestDocsNameRealSettings: every SWITCHBOARD_ or TWILIO_ variable the

@@ -74,12 +74,18 @@ func (n *Node) handleResponse(ctx context.Context, s *session, f protocol.Frame)
 		s.enqueue(protocol.ErrorFrame(protocol.CodeShuttingDown, "the switchboard is stopping; retry shortly", f.Ref), time.Time{})
 		return
 	}
+	if refusal == nil {
+		refusal = n.consent(phone, f.Ref)
+	}
 	if refusal != nil {
 		s.enqueue(refusal.Frame(), time.Time{})
 		return
 	}
 	if n.cluster != nil {
 		id, err := n.cluster.reply(ctx, s, phone, f.Ref, f.Message)
+		if refused(s, f.Ref, err) {
+			return
+		}
 		if err != nil {
 			n.log.Error("journal reply", "agent", s.agent, "phone", phone, "err", err)
 			s.enqueue(protocol.ErrorFrame(protocol.CodeInternal, "the reply was not stored; retry with the same ref", f.Ref), time.Time{})
@@ -89,6 +95,9 @@ func (n *Node) handleResponse(ctx context.Context, s *session, f protocol.Frame)
 		return
 	}
 	msg, dup, err := n.store.AppendReply(ctx, store.Reply{Phone: phone, Agent: s.agent, Ref: f.Ref, Text: f.Message})
+	if refused(s, f.Ref, err) {
+		return
+	}
 	if err != nil {
 		n.log.Error("store reply", "agent", s.agent, "phone", phone, "err", err)
 		s.enqueue(protocol.ErrorFrame(protocol.CodeInternal, "the reply was not stored; retry with the same ref", f.Ref), time.Time{})
@@ -104,6 +113,30 @@ func (n *Node) handleResponse(ctx context.Context, s *session, f protocol.Frame)
 		n.outbound.enqueue(msg, "")
 		n.router.do(ctx, func() { n.router.outbound(msg) })
 	}
+}
+
+// consent refuses a reply to a customer who opted out (opted_out), before
+// it is stored or reaches the provider.
+func (n *Node) consent(phone, ref string) *protocol.Error {
+	out, err := n.store.OptedOut(phone)
+	if err != nil {
+		n.log.Error("read opt-out", "phone", phone, "err", err)
+		return &protocol.Error{Code: protocol.CodeInternal, Text: "the reply was not stored; retry with the same ref", Ref: ref}
+	}
+	if out {
+		return &protocol.Error{Code: protocol.CodeOptedOut, Text: "the customer opted out (STOP): nothing is sent to " + phone + " until they text START", Ref: ref}
+	}
+	return nil
+}
+
+// refused tells the agent why its reply was refused for good and reports
+// true, when err says so: a ref already used for another reply.
+func refused(s *session, ref string, err error) bool {
+	if errors.Is(err, store.ErrRefConflict) {
+		s.enqueue(protocol.ErrorFrame(protocol.CodeRefConflict, "ref "+ref+" was already used for a reply with another phone or text; use a new ref", ref), time.Time{})
+		return true
+	}
+	return false
 }
 
 func (n *Node) handleHistory(ctx context.Context, s *session, f protocol.Frame) {

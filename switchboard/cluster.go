@@ -196,8 +196,9 @@ type cluster struct {
 }
 
 type acceptedID struct {
-	id string
-	at time.Time
+	id   string
+	at   time.Time
+	what string // a digest of the content (replies: phone and text)
 }
 
 func nodeWord(node string) string {
@@ -824,7 +825,7 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 		case strings.HasPrefix(e.key, "sms.in."):
 			items = append(items, store.LogItem{Inbound: &store.Inbound{
 				ID: ev.ID, Sid: ev.Sid, Phone: ev.Phone, To: ev.To, Text: ev.Text, FromCountry: ev.FromCountry,
-				Received: time.UnixMilli(ev.Received), LogPos: pos,
+				Received: time.UnixMilli(ev.Received), LogPos: pos, Media: ev.Media, OptOut: ev.OptOut,
 			}})
 		case strings.HasPrefix(e.key, "sms.out."):
 			items = append(items, store.LogItem{Reply: &store.Reply{
@@ -849,7 +850,7 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 				}
 				ev.ID = found.ID
 			}
-			items = append(items, store.LogItem{Status: &store.LogStatus{ID: ev.ID, Status: ev.Status, ProviderID: ev.ProviderID}})
+			items = append(items, store.LogItem{Status: &store.LogStatus{ID: ev.ID, Status: ev.Status, ProviderID: ev.ProviderID, ErrorCode: store.ErrorCodeOf(ev.Detail)}})
 		default:
 			continue
 		}
@@ -1426,13 +1427,31 @@ func (c *cluster) silent(now time.Time, hosts map[string]bool) []string {
 	return out
 }
 
+// digestOf is the content digest acceptedBefore compares.
+func digestOf(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return string(h.Sum(nil))
+}
+
+// refConflict is what acceptedBefore returns for a key accepted recently
+// with different content.
+const refConflict = "\x00conflict"
+
 // acceptedBefore returns the id given to key (a sid or an agent/ref) when
-// this node accepted it recently, or "" — and otherwise remembers id.
-func (c *cluster) acceptedBefore(key, id string) string {
+// this node accepted it recently, or "" — and otherwise remembers id with
+// what (the content). Accepted before with another what: refConflict.
+func (c *cluster) acceptedBefore(key, id, what string) string {
 	c.acceptMu.Lock()
 	defer c.acceptMu.Unlock()
 	now := c.n.now()
 	if a, ok := c.accepted[key]; ok && now.Sub(a.at) < time.Minute {
+		if a.what != what {
+			return refConflict
+		}
 		return a.id
 	}
 	if len(c.accepted) > 100000 {
@@ -1442,7 +1461,7 @@ func (c *cluster) acceptedBefore(key, id string) string {
 			}
 		}
 	}
-	c.accepted[key] = acceptedID{id: id, at: now}
+	c.accepted[key] = acceptedID{id: id, at: now, what: what}
 	return ""
 }
 
@@ -1453,12 +1472,13 @@ func (c *cluster) inbound(ctx context.Context, in store.Inbound, born time.Time)
 		return true, nil
 	}
 	id := c.n.store.NewID()
-	if prev := c.acceptedBefore("sid/"+in.Sid, id); prev != "" {
+	if prev := c.acceptedBefore("sid/"+in.Sid, id, ""); prev != "" {
 		id = prev // a retry before the first copy reached the log: same event
 	}
 	msg := protocol.Message{
 		ID: id, Phone: in.Phone, Direction: protocol.In, Text: in.Text,
 		Received: born.UnixMilli(), Status: protocol.StatusReceived, FromCountry: in.FromCountry,
+		Media: in.Media, OptOut: in.OptOut, // OptOut: the provider's kind; the store adds the keyword's
 	}
 	ev := messageEvent{Message: msg, Node: c.node, Born: born.UnixNano(), Sid: in.Sid, To: in.To}
 	return false, c.append(ctx, id, keyIn(in.Phone), ev)
@@ -1467,10 +1487,16 @@ func (c *cluster) inbound(ctx context.Context, in store.Inbound, born time.Time)
 // reply accepts an agent's reply in cluster mode and returns its id.
 func (c *cluster) reply(ctx context.Context, s *session, phone, ref, text string) (string, error) {
 	if m, err := c.n.store.MessageByRef(s.agent, ref); err == nil {
+		if m.Phone != phone || m.Text != text {
+			return "", fmt.Errorf("cluster: reply %s/%s: %w", s.agent, ref, store.ErrRefConflict)
+		}
 		return m.ID, nil
 	}
 	id := c.n.store.NewID()
-	if prev := c.acceptedBefore("ref/"+s.agent+"/"+ref, id); prev != "" {
+	if prev := c.acceptedBefore("ref/"+s.agent+"/"+ref, id, digestOf(phone, text)); prev != "" {
+		if prev == refConflict {
+			return "", fmt.Errorf("cluster: reply %s/%s: %w", s.agent, ref, store.ErrRefConflict)
+		}
 		return prev, nil
 	}
 	msg := protocol.Message{

@@ -153,7 +153,7 @@ func (n *Node) handleInbound(w http.ResponseWriter, r *http.Request) {
 	}
 	start := n.now()
 	if n.cluster != nil {
-		dup, err := n.cluster.inbound(r.Context(), store.Inbound{Sid: in.Sid, Phone: in.From, To: in.To, Text: in.Body, FromCountry: in.FromCountry}, born)
+		dup, err := n.cluster.inbound(r.Context(), store.Inbound{Sid: in.Sid, Phone: in.From, To: in.To, Text: in.Body, FromCountry: in.FromCountry, Media: in.Media, OptOut: in.OptOut}, born)
 		n.metrics.storeLatency.Observe(n.now().Sub(start))
 		if err != nil {
 			n.log.Error("journal inbound", "sid", in.Sid, "err", err)
@@ -171,6 +171,7 @@ func (n *Node) handleInbound(w http.ResponseWriter, r *http.Request) {
 	}
 	msg, dup, err := n.store.AppendInbound(r.Context(), store.Inbound{
 		Sid: in.Sid, Phone: in.From, To: in.To, Text: in.Body, FromCountry: in.FromCountry, Received: born,
+		Media: in.Media, OptOut: in.OptOut,
 	})
 	n.metrics.storeLatency.Observe(n.now().Sub(start))
 	if err != nil {
@@ -262,7 +263,7 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 
 // setStatus records a status change and, when it advanced, tells the agent.
 func (n *Node) setStatus(ctx context.Context, id string, st protocol.Status, providerID, detail string) error {
-	msg, changed, err := n.store.SetStatus(ctx, id, st, providerID)
+	msg, changed, err := n.store.SetStatusCode(ctx, id, st, providerID, store.ErrorCodeOf(detail))
 	if err != nil {
 		return err
 	}
@@ -290,7 +291,7 @@ func (n *Node) admin(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func (n *Node) handleConversation(w http.ResponseWriter, r *http.Request) {
-	phone, err := protocol.NormalizePhone(r.PathValue("phone"))
+	phone, err := protocol.NormalizeAddress(r.PathValue("phone"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -348,6 +349,7 @@ func (n *Node) handleAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	n.metrics.wsConnections.Inc()
 	s := newSession(n, conn, claims.Agent, claims.Capacity)
+	s.expires = time.Unix(claims.Expires, 0)
 	n.log.Info("agent connected", "agent", claims.Agent, "remote", r.RemoteAddr)
 	n.live.Store(s, struct{}{})
 	if n.cluster != nil {

@@ -375,6 +375,7 @@ func navSettings() []Setting {
 		integer("top-n", "SWITCHBOARD_TOP_N", "length of the top list of viewed products", func(o *Options) *int { return &o.Nav.TopN }),
 		integer("nav-max-products", "SWITCHBOARD_NAV_MAX_PRODUCTS", "distinct products remembered per shop user (oldest forgotten)", func(o *Options) *int { return &o.Nav.MaxProductsPerUser }),
 		dur("nav-user-ttl", "SWITCHBOARD_NAV_USER_TTL", "forget a shop user's history after this long without events", func(o *Options) *time.Duration { return &o.Nav.UserTTL }),
+		integer("nav-max-events", "SWITCHBOARD_NAV_MAX_EVENTS", "most events in one POST /nav (a larger batch gets 413)", func(o *Options) *int { return &o.Nav.MaxEvents }),
 		{Flag: "nav-max-body", Env: []string{"SWITCHBOARD_NAV_MAX_BODY"}, Usage: "largest POST /nav body in bytes",
 			bind: func(fs *flag.FlagSet, o *Options, n, u string) { fs.Int64Var(&o.Nav.MaxBody, n, o.Nav.MaxBody, u) },
 			set: func(o *Options, v string) error {

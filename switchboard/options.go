@@ -54,6 +54,17 @@ type Options struct {
 	MaxBody         int64         // largest webhook or JSON body; default 64 KiB
 	ShutdownTimeout time.Duration // drain limit on SIGTERM; default 30s
 	AllowedOrigins  []string      // extra Origins allowed to open agent WebSockets (besides same host and none)
+	AgentRate       int           // frames per second per agent connection; default DefaultAgentRate; 0 = unlimited
+	AgentBurst      int           // frames at once above AgentRate; default DefaultAgentBurst
+
+	// TwilioWhatsAppFrom is the WhatsApp sender of replies to WhatsApp
+	// conversations ("+E164" or "whatsapp:+E164"); "" = TwilioFrom.
+	TwilioWhatsAppFrom string
+
+	// SSH agent desk (package sshdesk, wired by cmd/switchboard): agents
+	// sign in with a key listed in SSHKeys. "" = no SSH endpoint.
+	SSHAddr string
+	SSHKeys string // authorized_keys file; the comment names the agent
 
 	Nav nav.Options // navigation analytics (-nav-*, -top-n); Node, Now and Logger are filled in by New
 }
@@ -77,6 +88,8 @@ func NewOptions() Options {
 		HistoryOnAssign: 50,
 		MaxBody:         64 << 10,
 		ShutdownTimeout: 30 * time.Second,
+		AgentRate:       DefaultAgentRate,
+		AgentBurst:      DefaultAgentBurst,
 		Nav:             nav.NewOptions(),
 	}
 }
@@ -150,8 +163,19 @@ func (o *Options) Validate() error {
 	if o.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("-shutdown-timeout: must be positive"))
 	}
+	if o.SSHAddr != "" {
+		if _, _, err := net.SplitHostPort(o.SSHAddr); err != nil {
+			errs = append(errs, fmt.Errorf("-ssh-addr: %w", err))
+		}
+		if o.SSHKeys == "" {
+			errs = append(errs, errors.New("-ssh-addr: needs -ssh-keys (the authorized_keys file naming the agents)"))
+		}
+		if o.Secret == "" {
+			errs = append(errs, errors.New("-ssh-addr: needs -secret (SSH sessions sign in to the node with it)"))
+		}
+	}
 	errs = append(errs, o.checkExposure()) // exposure.go
-	errs = append(errs, o.Nav.Validate())
+	errs = append(errs, o.Nav.Validate(), o.validateLimits())
 	return errors.Join(errs...)
 }
 
@@ -263,7 +287,12 @@ func Settings() []Setting {
 	}
 	origins.set = func(o *Options, v string) error { o.AllowedOrigins = splitList(v); return nil }
 	add(origins)
+	b, s = str(func(o *Options) *string { return &o.SSHAddr })
+	add(mk("ssh-addr", []string{"SWITCHBOARD_SSH_ADDR"}, "SSH agent desk listen address, e.g. :2222; empty = no SSH endpoint", b, s))
+	b, s = str(func(o *Options) *string { return &o.SSHKeys })
+	add(mk("ssh-keys", []string{"SWITCHBOARD_SSH_KEYS"}, "authorized_keys file of the SSH agents: \"ssh-ed25519 AAAA… alice [capacity=N]\"; re-read when it changes", b, s))
 	list = append(list, navSettings()...)
+	list = append(list, limitSettings()...)
 	return list
 }
 

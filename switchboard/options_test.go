@@ -91,3 +91,30 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		t.Fatalf("defaults invalid: %v", err)
 	}
 }
+
+func TestSSHSettings(t *testing.T) {
+	env := map[string]string{"SWITCHBOARD_SSH_ADDR": "127.0.0.1:2222", "SWITCHBOARD_SSH_KEYS": "/etc/switchboard/agents"}
+	o := NewOptions()
+	if o.SSHAddr != "" {
+		t.Fatalf("SSH is on by default: %q", o.SSHAddr)
+	}
+	if err := LoadEnv(&o, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if o.SSHAddr != "127.0.0.1:2222" || o.SSHKeys != "/etc/switchboard/agents" {
+		t.Fatalf("options = %q %q", o.SSHAddr, o.SSHKeys)
+	}
+	for _, tc := range []struct {
+		addr, keys, secret, want string
+	}{
+		{"127.0.0.1:2222", "", "s", "-ssh-addr: needs -ssh-keys"},
+		{"127.0.0.1:2222", "k", "", "-ssh-addr: needs -secret"},
+		{"2222", "k", "s", "-ssh-addr: address 2222: missing port"},
+	} {
+		o := NewOptions()
+		o.SSHAddr, o.SSHKeys, o.Secret = tc.addr, tc.keys, tc.secret
+		if err := o.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: err = %v, want %q", tc, err, tc.want)
+		}
+	}
+}

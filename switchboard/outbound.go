@@ -3,6 +3,7 @@ package switchboard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -259,8 +260,11 @@ func (d *dispatcher) send(ctx context.Context, m protocol.Message, origin string
 	if err != nil || !pending {
 		return // sent already (or unknown): nothing to do
 	}
+	if d.optedOut(ctx, m) {
+		return
+	}
 	uncertain := d.uncertain(m, origin)
-	out := sms.Outgoing{ID: m.ID, To: m.Phone, From: d.n.opts.TwilioFrom, Body: m.Text, StatusCallback: d.statusCallback()}
+	out := sms.Outgoing{ID: m.ID, To: m.Phone, From: d.from(m.Phone), Body: m.Text, StatusCallback: d.statusCallback()}
 	res, found, err := sms.Deliver(ctx, d.n.sender, out, sms.Plan{
 		Backoff:   d.backoff,
 		Uncertain: uncertain,
@@ -343,10 +347,54 @@ func (d *dispatcher) ready(ctx context.Context, origin string, uncertain bool) e
 	}
 }
 
+// failureText is the status detail of a failed send. A provider's error
+// code comes first ("provider error 21610: ..."), as in status callbacks:
+// applying the status reads it (store.ErrorCodeOf).
 func failureText(err error) string {
 	var se *sms.SendError
+	if errors.As(err, &se) && se.Code != 0 {
+		if se.Code == 21610 {
+			return fmt.Sprintf("provider error %d: %s: the customer opted out (STOP); nothing is sent until they text START", se.Code, protocol.CodeOptedOut)
+		}
+		return fmt.Sprintf("provider error %d: %s", se.Code, se.Message)
+	}
 	if errors.As(err, &se) && se.Message != "" {
 		return se.Message
 	}
 	return "the SMS provider did not accept the reply"
 }
+
+// from is the sender of a reply on the conversation's channel: TWILIO_FROM
+// for SMS, TWILIO_WHATSAPP_FROM (else TWILIO_FROM) as whatsapp:+E164 for
+// WhatsApp. Empty (SMS without TWILIO_FROM) is the provider's default.
+func (d *dispatcher) from(addr string) string {
+	if protocol.Channel(addr) != protocol.ChannelWhatsApp {
+		return d.n.opts.TwilioFrom
+	}
+	from := d.n.opts.TwilioWhatsAppFrom
+	if from == "" {
+		from = d.n.opts.TwilioFrom
+	}
+	return protocol.OnChannel(protocol.ChannelWhatsApp, from)
+}
+
+// optedOut fails a reply to a customer who opted out after it was accepted
+// (a STOP applied between the reply and its send), before the provider:
+// Twilio would refuse it with 21610 anyway. It reports whether it did.
+func (d *dispatcher) optedOut(ctx context.Context, m protocol.Message) bool {
+	out, err := d.n.store.OptedOut(m.Phone)
+	if err != nil || !out {
+		return false
+	}
+	d.log.Info("reply not sent: the customer opted out", "id", m.ID)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
+	defer cancel()
+	if err := d.n.setStatus(wctx, m.ID, protocol.StatusFailed, "", optedOutText); err != nil {
+		d.log.Error("record reply refused for opt-out", "id", m.ID, "err", err)
+	}
+	return true
+}
+
+// optedOutText is the detail of a reply refused because the customer
+// opted out.
+const optedOutText = protocol.CodeOptedOut + ": the customer opted out (STOP); nothing is sent until they text START"

@@ -40,7 +40,7 @@ func (n *Node) serveSearch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if phone != "" {
-		if _, err := protocol.NormalizePhone(phone); err != nil {
+		if _, err := protocol.NormalizeAddress(phone); err != nil {
 			http.Error(w, "phone: "+err.Error(), http.StatusBadRequest)
 			return
 		}

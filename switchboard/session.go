@@ -60,6 +60,13 @@ type session struct {
 	epoch    uint64
 	log      *slog.Logger
 
+	// expires is when the agent's token expires (zero: never): the
+	// session ends then (watchExpiry, admit).
+	expires    time.Time
+	expireOnce sync.Once
+	// limit is the frame rate limit; used by the reader goroutine only.
+	limit bucket
+
 	// Cluster mode: what the agent last declared, to re-assert it.
 	available    atomic.Bool
 	lastCapacity atomic.Int64
@@ -85,6 +92,7 @@ func newSession(n *Node, conn *websocket.Conn, agent string, capacity int) *sess
 		agent:    agent,
 		capacity: capacity,
 		log:      n.log.With("agent", agent),
+		limit:    newBucket(n.opts.AgentRate, n.opts.AgentBurst),
 		done:     make(chan struct{}),
 	}
 }
@@ -233,6 +241,7 @@ func (s *session) readLoop() {
 	// The frame size is limited here rather than with SetReadLimit: on
 	// its limit gorilla sends a bare close frame itself, before the agent
 	// could be told why in an error frame.
+	defer s.watchExpiry()()
 	s.conn.SetReadDeadline(time.Now().Add(pongWait))
 	s.conn.SetPongHandler(func(string) error {
 		s.conn.SetReadDeadline(time.Now().Add(pongWait))
@@ -252,11 +261,17 @@ func (s *session) readLoop() {
 		}
 		s.conn.SetReadDeadline(time.Now().Add(pongWait))
 		if typ != websocket.TextMessage {
+			if !s.admit(protocol.Frame{}) {
+				continue
+			}
 			s.n.metrics.badFrames.Inc()
 			s.enqueue(protocol.ErrorFrame(protocol.CodeBadFrame, "frames must be JSON text", ""), time.Time{})
 			continue
 		}
 		f, err := protocol.DecodeRequest(data)
+		if !s.admit(f) {
+			continue // over the rate, or the token expired
+		}
 		if err != nil {
 			s.n.metrics.badFrames.Inc()
 			var pe *protocol.Error

@@ -15,10 +15,13 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard"
+	"github.com/switchboard/switchboard/switchboard/sshdesk"
 	"github.com/switchboard/switchboard/switchboard/store"
 	"github.com/switchboard/switchboard/switchboard/token"
 )
@@ -98,7 +101,42 @@ Connect an agent:
 `, n.Addr(), port(n))
 	// A second signal during the shutdown kills the process.
 	context.AfterFunc(ctx, stop)
-	return n.Wait(ctx)
+	if opts.SSHAddr == "" {
+		return n.Wait(ctx)
+	}
+	desk, err := startDesk(opts, n, log)
+	if err != nil {
+		n.Shutdown(context.Background())
+		return err
+	}
+	defer desk.Close()
+	fmt.Fprintf(stderr, "Agents listed in %s sign in over SSH: ssh -p %s NAME@<this host>\n\n", opts.SSHKeys, sshPort(desk))
+	// SSH sessions end first, then the node: they are agents of the node.
+	nodeCtx, nodeStop := context.WithCancel(context.Background())
+	defer nodeStop()
+	context.AfterFunc(ctx, func() { desk.Close(); nodeStop() })
+	return n.Wait(nodeCtx)
+}
+
+// startDesk serves the agent client over SSH (-ssh-addr): each session is
+// an agent connection to this node's own /agent endpoint on loopback.
+func startDesk(opts switchboard.Options, n *switchboard.Node, log *slog.Logger) (*sshdesk.Server, error) {
+	host := "127.0.0.1"
+	if a, ok := n.Addr().(*net.TCPAddr); ok && !a.IP.IsUnspecified() {
+		host = a.IP.String()
+	}
+	desk, err := sshdesk.New(sshdesk.Options{
+		Addr:     opts.SSHAddr,
+		KeysFile: opts.SSHKeys,
+		HostKey:  filepath.Join(opts.DataDir, sshdesk.HostKeyFile),
+		AgentURL: "ws://" + net.JoinHostPort(host, strconv.Itoa(port(n))) + "/agent",
+		Secret:   []byte(opts.Secret),
+		Logger:   log.With("node", opts.Node),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return desk, desk.Start()
 }
 
 func port(n *switchboard.Node) int {
@@ -106,6 +144,11 @@ func port(n *switchboard.Node) int {
 		return a.Port
 	}
 	return 0
+}
+
+func sshPort(d *sshdesk.Server) string {
+	_, p, _ := net.SplitHostPort(d.Addr().String())
+	return p
 }
 
 func tokenCmd(args []string, opts switchboard.Options, stdout, stderr io.Writer) error {

@@ -55,7 +55,7 @@ func (s *Service) handleNav(w http.ResponseWriter, r *http.Request) {
 	events, err := DecodeEvents(body, s.opts.MaxEvents)
 	switch {
 	case errors.Is(err, ErrTooMany):
-		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+		http.Error(w, err.Error()+" in one POST /nav (the limit is -nav-max-events, SWITCHBOARD_NAV_MAX_EVENTS)", http.StatusRequestEntityTooLarge)
 		return
 	case err != nil:
 		http.Error(w, err.Error(), http.StatusBadRequest)

@@ -6,6 +6,11 @@ import (
 	"time"
 )
 
+// DefaultMaxEvents is the default most events of one POST /nav
+// (-nav-max-events). The body limit (-nav-max-body, 1 MiB) holds about
+// 20,000 of the smallest events, so both limits matter.
+const DefaultMaxEvents = 10000
+
 // Options configure a Service. NewOptions returns every default; New
 // validates. Flag names in errors are the node's (-nav-window, ...).
 type Options struct {
@@ -36,7 +41,8 @@ type Options struct {
 	FlushInterval time.Duration
 	// MaxBody bounds a POST /nav body. Default 1 MiB (-nav-max-body).
 	MaxBody int64
-	// MaxEvents bounds the events of one POST /nav. 0 = 10000.
+	// MaxEvents bounds the events of one POST /nav. Default (and 0)
+	// DefaultMaxEvents (-nav-max-events).
 	MaxEvents int
 	// PublishConcurrency is how many bus publishes one POST runs at once.
 	// 1 keeps a batch in order (right for the in-process bus); a higher
@@ -67,7 +73,7 @@ func NewOptions() Options {
 		UserTTL:            30 * 24 * time.Hour,
 		FlushInterval:      100 * time.Millisecond,
 		MaxBody:            1 << 20,
-		MaxEvents:          10000,
+		MaxEvents:          DefaultMaxEvents,
 		PublishConcurrency: 16,
 	}
 }
@@ -107,7 +113,7 @@ func (o *Options) Validate() error {
 		errs = append(errs, errors.New("-nav-max-body: must be at least 1024"))
 	}
 	if o.MaxEvents < 0 {
-		errs = append(errs, errors.New("nav: MaxEvents must not be negative"))
+		errs = append(errs, errors.New("-nav-max-events: must not be negative"))
 	}
 	if o.PublishConcurrency < 0 {
 		errs = append(errs, errors.New("nav: PublishConcurrency must not be negative"))
@@ -123,7 +129,7 @@ func (o *Options) setDefaults() {
 		o.FlushInterval = 100 * time.Millisecond
 	}
 	if o.MaxEvents == 0 {
-		o.MaxEvents = 10000
+		o.MaxEvents = DefaultMaxEvents
 	}
 	if o.PublishConcurrency == 0 {
 		o.PublishConcurrency = 16

@@ -49,6 +49,9 @@ const (
 	CodeRateLimited  = "rate_limited"  // too many requests
 	CodeSendFailed   = "send_failed"   // the SMS provider refused a reply
 	CodeShuttingDown = "shutting_down" // the node is stopping
+	CodeRefConflict  = "ref_conflict"  // the ref was already used for a reply with another phone or text
+	CodeTokenExpired = "token_expired" // the agent's token expired: the session ends; reconnect with a fresh token
+	CodeOptedOut     = "opted_out"     // the customer opted out (STOP); nothing is sent until they opt in
 )
 
 // TopEntry is one row of the rolling top-N of viewed products.
@@ -235,16 +238,16 @@ func DecodeRequest(data []byte) (Frame, error) {
 			return f, invalid(f.Ref, "message is longer than %d bytes", MaxText)
 		}
 		if f.Phone != "" {
-			if _, err := NormalizePhone(f.Phone); err != nil {
+			if _, err := NormalizeAddress(f.Phone); err != nil {
 				return f, invalid(f.Ref, "phone: %v", err)
 			}
 		}
 	case TypeRelease:
-		if _, err := NormalizePhone(f.Phone); err != nil {
+		if _, err := NormalizeAddress(f.Phone); err != nil {
 			return f, invalid("", "phone: %v", err)
 		}
 	case TypeHistory:
-		if _, err := NormalizePhone(f.Phone); err != nil {
+		if _, err := NormalizeAddress(f.Phone); err != nil {
 			return f, invalid("", "phone: %v", err)
 		}
 		if f.Limit < 0 || f.Limit > MaxHistory {

@@ -68,6 +68,94 @@ type Message struct {
 	Agent       string    `json:"agent,omitempty"`
 	Status      Status    `json:"status"`
 	FromCountry string    `json:"fromCountry,omitempty"`
+	// Media are the pictures, audio or files of an inbound MMS or WhatsApp
+	// message, in order: the provider's URLs (not downloaded).
+	Media []Media `json:"media,omitempty"`
+	// OptOut marks an inbound message that changed or asked about the
+	// customer's consent: OptOutStop, OptOutStart or OptOutHelp.
+	OptOut string `json:"optOut,omitempty"`
+}
+
+// Media is one media item of a message.
+type Media struct {
+	URL         string `json:"url"`
+	ContentType string `json:"contentType"`
+}
+
+// Opt-out kinds of an inbound message (Message.OptOut).
+const (
+	OptOutStop  = "stop"  // the customer opted out: nothing is sent to them
+	OptOutStart = "start" // the customer opted in again
+	OptOutHelp  = "help"  // the customer asked for help (recorded only)
+)
+
+// OptOutKeyword returns the opt-out kind of an inbound text: the whole
+// message (case-insensitive, surrounding spaces ignored) is STOP, STOPALL,
+// UNSUBSCRIBE, CANCEL, END or QUIT (OptOutStop), START, YES or UNSTOP
+// (OptOutStart), HELP or INFO (OptOutHelp). Anything else is "".
+func OptOutKeyword(text string) string {
+	t := strings.TrimSpace(text)
+	if len(t) > 11 {
+		return ""
+	}
+	switch strings.ToUpper(t) {
+	case "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT":
+		return OptOutStop
+	case "START", "YES", "UNSTOP":
+		return OptOutStart
+	case "HELP", "INFO":
+		return OptOutHelp
+	}
+	return ""
+}
+
+// Channels of a conversation address.
+const (
+	ChannelSMS      = "sms"
+	ChannelWhatsApp = "whatsapp"
+)
+
+// whatsApp prefixes a WhatsApp address, as Twilio writes it.
+const whatsApp = "whatsapp:"
+
+// MaxAddress is the longest conversation address.
+const MaxAddress = len(whatsApp) + 16
+
+// NormalizeAddress checks a conversation address, the key of a
+// conversation: an E.164 phone number (an SMS conversation, see
+// NormalizePhone) or "whatsapp:" and one (a WhatsApp conversation). A
+// customer's SMS and WhatsApp are separate conversations.
+func NormalizeAddress(a string) (string, error) {
+	p, wa := strings.CutPrefix(a, whatsApp)
+	if _, err := NormalizePhone(p); err != nil {
+		if wa {
+			return "", fmt.Errorf("whatsapp: %w", err)
+		}
+		return "", err
+	}
+	return a, nil
+}
+
+// Channel returns the channel of a conversation address: ChannelWhatsApp
+// or ChannelSMS.
+func Channel(addr string) string {
+	if strings.HasPrefix(addr, whatsApp) {
+		return ChannelWhatsApp
+	}
+	return ChannelSMS
+}
+
+// PhoneOf returns the phone number of a conversation address.
+func PhoneOf(addr string) string { return strings.TrimPrefix(addr, whatsApp) }
+
+// OnChannel writes phone (E.164, with or without a channel prefix) as an
+// address on channel: "whatsapp:+1555..." or "+1555...".
+func OnChannel(channel, phone string) string {
+	phone = PhoneOf(phone)
+	if channel == ChannelWhatsApp {
+		return whatsApp + phone
+	}
+	return phone
 }
 
 // Limits on what the protocol accepts from the outside.
@@ -104,9 +192,15 @@ func NormalizePhone(p string) (string, error) {
 	return p, nil
 }
 
-// Digits returns the phone number without its leading "+", the form used in
-// routing keys (sms.in.15551234567).
-func Digits(phone string) string { return strings.TrimPrefix(phone, "+") }
+// Digits returns a conversation address as routing keys write it: an SMS
+// number without its leading "+" (sms.in.15551234567), a WhatsApp address
+// as "whatsapp." and its digits (sms.in.whatsapp.15551234567).
+func Digits(addr string) string {
+	if p, ok := strings.CutPrefix(addr, whatsApp); ok {
+		return ChannelWhatsApp + "." + strings.TrimPrefix(p, "+")
+	}
+	return strings.TrimPrefix(addr, "+")
+}
 
 // ValidAgentName reports whether name can be used as an agent name: it
 // appears in routing keys (conv.assigned.<agent>), so it is limited to

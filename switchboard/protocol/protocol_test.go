@@ -151,6 +151,8 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{"type":"available","capacity":3}`, `{"type":"response","message":"hi","ref":"r"}`,
 		`{"type":"history","phone":"+15551234567","limit":5}`, `{"type":"release","phone":"+1555"}`, `{"type":"search","q":"refund","phone":"+1555","limit":3}`,
 		`{}`, `[]`, `{"type":1}`, "\xff",
+		`{"type":"release","phone":"whatsapp:+15551234567"}`, `{"type":"history","phone":"whatsapp:+0"}`,
+		`{"type":"response","phone":"whatsapp:15551234567","message":"hi","ref":"r"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -174,7 +176,7 @@ func FuzzDecodeRequest(f *testing.F) {
 				t.Fatalf("bad response accepted: %+v", fr)
 			}
 		case TypeRelease, TypeHistory:
-			if _, err := NormalizePhone(fr.Phone); err != nil {
+			if _, err := NormalizeAddress(fr.Phone); err != nil {
 				t.Fatalf("bad phone accepted: %q", fr.Phone)
 			}
 			if fr.Type == TypeHistory && (fr.Limit < 1 || fr.Limit > MaxHistory) {
@@ -184,11 +186,78 @@ func FuzzDecodeRequest(f *testing.F) {
 			if len(fr.Query) > MaxQuery || fr.Limit < 0 || fr.Limit > MaxSearchPage || len(fr.Ref) > MaxRef || len(fr.Before) > 64 {
 				t.Fatalf("bad search accepted: %+v", fr)
 			}
-			if _, err := NormalizePhone(fr.Phone); fr.Phone != "" && err != nil {
+			if _, err := NormalizeAddress(fr.Phone); fr.Phone != "" && err != nil {
 				t.Fatalf("bad phone accepted: %q", fr.Phone)
 			}
 		default:
 			t.Fatalf("type %q accepted", fr.Type)
+		}
+	})
+}
+
+func TestAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		addr, channel, phone, digits string
+		ok                           bool
+	}{
+		{"+15551234567", ChannelSMS, "+15551234567", "15551234567", true},
+		{"whatsapp:+15551234567", ChannelWhatsApp, "+15551234567", "whatsapp.15551234567", true},
+		{"whatsapp:15551234567", "", "", "", false},
+		{"whatsapp:", "", "", "", false},
+		{"WhatsApp:+15551234567", "", "", "", false},
+		{"messenger:+15551234567", "", "", "", false},
+		{"whatsapp:whatsapp:+15551234567", "", "", "", false},
+	} {
+		_, err := NormalizeAddress(tc.addr)
+		if (err == nil) != tc.ok {
+			t.Errorf("NormalizeAddress(%q) = %v, want ok %v", tc.addr, err, tc.ok)
+			continue
+		}
+		if tc.ok && (Channel(tc.addr) != tc.channel || PhoneOf(tc.addr) != tc.phone || Digits(tc.addr) != tc.digits || OnChannel(tc.channel, tc.phone) != tc.addr) {
+			t.Errorf("%q: channel %q phone %q digits %q", tc.addr, Channel(tc.addr), PhoneOf(tc.addr), Digits(tc.addr))
+		}
+	}
+}
+
+func TestOptOutKeyword(t *testing.T) {
+	for text, want := range map[string]string{
+		"STOP": OptOutStop, " stop\n": OptOutStop, "StopAll": OptOutStop, "unsubscribe": OptOutStop, "CANCEL": OptOutStop,
+		"end": OptOutStop, "Quit": OptOutStop, "START": OptOutStart, "yes": OptOutStart, "Unstop": OptOutStart,
+		"HELP": OptOutHelp, "info": OptOutHelp, "please stop": "", "stop!": "", "": "", "STOP STOP": "", "yes please": "",
+	} {
+		if got := OptOutKeyword(text); got != want {
+			t.Errorf("OptOutKeyword(%q) = %q, want %q", text, got, want)
+		}
+	}
+}
+
+// FuzzAddress: whatever NormalizeAddress accepts is a channel and an E.164
+// number that write back to the same address, and its routing key word
+// holds no '*', '#' or empty word.
+func FuzzAddress(f *testing.F) {
+	for _, s := range []string{"+15551234567", "whatsapp:+15551234567", "whatsapp:", "whatsapp:+0", "+1.5", "STOP"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		switch OptOutKeyword(s) {
+		case "", OptOutStop, OptOutStart, OptOutHelp:
+		default:
+			t.Fatalf("OptOutKeyword(%q) = %q", s, OptOutKeyword(s))
+		}
+		a, err := NormalizeAddress(s)
+		if err != nil {
+			return
+		}
+		if a != s || len(a) > MaxAddress {
+			t.Fatalf("NormalizeAddress(%q) = %q", s, a)
+		}
+		if _, err := NormalizePhone(PhoneOf(a)); err != nil || OnChannel(Channel(a), PhoneOf(a)) != a {
+			t.Fatalf("%q: phone %q channel %q", a, PhoneOf(a), Channel(a))
+		}
+		for _, w := range strings.Split(Digits(a), ".") {
+			if w == "" || strings.ContainsAny(w, "*#") {
+				t.Fatalf("routing key word %q of %q", Digits(a), a)
+			}
 		}
 	})
 }

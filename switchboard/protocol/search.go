@@ -27,7 +27,7 @@ func validateSearch(f *Frame) error {
 		return invalid(f.Ref, "before is not a message id")
 	}
 	if f.Phone != "" {
-		if _, err := NormalizePhone(f.Phone); err != nil {
+		if _, err := NormalizeAddress(f.Phone); err != nil {
 			return invalid(f.Ref, "phone: %v", err)
 		}
 	}

@@ -227,7 +227,7 @@ func (s *Store) Journal(fn func(JournalEntry) error) error {
 // state and the log position it reflects always match.
 func (s *Store) SaveCheckpoint(ctx context.Context, convs []ConvState, blob []byte) error {
 	for _, c := range convs {
-		if _, err := protocol.NormalizePhone(c.Phone); err != nil {
+		if _, err := protocol.NormalizeAddress(c.Phone); err != nil {
 			return fmt.Errorf("store: save checkpoint: %w", invalid("phone %q", c.Phone))
 		}
 	}
@@ -305,6 +305,7 @@ type LogStatus struct {
 	ID         string
 	Status     protocol.Status
 	ProviderID string
+	ErrorCode  string // the provider's error code of a failure (see SetStatusCode)
 }
 
 // LogResult is what storing one LogItem did.
@@ -365,7 +366,7 @@ func (s *Store) ApplyLog(ctx context.Context, items []LogItem) ([]LogResult, err
 			case it.Reply != nil:
 				r = t.replayed(t.appendReply(it.Reply), it.Reply.ID, it.Reply.LogPos, false)
 			case it.Status != nil:
-				r = t.setStatus(it.Status.ID, it.Status.Status, it.Status.ProviderID)
+				r = t.setStatus(it.Status.ID, it.Status.Status, it.Status.ProviderID, it.Status.ErrorCode)
 				r.flag = !r.flag // setStatus's flag is "changed"; below, flag means "not fresh"
 			}
 			if r.err != nil {

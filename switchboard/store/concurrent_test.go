@@ -274,7 +274,7 @@ func TestCrashRecovery(t *testing.T) {
 			next[w]++
 		}
 		// Seqs are contiguous: no hole, no overwrite.
-		it := s.db.NewIterator(utilPrefix(convPrefix(phone)), nil)
+		it := s.db.db.NewIterator(utilPrefix(convPrefix(phone)), nil)
 		var seqs []uint64
 		for it.Next() {
 			n, _ := seqOfMsgKey(it.Key())

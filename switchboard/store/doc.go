@@ -25,9 +25,13 @@
 //	pid/<providerID>        <id>       provider id index (MessageByProviderID)
 //	o/<oseq8>/<id>          ""         outbox: replies not yet handed to the provider, in order
 //	c/<phone>               state      routing state of the conversation (JSON)
+//	x/<phone>               "stop"     the customer opted out (consent.go)
 //	fw/<word>/<^ms8><phone>/<^seq8> "" search index, every conversation (search.go)
 //	fc/<phone>/<word>/<^ms8><^seq8> "" search index, one conversation
 //	g/search                "1"        every stored message is in the search index
+//
+// <phone> is the conversation's address: an E.164 number, or
+// "whatsapp:" and one for a WhatsApp conversation.
 //
 // A message is written once, with its indexes, in one batch; a status change
 // writes s/<id> (and pid/, and deletes the o/ entry) and never touches the

@@ -20,4 +20,9 @@ var (
 	// ErrConflict: an explicit message id is already used by a different
 	// message. Nothing was written.
 	ErrConflict = errors.New("store: id already in use")
+
+	// ErrRefConflict: an agent's reply reuses a ref (Reply.Ref) it already
+	// used for a different phone or text. Nothing was written. Refs are
+	// remembered for as long as the store keeps the reply: for ever.
+	ErrRefConflict = errors.New("store: ref already used for another reply")
 )

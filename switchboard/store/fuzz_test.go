@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -21,6 +22,8 @@ func FuzzAppendInbound(f *testing.F) {
 	f.Add("", "+15551234567", "x")
 	f.Add("SM2", "+15551234567/1", "x")
 	f.Add("SM3", "15551234567", "x")
+	f.Add("SM4", "whatsapp:+15551234567", "STOP")
+	f.Add("SM5", "whatsapp:+15551234567/1", "start")
 	s, err := Open(Options{Dir: f.TempDir()})
 	if err != nil {
 		f.Fatal(err)
@@ -44,11 +47,11 @@ func FuzzAppendInbound(f *testing.F) {
 			t.Fatalf("stored %+v for %q %q %q", m, sid, phone, text)
 		}
 		got, err := s.Message(m.ID)
-		if err != nil || got != m {
+		if err != nil || !reflect.DeepEqual(got, m) {
 			t.Fatalf("Message(%s) = %+v, %v; want %+v", m.ID, got, err, m)
 		}
 		again, dup2, err := s.AppendInbound(ctx, in)
-		if err != nil || !dup2 || again != m {
+		if err != nil || !dup2 || !reflect.DeepEqual(again, m) {
 			t.Fatalf("retry: %+v dup=%v err=%v, want %+v", again, dup2, err, m)
 		}
 	})
@@ -91,7 +94,7 @@ func FuzzParseQuery(f *testing.F) {
 			t.Fatal(err)
 		}
 		list, _, err := s.Search(q, "", 1)
-		if err != nil || len(list) != 1 || list[0] != m {
+		if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], m) {
 			t.Fatalf("Search(%q) = %+v, %v; want %+v", q, list, err, m)
 		}
 	})

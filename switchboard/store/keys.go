@@ -104,6 +104,9 @@ type record struct {
 	Pos int64 `json:"o,omitempty"`
 	// Origin is the node that accepted a reply (cluster mode): it sends it.
 	Origin string `json:"n,omitempty"`
+	// Media and OptOut of an inbound message (protocol.Message).
+	Media  []protocol.Media `json:"mm,omitempty"`
+	OptOut string           `json:"oo,omitempty"`
 }
 
 func (r *record) message(phone string) protocol.Message {
@@ -116,6 +119,8 @@ func (r *record) message(phone string) protocol.Message {
 		Agent:       r.Agent,
 		FromCountry: r.FromCountry,
 		Status:      protocol.StatusReceived,
+		Media:       r.Media,
+		OptOut:      r.OptOut,
 	}
 	if r.Dir == protocol.Out {
 		m.Status = protocol.StatusQueued

@@ -6,8 +6,8 @@ import (
 	"fmt"
 
 	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/iterator"
 	"github.com/syndtr/goleveldb/leveldb/opt"
-	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
 // Navigation analytics (package nav) keep their state in the same LevelDB,
@@ -91,14 +91,19 @@ func (s *Store) NavUsers(fn func(user string, v []byte) error) error {
 
 // navScan iterates one prefix; fn's value is only valid during the call.
 func (s *Store) navScan(prefix string, fn func(key string, v []byte) error) error {
-	it := s.db.NewIterator(util.BytesPrefix([]byte(prefix)), nil)
-	defer it.Release()
-	for it.Next() {
-		if err := fn(string(it.Key()[len(prefix):]), it.Value()); err != nil {
-			return err
+	var fnErr error
+	err := s.db.scan([]byte(prefix), func(it iterator.Iterator) error {
+		for it.Next() {
+			if fnErr = fn(string(it.Key()[len(prefix):]), it.Value()); fnErr != nil {
+				return nil
+			}
 		}
+		return nil
+	})
+	if fnErr != nil {
+		return fnErr
 	}
-	if err := it.Error(); err != nil {
+	if err != nil {
 		return fmt.Errorf("store: scan %s: %w", prefix, err)
 	}
 	return nil

@@ -29,12 +29,14 @@ func readErr(err error) error {
 
 // snapshot runs fn against a consistent snapshot and releases it.
 func (s *Store) snapshot(fn func(snap *leveldb.Snapshot) error) error {
-	snap, err := s.db.GetSnapshot()
-	if err != nil {
-		return readErr(err)
-	}
-	defer snap.Release()
-	return readErr(fn(snap))
+	return readErr(s.db.view(func(db *leveldb.DB) error {
+		snap, err := db.GetSnapshot()
+		if err != nil {
+			return err
+		}
+		defer snap.Release()
+		return fn(snap)
+	}))
 }
 
 // Message returns message id with its current status. ErrNotFound when

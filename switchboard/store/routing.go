@@ -19,7 +19,7 @@ import (
 // WaitSeq. A WaitSeq above the store's global sequence moves that sequence
 // up, so WaitSeqs given later by AppendInbound stay larger.
 func (s *Store) PutConvState(ctx context.Context, c ConvState) error {
-	if _, err := protocol.NormalizePhone(c.Phone); err != nil {
+	if _, err := protocol.NormalizeAddress(c.Phone); err != nil {
 		return fmt.Errorf("store: put conversation state %s: %w", c.Phone, invalid("%v", err))
 	}
 	for _, a := range []string{c.Agent, c.LastAgent} {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -120,8 +121,16 @@ func (s *Store) initSearch() error {
 	return nil
 }
 
-func (s *Store) buildSearch() (int, error) {
-	it := s.db.NewIterator(util.BytesPrefix([]byte(pMsg)), nil)
+func (s *Store) buildSearch() (n int, err error) {
+	err = s.db.view(func(db *leveldb.DB) error {
+		n, err = buildSearchIn(db, s.log)
+		return err
+	})
+	return n, err
+}
+
+func buildSearchIn(db *leveldb.DB, log *slog.Logger) (int, error) {
+	it := db.NewIterator(util.BytesPrefix([]byte(pMsg)), nil)
 	defer it.Release()
 	var b leveldb.Batch
 	n := 0
@@ -136,19 +145,19 @@ func (s *Store) buildSearch() (int, error) {
 		}
 		indexWords(&b, string(k[len(pMsg):len(k)-9]), binary.BigEndian.Uint64(k[len(k)-8:]), &rec)
 		if n++; n%buildBatch == 0 {
-			if err := s.db.Write(&b, nil); err != nil {
+			if err := db.Write(&b, nil); err != nil {
 				return n, err
 			}
 			b.Reset()
 			if n%(50*buildBatch) == 0 {
-				s.log.Info("building the search index", "messages", n)
+				log.Info("building the search index", "messages", n)
 			}
 		}
 	}
 	if err := it.Error(); err != nil {
 		return n, err
 	}
-	return n, s.db.Write(&b, nil)
+	return n, db.Write(&b, nil)
 }
 
 // Search returns up to limit messages of any conversation that hold every
@@ -249,8 +258,11 @@ func (s *Store) rarestFirst(prefixes [][]byte) error {
 	for i, p := range prefixes {
 		ranges[i] = *util.BytesPrefix(p)
 	}
-	sizes, err := s.db.SizeOf(ranges)
-	if err != nil {
+	var sizes leveldb.Sizes
+	if err := s.db.view(func(db *leveldb.DB) (err error) {
+		sizes, err = db.SizeOf(ranges)
+		return err
+	}); err != nil {
 		return err
 	}
 	idx := make([]int, len(prefixes))
@@ -269,7 +281,7 @@ func (s *Store) rarestFirst(prefixes [][]byte) error {
 // searchConv finds up to n matches in one conversation after from (nil:
 // from the newest), as positions in the global order.
 func searchConv(snap *leveldb.Snapshot, phone string, words []string, from pos, n int) ([]pos, error) {
-	if _, err := protocol.NormalizePhone(phone); err != nil {
+	if _, err := protocol.NormalizeAddress(phone); err != nil {
 		return nil, invalid("phone %q: %v", phone, err)
 	}
 	prefixes := make([][]byte, len(words))

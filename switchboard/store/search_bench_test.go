@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -49,7 +50,7 @@ func fillSearchStore(b *testing.B, s *Store, n int) {
 	start := time.Now()
 	fillMessages(b, s, n)
 	b.Logf("stored %d messages in %v (%.0f/s); compacting", n, time.Since(start).Round(time.Second), float64(n)/time.Since(start).Seconds())
-	if err := s.db.CompactRange(util.Range{}); err != nil {
+	if err := s.db.view(func(db *leveldb.DB) error { return db.CompactRange(util.Range{}) }); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -143,7 +144,7 @@ func BenchmarkSearch1M(b *testing.B) {
 	}
 	if os.Getenv("SWITCHBOARD_BENCH_SEARCH_COMPACT") != "" {
 		start := time.Now()
-		if err := s.db.CompactRange(util.Range{}); err != nil {
+		if err := s.db.view(func(db *leveldb.DB) error { return db.CompactRange(util.Range{}) }); err != nil {
 			b.Fatal(err)
 		}
 		fmt.Fprintf(os.Stderr, "compacted in %v\n", time.Since(start).Round(time.Second))
@@ -244,8 +245,11 @@ func pct(ds []time.Duration, p int) float64 {
 // key ranges, after compaction) and in memory.
 func reportCost(b *testing.B, s *Store, dir string) {
 	ranges := []util.Range{*util.BytesPrefix([]byte(pMsg)), *util.BytesPrefix([]byte(pWord)), *util.BytesPrefix([]byte(pConvWord))}
-	sizes, err := s.db.SizeOf(ranges)
-	if err != nil {
+	var sizes leveldb.Sizes
+	if err := s.db.view(func(db *leveldb.DB) (err error) {
+		sizes, err = db.SizeOf(ranges)
+		return err
+	}); err != nil {
 		b.Fatal(err)
 	}
 	var total int64
@@ -268,7 +272,7 @@ func reportCost(b *testing.B, s *Store, dir string) {
 // removes the marker (the build writes every key again, as for a store
 // written before the index existed) and reopens the store.
 func timeIndexBuild(b *testing.B, s *Store, dir string) *Store {
-	if err := s.db.Delete([]byte(keySearch), nil); err != nil {
+	if err := s.db.view(func(db *leveldb.DB) error { return db.Delete([]byte(keySearch), nil) }); err != nil {
 		b.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

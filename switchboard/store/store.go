@@ -15,8 +15,8 @@ import (
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/iterator"
 	"github.com/syndtr/goleveldb/leveldb/opt"
-	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
 // DefaultMaxBatch is the default most requests written by one group commit.
@@ -86,7 +86,10 @@ func (o *Options) setDefaults() error {
 type Store struct {
 	opts Options
 	log  *slog.Logger
-	db   *leveldb.DB
+	db   *liveDB // replaced by the writer when it recovers (recover.go)
+
+	fail       atomic.Pointer[failure] // set while writes fail
+	lastReopen time.Time               // owned by the writer
 
 	reqs chan *request
 	quit chan struct{} // closed by Close: the writer stops taking requests
@@ -153,7 +156,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		opts: opts,
 		log:  opts.Logger,
-		db:   db,
+		db:   &liveDB{db: db},
 		reqs: make(chan *request, opts.MaxBatch),
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
@@ -176,10 +179,8 @@ func (s *Store) init() error {
 	case errors.Is(err, leveldb.ErrNotFound):
 		// A new store, or one with data from before the version key: refuse
 		// the latter rather than guess.
-		it := s.db.NewIterator(nil, nil)
-		empty := !it.First()
-		it.Release()
-		if err := it.Error(); err != nil {
+		empty := false
+		if err := s.db.scan(nil, func(it iterator.Iterator) error { empty = !it.First(); return nil }); err != nil {
 			return err
 		}
 		if !empty {
@@ -223,7 +224,10 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// Ready reports nil while the store is open and its writer runs.
+// Ready reports nil while the store is open, its writer runs and its
+// writes succeed. While writes fail (a full disk) it returns an error that
+// matches ErrUnavailable and says why and since when; the store recovers
+// by itself (recover.go).
 func (s *Store) Ready() error {
 	select {
 	case <-s.quit:
@@ -231,8 +235,11 @@ func (s *Store) Ready() error {
 	case <-s.done:
 		return ErrClosed
 	default:
-		return nil
 	}
+	if f := s.failing(); f != nil {
+		return fmt.Errorf("%w since %s: %v", ErrUnavailable, f.since.UTC().Format(time.RFC3339), f.err)
+	}
+	return nil
 }
 
 // Stats are counters since Open, for metrics.
@@ -302,6 +309,9 @@ func (s *Store) run() {
 		var first *request
 		select {
 		case first = <-s.reqs:
+		case <-s.recovering():
+			s.recover() // logs when it works; requests get the error
+			continue
 		case <-s.quit:
 			s.failQueued()
 			return
@@ -338,6 +348,15 @@ func (s *Store) failQueued() {
 
 // commit applies a batch of requests and writes them with one synced write.
 func (s *Store) commit(batch []*request) {
+	// While writes fail, take requests only once a probe (or a reopen)
+	// works, and before they read: a reopen may replay a batch that failed.
+	if err := s.recover(); err != nil {
+		for _, r := range batch {
+			r.res <- result{err: err}
+		}
+		s.requests.Add(uint64(len(batch)))
+		return
+	}
 	t := newTxn(s)
 	results := make([]result, len(batch))
 	sync := false
@@ -370,8 +389,11 @@ func (s *Store) commit(batch []*request) {
 			// before the sync failed, and if the next open replays it, it
 			// must not overwrite messages stored after it. Retrying callers
 			// are safe because appends are deduplicated.
-			if errors.Is(err, leveldb.ErrClosed) {
+			switch {
+			case errors.Is(err, leveldb.ErrClosed):
 				err = ErrClosed
+			case !errors.Is(err, ErrUnavailable):
+				s.markFailing(err)
 			}
 			s.log.Error("group commit failed", "requests", len(batch), "err", err)
 			for i := range results {
@@ -392,10 +414,14 @@ func (s *Store) commit(batch []*request) {
 
 // lastSeq finds the last message seq of a conversation in the database.
 func (s *Store) lastSeq(phone string) (uint64, error) {
-	it := s.db.NewIterator(util.BytesPrefix(convPrefix(phone)), nil)
-	defer it.Release()
-	if !it.Last() {
-		return 0, it.Error()
-	}
-	return seqOfMsgKey(it.Key())
+	var seq uint64
+	err := s.db.scan(convPrefix(phone), func(it iterator.Iterator) error {
+		if !it.Last() {
+			return nil
+		}
+		var err error
+		seq, err = seqOfMsgKey(it.Key())
+		return err
+	})
+	return seq, err
 }

@@ -35,6 +35,13 @@ type Inbound struct {
 	// (a picture-only MMS).
 	Text        string
 	FromCountry string
+	// Media are the message's media items (MMS, WhatsApp), kept in order.
+	Media []protocol.Media
+	// OptOut is the provider's opt-out kind for the message
+	// (protocol.OptOutStop, ...; Twilio's OptOutType), empty when it gave
+	// none; the text's keyword (protocol.OptOutKeyword) counts otherwise.
+	// A stop marks the customer opted out (OptedOut), a start undoes it.
+	OptOut string
 	// Received is when the message arrived. Zero value: Options.Now().
 	Received time.Time
 	// LogPos (cluster mode) is the log position (offset+1) of the event
@@ -86,8 +93,17 @@ func validID(id string) error {
 
 func (in *Inbound) validate() error {
 	in.Text, in.To, in.FromCountry = clean(in.Text), clean(in.To), clean(in.FromCountry)
-	if _, err := protocol.NormalizePhone(in.Phone); err != nil {
+	in.Media = cleanMedia(in.Media)
+	if _, err := protocol.NormalizeAddress(in.Phone); err != nil {
 		return invalid("phone %q: %v", in.Phone, err)
+	}
+	if err := validMedia(in.Media); err != nil {
+		return err
+	}
+	switch in.OptOut {
+	case "", protocol.OptOutStop, protocol.OptOutStart, protocol.OptOutHelp:
+	default:
+		return invalid("opt-out kind %.16q is not stop, start or help", in.OptOut)
 	}
 	switch {
 	case in.Sid == "" || len(in.Sid) > maxSid:
@@ -159,7 +175,10 @@ func (t *txn) appendInbound(in *Inbound) result {
 		To:          in.To,
 		Sid:         in.Sid,
 		Pos:         in.LogPos,
+		Media:       in.Media,
+		OptOut:      optOutKind(in.OptOut, in.Text),
 	}
+	t.applyConsent(in.Phone, rec.OptOut)
 	t.put(msgKey(in.Phone, seq), mustJSON(&rec))
 	t.put(idKey(id), loc{phone: in.Phone, seq: seq}.encode())
 	t.put(sidKey(in.Sid), []byte(id))
@@ -173,7 +192,7 @@ func (t *txn) appendInbound(in *Inbound) result {
 
 func (r *Reply) validate() error {
 	r.Text = clean(r.Text)
-	if _, err := protocol.NormalizePhone(r.Phone); err != nil {
+	if _, err := protocol.NormalizeAddress(r.Phone); err != nil {
 		return invalid("phone %q: %v", r.Phone, err)
 	}
 	if err := protocol.ValidAgentName(r.Agent); err != nil {
@@ -192,8 +211,10 @@ func (r *Reply) validate() error {
 
 // AppendReply stores an agent's reply (Direction out, Status queued) at the
 // end of its conversation and, in the same atomic write, puts it in the
-// outbox (see Pending). A repeated (Agent, Ref) writes nothing and returns
-// the stored reply, with its current status, and duplicate=true.
+// outbox (see Pending). A repeated (Agent, Ref) with the same phone and text
+// writes nothing and returns the stored reply, with its current status, and
+// duplicate=true; with another phone or text it fails with ErrRefConflict.
+// Refs are never forgotten: the ref index lives as long as the reply.
 func (s *Store) AppendReply(ctx context.Context, r Reply) (msg protocol.Message, duplicate bool, err error) {
 	if err := r.validate(); err != nil {
 		return protocol.Message{}, false, fmt.Errorf("store: append reply %s/%s: %w", r.Agent, r.Ref, err)
@@ -210,6 +231,9 @@ func (t *txn) appendReply(r *Reply) result {
 		return result{err: err}
 	} else if ok {
 		m, _, err := loadMessage(t.get, string(id))
+		if err == nil && (m.Phone != r.Phone || m.Text != r.Text) {
+			return result{err: fmt.Errorf("%w: ref %q is reply %s to %s", ErrRefConflict, r.Ref, m.ID, m.Phone)}
+		}
 		return result{msg: m, flag: true, err: err}
 	}
 	id := r.ID
@@ -263,6 +287,13 @@ func (t *txn) appendReply(r *Reply) result {
 // ErrNotFound when no message has this id; ErrInvalid for an inbound message
 // or a status that is not queued, sent, delivered or failed.
 func (s *Store) SetStatus(ctx context.Context, id string, st protocol.Status, providerID string) (msg protocol.Message, changed bool, err error) {
+	return s.SetStatusCode(ctx, id, st, providerID, "")
+}
+
+// SetStatusCode is SetStatus with the provider's error code of a failure:
+// failed with OptOutCode (Twilio 21610) also marks the customer opted out,
+// in the same write.
+func (s *Store) SetStatusCode(ctx context.Context, id string, st protocol.Status, providerID, errorCode string) (msg protocol.Message, changed bool, err error) {
 	switch {
 	case st != protocol.StatusQueued && st != protocol.StatusSent && st != protocol.StatusDelivered && st != protocol.StatusFailed:
 		err = invalid("status %q is not a delivery status", st)
@@ -272,7 +303,7 @@ func (s *Store) SetStatus(ctx context.Context, id string, st protocol.Status, pr
 		err = invalid("provider id must be at most %d bytes", maxProviderID)
 	}
 	if err == nil {
-		res := s.do(ctx, func(t *txn) result { return t.setStatus(id, st, providerID) })
+		res := s.do(ctx, func(t *txn) result { return t.setStatus(id, st, providerID, errorCode) })
 		msg, changed, err = res.msg, res.flag, res.err
 	}
 	if err != nil {
@@ -281,7 +312,7 @@ func (s *Store) SetStatus(ctx context.Context, id string, st protocol.Status, pr
 	return msg, changed, nil
 }
 
-func (t *txn) setStatus(id string, st protocol.Status, providerID string) result {
+func (t *txn) setStatus(id string, st protocol.Status, providerID, errorCode string) result {
 	m, l, err := loadMessage(t.get, id)
 	if err != nil {
 		return result{err: err}
@@ -312,6 +343,9 @@ func (t *txn) setStatus(id string, st protocol.Status, providerID string) result
 	// advanced, or the provider gave it an id (Twilio answers "queued").
 	if cur.Status == protocol.StatusQueued && cur.ProviderID == "" && (changed || next.ProviderID != "") {
 		t.del(outboxKey(l.oseq, id))
+	}
+	if st == protocol.StatusFailed && errorCode == OptOutCode {
+		t.applyConsent(m.Phone, protocol.OptOutStop)
 	}
 	m.Status = next.Status
 	return result{msg: m, flag: changed}

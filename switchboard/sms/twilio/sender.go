@@ -197,8 +197,12 @@ func (s *Sender) service(ctx context.Context) (*openapi.ApiService, *callTranspo
 	return openapi.NewApiService(&client.RequestHandler{Client: c}), call, cancel
 }
 
-// classify turns a twilio-go error into a *sms.SendError.
+// classify turns a twilio-go error into a *sms.SendError. Errors name the
+// URL actually used (TWILIO_API_URL), not the Twilio URL twilio-go built.
 func (s *Sender) classify(parent context.Context, call *callTransport, err error) *sms.SendError {
+	if ue, ok := errors.AsType[*url.Error](err); ok && call.url != "" {
+		ue.URL = call.url
+	}
 	if perr := parent.Err(); perr != nil {
 		if !errors.Is(err, perr) {
 			err = fmt.Errorf("%w: %w", perr, err)
@@ -227,10 +231,19 @@ func (s *Sender) classify(parent context.Context, call *callTransport, err error
 	case call.status != 0:
 		return &sms.SendError{StatusCode: call.status, Message: "unreadable answer; not retried to avoid a duplicate", Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
-		return &sms.SendError{Temporary: true, Message: fmt.Sprintf("no answer within %v", s.cfg.Timeout), Err: err}
+		return &sms.SendError{Temporary: true, Message: fmt.Sprintf("no answer from %s within %v", s.host(), s.cfg.Timeout), Err: err}
 	}
 	// No answer at all: connection refused, reset, DNS, TLS.
 	return &sms.SendError{Temporary: true, Message: "network error", Err: err}
+}
+
+// host names the API the sender talks to in errors: TWILIO_API_URL's host,
+// else Twilio's.
+func (s *Sender) host() string {
+	if s.api != nil {
+		return s.api.Host
+	}
+	return "api.twilio.com"
 }
 
 // callTransport carries one call's context into twilio-go's requests,
@@ -243,6 +256,9 @@ type callTransport struct {
 	api     *url.URL
 	status  int
 	errBody []byte
+	// url is the URL the last request was sent to (after the APIURL
+	// rewrite), for errors: twilio-go's name Twilio's host.
+	url string
 
 	// Set by httptrace hooks, which the transport may call from its own
 	// goroutines, even after RoundTrip returned.
@@ -281,6 +297,7 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		r.URL = &u
 		r.Host = ""
 	}
+	t.url = r.URL.Redacted()
 	resp, err := t.base.RoundTrip(r)
 	if err != nil {
 		return nil, err

@@ -264,6 +264,11 @@ func TestSenderTimeoutAndCancel(t *testing.T) {
 		if el := time.Since(start); el > 3*time.Second {
 			t.Fatalf("took %v with a 50ms timeout", el)
 		}
+		// The error names the URL used (TWILIO_API_URL), not Twilio's.
+		if host := strings.TrimPrefix(u, "http://"); !strings.Contains(err.Error(), "no answer from "+host) ||
+			!strings.Contains(err.Error(), u+"/2010-04-01/") || strings.Contains(err.Error(), "api.twilio.com") {
+			t.Fatalf("timeout error %q must name %s and not api.twilio.com", err, u)
+		}
 	})
 	t.Run("caller cancel is permanent", func(t *testing.T) {
 		s := newSender(t, u)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
@@ -23,6 +24,10 @@ const (
 	MaxToLen = 64
 	// MaxNumMedia is the largest NumMedia accepted (Twilio sends up to 10).
 	MaxNumMedia = 100
+	// MaxMediaURL is the longest MediaUrlN accepted.
+	MaxMediaURL = 2048
+	// MaxContentType is the longest MediaContentTypeN accepted.
+	MaxContentType = 255
 	// MaxFormBytes is a suitable limit for webhook bodies
 	// (http.MaxBytesReader): a full Body, percent-encoded three times over,
 	// plus room for Twilio's other parameters.
@@ -62,18 +67,26 @@ func (e *FieldError) Is(target error) bool { return target == ErrMalformed }
 // Inbound is a checked inbound SMS webhook.
 type Inbound struct {
 	Sid         string // MessageSid, the dedupe key
-	From        string // the customer, E.164
+	From        string // the customer: E.164 (SMS, MMS) or whatsapp:+E164 (WhatsApp)
 	To          string // our number
 	Body        string // may be empty when NumMedia > 0
 	FromCountry string // ISO country code when Twilio knows it, else empty
 	NumMedia    int
+	// Media are MediaUrl0.. and MediaContentType0.., NumMedia of them.
+	Media []protocol.Media
+	// OptOut is Twilio's OptOutType (Advanced Opt-Out) as a protocol
+	// opt-out kind (protocol.OptOutStop, ...), else empty.
+	OptOut string
 }
 
-// ParseInbound checks the form of an inbound SMS webhook: MessageSid (1 to
-// 64 letters and digits), From (E.164, see protocol.NormalizePhone), To
-// (required), Body (valid UTF-8, at most protocol.MaxText bytes, empty only
-// with media), NumMedia (0 to MaxNumMedia) and FromCountry (letters). The
-// fields used must not be repeated. Errors are *FieldError naming the field.
+// ParseInbound checks the form of an inbound SMS, MMS or WhatsApp webhook:
+// MessageSid (1 to 64 letters and digits), From (E.164 or whatsapp:+E164,
+// see protocol.NormalizeAddress), To (required), Body (valid UTF-8, at most
+// protocol.MaxText bytes, empty only with media), NumMedia (0 to
+// MaxNumMedia) with MediaUrlN (an http(s) URL) and MediaContentTypeN
+// (type/subtype) for each, OptOutType (STOP, START or HELP; others are
+// ignored) and FromCountry (letters). The fields used must not be
+// repeated. Errors are *FieldError naming the field.
 func ParseInbound(form url.Values) (Inbound, error) {
 	var in Inbound
 	var err error
@@ -87,7 +100,7 @@ func ParseInbound(form url.Values) (Inbound, error) {
 	if from == "" {
 		return Inbound{}, &FieldError{Field: "From", Problem: "required"}
 	}
-	if in.From, err = protocol.NormalizePhone(from); err != nil {
+	if in.From, err = protocol.NormalizeAddress(from); err != nil {
 		return Inbound{}, &FieldError{Field: "From", Problem: fmt.Sprintf("%.20q is not a phone number", from), Err: err}
 	}
 	if in.To, err = single(form, "To"); err != nil {
@@ -120,6 +133,12 @@ func ParseInbound(form url.Values) (Inbound, error) {
 	case in.Body == "" && in.NumMedia == 0:
 		return Inbound{}, &FieldError{Field: "Body", Problem: "empty and the message has no media"}
 	}
+	if in.Media, err = parseMedia(form, in.NumMedia); err != nil {
+		return Inbound{}, err
+	}
+	if in.OptOut, err = parseOptOut(form); err != nil {
+		return Inbound{}, err
+	}
 	if in.FromCountry, err = single(form, "FromCountry"); err != nil {
 		return Inbound{}, err
 	}
@@ -127,6 +146,75 @@ func ParseInbound(form url.Values) (Inbound, error) {
 		return Inbound{}, &FieldError{Field: "FromCountry", Problem: fmt.Sprintf("%.10q is not a country code", in.FromCountry)}
 	}
 	return in, nil
+}
+
+// parseMedia reads the n media items of an MMS or WhatsApp message.
+func parseMedia(form url.Values, n int) ([]protocol.Media, error) {
+	var media []protocol.Media
+	for i := range n {
+		uf, tf := "MediaUrl"+strconv.Itoa(i), "MediaContentType"+strconv.Itoa(i)
+		u, err := single(form, uf)
+		if err != nil {
+			return nil, err
+		}
+		if u == "" {
+			return nil, &FieldError{Field: uf, Problem: fmt.Sprintf("required with NumMedia %d", n)}
+		}
+		if len(u) > MaxMediaURL {
+			return nil, &FieldError{Field: uf, Problem: fmt.Sprintf("longer than %d bytes", MaxMediaURL)}
+		}
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" || !printable(u) {
+			return nil, &FieldError{Field: uf, Problem: fmt.Sprintf("%.40q is not an http(s) URL", u)}
+		}
+		ct, err := single(form, tf)
+		if err != nil {
+			return nil, err
+		}
+		if !contentType(ct) {
+			return nil, &FieldError{Field: tf, Problem: fmt.Sprintf("%.40q is not a content type like image/jpeg", ct)}
+		}
+		media = append(media, protocol.Media{URL: u, ContentType: ct})
+	}
+	return media, nil
+}
+
+// parseOptOut maps Twilio's OptOutType (sent with Advanced Opt-Out) onto a
+// protocol opt-out kind. A type Twilio adds later is ignored, not refused:
+// a 400 would lose the message.
+func parseOptOut(form url.Values) (string, error) {
+	v, err := single(form, "OptOutType")
+	if err != nil {
+		return "", err
+	}
+	switch strings.ToUpper(v) {
+	case "STOP":
+		return protocol.OptOutStop, nil
+	case "START":
+		return protocol.OptOutStart, nil
+	case "HELP":
+		return protocol.OptOutHelp, nil
+	}
+	return "", nil
+}
+
+// contentType reports whether s looks like a MIME type: type/subtype of
+// printable ASCII without spaces (parameters allowed after ';').
+func contentType(s string) bool {
+	if s == "" || len(s) > MaxContentType {
+		return false
+	}
+	main, _, _ := strings.Cut(s, ";")
+	typ, sub, ok := strings.Cut(main, "/")
+	if !ok || typ == "" || sub == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return !strings.ContainsAny(main, " \t")
 }
 
 // StatusUpdate is a checked delivery-status callback.

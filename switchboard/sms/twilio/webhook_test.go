@@ -2,7 +2,9 @@ package twilio
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -24,8 +26,38 @@ func TestParseInbound(t *testing.T) {
 		{"typical", ok(), Inbound{Sid: "SM0123456789abcdef0123456789abcdef", From: "+15551234567", To: "+15550001111", Body: "hello", FromCountry: "US"}, ""},
 		{"full Twilio form", typicalInbound(), Inbound{Sid: "SM0123456789abcdef0123456789abcdef", From: "+15551234567", To: "+15550001111",
 			Body: "Hi, do you have the camcorder in stock? I'd like to pick it up today.", FromCountry: "US"}, ""},
-		{"media only", with(func(f url.Values) { f.Set("Body", ""); f.Set("NumMedia", "2") }),
-			Inbound{Sid: "SM0123456789abcdef0123456789abcdef", From: "+15551234567", To: "+15550001111", FromCountry: "US", NumMedia: 2}, ""},
+		{"media only", with(func(f url.Values) {
+			f.Set("Body", "")
+			f.Set("NumMedia", "2")
+			f.Set("MediaUrl0", "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME0")
+			f.Set("MediaContentType0", "image/jpeg")
+			f.Set("MediaUrl1", "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1")
+			f.Set("MediaContentType1", "audio/ogg; codecs=opus")
+		}),
+			Inbound{Sid: "SM0123456789abcdef0123456789abcdef", From: "+15551234567", To: "+15550001111", FromCountry: "US", NumMedia: 2, Media: []protocol.Media{
+				{URL: "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME0", ContentType: "image/jpeg"},
+				{URL: "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1", ContentType: "audio/ogg; codecs=opus"}}}, ""},
+		{"whatsapp", with(func(f url.Values) { f.Set("From", "whatsapp:+15551234567"); f.Set("To", "whatsapp:+15550001111") }),
+			Inbound{Sid: "SM0123456789abcdef0123456789abcdef", From: "whatsapp:+15551234567", To: "whatsapp:+15550001111", Body: "hello", FromCountry: "US"}, ""},
+		{"OptOutType STOP", with(func(f url.Values) { f.Set("OptOutType", "STOP") }),
+			Inbound{Sid: "SM0123456789abcdef0123456789abcdef", From: "+15551234567", To: "+15550001111", Body: "hello", FromCountry: "US", OptOut: protocol.OptOutStop}, ""},
+		{"OptOutType unknown is ignored", with(func(f url.Values) { f.Set("OptOutType", "LATER") }),
+			Inbound{Sid: "SM0123456789abcdef0123456789abcdef", From: "+15551234567", To: "+15550001111", Body: "hello", FromCountry: "US"}, ""},
+		{"whatsapp without a number", with(func(f url.Values) { f.Set("From", "whatsapp:") }), Inbound{}, "From"},
+		{"other channel", with(func(f url.Values) { f.Set("From", "messenger:+15551234567") }), Inbound{}, "From"},
+		{"media without URL", with(func(f url.Values) { f.Set("NumMedia", "1"); f.Set("MediaContentType0", "image/png") }), Inbound{}, "MediaUrl0"},
+		{"media URL not http", with(func(f url.Values) {
+			f.Set("NumMedia", "1")
+			f.Set("MediaUrl0", "file:///etc/passwd")
+			f.Set("MediaContentType0", "image/png")
+		}), Inbound{}, "MediaUrl0"},
+		{"media without type", with(func(f url.Values) { f.Set("NumMedia", "1"); f.Set("MediaUrl0", "https://h/x") }), Inbound{}, "MediaContentType0"},
+		{"media type not a type", with(func(f url.Values) {
+			f.Set("NumMedia", "1")
+			f.Set("MediaUrl0", "https://h/x")
+			f.Set("MediaContentType0", "image")
+		}), Inbound{}, "MediaContentType0"},
+		{"OptOutType repeated", with(func(f url.Values) { f.Set("OptOutType", "STOP"); f.Add("OptOutType", "START") }), Inbound{}, "OptOutType"},
 		{"no FromCountry, no NumMedia", with(func(f url.Values) { f.Del("FromCountry"); f.Del("NumMedia") }),
 			Inbound{Sid: "SM0123456789abcdef0123456789abcdef", From: "+15551234567", To: "+15550001111", Body: "hello"}, ""},
 		{"unicode body", with(func(f url.Values) { f.Set("Body", "¿Dónde está? 🙂") }),
@@ -60,7 +92,7 @@ func TestParseInbound(t *testing.T) {
 				if err != nil {
 					t.Fatalf("ParseInbound = %v", err)
 				}
-				if got != tt.want {
+				if !reflect.DeepEqual(got, tt.want) {
 					t.Fatalf("ParseInbound = %+v, want %+v", got, tt.want)
 				}
 				return
@@ -72,7 +104,7 @@ func TestParseInbound(t *testing.T) {
 			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.wantField) {
 				t.Fatalf("error %q must match ErrMalformed and name %s", err, tt.wantField)
 			}
-			if got != (Inbound{}) {
+			if !reflect.DeepEqual(got, Inbound{}) {
 				t.Fatalf("partial result %+v on error", got)
 			}
 		})
@@ -172,6 +204,10 @@ func FuzzParseInbound(f *testing.F) {
 	f.Add("MessageSid=SM1&MessageSid=SM2&From=%2B1&Body=%ff")
 	f.Add("From=%2B15551234567&To=1&Body=" + strings.Repeat("%F0%9F%99%82", 10))
 	f.Add("NumMedia=-0&Body=&MessageSid=a&From=%2B100&To=%00")
+	f.Add("MessageSid=MM1&From=whatsapp%3A%2B15551234567&To=whatsapp%3A%2B15550001111&Body=hi&OptOutType=STOP")
+	f.Add("MessageSid=MM1&From=%2B15551234567&To=x&Body=&NumMedia=2&MediaUrl0=https%3A%2F%2Fapi.twilio.com%2Fm%2F0&MediaContentType0=image%2Fjpeg&MediaUrl1=http%3A%2F%2Fh%2F1&MediaContentType1=audio%2Fogg%3B+codecs%3Dopus")
+	f.Add("MessageSid=MM1&From=whatsapp:%2B0&To=x&Body=&NumMedia=1&MediaUrl0=ftp%3A%2F%2Fh&MediaContentType0=image")
+	f.Add("MessageSid=SM1&From=%2B15551234567&To=x&Body=stop&OptOutType=start&OptOutType=STOP")
 	f.Fuzz(func(t *testing.T, body string) {
 		form, err := url.ParseQuery(body)
 		if err != nil {
@@ -182,7 +218,7 @@ func FuzzParseInbound(f *testing.F) {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not match ErrMalformed", err)
 			}
-			if in != (Inbound{}) {
+			if !reflect.DeepEqual(in, Inbound{}) {
 				t.Fatalf("partial result %+v with error", in)
 			}
 			return
@@ -190,7 +226,7 @@ func FuzzParseInbound(f *testing.F) {
 		if in.Sid == "" || len(in.Sid) > MaxSidLen || !alnum(in.Sid) {
 			t.Fatalf("bad Sid %q accepted", in.Sid)
 		}
-		if p, err := protocol.NormalizePhone(in.From); err != nil || p != in.From {
+		if p, err := protocol.NormalizeAddress(in.From); err != nil || p != in.From {
 			t.Fatalf("bad From %q accepted", in.From)
 		}
 		if in.To == "" || len(in.To) > MaxToLen {
@@ -201,6 +237,24 @@ func FuzzParseInbound(f *testing.F) {
 		}
 		if in.NumMedia < 0 || in.NumMedia > MaxNumMedia {
 			t.Fatalf("bad NumMedia %d accepted", in.NumMedia)
+		}
+		if len(in.Media) != in.NumMedia {
+			t.Fatalf("%d media items for NumMedia %d", len(in.Media), in.NumMedia)
+		}
+		for i, m := range in.Media {
+			u, err := url.Parse(m.URL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(m.URL) > MaxMediaURL ||
+				m.URL != form.Get(fmt.Sprintf("MediaUrl%d", i)) || m.ContentType != form.Get(fmt.Sprintf("MediaContentType%d", i)) {
+				t.Fatalf("bad media %d %+v accepted from %v", i, m, form)
+			}
+			if !strings.Contains(m.ContentType, "/") || len(m.ContentType) > MaxContentType || !utf8.ValidString(m.ContentType) {
+				t.Fatalf("bad content type %q accepted", m.ContentType)
+			}
+		}
+		switch in.OptOut {
+		case "", protocol.OptOutStop, protocol.OptOutStart, protocol.OptOutHelp:
+		default:
+			t.Fatalf("opt-out kind %q", in.OptOut)
 		}
 		if in.Sid != form.Get("MessageSid") || in.Body != form.Get("Body") || in.From != form.Get("From") {
 			t.Fatalf("result %+v differs from the form %v", in, form)

@@ -105,6 +105,7 @@ type Server struct {
 	statusErrs     []error
 	closed         bool          // no new status goroutines once set
 	grew           chan struct{} // closed and replaced when sent grows
+	unsubscribed   map[string]bool
 }
 
 // NewServer starts a fake Twilio for the account on 127.0.0.1 with a port
@@ -625,6 +626,10 @@ func (s *Server) judge(r *http.Request, m SentMessage) (status, code int, msg st
 		return http.StatusBadRequest, 21211, fmt.Sprintf("Invalid 'To' Phone Number: %s", m.To)
 	case m.From == "":
 		return http.StatusBadRequest, 21603, "A 'From' phone number is required."
+	case protocol.Channel(m.To) != protocol.Channel(m.From):
+		return http.StatusBadRequest, 21910, fmt.Sprintf("Invalid From and To pair. From and To should be of the same channel: %s, %s", m.From, m.To)
+	case s.isUnsubscribed(m.To):
+		return http.StatusBadRequest, 21610, "Attempt to send to unsubscribed recipient"
 	case m.Body == "":
 		return http.StatusBadRequest, 21602, "Message body is required."
 	case utf8.RuneCountInString(m.Body) > 1600:
@@ -633,9 +638,28 @@ func (s *Server) judge(r *http.Request, m SentMessage) (status, code int, msg st
 	return 0, 0, ""
 }
 
+// validPhone accepts E.164 numbers and whatsapp:+E164 addresses.
 func validPhone(p string) bool {
-	_, err := protocol.NormalizePhone(p)
+	_, err := protocol.NormalizeAddress(p)
 	return err == nil
+}
+
+// Unsubscribe makes the fake refuse messages to "to" (an address as sent,
+// whatsapp: included) with Twilio's 400 and error 21610, as Twilio does
+// for a customer who texted STOP.
+func (s *Server) Unsubscribe(to string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unsubscribed == nil {
+		s.unsubscribed = map[string]bool{}
+	}
+	s.unsubscribed[to] = true
+}
+
+func (s *Server) isUnsubscribed(to string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unsubscribed[to]
 }
 
 func (s *Server) listNumbers(w http.ResponseWriter, r *http.Request) {
