@@ -18,14 +18,14 @@ func keyPresence(agent string) string { return "agent.presence." + agent }
 // services may read it as a plain message object.
 type messageEvent struct {
 	protocol.Message
-	Node       string `json:"node,omitempty"`       // the node that stored (single) or accepted (cluster) it
+	Node       string `json:"node,omitempty"`       // the node that accepted it
 	Born       int64  `json:"born,omitempty"`       // Unix nanoseconds when the node received it, for latency
 	Detail     string `json:"detail,omitempty"`     // sms.status: why a send failed
 	Sid        string `json:"sid,omitempty"`        // sms.in: the provider's MessageSid
 	To         string `json:"to,omitempty"`         // sms.in: our number
 	Ref        string `json:"ref,omitempty"`        // sms.out: the agent's client ref
 	ProviderID string `json:"providerId,omitempty"` // sms.status: the provider's id of the reply
-	EventID    string `json:"eventId,omitempty"`    // cluster mode: journal id of a status event
+	EventID    string `json:"eventId,omitempty"`    // the id of a status event (journal, applied-wait)
 }
 
 // assignmentEvent is the body of conv.assigned and conv.released.
@@ -44,7 +44,7 @@ type presenceEvent struct {
 	Capacity int    `json:"capacity"`
 	Load     int    `json:"load"`
 	At       int64  `json:"at"`
-	// Cluster mode: the event's id (dedupe) and the agent connection it
+	// The event's id (dedupe) and the agent connection it
 	// is about.
 	ID      string `json:"id,omitempty"`
 	Session string `json:"session,omitempty"`
@@ -58,7 +58,7 @@ const (
 	stateGone      = "gone"
 )
 
-// routeEvent is the body of the internal route.* keys of cluster mode:
+// routeEvent is the body of the internal route.* keys:
 // requests that change routing, ordered by the shared log like everything
 // else (route.release.<agent>, route.expire.<agent>, route.node.<node>,
 // route.restore.<digits>).

@@ -132,8 +132,8 @@ func writeTwiML(w http.ResponseWriter) {
 	io.WriteString(w, twilio.EmptyTwiML)
 }
 
-// handleInbound stores an inbound SMS durably, then answers 200. Routing
-// happens after the answer, through the bus.
+// handleInbound makes an inbound SMS durable (accept.go), then answers 200.
+// It is stored and routed when the log is applied (apply.go).
 func (n *Node) handleInbound(w http.ResponseWriter, r *http.Request) {
 	born := n.now()
 	form, ok := n.readForm(w, r)
@@ -152,44 +152,18 @@ func (n *Node) handleInbound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := n.now()
-	if n.cluster != nil {
-		dup, err := n.cluster.inbound(r.Context(), store.Inbound{Sid: in.Sid, Phone: in.From, To: in.To, Text: in.Body, FromCountry: in.FromCountry, Media: in.Media, OptOut: in.OptOut}, born)
-		n.metrics.storeLatency.Observe(n.now().Sub(start))
-		if err != nil {
-			n.log.Error("journal inbound", "sid", in.Sid, "err", err)
-			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		if dup {
-			n.metrics.smsDuplicate.Inc()
-		} else {
-			n.metrics.smsIn.Inc()
-		}
-		n.metrics.webhookLatency.Observe(n.now().Sub(born))
-		writeTwiML(w)
-		return
-	}
-	msg, dup, err := n.store.AppendInbound(r.Context(), store.Inbound{
-		Sid: in.Sid, Phone: in.From, To: in.To, Text: in.Body, FromCountry: in.FromCountry, Received: born,
-		Media: in.Media, OptOut: in.OptOut,
-	})
+	dup, err := n.cluster.inbound(r.Context(), store.Inbound{Sid: in.Sid, Phone: in.From, To: in.To, Text: in.Body, FromCountry: in.FromCountry, Media: in.Media, OptOut: in.OptOut}, born)
 	n.metrics.storeLatency.Observe(n.now().Sub(start))
 	if err != nil {
-		// Not stored: Twilio retries on a 5xx, so nothing is lost.
-		n.log.Error("store inbound", "sid", in.Sid, "err", err)
+		// Not durable: Twilio retries on a 5xx, so nothing is lost.
+		n.log.Error("accept inbound", "sid", in.Sid, "err", err)
 		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
 	if dup {
 		n.metrics.smsDuplicate.Inc()
-		writeTwiML(w)
-		return
-	}
-	n.metrics.smsIn.Inc()
-	// The message is durable: answer even if the bus is slow. A message that
-	// misses the bus here is offered again from the store at restart.
-	if err := n.publish(r.Context(), keyIn(msg.Phone), messageEvent{Message: msg, Node: n.opts.Node, Born: born.UnixNano()}); err != nil {
-		n.log.Error("publish inbound", "id", msg.ID, "err", err)
+	} else {
+		n.metrics.smsIn.Inc()
 	}
 	n.metrics.webhookLatency.Observe(n.now().Sub(born))
 	writeTwiML(w)
@@ -223,37 +197,14 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 	if up.ErrorCode != "" {
 		detail = "provider error " + up.ErrorCode
 	}
-	if n.cluster != nil {
-		msg, err := n.store.MessageByProviderID(up.Sid)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		if err := n.cluster.status(r.Context(), msg, up.Status, up.Sid, detail); err != nil {
-			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		writeTwiML(w)
-		return
-	}
-	var msg protocol.Message
-	var lookupErr error
-	held := n.early.hold(up.Sid, up.Status, detail, n.now(), func() bool {
-		msg, lookupErr = n.store.MessageByProviderID(up.Sid)
-		return !errors.Is(lookupErr, store.ErrNotFound)
-	})
-	if held {
-		// Twilio called back before this node recorded the send: applied
-		// when it is recorded (or forgotten after a while if it never is).
-		n.log.Info("status callback before the send was recorded; holding it", "sid", up.Sid, "status", up.TwilioStatus)
-		writeTwiML(w)
-		return
-	}
-	if lookupErr != nil {
+	msg, err := n.store.MessageByProviderID(up.Sid)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	if err := n.setStatus(r.Context(), msg.ID, up.Status, "", detail); err != nil {
+	// An unknown provider id (a callback before the send is recorded) is
+	// resolved, or held, where the log is applied (apply.go).
+	if err := n.cluster.status(r.Context(), msg, up.Status, up.Sid, detail); err != nil {
 		n.log.Error("status callback", "sid", up.Sid, "err", err)
 		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
@@ -263,19 +214,13 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 
 // setStatus records a status change and, when it advanced, tells the agent.
 func (n *Node) setStatus(ctx context.Context, id string, st protocol.Status, providerID, detail string) error {
-	msg, changed, err := n.store.SetStatusCode(ctx, id, st, providerID, store.ErrorCodeOf(detail))
+	msg, _, err := n.store.SetStatusCode(ctx, id, st, providerID, store.ErrorCodeOf(detail))
 	if err != nil {
 		return err
 	}
-	if n.cluster != nil {
-		// Recorded here at once (this node's outbox guard), and through the
-		// log for every other node and for the agent, wherever it is.
-		return n.cluster.status(ctx, msg, st, providerID, detail)
-	}
-	if changed {
-		return n.publish(ctx, keyStatus(msg.Phone), messageEvent{Message: msg, Node: n.opts.Node, Detail: detail})
-	}
-	return nil
+	// Recorded here at once (this node's outbox guard), and through the
+	// log for every node and for the agent, wherever it is.
+	return n.cluster.status(ctx, msg, st, providerID, detail)
 }
 
 func (n *Node) admin(h http.HandlerFunc) http.HandlerFunc {
@@ -352,32 +297,18 @@ func (n *Node) handleAgent(w http.ResponseWriter, r *http.Request) {
 	s.expires = time.Unix(claims.Expires, 0)
 	n.log.Info("agent connected", "agent", claims.Agent, "remote", r.RemoteAddr)
 	n.live.Store(s, struct{}{})
-	if n.cluster != nil {
-		if err := n.cluster.connect(s); err != nil {
-			n.log.Warn("announce agent connection", "agent", s.agent, "err", err)
-			s.enqueue(protocol.ErrorFrame(protocol.CodeUnavailable, "the switchboard cannot reach its message broker; reconnect shortly", ""), time.Time{})
-			s.close(websocket.CloseTryAgainLater, "broker unavailable")
-			n.cluster.disconnect(s)
-			n.live.Delete(s)
-			return
-		}
-		n.goFunc(func() {
-			s.readLoop()
-			n.live.Delete(s)
-			n.cluster.disconnect(s)
-			n.log.Info("agent disconnected", "agent", s.agent)
-		})
-		return
-	}
-	if !n.router.call(n.ctx, func() { n.router.connect(s) }) {
+	if err := n.cluster.connect(s); err != nil {
+		n.log.Warn("announce agent connection", "agent", s.agent, "err", err)
+		s.enqueue(protocol.ErrorFrame(protocol.CodeUnavailable, "the switchboard cannot reach its message broker; reconnect shortly", ""), time.Time{})
+		s.close(websocket.CloseTryAgainLater, "broker unavailable")
+		n.cluster.disconnect(s)
 		n.live.Delete(s)
-		conn.Close()
 		return
 	}
 	n.goFunc(func() {
 		s.readLoop()
 		n.live.Delete(s)
-		n.router.do(context.Background(), func() { n.router.disconnect(s) })
+		n.cluster.disconnect(s)
 		n.log.Info("agent disconnected", "agent", s.agent)
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard/bus"
+	"github.com/switchboard/switchboard/switchboard/internal/pause"
 	"github.com/switchboard/switchboard/switchboard/nav"
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/store"
@@ -98,14 +99,14 @@ func (n *Node) startNav() error {
 			if err != nil {
 				return err
 			}
-			n.subs = append(n.subs, sb)
+			n.addSub(sb)
 			continue
 		}
 		sb, err := n.bus.Subscribe(n.ctx, s.opts, s.h)
 		if err != nil {
 			return fmt.Errorf("subscribe %v: %w", s.opts.Bindings, err)
 		}
-		n.subs = append(n.subs, sb)
+		n.addSub(sb)
 	}
 	n.goFunc(func() { n.nav.svc.Run(n.ctx) })
 	n.goFunc(n.navPushLoop)
@@ -131,10 +132,7 @@ func (n *Node) followNavStream(heads bus.StreamHead, opts bus.SubscribeOptions, 
 	}
 	sub := &swappable{sub: first}
 	log := n.logBase.With("component", "nav")
-	every := logCheckEvery
-	if n.cluster != nil {
-		every = n.cluster.checkEvery
-	}
+	every := n.cluster.checkEvery
 	// restart counts the stream whose first entry is cur from its start.
 	restart := func(cur logHead, enc []byte, counted int64, old logHead) bool {
 		log.Warn("nav stream was replaced (the broker lost it, or it was deleted): counting the new stream from its start",
@@ -150,7 +148,7 @@ func (n *Node) followNavStream(heads bus.StreamHead, opts bus.SubscribeOptions, 
 				return sub.swap(next)
 			}
 			log.Error("subscribe to the new nav stream; retrying", "err", err)
-			if !sleepCtx(n.ctx, time.Second) {
+			if !pause.For(n.ctx, time.Second) {
 				return false
 			}
 		}
@@ -163,7 +161,7 @@ func (n *Node) followNavStream(heads bus.StreamHead, opts bus.SubscribeOptions, 
 		opened := false
 		wait := time.Duration(0)
 		for {
-			if !sleepCtx(n.ctx, wait) {
+			if !pause.For(n.ctx, wait) {
 				return
 			}
 			hctx, cancel := context.WithTimeout(n.ctx, max(every, time.Second))
@@ -180,7 +178,7 @@ func (n *Node) followNavStream(heads bus.StreamHead, opts bus.SubscribeOptions, 
 				continue
 			}
 			wait = every
-			cur := headOf(d)
+			cur := headOf(d.Offset, d.Key, d.Body)
 			enc, _ := json.Marshal(cur)
 			if known.Offset >= 0 && known.replacedBy(cur) {
 				if !restart(cur, enc, svc.StreamOffset(), known) {
@@ -402,4 +400,17 @@ func ImportProducts(dataDir string, r io.Reader) (int, error) {
 		err = cerr
 	}
 	return n, err
+}
+
+// gated returns a handler that passes deliveries to h once gate is
+// closed; until then they wait (a closing subscription stops the wait).
+func gated(gate <-chan struct{}, h bus.Handler) bus.Handler {
+	return func(ctx context.Context, d bus.Delivery) error {
+		select {
+		case <-gate:
+			return h(ctx, d)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/switchboard/switchboard/switchboard/bus"
 	"github.com/switchboard/switchboard/switchboard/bus/amqpbus"
+	"github.com/switchboard/switchboard/switchboard/eventlog"
+	"github.com/switchboard/switchboard/switchboard/internal/pause"
 	"github.com/switchboard/switchboard/switchboard/sms"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio"
 	"github.com/switchboard/switchboard/switchboard/store"
@@ -39,7 +41,7 @@ type Node struct {
 	outbound  *dispatcher
 	nav       *navNode // navigation analytics (nav.go)
 	early     earlyStatuses
-	cluster   *cluster          // nil in single-node mode
+	cluster   *cluster          // the log machinery: accepting, applying, checkpoints
 	emitter   *udpstats.Emitter // nil when metrics are off
 	live      sync.Map          // *session → struct{}: open agent connections, for the pinger
 
@@ -50,8 +52,11 @@ type Node struct {
 	ctx      context.Context // cancelled at shutdown: stops every goroutine below
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	subs     []bus.Subscription
+	subsMu   sync.Mutex
+	subs     []bus.Subscription // closed at shutdown (addSub)
+	subsDone bool               // shutdown closed subs: later ones are closed at once
 	started  atomic.Bool
+	startErr atomic.Pointer[error] // why the last start on the log failed (subscribe), until it succeeds
 	stopping atomic.Bool
 	stopOnce sync.Once
 	stopErr  error
@@ -126,17 +131,17 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	case opts.AMQPURL == "":
 		n.bus = bus.NewMemory(bus.MemoryOptions{Logger: log, QueueSize: 8192})
 	default:
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		// Reconnect at least every second, so service resumes quickly after
-		// a broker restart.
+		// Connects in the background, retrying (reconnecting at least
+		// every second, so service resumes quickly after a broker
+		// restart): a node started while RabbitMQ is down serves /healthz,
+		// journals what it accepts and says on /readyz why it is not ready.
 		ao := amqpbus.Options{URL: opts.AMQPURL, Logger: log, ReconnectMax: time.Second, ConnectionName: "switchboard " + opts.Node}
 		if opts.AMQPExchange != "" {
 			ao.Exchange, ao.QueuePrefix = opts.AMQPExchange, opts.AMQPExchange+"."
 		}
-		n.bus, err = amqpbus.Dial(ctx, ao)
+		n.bus, err = amqpbus.Open(ao)
 		if err != nil {
-			return nil, fmt.Errorf("connect to RabbitMQ: %w", err)
+			return nil, fmt.Errorf("RabbitMQ: %w", err)
 		}
 	}
 	b := n.bus
@@ -162,15 +167,18 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.router = newRouter(n)
-	if opts.AMQPURL != "" {
-		if n.cluster, err = newCluster(n); err != nil {
-			return nil, fmt.Errorf("restore cluster state: %w", err)
-		}
-		if cfg.logCheckEvery > 0 {
-			n.cluster.checkEvery = cfg.logCheckEvery
-		}
-	} else if err := n.router.restore(); err != nil {
+	// The one place where a node alone and a node among others differ:
+	// the log it runs on (doc.go).
+	var elog eventlog.Log = eventlog.NewLocal(n.store)
+	shared := opts.AMQPURL != ""
+	if shared {
+		elog = eventlog.NewStream(n.bus, "log", logBindings)
+	}
+	if n.cluster, err = newCluster(n, elog, shared); err != nil {
 		return nil, fmt.Errorf("restore routing state: %w", err)
+	}
+	if cfg.logCheckEvery > 0 {
+		n.cluster.checkEvery = cfg.logCheckEvery
 	}
 	n.outbound = newDispatcher(n)
 	if cfg.Backoff != nil {
@@ -196,8 +204,41 @@ func (n *Node) Handler() http.Handler { return n.handler }
 // Addr returns the address the node listens on (after Start).
 func (n *Node) Addr() net.Addr { return n.listener.Addr() }
 
-// Start listens on opts.Addr and starts serving. It returns once the node is
-// ready to take webhooks and agents.
+// catchUpWait bounds how long Start waits for the node to catch up with
+// its log; unreachableWait how long it waits for a log it cannot reach.
+const (
+	catchUpWait     = 10 * time.Second
+	unreachableWait = time.Second
+)
+
+// awaitCatchUp waits until the node has caught up with its log, at most
+// catchUpWait, and at most unreachableWait while the log cannot be reached
+// (the broker is down: the node keeps trying, and Ready says why).
+func (n *Node) awaitCatchUp() {
+	start := time.Now()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.cluster.caughtUpCh:
+			return
+		case <-tick.C:
+		}
+		waited := time.Since(start)
+		if err := n.cluster.elog.Ready(); err != nil && waited >= unreachableWait {
+			n.log.Warn("cannot reach the log yet; serving, and retrying (/readyz answers 503 until caught up)", "err", err)
+			return
+		}
+		if waited >= catchUpWait {
+			n.log.Warn("still catching up with the log; /readyz answers 503 until it has", "waited", waited)
+			return
+		}
+	}
+}
+
+// Start listens on opts.Addr and starts serving. It returns once the node
+// has caught up with its log and is ready to take webhooks and agents, or
+// after catchUpWait (then Ready says it is still catching up).
 func (n *Node) Start() error {
 	if !n.started.CompareAndSwap(false, true) {
 		return errors.New("switchboard: already started")
@@ -214,11 +255,7 @@ func (n *Node) Start() error {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	n.goFunc(func() { n.router.run(n.ctx) })
-	if err := n.subscribe(); err != nil {
-		ln.Close()
-		n.shutdownParts(context.Background())
-		return err
-	}
+	n.goFunc(func() { n.subscribe(n.ctx) })
 	n.goFunc(func() { n.outbound.run(n.ctx) })
 	n.goFunc(func() { n.pinger(n.ctx) })
 	if n.emitter != nil {
@@ -251,15 +288,11 @@ func (n *Node) Start() error {
 	if n.opts.TwilioAccountSID != "" && n.opts.PublicURL == "" {
 		n.log.Warn(MsgNoPublicURL)
 	}
-	n.log.Info("switchboard listening", "addr", ln.Addr().String(), "bus", n.busName(), "sms", n.sender.Name(), "data", n.opts.DataDir)
+	// A node alone catches up with its local log in moments; a node that
+	// joins a long stream log may take longer and says so on /readyz.
+	n.awaitCatchUp()
+	n.log.Info("switchboard listening", "addr", ln.Addr().String(), "log", n.cluster.elog.Name(), "sms", n.sender.Name(), "data", n.opts.DataDir)
 	return nil
-}
-
-func (n *Node) busName() string {
-	if n.opts.AMQPURL == "" {
-		return "in-process"
-	}
-	return "rabbitmq"
 }
 
 // Run starts the node and serves until ctx is done or the node fails
@@ -324,11 +357,15 @@ func (n *Node) shutdownParts(ctx context.Context) error {
 		// Sessions are hijacked connections: http.Server.Shutdown does not
 		// close them, the router does.
 		n.router.call(ctx, n.router.closeAll)
-		if n.cluster != nil && n.cluster.caughtUp.Load() {
+		if n.cluster.caughtUp.Load() {
 			n.cluster.saveNow(ctx)
 		}
 	}
-	for _, s := range n.subs {
+	n.subsMu.Lock()
+	subs := n.subs
+	n.subs, n.subsDone = nil, true
+	n.subsMu.Unlock()
+	for _, s := range subs {
 		s.Close()
 	}
 	if n.cancel != nil {
@@ -357,28 +394,17 @@ func (n *Node) shutdownParts(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// sleepCtx waits d or until ctx ends; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
+// addSub records a subscription for Shutdown to close (at once when the
+// node is already shutting down).
+func (n *Node) addSub(s bus.Subscription) {
+	n.subsMu.Lock()
+	done := n.subsDone
+	if !done {
+		n.subs = append(n.subs, s)
 	}
-}
-
-// gated returns a handler that passes deliveries to h once gate is
-// closed; until then they wait (a closing subscription stops the wait).
-func gated(gate <-chan struct{}, h bus.Handler) bus.Handler {
-	return func(ctx context.Context, d bus.Delivery) error {
-		select {
-		case <-gate:
-			return h(ctx, d)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	n.subsMu.Unlock()
+	if done {
+		s.Close()
 	}
 }
 
@@ -402,89 +428,48 @@ func (n *Node) Ready() error {
 	if err := n.bus.Ready(); err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
-	if n.cluster != nil {
-		return n.cluster.ready()
+	if err := n.startErr.Load(); err != nil {
+		return fmt.Errorf("starting: %w", *err)
 	}
-	return nil
+	return n.cluster.ready()
 }
 
-// subscribe connects the bus to the router and the dispatcher.
-func (n *Node) subscribe() error {
-	if n.cluster != nil {
-		// The log carries sms.* and routing; navigation has its own keys.
-		if err := n.cluster.start(n.ctx); err != nil {
-			return err
+// subscribe starts the log machinery and navigation analytics, retrying
+// with capped backoff while they cannot start (the broker is away) until
+// ctx ends. Meanwhile Ready says why the node is not ready.
+func (n *Node) subscribe(ctx context.Context) {
+	backoff := startRetryMin
+	logUp := false
+	for attempt := 1; ; attempt++ {
+		var err error
+		if !logUp {
+			err = n.cluster.start(ctx)
+			logUp = err == nil
 		}
-		return n.startNav()
-	}
-	type sub struct {
-		queue    string
-		bindings []string
-		h        bus.Handler
-	}
-	subs := []sub{
-		{"", []string{"sms.in.#"}, n.onInbound},
-		{"", []string{"sms.out.#"}, n.onOutbound},
-		{"", []string{"sms.status.#"}, n.onStatus},
-	}
-	for _, s := range subs {
-		sb, err := n.bus.Subscribe(n.ctx, bus.SubscribeOptions{Queue: s.queue, Bindings: s.bindings}, s.h)
-		if err != nil {
-			return fmt.Errorf("subscribe %v: %w", s.bindings, err)
+		if logUp {
+			err = n.startNav()
 		}
-		n.subs = append(n.subs, sb)
+		if err == nil {
+			n.startErr.Store(nil)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		n.startErr.Store(&err)
+		n.log.Warn("starting on the log failed; retrying", "attempt", attempt, "err", err, "next_in", backoff)
+		if !pause.For(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, startRetryMax)
 	}
-	return n.startNav()
 }
 
-func decodeEvent(d bus.Delivery) (messageEvent, error) {
-	var ev messageEvent
-	if err := json.Unmarshal(d.Body, &ev); err != nil {
-		return ev, bus.Permanent(fmt.Errorf("decode %s: %w", d.Key, err))
-	}
-	if ev.ID == "" || ev.Phone == "" {
-		return ev, bus.Permanent(fmt.Errorf("decode %s: message without id or phone", d.Key))
-	}
-	return ev, nil
-}
-
-func (n *Node) onInbound(ctx context.Context, d bus.Delivery) error {
-	ev, err := decodeEvent(d)
-	if err != nil {
-		return err
-	}
-	var born time.Time
-	if ev.Born > 0 {
-		born = time.Unix(0, ev.Born)
-	}
-	if !n.router.do(ctx, func() { n.router.arrive(ev.Message, born) }) {
-		return errors.New("router stopped")
-	}
-	return nil
-}
-
-func (n *Node) onOutbound(ctx context.Context, d bus.Delivery) error {
-	ev, err := decodeEvent(d)
-	if err != nil {
-		return err
-	}
-	n.outbound.enqueue(ev.Message, "")
-	if !n.router.do(ctx, func() { n.router.outbound(ev.Message) }) {
-		return errors.New("router stopped")
-	}
-	return nil
-}
-
-func (n *Node) onStatus(ctx context.Context, d bus.Delivery) error {
-	ev, err := decodeEvent(d)
-	if err != nil {
-		return err
-	}
-	if !n.router.do(ctx, func() { n.router.status(ev.Message, ev.Detail) }) {
-		return errors.New("router stopped")
-	}
-	return nil
-}
+// The backoff of subscribe.
+const (
+	startRetryMin = 100 * time.Millisecond
+	startRetryMax = 5 * time.Second
+)
 
 // publish sends an event on the bus and waits for it to be accepted.
 func (n *Node) publish(ctx context.Context, key string, v any) error {

@@ -20,7 +20,7 @@ import (
 type Options struct {
 	Addr      string // HTTP listen address; default "127.0.0.1:8080" (this machine only); elsewhere needs a strong Secret
 	DataDir   string // LevelDB directory; default "./data"
-	AMQPURL   string // RabbitMQ URL; "" = embedded in-process bus
+	AMQPURL   string // RabbitMQ URL: the nodes share its stream log; "" = the node alone, on its local log
 	Node      string // node id in metrics and routing; default the host name
 	PublicURL string // URL Twilio is configured with (scheme://host[/prefix]); "" = derived from the request and X-Forwarded-* headers
 	Secret    string // signs agent tokens; "" = agents are refused (401)
@@ -246,7 +246,7 @@ func Settings() []Setting {
 	b, s = str(func(o *Options) *string { return &o.DataDir })
 	add(mk("data", []string{"SWITCHBOARD_DATA"}, "LevelDB directory", b, s))
 	b, s = str(func(o *Options) *string { return &o.AMQPURL })
-	add(mk("amqp", []string{"SWITCHBOARD_AMQP_URL", "CLOUDAMQP_URL"}, "RabbitMQ URL; empty = embedded in-process bus", b, s))
+	add(mk("amqp", []string{"SWITCHBOARD_AMQP_URL", "CLOUDAMQP_URL"}, "RabbitMQ URL (nodes share its stream log); empty = the node alone, on its local log", b, s))
 	b, s = str(func(o *Options) *string { return &o.AMQPExchange })
 	add(mk("amqp-exchange", []string{"SWITCHBOARD_AMQP_EXCHANGE"}, "RabbitMQ topic exchange shared by the cluster, also the queue name prefix", b, s))
 	b, s = str(func(o *Options) *string { return &o.Node })

@@ -9,14 +9,15 @@ import (
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/route"
-	"github.com/switchboard/switchboard/switchboard/store"
 )
 
 // loadEvery is how often the router refreshes its load gauges.
 const loadEvery = 500 * time.Millisecond
 
 // router owns the routing engine, the live agent sessions and the grace
-// timers. All of them are touched only by the router goroutine: other
+// timers. All of them are touched only by the router goroutine (the
+// sessions and timers only by this file's methods; the applier's route*
+// functions drive the engine from inside router.call): other
 // goroutines hand it work with do (fire and forget) or call (wait for the
 // answer), so routing decisions are serialized and capacity can never be
 // exceeded by concurrent arrivals.
@@ -29,14 +30,16 @@ type router struct {
 	// lost holds, per agent, the conversations taken from it while it was
 	// offline (its grace period ran out). Its client still shows them, so
 	// they are sent as released when it connects again.
-	lost   map[string][]route.Effect
-	maxSeq uint64
+	lost map[string][]route.Effect
 	// loadDirty says the load gauges are stale.
 	loadDirty bool
 	queue     waitLine // what agents last heard of the waiting line (queue.go)
 
+	// graceOver appends the expiry of agent's grace period for epoch to
+	// the log; false asks to try again (cluster.expire).
+	graceOver func(agent string, epoch uint64) bool
+
 	work    chan func()
-	persist chan store.ConvState
 	stopped chan struct{}
 }
 
@@ -49,50 +52,18 @@ func newRouter(n *Node) *router {
 		timers:   make(map[string]*time.Timer),
 		lost:     make(map[string][]route.Effect),
 		work:     make(chan func(), 4096),
-		persist:  make(chan store.ConvState, 4096),
 		stopped:  make(chan struct{}),
 	}
 }
 
-// restore loads routing state from the store. Agents that held
-// conversations get a fresh grace period to reconnect.
-func (r *router) restore() error {
-	var convs []route.Conversation
-	err := r.n.store.Conversations(func(c store.ConvState) error {
-		if c.WaitSeq > r.maxSeq {
-			r.maxSeq = c.WaitSeq
-		}
-		if c.Agent != "" || c.Waiting {
-			convs = append(convs, route.Conversation{Phone: c.Phone, Agent: c.Agent, LastAgent: c.LastAgent, Waiting: c.Waiting, WaitSeq: c.WaitSeq})
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	epochs := r.engine.Restore(convs, r.n.now())
-	for agent, epoch := range epochs {
-		r.startGrace(agent, epoch)
-	}
-	r.log.Info("routing state restored", "conversations", len(convs), "waiting", len(r.engine.Waiting()), "agents", len(epochs))
-	return nil
-}
-
-// run processes work until ctx is done. The persister runs beside it so that
-// routing never waits for the disk; assignment writes keep their order.
+// run processes work until ctx is done. Routing state reaches the disk
+// with the applier's checkpoints (checkpoint.go), never from here.
 func (r *router) run(ctx context.Context) {
 	defer close(r.stopped)
-	persisted := make(chan struct{})
-	go func() {
-		defer close(persisted)
-		r.persistLoop()
-	}()
 	defer func() {
 		for _, t := range r.timers {
 			t.Stop()
 		}
-		close(r.persist)
-		<-persisted
 	}()
 	gauges := time.NewTicker(loadEvery)
 	defer gauges.Stop()
@@ -107,17 +78,6 @@ func (r *router) run(ctx context.Context) {
 			r.tickQueue()
 		case <-ctx.Done():
 			return
-		}
-	}
-}
-
-func (r *router) persistLoop() {
-	for c := range r.persist {
-		// Losing one of these in a crash is safe: the store marks a
-		// conversation waiting in the same write as its message, so a
-		// restarted node offers it again.
-		if err := r.n.store.PutConvState(context.Background(), c); err != nil {
-			r.log.Error("persist routing state", "phone", c.Phone, "err", err)
 		}
 	}
 }
@@ -169,7 +129,7 @@ func (r *router) apply(effects []route.Effect, born time.Time) {
 			if s := r.sessions[e.Agent]; s != nil {
 				s.enqueue(protocol.Frame{Type: protocol.TypeReleased, Phone: e.Phone, Reason: e.Reason}, time.Time{})
 			} else if !r.engine.LoadOf(e.Agent).Online {
-				// Connected nowhere (in cluster mode every node agrees).
+				// Connected nowhere (every node agrees).
 				r.lost[e.Agent] = append(r.lost[e.Agent], e)
 			}
 			if r.announces(e.Agent) {
@@ -181,26 +141,16 @@ func (r *router) apply(effects []route.Effect, born time.Time) {
 }
 
 // announces reports whether this node publishes conv.* events for agent:
-// always in single-node mode; in cluster mode, where every node makes the
-// same decision, only the node hosting the agent's session does.
+// every node makes the same decision, and the node hosting the agent's
+// session announces it (an expiry's losses are announced by the node whose
+// expiry took effect, apply.go).
 func (r *router) announces(agent string) bool {
-	return r.n.cluster == nil || r.sessions[agent] != nil
+	return r.sessions[agent] != nil
 }
 
 func (r *router) saveConv(phone string) {
-	if r.n.cluster != nil {
-		// Written with the next checkpoint, together with the log offset.
-		r.n.cluster.dirty[phone] = true
-		return
-	}
-	c := r.engine.Conversation(phone)
-	st := store.ConvState{Phone: c.Phone, Agent: c.Agent, LastAgent: c.LastAgent, Waiting: c.Waiting, WaitSeq: c.WaitSeq}
-	select {
-	case r.persist <- st:
-	default:
-		// The disk is far behind; wait rather than drop routing state.
-		r.persist <- st
-	}
+	// Written with the next checkpoint, together with the log offset.
+	r.n.cluster.dirty[phone] = true
 }
 
 func (r *router) sendAssigned(s *session, phone string, born time.Time) {
@@ -211,24 +161,8 @@ func (r *router) sendAssigned(s *session, phone string, born time.Time) {
 	s.enqueue(protocol.Frame{Type: protocol.TypeAssigned, Phone: phone, List: list}, born)
 }
 
-// arrive handles a stored inbound message (single-node mode): its place in
-// the waiting line is the one the store gave it.
-func (r *router) arrive(m protocol.Message, born time.Time) {
-	if r.engine.Owner(m.Phone) != "" {
-		r.arriveAt(m, 0, born, r.n.now())
-		return
-	}
-	seq := r.maxSeq + 1
-	if st, err := r.n.store.ConvState(m.Phone); err == nil && st.Waiting && st.WaitSeq > 0 {
-		seq = st.WaitSeq
-	}
-	if seq > r.maxSeq {
-		r.maxSeq = seq
-	}
-	r.arriveAt(m, seq, born, r.n.now())
-}
-
-// arriveAt routes an inbound message that has arrival order seq.
+// arriveAt routes an inbound message applied from the log: its arrival
+// order seq is its log offset + 1.
 func (r *router) arriveAt(m protocol.Message, seq uint64, born, now time.Time) {
 	if owner := r.engine.Owner(m.Phone); owner != "" {
 		if s := r.sessions[owner]; s != nil {
@@ -268,29 +202,6 @@ func (r *router) status(m protocol.Message, detail string) {
 	}
 }
 
-// connect registers a new session; an older session of the same agent is
-// closed. Conversations the agent still holds are sent again.
-func (r *router) connect(s *session) {
-	if old := r.sessions[s.agent]; old != nil {
-		old.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "Signed in from another place; this session is closed."}, time.Time{})
-		old.close(websocket.ClosePolicyViolation, "replaced by a newer session")
-	}
-	if t := r.timers[s.agent]; t != nil {
-		t.Stop()
-		delete(r.timers, s.agent)
-	}
-	s.epoch = r.engine.Connect(s.agent, r.n.now())
-	r.sessions[s.agent] = s
-	r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
-	s.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "How can I help you?"}, time.Time{})
-	r.tellQueue(s)
-	r.tellLost(s.agent, s)
-	for _, phone := range r.engine.Conversations(s.agent) {
-		r.sendAssigned(s, phone, time.Time{})
-	}
-	r.publishPresence(s.agent, "connected")
-}
-
 // tellLost sends s (nil: the agent connected on another node) a released
 // frame for each conversation agent lost while it was connected nowhere,
 // and forgets them.
@@ -303,65 +214,6 @@ func (r *router) tellLost(agent string, s *session) {
 		}
 	}
 	delete(r.lost, agent)
-}
-
-func (r *router) disconnect(s *session) {
-	if r.sessions[s.agent] == s {
-		delete(r.sessions, s.agent)
-		r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
-	}
-	if r.engine.Disconnect(s.agent, s.epoch) {
-		r.startGrace(s.agent, s.epoch)
-	}
-	if r.sessions[s.agent] == nil {
-		r.publishPresence(s.agent, "gone")
-	}
-}
-
-func (r *router) startGrace(agent string, epoch uint64) {
-	if t := r.timers[agent]; t != nil {
-		t.Stop()
-	}
-	r.timers[agent] = time.AfterFunc(r.n.opts.Grace, func() {
-		r.do(context.Background(), func() {
-			delete(r.timers, agent)
-			if effects := r.engine.Expire(agent, epoch, r.n.now()); len(effects) > 0 {
-				r.log.Info("grace period over: conversations requeued", "agent", agent, "effects", len(effects))
-				r.apply(effects, time.Time{})
-			}
-		})
-	})
-}
-
-func (r *router) available(s *session, capacity int) {
-	if r.sessions[s.agent] != s {
-		return
-	}
-	if capacity <= 0 {
-		capacity = s.capacity
-	}
-	r.apply(r.engine.Available(s.agent, capacity, r.n.now()), time.Time{})
-	r.publishPresence(s.agent, "available")
-}
-
-func (r *router) away(s *session) {
-	if r.sessions[s.agent] != s {
-		return
-	}
-	r.engine.Away(s.agent)
-	r.publishPresence(s.agent, "away")
-	r.loadDirty = true
-}
-
-func (r *router) publishPresence(agent, state string) {
-	if r.n.cluster != nil {
-		return // in cluster mode presence events are the routing inputs themselves
-	}
-	l := r.engine.LoadOf(agent)
-	r.n.publishAsync(keyPresence(agent), presenceEvent{
-		Agent: agent, Node: r.n.opts.Node, State: state,
-		Capacity: l.Capacity, Load: l.Active, At: r.n.now().UnixMilli(),
-	})
 }
 
 // publishLoad sets the agent and conversation gauges. It walks every agent,
@@ -392,3 +244,77 @@ func (r *router) closeAll() {
 		s.close(websocket.CloseGoingAway, "server shutting down")
 	}
 }
+
+// attach applies an agent's connection (session id, connection epoch): s
+// is this node's session for it, or nil when another node hosts it. The
+// hosting node starts using the session; every node closes an older
+// session of the same agent it hosts.
+func (r *router) attach(agent, id string, epoch uint64, s *session) {
+	r.stopGrace(agent)
+	old := r.sessions[agent]
+	if old != nil && old != s && old.id != id {
+		old.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "Signed in from another place; this session is closed."}, time.Time{})
+		old.close(websocket.ClosePolicyViolation, "replaced by a newer session")
+		delete(r.sessions, agent)
+	}
+	if s == nil {
+		if old != nil && old.id == id {
+			s = old // re-asserted after this node was thought dead
+		} else {
+			r.tellLost(agent, nil) // the node hosting it tells it
+			r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
+			return
+		}
+	}
+	r.tellLost(agent, s)
+	s.epoch = epoch
+	r.sessions[agent] = s
+	r.tellQueue(s)
+	r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
+	for _, phone := range r.engine.Conversations(agent) {
+		r.sendAssigned(s, phone, time.Time{})
+	}
+}
+
+// forget drops a closed local session.
+func (r *router) forget(s *session) {
+	if r.sessions[s.agent] == s {
+		delete(r.sessions, s.agent)
+		r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
+	}
+}
+
+// hosts reports whether this node hosts agent's session.
+func (r *router) hosts(agent string) bool { return r.sessions[agent] != nil }
+
+// localSessions returns the sessions this node hosts.
+func (r *router) localSessions() []*session {
+	list := make([]*session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		list = append(list, s)
+	}
+	return list
+}
+
+// startGrace starts agent's grace period for connection epoch: when it
+// ends, graceOver is called (outside the router goroutine) to append the
+// expiry to the log, where it takes effect.
+func (r *router) startGrace(agent string, epoch uint64) {
+	r.stopGrace(agent)
+	r.timers[agent] = time.AfterFunc(r.n.opts.Grace, func() {
+		if !r.graceOver(agent, epoch) {
+			r.do(context.Background(), func() { r.startGrace(agent, epoch) }) // retried a grace period later
+		}
+	})
+}
+
+// stopGrace stops agent's grace timer, if any.
+func (r *router) stopGrace(agent string) {
+	if t := r.timers[agent]; t != nil {
+		t.Stop()
+		delete(r.timers, agent)
+	}
+}
+
+// inGrace reports whether agent's grace timer runs.
+func (r *router) inGrace(agent string) bool { return r.timers[agent] != nil }

@@ -52,7 +52,7 @@ type outFrame struct {
 // queue is full the agent is too slow and is disconnected, so a slow agent
 // never slows the node.
 type session struct {
-	id       string // cluster mode: names this connection in presence events
+	id       string // names this connection in presence events
 	n        *Node
 	conn     *websocket.Conn
 	agent    string
@@ -67,7 +67,7 @@ type session struct {
 	// limit is the frame rate limit; used by the reader goroutine only.
 	limit bucket
 
-	// Cluster mode: what the agent last declared, to re-assert it.
+	// What the agent last declared, to re-assert it.
 	available    atomic.Bool
 	lastCapacity atomic.Int64
 

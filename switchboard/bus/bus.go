@@ -2,7 +2,9 @@
 // subscribe with at-least-once delivery, behind one small interface with two
 // implementations that pass the same conformance suite (package bustest):
 //
-//   - Memory, the in-process bus of the embedded single-node default;
+//   - Memory, the in-process bus of a node that runs alone (navigation
+//     analytics and announcements; its conversation and routing events go
+//     through its local log, package eventlog);
 //   - amqpbus.Bus, RabbitMQ through amqp091-go, used when nodes scale out.
 //
 // Routing follows AMQP topic exchanges: a routing key is a dot-separated list

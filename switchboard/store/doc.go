@@ -26,6 +26,8 @@
 //	o/<oseq8>/<id>          ""         outbox: replies not yet handed to the provider, in order
 //	c/<phone>               state      routing state of the conversation (JSON)
 //	x/<phone>               "stop"     the customer opted out (consent.go)
+//	L/<offset8>             <len2><key><body>  local log entry (log.go; the node alone)
+//	g/lognext               <n8>       next local log offset (never reused)
 //	fw/<word>/<^ms8><phone>/<^seq8> "" search index, every conversation (search.go)
 //	fc/<phone>/<word>/<^ms8><^seq8> "" search index, one conversation
 //	g/search                "1"        every stored message is in the search index
@@ -46,6 +48,8 @@
 // batch, per-conversation seqs come from an in-memory cache loaded lazily
 // from the last key of the conversation — writes the batch with Sync: true,
 // and only then answers all of them. So concurrent writers share one fsync.
+// Requests that do not need their own fsync (WithoutSync) are written first,
+// without one, and answered at once: they do not wait for the others'.
 // If the write fails, every request of the batch gets the error; nothing of
 // it is in the in-memory state except that the seqs it allocated are
 // skipped, never reused (the failed batch may still be in LevelDB's

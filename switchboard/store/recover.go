@@ -90,6 +90,19 @@ func (l *liveDB) scan(prefix []byte, fn func(it iterator.Iterator) error) error 
 	})
 }
 
+// scanRange runs fn with an iterator over r and releases it. fn runs with
+// the database held open: it must not call back into the store.
+func (l *liveDB) scanRange(r *util.Range, fn func(it iterator.Iterator) error) error {
+	return l.view(func(db *leveldb.DB) error {
+		it := db.NewIterator(r, nil)
+		defer it.Release()
+		if err := fn(it); err != nil {
+			return err
+		}
+		return it.Error()
+	})
+}
+
 // Close closes the database for good.
 func (l *liveDB) Close() error {
 	err := l.release()

@@ -103,8 +103,11 @@ type Store struct {
 	failures atomic.Uint64 // failed synced writes
 
 	// Owned by the writer goroutine.
-	seqs map[string]uint64 // phone → last message seq, loaded lazily
-	gseq uint64            // last store-global sequence number allocated
+	seqs  map[string]uint64 // phone → last message seq, loaded lazily
+	gseq  uint64            // last store-global sequence number allocated
+	lnext int64             // next local log offset (log.go)
+
+	logNext atomic.Int64 // lnext as of the last successful write, for readers
 }
 
 // result is what the writer answers to one request.
@@ -205,6 +208,10 @@ func (s *Store) init() error {
 	default:
 		s.gseq = binary.BigEndian.Uint64(g)
 	}
+	if err := s.loadLogNext(); err != nil {
+		return err
+	}
+	s.logNext.Store(s.lnext)
 	return s.initSearch() // search.go: index messages stored before the index existed
 }
 
@@ -346,8 +353,32 @@ func (s *Store) failQueued() {
 	}
 }
 
-// commit applies a batch of requests and writes them with one synced write.
+// commit applies a batch of requests and writes them with one synced
+// write. Lazy requests (WithoutSync) in a batch that also holds synced
+// ones are written first, in a write of their own without fsync, and
+// answered at once, so they never wait for the others' fsync. Reordering
+// requests within one batch is safe: a caller waits for its answer before
+// it sends its next request, so requests of one batch are concurrent and
+// any order between them is an order they could have arrived in.
 func (s *Store) commit(batch []*request) {
+	var lazy, synced []*request
+	for _, r := range batch {
+		if r.lazy {
+			lazy = append(lazy, r)
+		} else {
+			synced = append(synced, r)
+		}
+	}
+	if len(lazy) > 0 && len(synced) > 0 {
+		s.commitGroup(lazy, false)
+		s.commitGroup(synced, true)
+		return
+	}
+	s.commitGroup(batch, len(synced) > 0)
+}
+
+// commitGroup applies requests and writes them in one write, synced or not.
+func (s *Store) commitGroup(batch []*request, sync bool) {
 	// While writes fail, take requests only once a probe (or a reopen)
 	// works, and before they read: a reopen may replay a batch that failed.
 	if err := s.recover(); err != nil {
@@ -359,10 +390,6 @@ func (s *Store) commit(batch []*request) {
 	}
 	t := newTxn(s)
 	results := make([]result, len(batch))
-	sync := false
-	for _, r := range batch {
-		sync = sync || !r.lazy
-	}
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			results[i] = result{err: err} // the caller has gone: write nothing
@@ -372,6 +399,9 @@ func (s *Store) commit(batch []*request) {
 	}
 	if t.gseq != s.gseq {
 		t.batch.Put([]byte(keyGSeq), be8(t.gseq))
+	}
+	if t.lnext != s.lnext {
+		t.batch.Put([]byte(keyLogNext), be8(uint64(t.lnext)))
 	}
 	if t.batch.Len() > 0 {
 		var err error
@@ -404,6 +434,12 @@ func (s *Store) commit(batch []*request) {
 			s.failures.Add(1)
 		}
 		t.publishSeqs()
+		if err == nil {
+			// Log offsets are consecutive: a failed write gives its
+			// offsets out again (the next write of them overwrites).
+			s.lnext = t.lnext
+			s.logNext.Store(s.lnext)
+		}
 		s.commits.Add(1)
 	}
 	for i, r := range batch {

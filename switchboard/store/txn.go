@@ -18,10 +18,11 @@ type txn struct {
 	over  map[string][]byte // key → value put in this batch; nil value = deleted
 	seqs  map[string]uint64 // working copies of s.seqs for phones touched
 	gseq  uint64            // working copy of s.gseq
+	lnext int64             // working copy of s.lnext
 }
 
 func newTxn(s *Store) *txn {
-	return &txn{s: s, over: make(map[string][]byte), seqs: make(map[string]uint64), gseq: s.gseq}
+	return &txn{s: s, over: make(map[string][]byte), seqs: make(map[string]uint64), gseq: s.gseq, lnext: s.lnext}
 }
 
 // get reads key as it will be after this batch so far.

@@ -17,6 +17,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/switchboard/switchboard/switchboard/bus"
+	"github.com/switchboard/switchboard/switchboard/internal/pause"
 )
 
 // Header names this package sets on messages it republishes.
@@ -54,6 +55,7 @@ type Bus struct {
 	connUp   chan struct{}    // closed while conn is set; replaced when it is lost
 	netConn  net.Conn         // TCP connection under conn (test hook)
 	dialCtx  context.Context  // bounds the dial in progress
+	dialErr  error            // why the last connection attempt failed
 	declared map[string]bool  // queues declared, for Declared()
 
 	// Publisher. Publishes queue in outq; the send loop writes what is
@@ -99,6 +101,51 @@ type pubReq struct {
 // connection supervisor. It fails if this first connection fails; later
 // connection losses are retried forever with capped backoff.
 func Dial(ctx context.Context, opts Options) (*Bus, error) {
+	b, err := newBus(opts)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.dialCtx = ctx
+	b.mu.Unlock()
+	conn, err := b.connect()
+	if err != nil {
+		b.cancel()
+		return nil, fmt.Errorf("amqpbus: dial %s: %w", b.url, err)
+	}
+	b.mu.Lock()
+	b.dialCtx = b.ctx
+	b.mu.Unlock()
+	b.setConn(conn)
+	b.run(conn)
+	select {
+	case <-b.pubReady:
+	case <-ctx.Done():
+		b.Close()
+		return nil, fmt.Errorf("amqpbus: dial %s: open publishing channel: %w", b.url, ctx.Err())
+	}
+	b.log.Info("connected")
+	return b, nil
+}
+
+// Open is Dial that does not wait for the broker: it returns at once and
+// connects in the background, retrying with capped backoff (ReconnectMin
+// to ReconnectMax) until it is connected, then as after any connection
+// loss. Until then Ready reports why it is not, Subscribe waits for the
+// connection and Publish waits for it or its ctx.
+func Open(opts Options) (*Bus, error) {
+	b, err := newBus(opts)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.dialCtx = b.ctx
+	b.mu.Unlock()
+	b.run(nil)
+	return b, nil
+}
+
+func newBus(opts Options) (*Bus, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -130,31 +177,16 @@ func Dial(ctx context.Context, opts Options) (*Bus, error) {
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.subCtx, b.subCancel = context.WithCancel(b.ctx)
+	return b, nil
+}
 
-	b.mu.Lock()
-	b.dialCtx = ctx
-	b.mu.Unlock()
-	conn, err := b.connect()
-	if err != nil {
-		b.cancel()
-		return nil, fmt.Errorf("amqpbus: dial %s: %w", b.url, err)
-	}
-	b.mu.Lock()
-	b.dialCtx = b.ctx
-	b.mu.Unlock()
-	b.setConn(conn)
+// run starts the supervisor (on conn; nil: it connects first) and the
+// publisher.
+func (b *Bus) run(conn *amqp.Connection) {
 	b.wg.Add(3)
 	go b.supervise(conn)
 	go b.publishLoop()
 	go b.sendLoop()
-	select {
-	case <-b.pubReady:
-	case <-ctx.Done():
-		b.Close()
-		return nil, fmt.Errorf("amqpbus: dial %s: open publishing channel: %w", b.url, ctx.Err())
-	}
-	b.log.Info("connected")
-	return b, nil
 }
 
 // dialTCP is amqp.Config.Dial: a context-bounded TCP dial with a deadline
@@ -257,38 +289,28 @@ func (b *Bus) waitConn(ctx context.Context) (*amqp.Connection, error) {
 }
 
 // supervise owns the connection: it waits for it to close and reconnects
-// with capped exponential backoff and jitter, forever, until Close.
+// with capped exponential backoff and jitter, forever, until Close. With
+// conn nil (Open) it connects first, at once and then with the same
+// backoff.
 func (b *Bus) supervise(conn *amqp.Connection) {
 	defer b.wg.Done()
+	first := conn == nil
 	for {
-		closed := conn.NotifyClose(make(chan *amqp.Error, 1))
-		select {
-		case err := <-closed:
-			b.clearConn()
-			b.log.Warn("connection lost; reconnecting", "err", err)
-		case <-b.ctx.Done():
-			b.clearConn()
-			conn.Close()
-			return
-		}
-		backoff := b.opts.ReconnectMin
-		for attempt := 1; ; attempt++ {
-			// Full jitter in [backoff/2, backoff] spreads many nodes out.
-			wait := backoff/2 + mrand.N(backoff/2+1)
-			t := time.NewTimer(wait)
+		if conn != nil {
+			closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 			select {
-			case <-t.C:
+			case err := <-closed:
+				b.clearConn()
+				b.log.Warn("connection lost; reconnecting", "err", err)
 			case <-b.ctx.Done():
-				t.Stop()
+				b.clearConn()
+				conn.Close()
 				return
 			}
-			backoff = min(2*backoff, b.opts.ReconnectMax)
-			c, err := b.connect()
-			if err == nil {
-				conn = c
-				break
-			}
-			b.log.Warn("reconnect failed", "attempt", attempt, "err", err, "next_in", backoff)
+		}
+		var ok bool
+		if conn, ok = b.reconnect(first); !ok {
+			return
 		}
 		b.mu.Lock()
 		closing := b.closed
@@ -298,20 +320,58 @@ func (b *Bus) supervise(conn *amqp.Connection) {
 			return
 		}
 		b.setConn(conn)
-		b.reconnects.Add(1)
-		b.log.Info("reconnected")
+		b.setDialErr(nil)
+		if first {
+			b.log.Info("connected")
+		} else {
+			b.reconnects.Add(1)
+			b.log.Info("reconnected")
+		}
+		first = false
 	}
+}
+
+// reconnect dials until it is connected (ok) or the bus closes. The first
+// connection of an Open bus is tried at once.
+func (b *Bus) reconnect(now bool) (conn *amqp.Connection, ok bool) {
+	backoff := b.opts.ReconnectMin
+	for attempt := 1; ; attempt++ {
+		if !now {
+			// Full jitter in [backoff/2, backoff] spreads many nodes out.
+			if !pause.For(b.ctx, backoff/2+mrand.N(backoff/2+1)) {
+				return nil, false
+			}
+			backoff = min(2*backoff, b.opts.ReconnectMax)
+		}
+		now = false
+		c, err := b.connect()
+		if err == nil {
+			return c, true
+		}
+		b.setDialErr(err)
+		b.log.Warn("connecting failed; retrying", "attempt", attempt, "err", err, "next_in", backoff)
+	}
+}
+
+// setDialErr records why the last connection attempt failed (Ready).
+func (b *Bus) setDialErr(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.dialErr = err
 }
 
 // Ready implements bus.Bus: nil while connected with an open publishing channel.
 func (b *Bus) Ready() error {
 	b.mu.Lock()
-	closed, conn := b.closed, b.conn
+	closed, conn, dialErr := b.closed, b.conn, b.dialErr
 	b.mu.Unlock()
 	if closed {
 		return bus.ErrClosed
 	}
 	if conn == nil || conn.IsClosed() {
+		if dialErr != nil {
+			return fmt.Errorf("amqpbus: not connected to %s: %w", b.url, dialErr)
+		}
 		return fmt.Errorf("amqpbus: not connected to %s", b.url)
 	}
 	b.pmu.Lock()
@@ -644,7 +704,7 @@ func (b *Bus) publishLoop() {
 		ch, confirms, returns, chClosed, err := b.openPublishChannel(conn)
 		if err != nil {
 			b.log.Warn("open publishing channel", "err", err)
-			if !sleepCtx(b.ctx, b.opts.ReconnectMin) {
+			if !pause.For(b.ctx, b.opts.ReconnectMin) {
 				return
 			}
 			continue
@@ -704,7 +764,7 @@ func (b *Bus) publishLoop() {
 		if !conn.IsClosed() {
 			// Only the channel died (e.g. a broker channel error): do not spin.
 			b.log.Warn("publishing channel closed; reopening")
-			if !sleepCtx(b.ctx, b.opts.ReconnectMin) {
+			if !pause.For(b.ctx, b.opts.ReconnectMin) {
 				return
 			}
 		}
@@ -791,16 +851,5 @@ func (b *Bus) resolve(c amqp.Confirmation) {
 		b.finishLocked(req, bus.ErrUnroutable)
 	default:
 		b.finishLocked(req, nil)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

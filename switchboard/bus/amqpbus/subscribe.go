@@ -14,6 +14,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/switchboard/switchboard/switchboard/bus"
+	"github.com/switchboard/switchboard/switchboard/internal/pause"
 )
 
 type subscription struct {
@@ -175,7 +176,7 @@ func (b *Bus) sleep(ctx context.Context, d time.Duration) bool {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	defer context.AfterFunc(b.ctx, stop)()
-	return sleepCtx(ctx, d)
+	return pause.For(ctx, d)
 }
 
 // run delivers in order from one goroutine and, when the channel or the
@@ -202,7 +203,7 @@ func (s *subscription) run(ch *amqp.Channel, deliveries <-chan amqp.Delivery) {
 				break
 			}
 			s.log.Warn("resubscribe failed", "err", err)
-			if !sleepCtx(s.ctx, backoff) {
+			if !pause.For(s.ctx, backoff) {
 				return
 			}
 			backoff = min(2*backoff, s.b.opts.ReconnectMax)
@@ -357,7 +358,7 @@ func (s *subscription) handleStream(d amqp.Delivery) bool {
 			}
 			break
 		}
-		if !sleepCtx(s.ctx, s.opts.RetryDelay) {
+		if !pause.For(s.ctx, s.opts.RetryDelay) {
 			return false
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
-	"github.com/switchboard/switchboard/switchboard/route"
 	"github.com/switchboard/switchboard/switchboard/store"
 )
 
@@ -19,32 +18,11 @@ const requestTimeout = 10 * time.Second
 func (n *Node) handleFrame(s *session, f protocol.Frame) {
 	ctx, cancel := context.WithTimeout(n.ctx, requestTimeout)
 	defer cancel()
-	if n.cluster != nil {
-		switch f.Type {
-		case protocol.TypeAvailable, protocol.TypeAway, protocol.TypeRelease:
-			n.clusterPresence(ctx, s, f)
-			return
-		}
-	}
 	switch f.Type {
-	case protocol.TypeAvailable:
-		n.router.do(ctx, func() { n.router.available(s, f.Capacity) })
-	case protocol.TypeAway:
-		n.router.do(ctx, func() { n.router.away(s) })
+	case protocol.TypeAvailable, protocol.TypeAway, protocol.TypeRelease:
+		n.agentRequest(ctx, s, f)
 	case protocol.TypeResponse:
 		n.handleResponse(ctx, s, f)
-	case protocol.TypeRelease:
-		var ok, called bool
-		called = n.router.call(ctx, func() {
-			var effects []route.Effect
-			effects, ok = n.router.engine.Release(s.agent, f.Phone, n.now())
-			if ok {
-				n.router.apply(effects, time.Time{})
-			}
-		})
-		if called && !ok {
-			s.enqueue(protocol.ErrorFrame(protocol.CodeNotAssigned, "conversation "+f.Phone+" is not yours", ""), time.Time{})
-		}
 	case protocol.TypeHistory:
 		n.handleHistory(ctx, s, f)
 	case protocol.TypeSearch:
@@ -52,8 +30,8 @@ func (n *Node) handleFrame(s *session, f protocol.Frame) {
 	}
 }
 
-// handleResponse stores a reply, acknowledges it and hands it to the bus
-// for sending. A repeated ref is acknowledged with the stored id and sends
+// handleResponse makes a reply durable (accept.go) and acknowledges it; it
+// is stored and sent when the log is applied. A repeated ref is acknowledged with the stored id and sends
 // nothing new.
 func (n *Node) handleResponse(ctx context.Context, s *session, f protocol.Frame) {
 	phone := f.Phone
@@ -81,38 +59,16 @@ func (n *Node) handleResponse(ctx context.Context, s *session, f protocol.Frame)
 		s.enqueue(refusal.Frame(), time.Time{})
 		return
 	}
-	if n.cluster != nil {
-		id, err := n.cluster.reply(ctx, s, phone, f.Ref, f.Message)
-		if refused(s, f.Ref, err) {
-			return
-		}
-		if err != nil {
-			n.log.Error("journal reply", "agent", s.agent, "phone", phone, "err", err)
-			s.enqueue(protocol.ErrorFrame(protocol.CodeInternal, "the reply was not stored; retry with the same ref", f.Ref), time.Time{})
-			return
-		}
-		s.enqueue(protocol.Frame{Type: protocol.TypeAck, Ref: f.Ref, ID: id}, time.Time{})
-		return
-	}
-	msg, dup, err := n.store.AppendReply(ctx, store.Reply{Phone: phone, Agent: s.agent, Ref: f.Ref, Text: f.Message})
+	id, err := n.cluster.reply(ctx, s, phone, f.Ref, f.Message)
 	if refused(s, f.Ref, err) {
 		return
 	}
 	if err != nil {
-		n.log.Error("store reply", "agent", s.agent, "phone", phone, "err", err)
+		n.log.Error("accept reply", "agent", s.agent, "phone", phone, "err", err)
 		s.enqueue(protocol.ErrorFrame(protocol.CodeInternal, "the reply was not stored; retry with the same ref", f.Ref), time.Time{})
 		return
 	}
-	s.enqueue(protocol.Frame{Type: protocol.TypeAck, Ref: f.Ref, ID: msg.ID}, time.Time{})
-	if dup {
-		return
-	}
-	if err := n.publish(ctx, keyOut(phone), messageEvent{Message: msg, Node: n.opts.Node}); err != nil {
-		// The reply is in the outbox: send it from here rather than wait.
-		n.log.Warn("publish reply; sending locally", "id", msg.ID, "err", err)
-		n.outbound.enqueue(msg, "")
-		n.router.do(ctx, func() { n.router.outbound(msg) })
-	}
+	s.enqueue(protocol.Frame{Type: protocol.TypeAck, Ref: f.Ref, ID: id}, time.Time{})
 }
 
 // consent refuses a reply to a customer who opted out (opted_out), before
@@ -161,9 +117,9 @@ func (n *Node) handleHistory(ctx context.Context, s *session, f protocol.Frame) 
 	}
 }
 
-// clusterPresence turns available, away and release frames into log events
-// (cluster mode); they take effect when every node applies them.
-func (n *Node) clusterPresence(ctx context.Context, s *session, f protocol.Frame) {
+// agentRequest turns available, away and release frames into log events;
+// they take effect when the log is applied.
+func (n *Node) agentRequest(ctx context.Context, s *session, f protocol.Frame) {
 	var err error
 	switch f.Type {
 	case protocol.TypeAvailable:

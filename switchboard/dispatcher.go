@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard/switchboard/switchboard/internal/pause"
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/sms"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio"
@@ -107,7 +108,7 @@ func (d *dispatcher) handOver(mine bool) time.Duration {
 	}
 	d.mu.Unlock()
 	d.n.goFunc(func() {
-		if sleepCtx(d.n.ctx, wait) {
+		if pause.For(d.n.ctx, wait) {
 			d.sweep()
 		}
 	})
@@ -117,7 +118,7 @@ func (d *dispatcher) handOver(mine bool) time.Duration {
 // uncertain reports whether m (accepted by origin) may have reached the
 // provider before this node took it on.
 func (d *dispatcher) uncertain(m protocol.Message, origin string) bool {
-	if origin != "" && d.n.cluster != nil && origin != d.n.cluster.node {
+	if origin != "" && origin != d.n.cluster.node {
 		return true
 	}
 	d.mu.Lock()
@@ -216,32 +217,24 @@ func (d *dispatcher) run(ctx context.Context) {
 // sweep enqueues every pending reply: at start (resume after a restart) and
 // periodically (replies that missed the bus or a full queue).
 func (d *dispatcher) sweep() {
-	if c := d.n.cluster; c != nil {
-		if !c.caughtUp.Load() {
-			return // the log decides who sends what: wait until it is applied
-		}
-		pending, err := d.n.store.PendingReplies()
-		if err != nil {
-			d.log.Error("read outbox", "err", err)
-			return
-		}
-		for _, p := range pending {
-			if c.sends(p.Origin) {
-				d.enqueue(p.Message, p.Origin)
-			}
-		}
-		return
+	c := d.n.cluster
+	if !c.caughtUp.Load() {
+		return // the log decides who sends what: wait until it is applied
 	}
-	pending, err := d.n.store.Pending()
+	pending, err := d.n.store.PendingReplies()
 	if err != nil {
 		d.log.Error("read outbox", "err", err)
 		return
 	}
-	if len(pending) > 0 {
-		d.log.Info("resuming pending replies", "count", len(pending))
+	n := 0
+	for _, p := range pending {
+		if c.sends(p.Origin) {
+			d.enqueue(p.Message, p.Origin)
+			n++
+		}
 	}
-	for _, m := range pending {
-		d.enqueue(m, "")
+	if n > 0 {
+		d.log.Info("resuming pending replies", "count", n)
 	}
 }
 
@@ -330,18 +323,17 @@ func (d *dispatcher) ready(ctx context.Context, origin string, uncertain bool) e
 			wait = d.holdUntil.Sub(d.n.now())
 			d.mu.Unlock()
 		}
-		if c := d.n.cluster; c != nil {
-			if !c.sends(origin) {
-				return errNotHere
-			}
-			if !c.hearsBroker(d.n.now()) {
-				wait = max(wait, heartbeatEvery/4)
-			}
+		c := d.n.cluster
+		if !c.sends(origin) {
+			return errNotHere
+		}
+		if !c.members.hearsBroker(d.n.now()) {
+			wait = max(wait, heartbeatEvery/4)
 		}
 		if wait <= 0 {
 			return nil
 		}
-		if !sleepCtx(ctx, min(wait, heartbeatEvery)) {
+		if !pause.For(ctx, min(wait, heartbeatEvery)) {
 			return ctx.Err()
 		}
 	}

@@ -1,0 +1,263 @@
+package switchboard
+
+// This file holds accepting: webhooks, replies, statuses and agent requests become log events.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/switchboard/switchboard/switchboard/bus"
+	"github.com/switchboard/switchboard/switchboard/protocol"
+	"github.com/switchboard/switchboard/switchboard/store"
+)
+
+type acceptedID struct {
+	id   string
+	at   time.Time
+	what string // a digest of the content (replies: phone and text)
+}
+
+// digestOf is the content digest acceptedBefore compares.
+func digestOf(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return string(h.Sum(nil))
+}
+
+// refConflict is what acceptedBefore returns for a key accepted recently
+// with different content.
+const refConflict = "\x00conflict"
+
+// acceptedBefore returns the id given to key (a sid or an agent/ref) when
+// this node accepted it recently, or "" — and otherwise remembers id with
+// what (the content). Accepted before with another what: refConflict.
+func (c *cluster) acceptedBefore(key, id, what string) string {
+	c.acceptMu.Lock()
+	defer c.acceptMu.Unlock()
+	now := c.n.now()
+	if a, ok := c.accepted[key]; ok && now.Sub(a.at) < time.Minute {
+		if a.what != what {
+			return refConflict
+		}
+		return a.id
+	}
+	if len(c.accepted) > 100000 {
+		for k, a := range c.accepted {
+			if now.Sub(a.at) >= time.Minute {
+				delete(c.accepted, k)
+			}
+		}
+	}
+	c.accepted[key] = acceptedID{id: id, at: now, what: what}
+	return ""
+}
+
+// inbound accepts a webhook's message: durable (acceptor), then stored
+// and routed when it is applied from the log.
+func (c *cluster) inbound(ctx context.Context, in store.Inbound, born time.Time) (duplicate bool, err error) {
+	if _, err := c.n.store.MessageBySid(in.Sid); err == nil {
+		return true, nil
+	}
+	id := c.n.store.NewID()
+	if prev := c.acceptedBefore("sid/"+in.Sid, id, ""); prev != "" {
+		id = prev // a retry before the first copy reached the log: same event
+	}
+	msg := protocol.Message{
+		ID: id, Phone: in.Phone, Direction: protocol.In, Text: in.Text,
+		Received: born.UnixMilli(), Status: protocol.StatusReceived, FromCountry: in.FromCountry,
+		Media: in.Media, OptOut: in.OptOut, // OptOut: the provider's kind; the store adds the keyword's
+	}
+	ev := messageEvent{Message: msg, Node: c.node, Born: born.UnixNano(), Sid: in.Sid, To: in.To}
+	return false, c.appendApplied(ctx, id, keyIn(in.Phone), ev)
+}
+
+// reply accepts an agent's reply and returns its id.
+func (c *cluster) reply(ctx context.Context, s *session, phone, ref, text string) (string, error) {
+	if m, err := c.n.store.MessageByRef(s.agent, ref); err == nil {
+		if m.Phone != phone || m.Text != text {
+			return "", fmt.Errorf("cluster: reply %s/%s: %w", s.agent, ref, store.ErrRefConflict)
+		}
+		return m.ID, nil
+	}
+	id := c.n.store.NewID()
+	if prev := c.acceptedBefore("ref/"+s.agent+"/"+ref, id, digestOf(phone, text)); prev != "" {
+		if prev == refConflict {
+			return "", fmt.Errorf("cluster: reply %s/%s: %w", s.agent, ref, store.ErrRefConflict)
+		}
+		return prev, nil
+	}
+	msg := protocol.Message{
+		ID: id, Phone: phone, Direction: protocol.Out, Text: text, Agent: s.agent,
+		Received: c.n.now().UnixMilli(), Status: protocol.StatusQueued,
+	}
+	return id, c.appendApplied(ctx, id, keyOut(phone), messageEvent{Message: msg, Node: c.node, Ref: ref})
+}
+
+// status publishes a delivery status change through the journal. id may be
+// empty when only the provider's id is known (an early callback).
+func (c *cluster) status(ctx context.Context, msg protocol.Message, st protocol.Status, providerID, detail string) error {
+	eid := c.n.store.NewID()
+	key := "sms.status.unknown"
+	if msg.Phone != "" {
+		key = keyStatus(msg.Phone)
+	}
+	m := protocol.Message{ID: msg.ID, Phone: msg.Phone, Direction: protocol.Out, Status: st, Agent: msg.Agent, Text: msg.Text, Received: msg.Received}
+	return c.append(ctx, eid, key, messageEvent{Message: m, Node: c.node, ProviderID: providerID, Detail: detail, EventID: eid})
+}
+
+// connect registers a new local session and announces it.
+func (c *cluster) connect(s *session) error {
+	s.id = c.n.store.NewID()
+	c.pendingLock.Lock()
+	c.pending[s.id] = s
+	c.pendingLock.Unlock()
+	s.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "How can I help you?"}, time.Time{})
+	return c.presence(c.n.ctx, s, stateConnected, 0)
+}
+
+// takePending returns (and forgets) the local session whose connection
+// is being applied, if it is still open.
+func (c *cluster) takePending(id string) *session {
+	c.pendingLock.Lock()
+	defer c.pendingLock.Unlock()
+	s := c.pending[id]
+	delete(c.pending, id)
+	return s
+}
+
+// disconnect forgets a local session and announces it is gone.
+func (c *cluster) disconnect(s *session) {
+	c.pendingLock.Lock()
+	delete(c.pending, s.id)
+	c.pendingLock.Unlock()
+	c.n.router.call(context.Background(), func() { c.n.router.forget(s) })
+	if c.n.ctx.Err() != nil {
+		return // shutting down: the restarted node (or the dead-node check) disconnects it
+	}
+	if err := c.presence(c.n.ctx, s, stateGone, 0); err != nil {
+		c.log.Warn("publish disconnect", "agent", s.agent, "err", err)
+	}
+}
+
+// release asks the cluster to release phone from s's agent.
+func (c *cluster) release(ctx context.Context, s *session, phone string) error {
+	ev := routeEvent{ID: c.n.store.NewID(), Agent: s.agent, Phone: phone, Session: s.id, At: c.n.now().UnixMilli()}
+	return c.publish(ctx, keyRelease(s.agent), ev)
+}
+
+// presence publishes a presence event for session s.
+func (c *cluster) presence(ctx context.Context, s *session, state string, capacity int) error {
+	ev := presenceEvent{
+		Agent: s.agent, Node: c.node, State: state, Capacity: capacity,
+		At: c.n.now().UnixMilli(), ID: c.n.store.NewID(), Session: s.id,
+	}
+	return c.publish(ctx, keyPresence(s.agent), ev)
+}
+
+// publish appends an event to the log and waits until the log has it.
+// Events published this way (presence, releases, expiries, node states)
+// are not journaled: when the broker is away their publish fails and the
+// caller says so (to the agent) or retries.
+func (c *cluster) publish(ctx context.Context, key string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", key, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, publishWait)
+	defer cancel()
+	start := c.n.now()
+	if err := c.elog.Append(ctx, key, body); err != nil && !errors.Is(err, bus.ErrUnroutable) {
+		return fmt.Errorf("publish %s: %w", key, err)
+	}
+	c.n.metrics.busLatency.Observe(c.n.now().Sub(start))
+	return nil
+}
+
+// append makes an event this node accepted durable (acceptor) before it is
+// answered for.
+func (c *cluster) append(ctx context.Context, id, key string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("accept %s: %w", key, err)
+	}
+	return c.accept.accept(ctx, id, key, body)
+}
+
+// applyWait bounds how long accepting a message waits for the applier to
+// have applied it.
+const applyWait = 2 * time.Second
+
+// appendApplied is append that then waits, at most applyWait, until the
+// event is applied here, when the acceptor says to (acceptor.waitsForApply):
+// answered, the webhook's message (or the reply) is in this node's store
+// and routed, as a client reading its own write expects. It does not wait
+// while the log cannot take appends.
+func (c *cluster) appendApplied(ctx context.Context, id, key string, v any) error {
+	if !c.accept.waitsForApply() {
+		return c.append(ctx, id, key, v)
+	}
+	ch := c.applied.await(id)
+	defer c.applied.forget(id, ch)
+	if err := c.append(ctx, id, key, v); err != nil {
+		return err
+	}
+	if c.elog.Ready() != nil {
+		return nil
+	}
+	t := time.NewTimer(applyWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// appliedWaiters lets accepting wait for the applier (appendApplied).
+type appliedWaiters struct {
+	mu sync.Mutex
+	m  map[string]chan struct{}
+}
+
+// await returns a channel closed when event id is applied.
+func (w *appliedWaiters) await(id string) chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[string]chan struct{}{}
+	}
+	ch := w.m[id]
+	if ch == nil {
+		ch = make(chan struct{})
+		w.m[id] = ch
+	}
+	return ch
+}
+
+// done says event id is applied (the applier).
+func (w *appliedWaiters) done(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ch := w.m[id]; ch != nil {
+		close(ch)
+		delete(w.m, id)
+	}
+}
+
+// forget drops the wait for id when nobody else waits on ch.
+func (w *appliedWaiters) forget(id string, ch chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m[id] == ch {
+		delete(w.m, id)
+	}
+}

@@ -1,0 +1,92 @@
+// Package switchboard is the switchboard node: the HTTP API and Twilio
+// webhooks, agent WebSocket sessions, routing and outbound SMS, on one
+// ordered event log.
+//
+// # One path
+//
+// Every event that changes a conversation or routing — an inbound SMS, a
+// reply, a delivery status, an agent's presence, a release, a grace
+// expiry, a node's start or death — is appended to the log (package
+// eventlog) and takes effect only when the node applies it, in log order.
+// A node alone runs on the local log, kept in its LevelDB store; nodes
+// that share a RabbitMQ broker run on its stream log. The log is chosen
+// once, in New; nothing else knows which one it is, except that with the
+// stream log a node also journals what it accepts (journal.go) and
+// watches the other nodes' heartbeats (heartbeats.go), two things the
+// local log does not need.
+//
+//	webhook / agent frame          accept.go          the log          apply.go
+//	POST /sms/twilio ─┐                          ┌──────────────┐
+//	POST …/status ────┼─► cluster.inbound/reply ─►│ Local: store │─► apply (decode, queue)
+//	agent frames ─────┘   /status/presence/       │ Stream: AMQP │        │
+//	grace timers ──────►  release (acceptor:      └──────────────┘        ▼
+//	heartbeats ────────►  direct or journal)                        applier: a run of entries
+//	                         │ waits until applied                   │ 1. store.ApplyLog (no fsync)
+//	                         ▼ (appendApplied)                        │ 2. router.call: engine decides,
+//	                      200 / ack                                   │    sessions get frames
+//	                                                                  │ 3. dispatcher sends replies
+//	                                                                  └ checkpoint (fsync, offset)
+//
+// Every node applies the whole log and makes the same routing decisions
+// (route.Engine is deterministic and fed only by log events and the
+// times they carry). The node that hosts an agent's session delivers its
+// frames; the node that accepted a reply sends it (dispatcher.go), unless
+// the log says that node is dead (membership.go).
+//
+// # Files
+//
+//	node.go          Node: construction (the one choice of log), Start, Shutdown, Ready
+//	cluster.go       the log machinery's state, start, readiness
+//	accept.go        accepting: webhook, reply, status, presence, release → log
+//	journal.go       acceptors: direct (local log), journal and republisher (stream log)
+//	apply.go         applying: log → store → router, in log order
+//	checkpoint.go    checkpoints: routing state saved with the offset it reflects; restore
+//	logidentity.go   log identity: the first entry; a replaced log adopted or failed on
+//	membership.go    node start, death and "alive" as the log tells them; reply adoption
+//	heartbeats.go    heartbeats and silent nodes (stream log only)
+//	router.go        the router goroutine: engine, sessions, grace timers
+//	session.go       one agent WebSocket: write queue, reader, pinger
+//	agentframes.go   what an agent's frames do
+//	dispatcher.go    outbound SMS: queue, workers, retries, hand-over after a death
+//	earlystatus.go   status callbacks that arrive before their send is recorded
+//	http.go          HTTP routes and handlers
+//	nav.go           navigation analytics wiring (package nav)
+//	events.go        event bodies and routing keys (DESIGN.md)
+//	twilioregister.go, metrics.go, options.go
+//
+// # Goroutines
+//
+//   - net/http: one per request; webhook handlers accept and wait (at
+//     most applyWait) until the event is applied.
+//   - per agent session: a reader (readLoop, handleFrame) and, while
+//     frames are queued, a writer (writeOut); one pinger for all.
+//   - the router (router.run): the only goroutine that touches the engine,
+//     the sessions map, grace timers and lost releases; others hand it
+//     work with do or call.
+//   - the log subscription (eventlog Local.follow, or the amqpbus
+//     consumer) → cluster.apply, which only decodes and queues.
+//   - the applier (cluster.applier): stores, routes and checkpoints.
+//   - the store writer (group commit), the dispatcher and its send
+//     workers, the acceptor's run (the republisher, stream log only),
+//     heartbeats (stream log only), watchLog, navigation and metrics.
+//   - grace timers (time.AfterFunc) append route.expire.
+//
+// # Lock order
+//
+// Every mutex is a leaf: none is held while another is taken, while
+// calling the router (do, call), or while writing to the store or the
+// log. The router goroutine takes only leaf locks (a session's write
+// queue, cluster.pendingLock, cluster.adoptMu). The applier waits for the
+// router (router.call); the router never waits for the applier. The
+// store writer waits for nothing.
+//
+// # Guarantees
+//
+// A webhook is answered 200 only once its event is durable (local log:
+// fsynced; stream log: in the fsynced journal, published with confirms
+// and republished until the log has it), so Twilio's retry covers
+// everything else (a 503). Applying is idempotent: messages are keyed by
+// id, sid and ref in the store, route and presence events by their ids;
+// a restarted node resumes after its checkpoint's offset. Arrival order
+// is the log offset.
+package switchboard
