@@ -30,6 +30,11 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.typeText(text)
 	}
 	m.notice = "" // a new action: the last one's notice is stale
+	if m.flow.step > 0 {
+		if cmd, done := m.transferKey(k); done {
+			return cmd
+		}
+	}
 	switch {
 	case key.Matches(k, m.keys.Quit):
 		return tea.Quit
@@ -58,6 +63,8 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 			}
 			return nil // when disconnected, the presence is sent on reconnect
 		}
+	case key.Matches(k, m.keys.Transfer):
+		return m.startTransfer()
 	case key.Matches(k, m.keys.Release):
 		if c := m.selected(); c != nil {
 			return m.send(protocol.Frame{Type: protocol.TypeRelease, Phone: c.phone})

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"slices"
 
 	"charm.land/bubbles/v2/textarea"
 	tea "charm.land/bubbletea/v2"
@@ -55,6 +56,9 @@ func (m *Model) typeText(text string) tea.Cmd {
 // style past what Twilio accepts), and, if there is room, how to send.
 func (m *Model) composerLabel(w int) string {
 	c := m.selected()
+	if m.flow.step > 0 {
+		return m.transferLabel()
+	}
 	if c == nil {
 		return m.st.dim.Render("No conversation yet")
 	}
@@ -82,6 +86,10 @@ func (m *Model) helpPane(w, h int) []string {
 		lines = append(lines, "")
 	}
 	lines = append(lines, m.st.dim.Render("esc closes this help"))
+	if len(lines) > h { // short terminal: no blank lines between the groups
+		lines = slices.DeleteFunc(lines[1:], func(l string) bool { return l == "" })
+		lines = append([]string{m.st.title.Render("Keys")}, lines...)
+	}
 	return lines
 }
 

@@ -135,15 +135,15 @@ func TestNoticeDoesNotGoStale(t *testing.T) {
 		t.Fatalf("notice survived the next action: %q", bar)
 	}
 	f.frame(protocol.Frame{Type: protocol.TypeReleased, Phone: p2, Reason: "timeout"})
-	if bar := ansi.Strip(f.m.statusBar()); !strings.Contains(bar, "released "+p2+" (timeout)") {
+	if bar := ansi.Strip(f.m.statusBar()); !strings.Contains(bar, p2+" was given to another agent: timed out") {
 		t.Fatalf("status bar = %q", bar)
 	}
 	f.update(tickMsg(t0.Add(noticeTTL - time.Second)))
-	if !strings.Contains(ansi.Strip(f.m.statusBar()), "released") {
+	if !strings.Contains(ansi.Strip(f.m.statusBar()), "timed out") {
 		t.Fatal("notice gone before noticeTTL")
 	}
 	f.update(tickMsg(t0.Add(noticeTTL)))
-	if bar := ansi.Strip(f.m.statusBar()); strings.Contains(bar, "released") {
+	if bar := ansi.Strip(f.m.statusBar()); strings.Contains(bar, "timed out") {
 		t.Fatalf("notice outlived noticeTTL: %q", bar)
 	}
 }

@@ -26,6 +26,7 @@ type keyMap struct {
 	LineDown   key.Binding
 	Presence   key.Binding
 	Release    key.Binding
+	Transfer   key.Binding
 	Retry      key.Binding
 	Reconnect  key.Binding
 	Search     key.Binding
@@ -47,6 +48,7 @@ func defaultKeyMap() keyMap {
 		LineDown:   key.NewBinding(key.WithKeys("alt+down"), key.WithHelp("alt+↓", "scroll down")),
 		Presence:   key.NewBinding(key.WithKeys("ctrl+t"), key.WithHelp("ctrl+t", "available/away")),
 		Release:    key.NewBinding(key.WithKeys("ctrl+x"), key.WithHelp("ctrl+x", "release conversation")),
+		Transfer:   key.NewBinding(key.WithKeys("ctrl+g"), key.WithHelp("ctrl+g", "transfer (to an agent or the line)")),
 		Retry:      key.NewBinding(key.WithKeys("ctrl+r"), key.WithHelp("ctrl+r", "retry failed reply")),
 		Reconnect:  key.NewBinding(key.WithKeys("f5"), key.WithHelp("f5", "reconnect now")),
 		Search:     key.NewBinding(key.WithKeys("ctrl+f"), key.WithHelp("ctrl+f", "search")),
@@ -84,7 +86,7 @@ func (m *Model) hint(w int) string {
 func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Send, k.Newline, k.Retry},
-		{k.Next, k.Prev, k.Release, k.Search},
+		{k.Next, k.Prev, k.Release, k.Transfer, k.Search},
 		{k.PageUp, k.PageDown, k.LineUp, k.LineDown},
 		{k.Presence, k.Reconnect, k.Help, k.HelpAlways, k.Close, k.Quit},
 	}

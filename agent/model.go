@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/textarea"
@@ -117,7 +116,8 @@ type Model struct {
 	hintView  cachedView
 	nav       navStats
 	showHelp  bool
-	search    searchState // ctrl+f (search.go)
+	flow      transferPrompt // a transfer being typed (transfer.go)
+	search    searchState    // ctrl+f (search.go)
 }
 
 // NewModel validates cfg and returns a model.
@@ -280,8 +280,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.KeyPressMsg:
 		return m, m.handleKey(msg)
 	case tea.PasteMsg:
-		if m.search.open { // pasted text is the query's, not the draft's
-			m.search.query += strings.ReplaceAll(msg.Content, "\n", " ")
+		if m.searchPaste(msg.Content) { // search.go
 			return m, nil
 		}
 	}
@@ -370,12 +369,10 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 			if m.sel >= len(m.convs) {
 				m.sel = max(len(m.convs)-1, 0)
 			}
-			// The reason adds to "released" only when it says more.
-			why := ""
-			if r := strings.TrimSpace(f.Reason); r != "" && !strings.EqualFold(r, "released") {
-				why = " (" + r + ")"
+			if m.flow.phone == f.Phone {
+				m.endTransfer()
 			}
-			m.setNotice("released " + f.Phone + why)
+			m.setNotice(releasedWhy(f.Phone, f.Reason))
 		}
 	case protocol.TypeHistory:
 		if _, c := m.find(f.Phone); c != nil {
@@ -441,6 +438,10 @@ func (m *Model) assigned(f protocol.Frame) tea.Cmd {
 	}
 	c = newConversation(f.Phone)
 	c.merge(m.cfg.Analyzer, f.List)
+	if f.Transfer != nil {
+		c.transfer = transferredNote(f.Transfer)
+		m.setNotice(f.Phone + " " + c.transfer)
+	}
 	for i := len(c.msgs) - 1; i >= 0 && c.msgs[i].Message.Direction == protocol.In; i-- {
 		c.unread++
 	}

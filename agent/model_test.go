@@ -490,7 +490,7 @@ func TestKeysPresenceReleaseHelpQuit(t *testing.T) {
 		t.Fatal("ctrl+t did not come back to available")
 	}
 	f.key("?")
-	if !f.m.showHelp || !strings.Contains(f.view(), "release conversation") {
+	if !f.m.showHelp || !strings.Contains(f.view(), "release conversation") || !strings.Contains(f.view(), "transfer (to an agent or the line)") || !strings.Contains(f.view(), "close help") {
 		t.Fatal("? did not open the help")
 	}
 	f.key("esc")

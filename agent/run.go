@@ -27,6 +27,9 @@ type Options struct {
 	// CatalogURL is where product titles are read (GET /products); zero:
 	// derived from URL by CatalogURL (same host, http or https).
 	CatalogURL string
+	// Supervisor runs the supervisor's screen (NewSupervisor) instead of
+	// an agent's; Token is then the node's admin token.
+	Supervisor bool
 
 	Input     io.Reader // zero: the terminal
 	Output    io.Writer // zero: the terminal
@@ -75,7 +78,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	logger := slog.New(slog.NewTextHandler(lf, nil))
 	slog.SetDefault(logger) // anything logging through the default goes to the file too
 
-	client, err := wsclient.New(wsclient.Options{URL: opts.URL, Token: opts.Token, Away: opts.Away, Capacity: opts.Capacity, Logger: logger})
+	client, err := wsclient.New(wsclient.Options{URL: opts.URL, Token: opts.Token, Away: opts.Away, Capacity: opts.Capacity, Logger: logger, NoPresence: opts.Supervisor})
 	if err != nil {
 		return err
 	}
@@ -86,7 +89,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	model, err := NewModel(Config{
+	cfg := Config{
 		CatalogURL: opts.CatalogURL,
 		Conn:       client,
 		Done:       ctx.Done(),
@@ -97,7 +100,13 @@ func Run(ctx context.Context, opts Options) (err error) {
 		Hyperlinks: !opts.ASCII && HyperlinkTerminal(os.Getenv),
 		Bell:       os.Stderr,
 		Logger:     logger,
-	})
+	}
+	var model tea.Model
+	if opts.Supervisor {
+		model, err = NewSupervisor(cfg)
+	} else {
+		model, err = NewModel(cfg)
+	}
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,15 @@ func (m *Model) toggleSearch() {
 	m.search.open = !m.search.open
 }
 
+// searchPaste takes pasted text into the query while the pane is open,
+// not into the draft, and reports whether it did.
+func (m *Model) searchPaste(text string) bool {
+	if m.search.open {
+		m.search.query += strings.ReplaceAll(text, "\n", " ")
+	}
+	return m.search.open
+}
+
 // searchKey handles a key press while the search pane is open.
 func (m *Model) searchKey(k tea.KeyPressMsg) tea.Cmd {
 	s := &m.search

@@ -53,6 +53,7 @@ type conversation struct {
 	// refusedAt is when the node last refused a reply because the
 	// customer opted out (zero: never); see optedOut.
 	refusedAt time.Time
+	transfer string // who transferred it here, with their note (transfer.go)
 }
 
 func newConversation(phone string) *conversation {

@@ -32,6 +32,9 @@ func (m *Model) timeline(w, h int) []string {
 		}
 		header += m.st.dim.Render("  " + m.st.g.up + " scrolled back" + more)
 	}
+	if c.transfer != "" {
+		header += m.st.dim.Render("  " + c.transfer)
+	}
 	rows, first := m.rows(c, w, h-1)
 	if len(rows) < h-1 && first == 0 {
 		var top string

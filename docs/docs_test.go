@@ -336,7 +336,7 @@ func TestContractMetrics(t *testing.T) {
 // another program than the node, and whose.
 var otherPrograms = map[string]string{
 	"SWITCHBOARD_URL": "agent", "SWITCHBOARD_TOKEN": "agent", "SWITCHBOARD_AWAY": "agent",
-	"SWITCHBOARD_ASCII": "agent", "SWITCHBOARD_AGENT_LOG": "agent",
+	"SWITCHBOARD_ASCII": "agent", "SWITCHBOARD_AGENT_LOG": "agent", "SWITCHBOARD_SUPERVISOR": "agent",
 	"SWITCHBOARD_TEST_AMQP_URL": "tests", "SWITCHBOARD_REQUIRE_AMQP": "tests",
 	"SWITCHBOARD_REQUIRE_NGINX": "tests", "SWITCHBOARD_BROKER_RESTART_TEST": "tests",
 	"SWITCHBOARD_REQUIRE_SSH": "tests",

@@ -18,7 +18,13 @@ const requestTimeout = 10 * time.Second
 func (n *Node) handleFrame(s *session, f protocol.Frame) {
 	ctx, cancel := context.WithTimeout(n.ctx, requestTimeout)
 	defer cancel()
+	if s.supervisor && f.Type != protocol.TypeAssign && f.Type != protocol.TypeHistory {
+		s.enqueue(protocol.ErrorFrame(protocol.CodeForbidden, "a supervisor session only assigns and reads conversations", f.Ref), time.Time{})
+		return
+	}
 	switch f.Type {
+	case protocol.TypeTransfer, protocol.TypeAssign:
+		n.handleFlow(ctx, s, f)
 	case protocol.TypeAvailable, protocol.TypeAway, protocol.TypeRelease:
 		n.agentRequest(ctx, s, f)
 	case protocol.TypeResponse:
@@ -99,7 +105,7 @@ func (n *Node) handleHistory(ctx context.Context, s *session, f protocol.Frame) 
 	allowed := false
 	n.router.call(ctx, func() {
 		c := n.router.engine.Conversation(f.Phone)
-		allowed = c.Agent == s.agent || c.LastAgent == s.agent
+		allowed = c.Agent == s.agent || c.LastAgent == s.agent || s.supervisor
 	})
 	if !allowed {
 		s.enqueue(protocol.ErrorFrame(protocol.CodeNotAssigned, "conversation "+f.Phone+" is not yours", ""), time.Time{})

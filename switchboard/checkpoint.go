@@ -19,7 +19,8 @@ type checkpoint struct {
 	Recent  []string              `json:"recent"`  // ids of the last route/presence events applied
 	Dead    map[string]string     `json:"dead"`    // dead node → node that adopted its replies
 	Head    *logHead              `json:"head,omitempty"`
-	Gen     int64                 `json:"gen,omitempty"` // replaced logs adopted (store.LogPos)
+	Gen     int64                 `json:"gen,omitempty"`   // replaced logs adopted (store.LogPos)
+	Flows   []route.FlowSnapshot  `json:"flows,omitempty"` // transfers and answers owed (flow.go)
 }
 
 // saveNow has the applier save a checkpoint of what it has applied, if
@@ -51,7 +52,7 @@ func (c *cluster) checkpoint(ctx context.Context) {
 	var blob []byte
 	var convs []store.ConvState
 	c.n.router.call(ctx, func() {
-		cp := checkpoint{Offset: c.offset, Agents: c.n.router.engine.SnapshotAgents(), Current: c.current, Recent: c.recent, Dead: c.dead, Head: &c.head, Gen: c.gen}
+		cp := checkpoint{Offset: c.offset, Agents: c.n.router.engine.SnapshotAgents(), Current: c.current, Recent: c.recent, Dead: c.dead, Head: &c.head, Gen: c.gen, Flows: c.n.router.engine.SnapshotFlows()}
 		for phone := range c.dirty {
 			s := c.n.router.engine.Conversation(phone)
 			convs = append(convs, store.ConvState{Phone: s.Phone, Agent: s.Agent, LastAgent: s.LastAgent, Waiting: s.Waiting, WaitSeq: s.WaitSeq})

@@ -202,6 +202,7 @@ func newCluster(n *Node, elog eventlog.Log, shared bool) (*cluster, error) {
 	}
 	n.router.engine.Restore(convs, time.Unix(0, 0))
 	n.router.engine.RestoreAgents(cp.Agents)
+	n.router.engine.RestoreFlows(cp.Flows)
 	c.log.Info("cluster state restored", "offset", cp.Offset, "conversations", len(convs), "agents", len(cp.Agents))
 	return c, nil
 }

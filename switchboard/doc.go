@@ -47,6 +47,7 @@
 //	router.go        the router goroutine: engine, sessions, grace timers
 //	session.go       one agent WebSocket: write queue, reader, pinger
 //	agentframes.go   what an agent's frames do
+//	flow.go          transfers, a supervisor's assign, the answer timeout; supervisor sessions, GET /queue
 //	dispatcher.go    outbound SMS: queue, workers, retries, hand-over after a death
 //	earlystatus.go   status callbacks that arrive before their send is recorded
 //	http.go          HTTP routes and handlers
@@ -70,6 +71,9 @@
 //     workers, the acceptor's run (the republisher, stream log only),
 //     heartbeats (stream log only), watchLog, navigation and metrics.
 //   - grace timers (time.AfterFunc) append route.expire.
+//   - answer timers (time.AfterFunc, flow.go, every node, once caught up)
+//     append route.timeout; the first applied decides, the rest change
+//     nothing.
 //
 // # Lock order
 //

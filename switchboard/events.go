@@ -75,12 +75,25 @@ type routeEvent struct {
 	// route.restore: the conversation waited for an agent (after LastAgent).
 	Waiting   bool   `json:"waiting,omitempty"`
 	LastAgent string `json:"lastAgent,omitempty"`
+	// route.transfer, route.assign, route.timeout (flow.go): the receiving
+	// agent ("" = the waiting line), the note, the client's ref, and the
+	// answer a timeout is about (message id, since when, ms).
+	To    string `json:"to,omitempty"`
+	Note  string `json:"note,omitempty"`
+	Ref   string `json:"ref,omitempty"`
+	Msg   string `json:"msg,omitempty"`
+	Since int64  `json:"since,omitempty"`
 }
 
 func keyRelease(agent string) string { return "route.release." + agent }
 func keyExpire(agent string) string  { return "route.expire." + agent }
 func keyNode(node string) string     { return "route.node." + node }
 func keyRestore(phone string) string { return "route.restore." + protocol.Digits(phone) }
+
+// Issue 18 (flow.go).
+func keyTransfer(agent string) string { return "route.transfer." + agent }
+func keyAssign(agent string) string   { return "route.assign." + agent }
+func keyTimeout(phone string) string  { return "route.timeout." + protocol.Digits(phone) }
 func keyHeartbeat(node string) string {
 	return "node.heartbeat." + node
 }

@@ -42,6 +42,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /agent", n.handleAgent)
 	mux.HandleFunc("GET /conversations/{phone}", n.admin(n.handleConversation))
 	mux.HandleFunc("GET /search", n.admin(n.serveSearch))
+	mux.HandleFunc("GET /queue", n.admin(n.handleQueue))
 	n.navRoutes(mux)
 	return n.countStatus(mux)
 }
@@ -223,10 +224,15 @@ func (n *Node) setStatus(ctx context.Context, id string, st protocol.Status, pro
 	return n.cluster.status(ctx, msg, st, providerID, detail)
 }
 
+// isAdmin reports whether tok is the admin token (and one is set).
+func (n *Node) isAdmin(tok string) bool {
+	return n.opts.AdminToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(n.opts.AdminToken)) == 1
+}
+
 func (n *Node) admin(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if n.opts.AdminToken == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(n.opts.AdminToken)) != 1 {
+		if !n.isAdmin(tok) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard admin"`)
 			http.Error(w, "admin token required", http.StatusUnauthorized)
 			return
@@ -265,7 +271,11 @@ func (n *Node) handleAgent(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "agent token required", http.StatusUnauthorized)
 		return
 	}
+	supervisor := n.isAdmin(tok) // a supervisor session (flow.go)
 	claims, err := token.Verify([]byte(n.opts.Secret), tok, n.now())
+	if supervisor {
+		claims, err = token.Claims{Agent: supervisorName}, nil
+	}
 	if err != nil {
 		n.metrics.wsRejected.Inc()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard", error="invalid_token"`)
@@ -294,9 +304,21 @@ func (n *Node) handleAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	n.metrics.wsConnections.Inc()
 	s := newSession(n, conn, claims.Agent, claims.Capacity)
-	s.expires = time.Unix(claims.Expires, 0)
+	if claims.Expires != 0 {
+		s.expires = time.Unix(claims.Expires, 0) // 0: no expiry (a supervisor's admin token)
+	}
 	n.log.Info("agent connected", "agent", claims.Agent, "remote", r.RemoteAddr)
 	n.live.Store(s, struct{}{})
+	if supervisor {
+		s.supervisor = true
+		n.cluster.connectSupervisor(s)
+		n.goFunc(func() {
+			s.readLoop()
+			n.live.Delete(s)
+			n.cluster.disconnectSupervisor(s)
+		})
+		return
+	}
 	if err := n.cluster.connect(s); err != nil {
 		n.log.Warn("announce agent connection", "agent", s.agent, "err", err)
 		s.enqueue(protocol.ErrorFrame(protocol.CodeUnavailable, "the switchboard cannot reach its message broker; reconnect shortly", ""), time.Time{})

@@ -41,6 +41,7 @@ func (c *cluster) nodeStarted(r *router, ev *routeEvent) []func() {
 			r.startGrace(agent, epoch)
 		}
 	}
+	r.armAllAnswers()
 	return []func(){func() {
 		c.checkpoint(c.n.ctx)
 		if c.caughtUp.CompareAndSwap(false, true) {

@@ -44,6 +44,8 @@ type nodeMetrics struct {
 	http4xx         counter // http.4xx
 	http5xx         counter // http.5xx
 	navEvents       counter // nav.events: navigation events accepted
+	transfers       counter // route.transfers: transfers applied (issue 18)
+	answerTimeouts  counter // route.answer_timeouts: conversations moved by the answer timeout
 
 	agentsOnline    gauge // agents.online: agents with a live session here
 	agentsAvailable gauge // agents.available: available agents with free capacity
@@ -62,7 +64,7 @@ func nopMetrics() *nodeMetrics {
 	return &nodeMetrics{
 		smsIn: n, smsDuplicate: n, smsBad: n, outSent: n, outFailed: n, outRetried: n,
 		statusCallbacks: n, wsConnections: n, wsRejected: n, badFrames: n, slowAgents: n,
-		assigned: n, http4xx: n, http5xx: n, navEvents: n,
+		assigned: n, http4xx: n, http5xx: n, navEvents: n, transfers: n, answerTimeouts: n,
 		agentsOnline: n, agentsAvailable: n, agentsBusy: n, convWaiting: n, convAssigned: n,
 		routeLatency: n, storeLatency: n, busLatency: n, webhookLatency: n,
 	}
@@ -95,6 +97,8 @@ func emittedMetrics(e *udpstats.Emitter) *nodeMetrics {
 		http4xx:         e.Counter("http.4xx"),
 		http5xx:         e.Counter("http.5xx"),
 		navEvents:       e.Counter("nav.events"),
+		transfers:       e.Counter("route.transfers"),
+		answerTimeouts:  e.Counter("route.answer_timeouts"),
 		agentsOnline:    e.Gauge("agents.online"),
 		agentsAvailable: e.Gauge("agents.available"),
 		agentsBusy:      e.Gauge("agents.busy"),

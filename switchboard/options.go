@@ -51,6 +51,9 @@ type Options struct {
 	Grace           time.Duration // how long a disconnected agent keeps its conversations; default 30s
 	DefaultCapacity int           // capacity of an agent whose token and frame name none; default 3
 	HistoryOnAssign int           // messages sent with "assigned"; default 50
+	// AnswerTimeout moves a conversation whose customer's message is
+	// unanswered this long to another available agent; 0 = off (flow.go).
+	AnswerTimeout   time.Duration
 	MaxBody         int64         // largest webhook or JSON body; default 64 KiB
 	ShutdownTimeout time.Duration // drain limit on SIGTERM; default 30s
 	AllowedOrigins  []string      // extra Origins allowed to open agent WebSockets (besides same host and none)
@@ -127,6 +130,9 @@ func (o *Options) Validate() error {
 		if o.TwilioAccountSID == "" {
 			errs = append(errs, errors.New("-twilio-register: needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM"))
 		}
+	}
+	if o.AnswerTimeout < 0 {
+		errs = append(errs, errors.New("-answer-timeout: must not be negative"))
 	}
 	if o.StatsInterval < 0 {
 		errs = append(errs, errors.New("-stats-interval: must not be negative"))
@@ -277,6 +283,8 @@ func Settings() []Setting {
 	add(mk("twilio-register", []string{"SWITCHBOARD_TWILIO_REGISTER"}, "at start, set the Twilio number's SMS webhook to -public-url + /sms/twilio through Twilio's API", bb, bs))
 	b, s = dur(func(o *Options) *time.Duration { return &o.Grace })
 	add(mk("grace", []string{"SWITCHBOARD_GRACE"}, "how long a disconnected agent keeps its conversations", b, s))
+	b, s = dur(func(o *Options) *time.Duration { return &o.AnswerTimeout })
+	add(mk("answer-timeout", []string{"SWITCHBOARD_ANSWER_TIMEOUT"}, "offer a conversation to another available agent when its customer's message is unanswered this long (0 = off)", b, s))
 	b, s = integer(func(o *Options) *int { return &o.DefaultCapacity })
 	add(mk("capacity", []string{"SWITCHBOARD_CAPACITY"}, "conversations per agent when neither token nor agent names a capacity", b, s))
 	b, s = dur(func(o *Options) *time.Duration { return &o.ShutdownTimeout })

@@ -32,8 +32,9 @@ type router struct {
 	// they are sent as released when it connects again.
 	lost map[string][]route.Effect
 	// loadDirty says the load gauges are stale.
-	loadDirty bool
-	queue     waitLine // what agents last heard of the waiting line (queue.go)
+	loadDirty  bool
+	queue      waitLine // what agents last heard of the waiting line (queue.go)
+	flowRouter          // answer timers and supervisor sessions (flow.go)
 
 	// graceOver appends the expiry of agent's grace period for epoch to
 	// the log; false asks to try again (cluster.expire).
@@ -51,8 +52,12 @@ func newRouter(n *Node) *router {
 		sessions: make(map[string]*session),
 		timers:   make(map[string]*time.Timer),
 		lost:     make(map[string][]route.Effect),
-		work:     make(chan func(), 4096),
-		stopped:  make(chan struct{}),
+		flowRouter: flowRouter{
+			answers:     make(map[string]*answerTimer),
+			supervisors: make(map[string]*session),
+		},
+		work:    make(chan func(), 4096),
+		stopped: make(chan struct{}),
 	}
 }
 
@@ -64,6 +69,7 @@ func (r *router) run(ctx context.Context) {
 		for _, t := range r.timers {
 			t.Stop()
 		}
+		r.stopAnswers()
 	}()
 	gauges := time.NewTicker(loadEvery)
 	defer gauges.Stop()
@@ -76,6 +82,7 @@ func (r *router) run(ctx context.Context) {
 				r.publishLoad()
 			}
 			r.tickQueue()
+			r.tickView()
 		case <-ctx.Done():
 			return
 		}
@@ -119,13 +126,15 @@ func (r *router) apply(effects []route.Effect, born time.Time) {
 			r.n.metrics.assigned.Inc()
 			r.saveConv(e.Phone)
 			if s := r.sessions[e.Agent]; s != nil {
-				r.sendAssigned(s, e.Phone, born)
+				r.sendAssigned(s, e.Phone, born, e)
 			}
+			r.armAnswer(e.Phone)
 			if r.announces(e.Agent) {
 				r.n.publishAsync(keyAssigned(e.Agent), assignmentEvent{Agent: e.Agent, Phone: e.Phone, At: r.n.now().UnixMilli()})
 			}
 		case route.Released:
 			r.saveConv(e.Phone)
+			r.armAnswer(e.Phone)
 			if s := r.sessions[e.Agent]; s != nil {
 				s.enqueue(protocol.Frame{Type: protocol.TypeReleased, Phone: e.Phone, Reason: e.Reason}, time.Time{})
 			} else if !r.engine.LoadOf(e.Agent).Online {
@@ -153,17 +162,25 @@ func (r *router) saveConv(phone string) {
 	r.n.cluster.dirty[phone] = true
 }
 
-func (r *router) sendAssigned(s *session, phone string, born time.Time) {
+// sendAssigned sends s the assigned frame for phone; e is the effect
+// that assigned it (a transfer's note), zero when it is sent again.
+func (r *router) sendAssigned(s *session, phone string, born time.Time, e route.Effect) {
 	list, _, err := r.n.store.History(phone, "", r.n.opts.HistoryOnAssign)
 	if err != nil {
 		r.log.Error("history for assignment", "phone", phone, "err", err)
 	}
-	s.enqueue(protocol.Frame{Type: protocol.TypeAssigned, Phone: phone, List: list}, born)
+	f := protocol.Frame{Type: protocol.TypeAssigned, Phone: phone, List: list}
+	if e.From != "" {
+		f.Transfer = &protocol.Transfer{From: e.From, Note: e.Note}
+	}
+	s.enqueue(f, born)
 }
 
 // arriveAt routes an inbound message applied from the log: its arrival
 // order seq is its log offset + 1.
 func (r *router) arriveAt(m protocol.Message, seq uint64, born, now time.Time) {
+	r.engine.Inbound(m.Phone, m.ID, now)
+	defer r.armAnswer(m.Phone)
 	if owner := r.engine.Owner(m.Phone); owner != "" {
 		if s := r.sessions[owner]; s != nil {
 			s.enqueue(protocol.Frame{Type: protocol.TypeUpdate, Phone: m.Phone, List: []protocol.Message{m}}, born)
@@ -180,6 +197,10 @@ func (r *router) arriveAt(m protocol.Message, seq uint64, born, now time.Time) {
 
 // outbound tells the owner of a conversation about a stored reply.
 func (r *router) outbound(m protocol.Message) {
+	if m.Direction == protocol.Out { // a reply to the customer, not an internal note
+		r.engine.Answered(m.Phone)
+		r.armAnswer(m.Phone)
+	}
 	target := r.engine.Owner(m.Phone)
 	if target == "" {
 		target = m.Agent
@@ -272,7 +293,7 @@ func (r *router) attach(agent, id string, epoch uint64, s *session) {
 	r.tellQueue(s)
 	r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
 	for _, phone := range r.engine.Conversations(agent) {
-		r.sendAssigned(s, phone, time.Time{})
+		r.sendAssigned(s, phone, time.Time{}, route.Effect{})
 	}
 }
 

@@ -57,8 +57,10 @@ type session struct {
 	conn     *websocket.Conn
 	agent    string
 	capacity int // from the token; 0 = node default
-	epoch    uint64
-	log      *slog.Logger
+	// supervisor: opened with the admin token (flow.go); not an agent.
+	supervisor bool
+	epoch      uint64
+	log        *slog.Logger
 
 	// expires is when the agent's token expires (zero: never): the
 	// session ends then (watchExpiry, admit).

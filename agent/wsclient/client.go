@@ -57,6 +57,9 @@ type Options struct {
 
 	Away     bool // start away instead of available
 	Capacity int  // sent with available; zero: the node's default
+	// NoPresence sends no presence on connect: a supervisor session
+	// (opened with the admin token) is not an agent.
+	NoPresence bool
 
 	MinBackoff   time.Duration // first reconnect delay; zero: 500ms
 	MaxBackoff   time.Duration // cap on the delay; zero: 5s
@@ -307,8 +310,10 @@ func (c *Client) connectOnce(ctx context.Context) (time.Duration, error) {
 
 	out := make(chan []byte, c.opts.QueueSize)
 	c.mu.Lock()
-	data, _ := json.Marshal(c.presenceLocked())
-	out <- data // presence first: the node re-sends assigned frames after it
+	if !c.opts.NoPresence {
+		data, _ := json.Marshal(c.presenceLocked())
+		out <- data // presence first: the node re-sends assigned frames after it
+	}
 	c.out = out
 	c.mu.Unlock()
 

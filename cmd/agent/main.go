@@ -1,6 +1,7 @@
 // Command agent is the switchboard's terminal client for agents.
 //
 //	agent -url ws://127.0.0.1:8080/agent -token TOKEN [-away] [-ascii] [-log FILE]
+//	agent -url ws://127.0.0.1:8080/agent -supervisor -token ADMIN_TOKEN
 //
 // Every flag has an environment variable (SWITCHBOARD_URL, SWITCHBOARD_TOKEN,
 // SWITCHBOARD_AWAY, SWITCHBOARD_ASCII, SWITCHBOARD_AGENT_LOG); flags win.
@@ -36,9 +37,13 @@ func main() {
 	flag.BoolVar(&o.Away, "away", envBool("SWITCHBOARD_AWAY"), "start away instead of available (SWITCHBOARD_AWAY)")
 	flag.BoolVar(&o.ASCII, "ascii", envBool("SWITCHBOARD_ASCII") || !agent.UTF8Locale(os.Getenv), "ASCII marks instead of emoji; default when the locale is not UTF-8 (SWITCHBOARD_ASCII)")
 	flag.IntVar(&o.Capacity, "capacity", 0, "conversations to take at once; 0 lets the node decide")
+	flag.BoolVar(&o.Supervisor, "supervisor", envBool("SWITCHBOARD_SUPERVISOR"), "the supervisor's screen: the waiting line and every agent, assign and read conversations; -token is then the admin token (SWITCHBOARD_SUPERVISOR)")
 	flag.StringVar(&o.LogPath, "log", env("SWITCHBOARD_AGENT_LOG", agent.DefaultLogPath()), "log file; logs never go to the terminal (SWITCHBOARD_AGENT_LOG)")
 	flag.Parse()
 	o.AltScreen = true
+	if o.Supervisor && o.Token == "" {
+		o.Token = os.Getenv("SWITCHBOARD_ADMIN_TOKEN")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -24,6 +24,9 @@ const (
 	// the oldest has waited (Waiting, LongestWaitMs). The node sends it on
 	// connect and when the waiting line changes, at most once a second.
 	TypeQueue = "queue"
+	// TypeSupervisor is the live view of the waiting line and every agent
+	// (View), sent to supervisor sessions about once a second.
+	TypeSupervisor = "supervisor"
 )
 
 // Frame types sent by an agent to the server.
@@ -32,6 +35,8 @@ const (
 	TypeAway      = "away"
 	TypeResponse  = "response"
 	TypeRelease   = "release"
+	TypeTransfer  = "transfer" // give a conversation to another agent (To) or back to the line (To "")
+	TypeAssign    = "assign"   // supervisor: give a waiting conversation to an agent (To)
 	TypeSearch    = "search"
 )
 
@@ -52,6 +57,7 @@ const (
 	CodeRefConflict  = "ref_conflict"  // the ref was already used for a reply with another phone or text
 	CodeTokenExpired = "token_expired" // the agent's token expired: the session ends; reconnect with a fresh token
 	CodeOptedOut     = "opted_out"     // the customer opted out (STOP); nothing is sent until they opt in
+	CodeForbidden    = "forbidden"     // the session may not make this request (assign is a supervisor's)
 )
 
 // TopEntry is one row of the rolling top-N of viewed products.
@@ -87,6 +93,12 @@ type Frame struct {
 	Waiting       int   `json:"waiting,omitempty"`
 	LongestWaitMs int64 `json:"longestWaitMs,omitempty"`
 
+	// transfers and the supervisor (flow.go)
+	To       string     `json:"to,omitempty"`       // transfer, assign
+	Note     string     `json:"note,omitempty"`     // transfer
+	Transfer *Transfer  `json:"transfer,omitempty"` // assigned by a transfer
+	View     *QueueView `json:"view,omitempty"`     // supervisor
+
 	// agent requests
 	Capacity int    `json:"capacity,omitempty"` // available
 	Message  string `json:"message,omitempty"`  // response
@@ -111,10 +123,11 @@ func (f Frame) MarshalJSON() ([]byte, error) {
 		}{f.Type, f.Text}
 	case TypeAssigned, TypeUpdate:
 		v = struct {
-			Type  string    `json:"type"`
-			Phone string    `json:"phone"`
-			List  []Message `json:"list"`
-		}{f.Type, f.Phone, list}
+			Type     string    `json:"type"`
+			Phone    string    `json:"phone"`
+			List     []Message `json:"list"`
+			Transfer *Transfer `json:"transfer,omitempty"`
+		}{f.Type, f.Phone, list, f.Transfer}
 	case TypeStatus:
 		v = struct {
 			Type   string `json:"type"`
@@ -245,6 +258,10 @@ func DecodeRequest(data []byte) (Frame, error) {
 	case TypeRelease:
 		if _, err := NormalizeAddress(f.Phone); err != nil {
 			return f, invalid("", "phone: %v", err)
+		}
+	case TypeTransfer, TypeAssign:
+		if err := validFlow(f); err != nil {
+			return f, err
 		}
 	case TypeHistory:
 		if _, err := NormalizeAddress(f.Phone); err != nil {

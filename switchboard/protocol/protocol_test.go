@@ -153,6 +153,8 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{}`, `[]`, `{"type":1}`, "\xff",
 		`{"type":"release","phone":"whatsapp:+15551234567"}`, `{"type":"history","phone":"whatsapp:+0"}`,
 		`{"type":"response","phone":"whatsapp:15551234567","message":"hi","ref":"r"}`,
+		`{"type":"transfer","phone":"+15551234567","to":"bob","note":"vip"}`, `{"type":"transfer","phone":"+15551234567","to":""}`,
+		`{"type":"assign","phone":"+15551234567","to":"bob"}`, `{"type":"assign","phone":"+15551234567","to":""}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -188,6 +190,13 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 			if _, err := NormalizeAddress(fr.Phone); fr.Phone != "" && err != nil {
 				t.Fatalf("bad phone accepted: %q", fr.Phone)
+			}
+		case TypeTransfer, TypeAssign:
+			if _, err := NormalizePhone(fr.Phone); err != nil || len(fr.Note) > MaxNote || len(fr.Ref) > MaxRef {
+				t.Fatalf("bad %s accepted: %+v", fr.Type, fr)
+			}
+			if (fr.To != "" || fr.Type == TypeAssign) && ValidAgentName(fr.To) != nil {
+				t.Fatalf("bad agent name accepted: %q", fr.To)
 			}
 		default:
 			t.Fatalf("type %q accepted", fr.Type)

@@ -16,7 +16,8 @@
 //     offered, oldest first, as soon as capacity frees up.
 //   - A conversation has at most one agent; an agent never holds more than
 //     its capacity of conversations given to it while available (lowering
-//     the capacity evicts nothing).
+//     the capacity evicts nothing; a supervisor's Assign may go beyond it).
+//   - Transfers, assignments and answer timeouts: flow.go.
 //   - An agent that disconnects keeps its conversations until Expire is
 //     called for that connection (the grace period is the caller's timer);
 //     then they are requeued in their original arrival order.
@@ -47,7 +48,10 @@ const (
 // Release reasons, as sent to agents in "released" frames.
 const (
 	ReasonReleased = "released" // the agent released it
-	ReasonTimeout  = "timeout"  // the agent stayed disconnected past the grace period
+	ReasonTimeout  = "timeout"  // the agent stayed disconnected past the grace period, or left a message unanswered past the answer timeout
+	// ReasonTransferred: the agent (or a supervisor) gave it to another
+	// agent or back to the waiting line (flow.go).
+	ReasonTransferred = "transferred"
 )
 
 // Effect is one decision the caller must carry out (persist, notify).
@@ -56,6 +60,8 @@ type Effect struct {
 	Agent  string
 	Phone  string
 	Reason string
+	// Assigned by a transfer: the agent it came from and its note.
+	From, Note string
 }
 
 // Conversation is the routing state of one conversation, as persisted.
@@ -90,6 +96,7 @@ type convState struct {
 	waiting   bool
 	seq       uint64
 	qIdx      int // index in the waiting queue, -1 when not in it
+	flow          // transfers and the answer timeout (flow.go)
 }
 
 // Engine holds the routing state. The zero value is not usable; call New.
@@ -170,6 +177,7 @@ func (e *Engine) Adopt(c Conversation, seq uint64, now time.Time) []Effect {
 	cs.lastAgent = c.LastAgent
 	cs.waiting = true
 	cs.seq = seq
+	cs.waitSince = now
 	heap.Push(&e.waiting, cs)
 	return e.drain(now, nil)
 }
@@ -206,6 +214,7 @@ func (e *Engine) Arrive(phone string, seq uint64, now time.Time) []Effect {
 	}
 	c.waiting = true
 	c.seq = seq
+	c.waitSince = now
 	heap.Push(&e.waiting, c)
 	return e.drain(now, nil)
 }
@@ -286,6 +295,7 @@ func (e *Engine) Expire(agent string, epoch uint64, now time.Time) []Effect {
 		c.agent = ""
 		c.lastAgent = agent
 		c.waiting = true
+		c.unassigned(now)
 		heap.Push(&e.waiting, c)
 		effects = append(effects, Effect{Kind: Released, Agent: agent, Phone: p, Reason: ReasonTimeout})
 	}
@@ -305,6 +315,7 @@ func (e *Engine) Release(agent, phone string, now time.Time) ([]Effect, bool) {
 	e.fix(a)
 	c.agent = ""
 	c.lastAgent = agent
+	c.flow = flow{} // idle: nothing waits for an answer
 	effects := []Effect{{Kind: Released, Agent: agent, Phone: phone, Reason: ReasonReleased}}
 	if a != nil && !a.online && len(a.convs) == 0 {
 		delete(e.agents, agent)
@@ -330,13 +341,14 @@ type Load struct {
 	Available bool
 	Capacity  int
 	Active    int
+	Node      string // hosting its latest connection
 }
 
 // Loads returns every known agent's load, sorted by name.
 func (e *Engine) Loads() []Load {
 	out := make([]Load, 0, len(e.agents))
 	for _, a := range e.agents {
-		out = append(out, Load{a.name, a.online, a.available, a.capacity, len(a.convs)})
+		out = append(out, Load{a.name, a.online, a.available, a.capacity, len(a.convs), a.node})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Agent < out[j].Agent })
 	return out
@@ -348,24 +360,32 @@ func (e *Engine) LoadOf(agent string) Load {
 	if !ok {
 		return Load{Agent: agent}
 	}
-	return Load{a.name, a.online, a.available, a.capacity, len(a.convs)}
+	return Load{a.name, a.online, a.available, a.capacity, len(a.convs), a.node}
 }
 
 // drain offers waiting conversations, oldest first, while an agent is free.
+// A conversation put back in the line by its agent is not offered to that
+// agent again (flow.go): it waits on, in its place, while others go by.
 func (e *Engine) drain(now time.Time, effects []Effect) []Effect {
+	var passed []*convState
 	for e.waiting.Len() > 0 && e.freeAgents.Len() > 0 {
 		c := heap.Pop(&e.waiting).(*convState)
-		c.waiting = false
 		a := e.freeAgents[0]
-		if last, ok := e.agents[c.lastAgent]; ok && last.free() {
+		if last, ok := e.agents[c.lastAgent]; ok && last.free() && last.name != c.avoid {
 			a = last
 		}
-		c.agent = a.name
-		c.lastAgent = a.name
-		a.convs[c.phone] = struct{}{}
-		a.lastAssn = now
-		e.fix(a)
+		if a.name == c.avoid {
+			if a = e.freeExcept(c.avoid); a == nil {
+				passed = append(passed, c)
+				continue
+			}
+		}
+		c.waiting = false
+		e.give(c, a, now)
 		effects = append(effects, Effect{Kind: Assigned, Agent: a.name, Phone: c.phone})
+	}
+	for _, c := range passed {
+		heap.Push(&e.waiting, c)
 	}
 	return effects
 }
