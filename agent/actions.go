@@ -19,6 +19,9 @@ import (
 // bindings only "?" is a character, and it opens or closes the help only
 // while the composer is empty.
 func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
+	if m.search.open && !key.Matches(k, m.keys.Quit) {
+		return m.searchKey(k) // search.go
+	}
 	if text, ok := typed(k); ok {
 		if key.Matches(k, m.keys.Help) && m.input.Value() == "" {
 			m.showHelp = !m.showHelp
@@ -43,6 +46,10 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return nil
 	case key.Matches(k, m.keys.HelpAlways):
 		m.showHelp = true
+		return nil
+	case key.Matches(k, m.keys.Search):
+		m.showHelp = false
+		m.toggleSearch()
 		return nil
 	case key.Matches(k, m.keys.Next):
 		m.selectConv(m.sel + 1)

@@ -29,6 +29,7 @@ type keyMap struct {
 	Transfer   key.Binding
 	Retry      key.Binding
 	Reconnect  key.Binding
+	Search     key.Binding
 	Help       key.Binding
 	HelpAlways key.Binding
 	Close      key.Binding
@@ -54,6 +55,7 @@ func defaultKeyMap() keyMap {
 		Transfer:   key.NewBinding(key.WithKeys("ctrl+g"), key.WithHelp("ctrl+g", "transfer (agent/line)")),
 		Retry:      key.NewBinding(key.WithKeys("ctrl+r"), key.WithHelp("ctrl+r", "retry failed reply")),
 		Reconnect:  key.NewBinding(key.WithKeys("f5"), key.WithHelp("f5", "reconnect now")),
+		Search:     key.NewBinding(key.WithKeys("ctrl+f"), key.WithHelp("ctrl+f", "search")),
 		Help:       key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		HelpAlways: key.NewBinding(key.WithKeys("f1"), key.WithHelp("f1", "help")),
 		Close:      key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "close help")),
@@ -67,7 +69,7 @@ func defaultKeyMap() keyMap {
 // ShortHelp is the one-line help under the composer, most useful first;
 // hint always ends it with Help and Quit.
 func (k keyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.Send, k.Next, k.PageUp, k.Presence, k.Retry}
+	return []key.Binding{k.Send, k.Next, k.PageUp, k.Presence, k.Retry, k.Search}
 }
 
 // hint renders the one-line help for a width of w: as many of the short
@@ -91,7 +93,7 @@ func (m *Model) hint(w int) string {
 func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Send, k.Newline, k.Retry},
-		{k.Next, k.Prev, k.Release, k.Transfer},
+		{k.Next, k.Prev, k.Release, k.Transfer, k.Search},
 		{k.PageUp, k.PageDown, k.LineUp, k.LineDown},
 		{k.Note, k.Canned, k.Name},
 		{k.Presence, k.Reconnect, k.Help, k.HelpAlways, k.Close, k.Quit},

@@ -50,7 +50,7 @@ func (m *Model) leftSplit(h int) (listH, statsH int) {
 func (m *Model) View() tea.View {
 	v := tea.NewView(m.render())
 	v.AltScreen = m.cfg.AltScreen
-	if c := m.input.Cursor(); c != nil {
+	if c := m.input.Cursor(); c != nil && !m.search.open { // the search pane draws its own
 		// The composer's lines sit above the help line.
 		c.Position.Y += m.height - 1 - composerLines
 		v.Cursor = c
@@ -88,11 +88,14 @@ func (m *Model) render() string {
 		left = nil
 	}
 	var right []string
-	if m.showHelp {
-		right = nil
-	} else if m.desk.picking {
+	switch {
+	case m.showHelp:
+		right = nil // drawn over the whole body above
+	case m.search.open:
+		right = m.searchPane(m.rightWidth(), h)
+	case m.desk.picking:
 		right = m.cannedPane(m.rightWidth(), h)
-	} else {
+	default:
 		right = m.timeline(m.rightWidth(), h)
 	}
 	bar := m.st.sep.Render(m.st.g.vbar)

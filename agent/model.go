@@ -118,6 +118,7 @@ type Model struct {
 	showHelp  bool
 	flow      transferPrompt // a transfer being typed (transfer.go)
 	desk      deskState      // notes, canned replies (desk.go)
+	search    searchState    // ctrl+f (search.go)
 }
 
 // NewModel validates cfg and returns a model.
@@ -279,6 +280,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tea.KeyPressMsg:
 		return m, m.handleKey(msg)
+	case tea.PasteMsg:
+		if m.searchPaste(msg.Content) { // search.go
+			return m, nil
+		}
 	}
 	var cmd tea.Cmd
 	m.input, cmd = m.input.Update(msg)
@@ -380,6 +385,8 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 		}
 	case protocol.TypeStats:
 		return m.handleStats(f)
+	case protocol.TypeResults:
+		m.searchAnswered(f)
 	case protocol.TypeQueue:
 		m.queue = queueState{known: true, waiting: max(f.Waiting, 0), longest: time.Duration(max(f.LongestWaitMs, 0)) * time.Millisecond, at: m.cfg.Now()}
 	case protocol.TypeAck:
@@ -389,6 +396,9 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 			}
 		}
 	case protocol.TypeError:
+		if m.searchRefused(f) {
+			return nil // shown in the search pane
+		}
 		if f.Ref != "" {
 			for _, c := range m.convs {
 				if e := c.byRef(f.Ref); e != nil && e.Message.ID == "" {
@@ -453,6 +463,9 @@ func (m *Model) assigned(f protocol.Frame) tea.Cmd {
 }
 
 func (m *Model) sendFailed(f protocol.Frame, err error) {
+	if m.searchNotSent(f, err) {
+		return
+	}
 	if f.Type == protocol.TypeResponse || f.Type == protocol.TypeNote {
 		for _, c := range m.convs {
 			if e := c.byRef(f.Ref); e != nil && e.pending {

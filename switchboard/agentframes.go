@@ -35,6 +35,8 @@ func (n *Node) handleFrame(s *session, f protocol.Frame) {
 		n.handleNote(ctx, s, f)
 	case protocol.TypeContact:
 		n.handleContact(ctx, s, f)
+	case protocol.TypeSearch:
+		n.handleSearch(ctx, s, f) // search.go
 	}
 }
 

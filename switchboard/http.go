@@ -41,6 +41,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /sms/twilio/status", n.handleStatus)
 	mux.HandleFunc("GET /agent", n.handleAgent)
 	mux.HandleFunc("GET /conversations/{phone}", n.admin(n.handleConversation))
+	mux.HandleFunc("GET /search", n.admin(n.serveSearch))
 	mux.HandleFunc("GET /queue", n.admin(n.handleQueue))
 	n.navRoutes(mux)
 	n.deskRoutes(mux)

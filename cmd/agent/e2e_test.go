@@ -181,6 +181,18 @@ func TestEndToEnd(t *testing.T) {
 	})
 	t.Logf("screen after the reply:\n%s", s)
 
+	// Ctrl+F searches the agent's conversations through the node's index.
+	tm("send-keys", "-t", "e2e", "C-f")
+	waitScreen("the search pane", func(s string) bool { return strings.Contains(s, "Search your conversations:") })
+	tm("send-keys", "-t", "e2e", "-l", "Camcorder")
+	tm("send-keys", "-t", "e2e", "Enter")
+	s = waitScreen("the search result", func(s string) bool {
+		return strings.Contains(s, "1 result for Camcorder") && strings.Contains(s, customer+" < just now - Thank you so much, the camcorder")
+	})
+	t.Logf("screen with a search result:\n%s", s)
+	tm("send-keys", "-t", "e2e", "Escape")
+	waitScreen("the timeline again", func(s string) bool { return !strings.Contains(s, "Search your conversations:") })
+
 	// The shop reports what the customer looked at: the node pushes the
 	// customer's stats to this agent and the top list to everyone; the
 	// pane names the products by their catalog titles.

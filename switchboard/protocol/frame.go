@@ -18,6 +18,7 @@ const (
 	TypeHistory  = "history" // also a request from the agent
 	TypeStats    = "stats"
 	TypeAck      = "ack"
+	TypeResults  = "results" // answer to search
 	TypeError    = "error"
 	// TypeQueue says how many conversations wait for an agent and how long
 	// the oldest has waited (Waiting, LongestWaitMs). The node sends it on
@@ -45,6 +46,7 @@ const (
 	// TypeContact names the customer of a conversation the agent holds
 	// (Phone, Name).
 	TypeContact = "contact"
+	TypeSearch  = "search"
 )
 
 // Error codes carried by error frames.
@@ -86,7 +88,8 @@ type Frame struct {
 	ID     string    `json:"id,omitempty"`     // status, ack
 	Status Status    `json:"status,omitempty"` // status
 	Reason string    `json:"reason,omitempty"` // released
-	Ref    string    `json:"ref,omitempty"`    // ack, error, response
+	Ref    string    `json:"ref,omitempty"`    // ack, error, response, search, results
+	Query  string    `json:"q,omitempty"`      // search, results
 	Code   string    `json:"code,omitempty"`   // error
 
 	// stats
@@ -112,8 +115,8 @@ type Frame struct {
 	// agent requests
 	Capacity int    `json:"capacity,omitempty"` // available
 	Message  string `json:"message,omitempty"`  // response
-	Before   string `json:"before,omitempty"`   // history
-	Limit    int    `json:"limit,omitempty"`    // history
+	Before   string `json:"before,omitempty"`   // history, search
+	Limit    int    `json:"limit,omitempty"`    // history, search
 }
 
 // MarshalJSON writes the fields of the frame's type and no others, so that
@@ -171,6 +174,15 @@ func (f Frame) MarshalJSON() ([]byte, error) {
 			List  []Message `json:"list"`
 			More  bool      `json:"more"`
 		}{f.Type, f.Phone, list, f.More}
+	case TypeResults:
+		v = struct {
+			Type  string    `json:"type"`
+			Ref   string    `json:"ref,omitempty"`
+			Query string    `json:"q"`
+			Phone string    `json:"phone,omitempty"`
+			List  []Message `json:"list"`
+			More  bool      `json:"more"`
+		}{f.Type, f.Ref, f.Query, f.Phone, list, f.More}
 	case TypeAck:
 		v = struct {
 			Type string `json:"type"`
@@ -283,6 +295,10 @@ func DecodeRequest(data []byte) (Frame, error) {
 		}
 		if len(f.Before) > 64 {
 			return f, invalid("", "before is not a message id")
+		}
+	case TypeSearch:
+		if err := validateSearch(&f); err != nil {
+			return f, err
 		}
 	case "":
 		return f, &Error{Code: CodeBadFrame, Text: "frame has no type"}

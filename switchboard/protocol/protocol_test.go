@@ -22,6 +22,13 @@ func TestDecodeRequest(t *testing.T) {
 		{"release", `{"type":"release","phone":"+15551234567"}`, "", Frame{Type: TypeRelease, Phone: "+15551234567"}},
 		{"history default limit", `{"type":"history","phone":"+15551234567"}`, "", Frame{Type: TypeHistory, Phone: "+15551234567", Limit: 50}},
 		{"history", `{"type":"history","phone":"+15551234567","before":"01ABC","limit":10}`, "", Frame{Type: TypeHistory, Phone: "+15551234567", Before: "01ABC", Limit: 10}},
+		{"search", `{"type":"search","q":"refund order","ref":"s1"}`, "", Frame{Type: TypeSearch, Query: "refund order", Ref: "s1"}},
+		{"search one conversation, paged", `{"type":"search","q":"x","phone":"+15551234567","before":"01ABC","limit":10}`, "", Frame{Type: TypeSearch, Query: "x", Phone: "+15551234567", Before: "01ABC", Limit: 10}},
+		{"search long query", `{"type":"search","q":"` + strings.Repeat("q", MaxQuery+1) + `"}`, CodeInvalid, Frame{}},
+		{"search limit", `{"type":"search","q":"x","limit":201}`, CodeInvalid, Frame{}},
+		{"search bad phone", `{"type":"search","q":"x","phone":"555"}`, CodeInvalid, Frame{}},
+		{"search long ref", `{"type":"search","q":"x","ref":"` + strings.Repeat("r", MaxRef+1) + `"}`, CodeInvalid, Frame{}},
+		{"results is server-only", `{"type":"results"}`, CodeUnknownType, Frame{}},
 		{"unknown fields ignored", `{"type":"away","mood":"sunny"}`, "", Frame{Type: TypeAway}},
 		{"empty", ``, CodeBadFrame, Frame{}},
 		{"not an object", `"away"`, CodeBadFrame, Frame{}},
@@ -50,7 +57,7 @@ func TestDecodeRequest(t *testing.T) {
 					t.Fatalf("error %v", err)
 				}
 				if f.Type != tt.want.Type || f.Phone != tt.want.Phone || f.Message != tt.want.Message || f.Ref != tt.want.Ref ||
-					f.Capacity != tt.want.Capacity || f.Before != tt.want.Before || f.Limit != tt.want.Limit {
+					f.Capacity != tt.want.Capacity || f.Query != tt.want.Query || f.Before != tt.want.Before || f.Limit != tt.want.Limit {
 					t.Fatalf("frame = %+v, want %+v", f, tt.want)
 				}
 				return
@@ -74,6 +81,8 @@ func TestFrameShapes(t *testing.T) {
 		{Frame{Type: TypeAlert, Text: "How can I help you?"}, `{"type":"alert","text":"How can I help you?"}`},
 		{Frame{Type: TypeAssigned, Phone: "+1555"}, `{"type":"assigned","phone":"+1555","list":[]}`},
 		{Frame{Type: TypeHistory, Phone: "+1555"}, `{"type":"history","phone":"+1555","list":[],"more":false}`},
+		{Frame{Type: TypeResults, Query: "camera"}, `{"type":"results","q":"camera","list":[],"more":false}`},
+		{Frame{Type: TypeResults, Ref: "s1", Query: "x", Phone: "+1555", More: true}, `{"type":"results","ref":"s1","q":"x","phone":"+1555","list":[],"more":true}`},
 		{Frame{Type: TypeAck, Ref: "r", ID: "x"}, `{"type":"ack","ref":"r","id":"x"}`},
 		{Frame{Type: TypeError, Code: CodeInvalid, Text: "no"}, `{"type":"error","code":"invalid","text":"no"}`},
 		{Frame{Type: TypeReleased, Phone: "+1555", Reason: "released"}, `{"type":"released","phone":"+1555","reason":"released"}`},
@@ -140,7 +149,7 @@ func TestNormalizePhone(t *testing.T) {
 func FuzzDecodeRequest(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"available","capacity":3}`, `{"type":"response","message":"hi","ref":"r"}`,
-		`{"type":"history","phone":"+15551234567","limit":5}`, `{"type":"release","phone":"+1555"}`,
+		`{"type":"history","phone":"+15551234567","limit":5}`, `{"type":"release","phone":"+1555"}`, `{"type":"search","q":"refund","phone":"+1555","limit":3}`,
 		`{}`, `[]`, `{"type":1}`, "\xff",
 		`{"type":"release","phone":"whatsapp:+15551234567"}`, `{"type":"history","phone":"whatsapp:+0"}`,
 		`{"type":"response","phone":"whatsapp:15551234567","message":"hi","ref":"r"}`,
@@ -174,6 +183,13 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 			if fr.Type == TypeHistory && (fr.Limit < 1 || fr.Limit > MaxHistory) {
 				t.Fatalf("limit %d accepted", fr.Limit)
+			}
+		case TypeSearch:
+			if len(fr.Query) > MaxQuery || fr.Limit < 0 || fr.Limit > MaxSearchPage || len(fr.Ref) > MaxRef || len(fr.Before) > 64 {
+				t.Fatalf("bad search accepted: %+v", fr)
+			}
+			if _, err := NormalizeAddress(fr.Phone); fr.Phone != "" && err != nil {
+				t.Fatalf("bad phone accepted: %q", fr.Phone)
 			}
 		case TypeTransfer, TypeAssign:
 			if _, err := NormalizeAddress(fr.Phone); err != nil || len(fr.Note) > MaxNote || len(fr.Ref) > MaxRef {

@@ -53,8 +53,8 @@ func runWriters(b *testing.B, writers int, op func(i int) error) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 }
 
-func benchAppendInbound(b *testing.B, writers int) {
-	s, err := Open(Options{Dir: b.TempDir()})
+func benchAppendInbound(b *testing.B, writers int, noIndex bool) {
+	s, err := Open(Options{Dir: b.TempDir(), noSearchIndex: noIndex})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -84,11 +84,15 @@ func benchAppendInbound(b *testing.B, writers int) {
 
 // BenchmarkAppendInbound: durable AppendInbound from 8 concurrent writers
 // (group commit: one synced write per batch of waiting requests).
-func BenchmarkAppendInbound(b *testing.B) { benchAppendInbound(b, benchWriters) }
+func BenchmarkAppendInbound(b *testing.B) { benchAppendInbound(b, benchWriters, false) }
+
+// BenchmarkAppendInboundNoIndex is BenchmarkAppendInbound without the
+// search index: what indexing costs the durable path.
+func BenchmarkAppendInboundNoIndex(b *testing.B) { benchAppendInbound(b, benchWriters, true) }
 
 // BenchmarkAppendInboundOneWriter: durable AppendInbound from one writer,
 // so every message pays a whole fsync.
-func BenchmarkAppendInboundOneWriter(b *testing.B) { benchAppendInbound(b, 1) }
+func BenchmarkAppendInboundOneWriter(b *testing.B) { benchAppendInbound(b, 1, false) }
 
 func openRaw(b *testing.B, o *opt.Options) *leveldb.DB {
 	b.Helper()

@@ -28,6 +28,9 @@
 //	x/<phone>               "stop"     the customer opted out (consent.go)
 //	L/<offset8>             <len2><key><body>  local log entry (log.go; the node alone)
 //	g/lognext               <n8>       next local log offset (never reused)
+//	fw/<word>/<^ms8><phone>/<^seq8> "" search index, every conversation (search.go)
+//	fc/<phone>/<word>/<^ms8><^seq8> "" search index, one conversation
+//	g/search                "1"        every stored message is in the search index
 //
 // <phone> is the conversation's address: an E.164 number, or
 // "whatsapp:" and one for a WhatsApp conversation.

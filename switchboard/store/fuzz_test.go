@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,6 +53,49 @@ func FuzzAppendInbound(f *testing.F) {
 		again, dup2, err := s.AppendInbound(ctx, in)
 		if err != nil || !dup2 || !reflect.DeepEqual(again, m) {
 			t.Fatalf("retry: %+v dup=%v err=%v, want %+v", again, dup2, err, m)
+		}
+	})
+}
+
+// FuzzParseQuery: a query either is refused with ErrInvalid or yields 1 to
+// MaxQueryWords words, each a word of the query that tokenizes to itself;
+// and a message whose text is the query is found by it, first.
+func FuzzParseQuery(f *testing.F) {
+	for _, q := range []string{"order", "Refund ORDER 1234", "東京", "e\u0301", "", "--", "a b c d e f g h i", "\xff", strings.Repeat("ü", 40)} {
+		f.Add(q)
+	}
+	c := &fakeClock{}
+	s, err := Open(Options{Dir: f.TempDir(), Now: c.Now})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = s.Close() })
+	n := 0
+	f.Fuzz(func(t *testing.T, q string) {
+		words, err := ParseQuery(q)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("ParseQuery(%q): %v, want ErrInvalid", q, err)
+			}
+			return
+		}
+		if len(words) == 0 || len(words) > MaxQueryWords {
+			t.Fatalf("ParseQuery(%q) = %d words", q, len(words))
+		}
+		all := Words(q)
+		for _, w := range words {
+			if !slices.Contains(all, w) || !slices.Equal(Words(w), []string{w}) || len(w) > maxWord {
+				t.Fatalf("ParseQuery(%q): word %q is not a word of the query", q, w)
+			}
+		}
+		n++
+		m, _, err := s.AppendInbound(context.Background(), Inbound{Sid: fmt.Sprint("fuzz", n), Phone: "+15551234567", Text: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, _, err := s.Search(q, "", 1)
+		if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], m) {
+			t.Fatalf("Search(%q) = %+v, %v; want %+v", q, list, err, m)
 		}
 	})
 }

@@ -53,6 +53,9 @@ type Options struct {
 	// LevelDB write with the number of requests in the batch; an error it
 	// returns is treated as a failed write.
 	beforeCommit func(n int) error
+	// noSearchIndex (benchmarks only) writes messages without their search
+	// index keys, to measure what the index costs a write.
+	noSearchIndex bool
 }
 
 func (o *Options) setDefaults() error {
@@ -171,7 +174,8 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
-// init checks the schema version and loads the global sequence counter.
+// init checks the schema version, loads the global sequence counter and
+// makes sure the search index is complete.
 func (s *Store) init() error {
 	v, err := s.db.Get([]byte(keyVer), nil)
 	switch {
@@ -208,7 +212,7 @@ func (s *Store) init() error {
 		return err
 	}
 	s.logNext.Store(s.lnext)
-	return nil
+	return s.initSearch() // search.go: index messages stored before the index existed
 }
 
 // Close stops the writer, fails requests still queued with ErrClosed and

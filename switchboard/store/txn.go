@@ -46,6 +46,7 @@ func (t *txn) put(key, value []byte) {
 	}
 	t.over[string(key)] = value
 	t.batch.Put(key, value)
+	t.indexPut(key, value) // message records only (search.go)
 }
 
 func (t *txn) del(key []byte) {

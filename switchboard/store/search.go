@@ -1,0 +1,435 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/iterator"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
+
+	"github.com/switchboard/switchboard/switchboard/protocol"
+)
+
+// The search index: two inverted indexes of the words of every message
+// (see Words), written in the same batch as the message record, so the index
+// is never behind the messages. Keys only, no values:
+//
+//	fw/<word>/<^ms8><phone>/<^seq8>    every conversation
+//	fc/<phone>/<word>/<^ms8><^seq8>    one conversation
+//
+// ^ms8 is the message's Received time and ^seq8 its seq in the
+// conversation, both bit-inverted big-endian, so that a forward scan of one
+// word's keys is newest first: the order of results is (Received
+// descending, phone ascending, seq descending), the same in both indexes
+// (the second is the first restricted to one phone). A query of several
+// words walks their lists together, seeking each to the next key of the
+// others (a leapfrog intersection), so its cost follows the shortest list,
+// not the number of messages.
+const (
+	pWord      = "fw/"      // find: words of every conversation
+	pConvWord  = "fc/"      // find: words of one conversation
+	keySearch  = "g/search" // "1" once every stored message is indexed
+	searchV1   = "1"
+	buildBatch = 20000 // messages per batch while building the index at open
+)
+
+func inv8(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, ^v) }
+
+func wordPrefix(word string) []byte { return []byte(pWord + word + "/") }
+
+func convWordPrefix(phone, word string) []byte {
+	return []byte(pConvWord + phone + "/" + word + "/")
+}
+
+// pos is a message's place in the result order: the suffix of its fw/ keys.
+type pos []byte
+
+func makePos(ms int64, phone string, seq uint64) pos {
+	b := inv8(make([]byte, 0, 8+len(phone)+9), uint64(max(ms, 0)))
+	b = append(append(b, phone...), '/')
+	return inv8(b, seq)
+}
+
+func (p pos) phone() string { return string(p[8 : len(p)-9]) }
+func (p pos) seq() uint64   { return ^binary.BigEndian.Uint64(p[len(p)-8:]) }
+
+// convPos is the suffix of the message's fc/ keys.
+func (p pos) convPos() []byte { return append(slices.Clone(p[:8]), p[len(p)-8:]...) }
+
+// indexWords puts the index keys of one message record into b.
+func indexWords(b *leveldb.Batch, phone string, seq uint64, rec *record) {
+	p := makePos(rec.Received, phone, seq)
+	cp := p.convPos()
+	for _, w := range Words(rec.Text) {
+		b.Put(append(wordPrefix(w), p...), nil)
+		b.Put(append(convWordPrefix(phone, w), cp...), nil)
+	}
+}
+
+// indexPut indexes a message record being put in the batch (called by
+// txn.put for every m/ key: whatever writes a message indexes it). A record
+// put again (a replayed cluster entry) has the same keys again.
+func (t *txn) indexPut(key, value []byte) {
+	if len(key) < len(pMsg)+10 || !bytes.HasPrefix(key, []byte(pMsg)) || t.s.opts.noSearchIndex {
+		return
+	}
+	var rec record
+	if err := json.Unmarshal(value, &rec); err != nil {
+		// Records are marshalled by the store itself; this cannot happen.
+		t.s.log.Error("search index: undecodable record", "key", key, "err", err)
+		return
+	}
+	phone := string(key[len(pMsg) : len(key)-9])
+	indexWords(&t.batch, phone, binary.BigEndian.Uint64(key[len(key)-8:]), &rec)
+}
+
+// initSearch builds the index of a store written before it existed: once,
+// at open, before the writer starts, in batches that are not synced but are
+// followed by the synced marker (LevelDB's journal is sequential, so the
+// marker durable means everything before it is). A build cut short by a
+// crash is done again at the next open; its keys are the same.
+func (s *Store) initSearch() error {
+	v, err := s.db.Get([]byte(keySearch), nil)
+	switch {
+	case err == nil && string(v) == searchV1:
+		return nil
+	case err == nil:
+		return fmt.Errorf("unknown search index version %q (this build reads %q)", v, searchV1)
+	case !errors.Is(err, leveldb.ErrNotFound):
+		return fmt.Errorf("read search index version: %w", err)
+	}
+	start := time.Now()
+	n, err := s.buildSearch()
+	if err != nil {
+		return fmt.Errorf("build search index: %w", err)
+	}
+	if err := s.db.Put([]byte(keySearch), []byte(searchV1), &opt.WriteOptions{Sync: true}); err != nil {
+		return fmt.Errorf("build search index: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("search index built for messages stored before it existed", "messages", n, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+func (s *Store) buildSearch() (n int, err error) {
+	err = s.db.view(func(db *leveldb.DB) error {
+		n, err = buildSearchIn(db, s.log)
+		return err
+	})
+	return n, err
+}
+
+func buildSearchIn(db *leveldb.DB, log *slog.Logger) (int, error) {
+	it := db.NewIterator(util.BytesPrefix([]byte(pMsg)), nil)
+	defer it.Release()
+	var b leveldb.Batch
+	n := 0
+	for it.Next() {
+		k := it.Key()
+		if len(k) < len(pMsg)+10 {
+			return n, fmt.Errorf("short message key %q", k)
+		}
+		var rec record
+		if err := json.Unmarshal(it.Value(), &rec); err != nil {
+			return n, fmt.Errorf("corrupt message record %q: %w", k, err)
+		}
+		indexWords(&b, string(k[len(pMsg):len(k)-9]), binary.BigEndian.Uint64(k[len(k)-8:]), &rec)
+		if n++; n%buildBatch == 0 {
+			if err := db.Write(&b, nil); err != nil {
+				return n, err
+			}
+			b.Reset()
+			if n%(50*buildBatch) == 0 {
+				log.Info("building the search index", "messages", n)
+			}
+		}
+	}
+	if err := it.Error(); err != nil {
+		return n, err
+	}
+	return n, db.Write(&b, nil)
+}
+
+// Search returns up to limit messages of any conversation that hold every
+// word of query q (see ParseQuery and Words), newest first, starting after
+// message before (before=="" means from the newest). more=true when more
+// matches follow the last one returned (page on with its id as before).
+// limit 0 means DefaultSearchPage. A bad query or limit is ErrInvalid; an
+// unknown before is ErrNotFound.
+func (s *Store) Search(q, before string, limit int) (list []protocol.Message, more bool, err error) {
+	words, err := ParseQuery(q)
+	if err == nil {
+		limit, err = searchLimit(limit)
+	}
+	if err != nil {
+		return nil, false, errQuery(q, err)
+	}
+	err = s.snapshot(func(snap *leveldb.Snapshot) error {
+		get := snapGetter(snap)
+		var from pos
+		if before != "" {
+			if from, err = cursor(get, before, nil); err != nil {
+				return err
+			}
+			from = append(from, 0) // after before, not at it
+		}
+		prefixes := make([][]byte, len(words))
+		for i, w := range words {
+			prefixes[i] = wordPrefix(w)
+		}
+		if err := s.rarestFirst(prefixes); err != nil {
+			return err
+		}
+		var found []pos
+		err := intersect(snap, prefixes, from, func(p []byte) bool {
+			found = append(found, slices.Clone(p))
+			return len(found) <= limit
+		})
+		if err != nil {
+			return err
+		}
+		list, more, err = readFound(get, found, limit)
+		return err
+	})
+	if err != nil {
+		return nil, false, errQuery(q, err)
+	}
+	return list, more, nil
+}
+
+// SearchIn is Search restricted to the conversations of phones (none: no
+// results). A before that is not in one of them is ErrNotFound.
+func (s *Store) SearchIn(phones []string, q, before string, limit int) (list []protocol.Message, more bool, err error) {
+	words, err := ParseQuery(q)
+	if err == nil {
+		limit, err = searchLimit(limit)
+	}
+	if err != nil {
+		return nil, false, errQuery(q, err)
+	}
+	phones = slices.Compact(slices.Sorted(slices.Values(phones)))
+	err = s.snapshot(func(snap *leveldb.Snapshot) error {
+		get := snapGetter(snap)
+		var from pos
+		if before != "" {
+			if from, err = cursor(get, before, phones); err != nil {
+				return err
+			}
+		}
+		var found []pos
+		for _, phone := range phones {
+			part, err := searchConv(snap, phone, words, from, limit+1)
+			if err != nil {
+				return err
+			}
+			found = append(found, part...)
+		}
+		slices.SortFunc(found, func(a, b pos) int { return bytes.Compare(a, b) })
+		list, more, err = readFound(get, found, limit)
+		return err
+	})
+	if err != nil {
+		return nil, false, errQuery(q, err)
+	}
+	return list, more, nil
+}
+
+// rarestFirst orders word lists by their size on disk, smallest first
+// (LevelDB's estimate from its tables; a list still in the memtable counts
+// as empty). The intersection then walks the rarest list and steps through
+// the next rarest, where its next key is near, instead of seeking the
+// densest list once per candidate: for three words of which one is rare,
+// several times fewer seeks.
+func (s *Store) rarestFirst(prefixes [][]byte) error {
+	if len(prefixes) < 2 {
+		return nil
+	}
+	ranges := make([]util.Range, len(prefixes))
+	for i, p := range prefixes {
+		ranges[i] = *util.BytesPrefix(p)
+	}
+	var sizes leveldb.Sizes
+	if err := s.db.view(func(db *leveldb.DB) (err error) {
+		sizes, err = db.SizeOf(ranges)
+		return err
+	}); err != nil {
+		return err
+	}
+	idx := make([]int, len(prefixes))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(sizes[a], sizes[b]) })
+	sorted := make([][]byte, len(prefixes))
+	for i, j := range idx {
+		sorted[i] = prefixes[j]
+	}
+	copy(prefixes, sorted)
+	return nil
+}
+
+// searchConv finds up to n matches in one conversation after from (nil:
+// from the newest), as positions in the global order.
+func searchConv(snap *leveldb.Snapshot, phone string, words []string, from pos, n int) ([]pos, error) {
+	if _, err := protocol.NormalizeAddress(phone); err != nil {
+		return nil, invalid("phone %q: %v", phone, err)
+	}
+	prefixes := make([][]byte, len(words))
+	for i, w := range words {
+		prefixes[i] = convWordPrefix(phone, w)
+	}
+	// The first key of this conversation after from in the global order:
+	// with from's time, this phone's messages come after from's when the
+	// phone sorts after from's phone, before when it sorts before it.
+	var start []byte
+	if from != nil {
+		start = from.convPos()
+		switch c := bytes.Compare([]byte(phone+"/"), from[8:len(from)-8]); {
+		case c == 0:
+			start = append(start, 0)
+		case c > 0:
+			start = start[:8]
+		default:
+			start = append(append(start[:8], bytes.Repeat([]byte{0xff}, 8)...), 0)
+		}
+	}
+	var found []pos
+	err := intersect(snap, prefixes, start, func(cp []byte) bool {
+		p := append(append(slices.Clone(cp[:8]), phone...), '/')
+		found = append(found, append(p, cp[8:]...))
+		return len(found) < n
+	})
+	return found, err
+}
+
+// cursor returns the position of message id, which must be in one of
+// phones when phones is not nil.
+func cursor(get getter, id string, phones []string) (pos, error) {
+	rec, key, err := recordAt(get, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("before %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	phone := string(key[len(pMsg) : len(key)-9])
+	if phones != nil {
+		if _, ok := slices.BinarySearch(phones, phone); !ok {
+			return nil, fmt.Errorf("before %s is not in the conversations searched: %w", id, ErrNotFound)
+		}
+	}
+	return makePos(rec.Received, phone, binary.BigEndian.Uint64(key[len(key)-8:])), nil
+}
+
+// intersect calls emit, in key order, with every suffix that follows each
+// of prefixes and is at or after start, until emit returns false. Each list
+// is moved to the greatest suffix seen so far until all agree.
+func intersect(snap *leveldb.Snapshot, prefixes [][]byte, start []byte, emit func(suffix []byte) bool) error {
+	lists := make([]postings, len(prefixes))
+	for i, p := range prefixes {
+		lists[i] = postings{it: snap.NewIterator(util.BytesPrefix(p), nil), prefix: p}
+		defer lists[i].it.Release()
+	}
+	target := slices.Clone(start)
+	for {
+		agreed := true
+		for i := range lists {
+			cur, ok := lists[i].reach(target)
+			if !ok {
+				return firstErr(lists)
+			}
+			if !bytes.Equal(cur, target) {
+				target = append(target[:0], cur...)
+				agreed = i == 0 // the others must reach the new target
+				if i > 0 {
+					break
+				}
+			}
+		}
+		if agreed {
+			if !emit(target) {
+				break
+			}
+			target = append(target, 0) // the next key after this one
+		}
+	}
+	return firstErr(lists)
+}
+
+// postings is one word's list being walked.
+type postings struct {
+	it     iterator.Iterator
+	prefix []byte
+	cur    []byte // suffix of the current key; nil before the first move
+}
+
+// reach moves to the first suffix at or after target: not at all when
+// already there; by steps when it is near (a seek costs as much as dozens of
+// steps: it seeks every level of the LSM tree), else by a seek.
+func (p *postings) reach(target []byte) ([]byte, bool) {
+	if p.cur != nil && bytes.Compare(p.cur, target) >= 0 {
+		return p.cur, true
+	}
+	for range maxSteps {
+		if p.cur == nil {
+			break
+		}
+		if !p.it.Next() {
+			return nil, false // the list is done: nothing at or after target
+		}
+		if suffix := p.it.Key()[len(p.prefix):]; bytes.Compare(suffix, target) >= 0 {
+			p.cur = append(p.cur[:0], suffix...)
+			return p.cur, true
+		}
+	}
+	if !p.it.Seek(append(slices.Clip(p.prefix), target...)) {
+		return nil, false
+	}
+	p.cur = append(p.cur[:0], p.it.Key()[len(p.prefix):]...)
+	return p.cur, true
+}
+
+// maxSteps is how many keys reach steps over before it seeks.
+const maxSteps = 16
+
+func firstErr(lists []postings) error {
+	for _, p := range lists {
+		if err := p.it.Error(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readFound reads the messages at the first limit positions.
+func readFound(get getter, found []pos, limit int) ([]protocol.Message, bool, error) {
+	more := len(found) > limit
+	found = found[:min(len(found), limit)]
+	list := make([]protocol.Message, 0, len(found))
+	for _, p := range found {
+		phone := p.phone()
+		v, ok, err := get(msgKey(phone, p.seq()))
+		if err != nil {
+			return nil, false, err
+		}
+		if !ok {
+			return nil, false, fmt.Errorf("search index points at a missing message %s #%d", phone, p.seq())
+		}
+		m, err := decodeMessage(get, phone, v)
+		if err != nil {
+			return nil, false, err
+		}
+		list = append(list, m)
+	}
+	return list, more, nil
+}

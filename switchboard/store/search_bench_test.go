@@ -1,0 +1,313 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/util"
+)
+
+// The search benchmark builds a store of 1,000,000 messages (minutes), so it
+// runs only when asked:
+//
+//	SWITCHBOARD_BENCH_SEARCH=1 go test -run '^$' -bench Search1M -benchtime 1x -timeout 60m ./switchboard/store/
+//
+// SWITCHBOARD_BENCH_SEARCH_N sets the number of messages (default 1000000);
+// SWITCHBOARD_BENCH_SEARCH_DIR keeps the store there between runs (it is
+// filled, then compacted, when the directory is empty);
+// SWITCHBOARD_BENCH_SEARCH_BUILD=1 times the index's build at open (it
+// writes every index key again), SWITCHBOARD_BENCH_SEARCH_COMPACT=1
+// compacts the store before the queries.
+const (
+	benchConvs = 50000 // conversations: 20 messages each on average
+	benchVocab = 5000  // distinct words, Zipf-distributed
+)
+
+// benchWord is the word of rank r: pronounceable, different for each rank.
+func benchWord(r int) string {
+	syl := []string{"ka", "mo", "ri", "te", "su", "na", "lo", "pe", "vi", "da", "ge", "zu", "ba", "ci", "ho", "fy"}
+	var b strings.Builder
+	for r++; r > 0; r /= len(syl) {
+		b.WriteString(syl[r%len(syl)])
+	}
+	return b.String()
+}
+
+// fillSearchStore writes n messages through ApplyLog, 2,000 per write:
+// 60 % inbound, 40 % replies, 4 to 20 Zipf-distributed words each, times
+// one to three seconds apart.
+func fillSearchStore(b *testing.B, s *Store, n int) {
+	start := time.Now()
+	fillMessages(b, s, n)
+	b.Logf("stored %d messages in %v (%.0f/s); compacting", n, time.Since(start).Round(time.Second), float64(n)/time.Since(start).Seconds())
+	if err := s.db.view(func(db *leveldb.DB) error { return db.CompactRange(util.Range{}) }); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// fillMessages writes the n messages of fillSearchStore.
+func fillMessages(b *testing.B, s *Store, n int) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	zipf := rand.NewZipf(rng, 1.1, 2, benchVocab-1)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	start := time.Now()
+	items := make([]LogItem, 0, 2000)
+	for i := 0; i < n; {
+		items = items[:0]
+		for ; len(items) < cap(items) && i < n; i++ {
+			at = at.Add(time.Second + time.Duration(rng.IntN(2000))*time.Millisecond)
+			words := make([]string, 4+rng.IntN(17))
+			for j := range words {
+				words[j] = benchWord(int(zipf.Uint64()))
+			}
+			words[0] = strings.ToUpper(words[0][:1]) + words[0][1:]
+			text := strings.Join(words, " ") + "."
+			phone := "+1555" + strconv.Itoa(1000000+rng.IntN(benchConvs))
+			pos := int64(i + 1)
+			if rng.IntN(5) < 2 {
+				items = append(items, LogItem{Reply: &Reply{ID: fmt.Sprintf("r%08d", i), Phone: phone, Agent: "agent" + strconv.Itoa(rng.IntN(50)),
+					Ref: strconv.Itoa(i), Text: text, Sent: at, LogPos: pos}})
+			} else {
+				items = append(items, LogItem{Inbound: &Inbound{ID: fmt.Sprintf("i%08d", i), Sid: "SM" + strconv.Itoa(i), Phone: phone,
+					Text: text, Received: at, LogPos: pos}})
+			}
+		}
+		res, err := s.ApplyLog(WithoutSync(ctx), items)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+		if i%100000 == 0 { // to the terminal now: b.Logf shows only at the end
+			fmt.Fprintf(os.Stderr, "stored %d messages in %v\n", i, time.Since(start).Round(time.Second))
+		}
+	}
+}
+
+// benchQuery is one kind of query of the mix.
+type benchQuery struct {
+	kind string
+	make func(rng *rand.Rand) string
+}
+
+var benchQueries = []benchQuery{
+	{"1 common word (rank < 10)", func(r *rand.Rand) string { return benchWord(1 + r.IntN(9)) }},
+	{"1 mid word (rank 100-500)", func(r *rand.Rand) string { return benchWord(100 + r.IntN(400)) }},
+	{"1 rare word (rank 3000-5000)", func(r *rand.Rand) string { return benchWord(3000 + r.IntN(2000)) }},
+	{"common + mid", func(r *rand.Rand) string { return benchWord(1+r.IntN(9)) + " " + benchWord(100+r.IntN(400)) }},
+	{"2 mid words", func(r *rand.Rand) string { return benchWord(100+r.IntN(400)) + " " + benchWord(100+r.IntN(400)) }},
+	{"3 words", func(r *rand.Rand) string {
+		return benchWord(1+r.IntN(9)) + " " + benchWord(10+r.IntN(90)) + " " + benchWord(100+r.IntN(400))
+	}},
+	{"absent word + common", func(r *rand.Rand) string { return "zzzz " + benchWord(1+r.IntN(9)) }},
+}
+
+func BenchmarkSearch1M(b *testing.B) {
+	if os.Getenv("SWITCHBOARD_BENCH_SEARCH") == "" {
+		b.Skip("set SWITCHBOARD_BENCH_SEARCH=1 to build a 1,000,000-message store and search it")
+	}
+	n := 1000000
+	if v := os.Getenv("SWITCHBOARD_BENCH_SEARCH_N"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dir := os.Getenv("SWITCHBOARD_BENCH_SEARCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	entries, _ := os.ReadDir(dir)
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(entries) == 0 {
+		fillSearchStore(b, s, n)
+	}
+	if os.Getenv("SWITCHBOARD_BENCH_SEARCH_BUILD") != "" {
+		s = timeIndexBuild(b, s, dir)
+	}
+	if os.Getenv("SWITCHBOARD_BENCH_SEARCH_COMPACT") != "" {
+		start := time.Now()
+		if err := s.db.view(func(db *leveldb.DB) error { return db.CompactRange(util.Range{}) }); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(os.Stderr, "compacted in %v\n", time.Since(start).Round(time.Second))
+	}
+	defer s.Close()
+	reportCost(b, s, dir)
+
+	rng := rand.New(rand.NewPCG(3, 5))
+	b.Run("index", func(b *testing.B) {
+		for range b.N {
+			searchMix(b, rng, 1000, func(q, before string) (int, string, error) {
+				list, _, err := s.Search(q, before, 0)
+				return len(list), lastID(list), err
+			})
+		}
+	})
+	phones := func() []string {
+		var p []string
+		for range 3 {
+			p = append(p, "+1555"+strconv.Itoa(1000000+rng.IntN(benchConvs)))
+		}
+		return p
+	}
+	b.Run("index-3-conversations", func(b *testing.B) {
+		for range b.N {
+			searchMix(b, rng, 1000, func(q, before string) (int, string, error) {
+				list, _, err := s.SearchIn(phones(), q, "", 0)
+				return len(list), lastID(list), err
+			})
+		}
+	})
+	b.Run("scan", func(b *testing.B) {
+		for range b.N {
+			searchMix(b, rng, len(benchQueries), func(q, before string) (int, string, error) {
+				list, err := scanSearch(s, q, nil)
+				return min(len(list), DefaultSearchPage), "", err
+			})
+		}
+	})
+}
+
+func lastID(list []messageT) string {
+	if len(list) == 0 {
+		return ""
+	}
+	return list[len(list)-1].ID
+}
+
+// searchMix runs count queries cycling through benchQueries, every second
+// one of the index queries asking for the next page of the one before, and
+// reports the latency percentiles over all of them and per kind.
+func searchMix(b *testing.B, rng *rand.Rand, count int, search func(q, before string) (found int, last string, err error)) {
+	all := make([]time.Duration, 0, count)
+	byKind := make(map[string][]time.Duration)
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	results := 0
+	for i := range count {
+		bq := benchQueries[i%len(benchQueries)]
+		q := bq.make(rng)
+		t0 := time.Now()
+		found, last, err := search(q, "")
+		if err == nil && last != "" && i%2 == 1 {
+			found, _, err = search(q, last) // page 2
+		}
+		d := time.Since(t0)
+		if err != nil {
+			b.Fatalf("%q: %v", q, err)
+		}
+		results += found
+		all = append(all, d)
+		byKind[bq.kind] = append(byKind[bq.kind], d)
+	}
+	runtime.ReadMemStats(&ms1)
+	b.ReportMetric(pct(all, 50), "p50-ms")
+	b.ReportMetric(pct(all, 99), "p99-ms")
+	b.ReportMetric(pct(all, 100), "max-ms")
+	b.ReportMetric(float64(results)/float64(count), "results/query")
+	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(count)/1024, "KiB-alloc/query")
+	b.ReportMetric(0, "ns/op")
+	for _, bq := range benchQueries {
+		d := byKind[bq.kind]
+		b.Logf("%-30s n=%4d p50 %7.2f ms  p99 %7.2f ms", bq.kind, len(d), pct(d, 50), pct(d, 99))
+	}
+}
+
+// pct is the nearest-rank percentile of ds, in milliseconds.
+func pct(ds []time.Duration, p int) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(ds))
+	i := max((len(s)*p+99)/100-1, 0)
+	return float64(s[i]) / float64(time.Millisecond)
+}
+
+// reportCost logs what the index costs on disk (LevelDB's estimate of the
+// key ranges, after compaction) and in memory.
+func reportCost(b *testing.B, s *Store, dir string) {
+	ranges := []util.Range{*util.BytesPrefix([]byte(pMsg)), *util.BytesPrefix([]byte(pWord)), *util.BytesPrefix([]byte(pConvWord))}
+	var sizes leveldb.Sizes
+	if err := s.db.view(func(db *leveldb.DB) (err error) {
+		sizes, err = db.SizeOf(ranges)
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	var total int64
+	_ = filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			total += fi.Size()
+		}
+		return nil
+	})
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	mib := func(v int64) float64 { return float64(v) / (1 << 20) }
+	fmt.Fprintf(os.Stderr, "disk: directory %.0f MiB; message records (m/) %.0f MiB, index fw/ %.0f MiB, index fc/ %.0f MiB; heap in use %.1f MiB",
+		mib(total), mib(sizes[0]), mib(sizes[1]), mib(sizes[2]), mib(int64(ms.HeapInuse)))
+	fmt.Fprintln(os.Stderr)
+}
+
+// timeIndexBuild measures the one-time build of the index at Open: it
+// removes the marker (the build writes every key again, as for a store
+// written before the index existed) and reopens the store.
+func timeIndexBuild(b *testing.B, s *Store, dir string) *Store {
+	if err := s.db.view(func(db *leveldb.DB) error { return db.Delete([]byte(keySearch), nil) }); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Fprintf(os.Stderr, "index built at open in %v\n", time.Since(start).Round(time.Millisecond))
+	return s
+}
+
+// BenchmarkIndexWriteCost is what indexing costs a write: the same 20,000
+// messages (the 1M benchmark's texts, 2,000 per ApplyLog, not synced) into a
+// fresh store with and without the search index.
+func BenchmarkIndexWriteCost(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		noIndex bool
+	}{{"with-index", false}, {"without-index", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for range b.N {
+				s, err := Open(Options{Dir: b.TempDir(), noSearchIndex: tc.noIndex})
+				if err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				fillMessages(b, s, 20000)
+				b.ReportMetric(20000/time.Since(start).Seconds(), "msgs/s")
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
