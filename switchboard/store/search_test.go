@@ -376,7 +376,7 @@ func TestSearchUnknownIndexVersion(t *testing.T) {
 // another, so a prefix scan of one never reads another's keys.
 func TestKeyPrefixesDistinct(t *testing.T) {
 	prefixes := []string{pMsg, pStatus, pSid, pRef, pID, pPID, pOutbox, pConv, pJournal, keyCheck, keyGSeq, keyVer,
-		pNavProduct, pNavCounts, pNavUser, keyNavOffset, keyNavHead, pOptOut, pLog, keyLogNext, pWord, pConvWord, keySearch}
+		pNavProduct, pNavCounts, pNavUser, keyNavOffset, keyNavHead, pOptOut, pLog, keyLogNext, pWord, pConvWord, keySearch, pContact, pCanned}
 	for i, a := range prefixes {
 		for j, b := range prefixes {
 			if i != j && strings.HasPrefix(b, a) {
