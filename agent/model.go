@@ -309,6 +309,10 @@ func (m *Model) handleEvent(ev wsclient.Event) tea.Cmd {
 		m.conn = connState{kind: wsclient.Refused, err: ev.Err, since: now}
 		m.queue = queueState{}
 		m.failPending("not sent: the node refused the token")
+	case wsclient.Replaced:
+		m.conn = connState{kind: wsclient.Replaced, err: ev.Err, since: now}
+		m.queue = queueState{}
+		m.failPending("not confirmed: you signed in elsewhere")
 	case wsclient.Received:
 		return m.handleFrame(ev.Frame)
 	}

@@ -136,7 +136,7 @@ func (m *Supervisor) event(ev wsclient.Event) {
 	switch ev.Kind {
 	case wsclient.Connected, wsclient.Connecting:
 		m.conn = connState{kind: ev.Kind, since: m.cfg.Now()}
-	case wsclient.Disconnected, wsclient.Refused:
+	case wsclient.Disconnected, wsclient.Refused, wsclient.Replaced:
 		m.conn = connState{kind: ev.Kind, err: ev.Err, retryIn: ev.RetryIn, since: m.cfg.Now()}
 	case wsclient.Received:
 		f := ev.Frame
@@ -241,6 +241,8 @@ func (m *Supervisor) render() string {
 		conn = m.st.barError.Render(g.offline + " disconnected, retrying")
 	case wsclient.Refused:
 		conn = m.st.barError.Render(g.offline + " token refused: -supervisor needs the admin token")
+	case wsclient.Replaced:
+		conn = m.st.barError.Render(g.offline + " signed in elsewhere (restart to take over)")
 	}
 	head := m.st.bar.Render("switchboard supervisor") + g.sep + conn + g.sep + fmt.Sprintf("%d waiting", len(m.view.Waiting)) + g.sep + plural(len(m.view.Agents), "agent")
 	if m.notice != "" {

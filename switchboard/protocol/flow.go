@@ -5,6 +5,12 @@ package protocol
 // MaxNote is the longest transfer note accepted, in bytes.
 const MaxNote = 1000
 
+// CloseReplaced is the reason of the WebSocket close (code 1008, policy
+// violation) with which a node ends an agent's connection when the same
+// agent signs in elsewhere. A client must not reconnect on it by itself:
+// the two connections would close each other in turn forever.
+const CloseReplaced = "replaced by a newer session"
+
 // Transfer says, in an assigned frame, that the conversation was handed
 // over by another agent, with the note it left.
 type Transfer struct {
