@@ -85,6 +85,7 @@ func (r *router) run(ctx context.Context) {
 				r.publishLoad()
 			}
 			r.tickQueue()
+			r.tickColleagues()
 			r.tickView()
 		case <-ctx.Done():
 			return
