@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
 )
 
 func colleaguesAre(names ...string) func(protocol.Frame) bool {
@@ -34,4 +35,53 @@ func TestColleaguesFrame(t *testing.T) {
 	// Back: alice hears bob is free again.
 	bob.Send(protocol.Frame{Type: protocol.TypeAvailable, Capacity: 1})
 	alice.Expect(protocol.TypeColleagues, colleaguesAre("bob"), waitLong)
+}
+
+// A transfer's note is stored as an internal note of the sender when the
+// transfer is applied: the receiver sees it again after a reconnect (the
+// assigned frame's transfer field is only in the live frame) and in the
+// history. A refused transfer stores nothing.
+func TestTransferNoteIsStored(t *testing.T) {
+	h := startNode(t, nil)
+	const p1 = "+15551120002"
+	alice := h.agent("alice", 2)
+	h.waitAgent("alice", protocol.AgentAvailable, 0)
+	h.sms("SM1", p1, "where is my order?")
+	alice.Expect(protocol.TypeAssigned, isPhone(p1), waitLong)
+	alice.Send(protocol.Frame{Type: protocol.TypeTransfer, Phone: p1, To: "nobody", Note: "refused", Ref: "r1"})
+	if f := alice.Expect(protocol.TypeError, nil, waitLong); f.Code != protocol.CodeUnavailable {
+		t.Fatalf("transfer to an unknown agent: %+v", f)
+	}
+	bob := h.agent("bob", 1)
+	h.waitAgent("bob", protocol.AgentAvailable, 0)
+	alice.Send(protocol.Frame{Type: protocol.TypeTransfer, Phone: p1, To: "bob", Note: "wants a refund"})
+	bob.Expect(protocol.TypeAssigned, isPhone(p1), waitLong)
+
+	notes := func(list []protocol.Message) []protocol.Message {
+		var out []protocol.Message
+		for _, m := range list {
+			if m.Direction == protocol.Note {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	want := "transferred to bob: wants a refund"
+	var got []protocol.Message
+	sbt.WaitFor(t, waitLong, "the note in the history", func() bool {
+		bob.Send(protocol.Frame{Type: protocol.TypeHistory, Phone: p1})
+		got = notes(bob.Expect(protocol.TypeHistory, isPhone(p1), waitLong).List)
+		return len(got) > 0
+	})
+	if len(got) != 1 || got[0].Text != want || got[0].Agent != "alice" {
+		t.Fatalf("notes in the history: %+v, want one by alice %q", got, want)
+	}
+	again := h.agent("bob", 1) // bob reconnects: this connection replaces the first
+	f := again.Expect(protocol.TypeAssigned, isPhone(p1), waitLong)
+	if got := notes(f.List); len(got) != 1 || got[0].Text != want || got[0].Agent != "alice" {
+		t.Fatalf("notes after the reconnect: %+v (assigned %+v)", got, f)
+	}
+	if len(h.twilio.Sent()) != 0 {
+		t.Fatalf("the note reached Twilio: %+v", h.twilio.Sent())
+	}
 }
