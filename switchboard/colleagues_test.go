@@ -85,3 +85,29 @@ func TestTransferNoteIsStored(t *testing.T) {
 		t.Fatalf("the note reached Twilio: %+v", h.twilio.Sent())
 	}
 }
+
+// The supervisor's view lists what each agent holds, and the supervisor
+// reads any of those conversations.
+func TestQueueViewListsHeldConversations(t *testing.T) {
+	h := startNode(t, nil)
+	const p1 = "+15551120003"
+	alice := h.agent("alice", 1)
+	bob := h.agent("bob", 1)
+	bob.Send(protocol.Frame{Type: protocol.TypeAway})
+	h.waitAgent("bob", protocol.AgentAway, 0)
+	h.sms("SM1", p1, "my parcel is late")
+	alice.Expect(protocol.TypeAssigned, isPhone(p1), waitLong)
+	h.waitAgent("alice", protocol.AgentAvailable, 1)
+	v := h.queueView()
+	if len(v.Agents) != 2 || !slices.Equal(v.Agents[0].Conversations, []string{p1}) || v.Agents[1].Conversations == nil || len(v.Agents[1].Conversations) != 0 {
+		t.Fatalf("GET /queue agents: %+v", v.Agents)
+	}
+	sup := sbt.DialAgent(t, h.ws, testAdmin)
+	sup.Expect(protocol.TypeSupervisor, func(f protocol.Frame) bool {
+		return f.View != nil && len(f.View.Agents) == 2 && slices.Equal(f.View.Agents[0].Conversations, []string{p1})
+	}, waitLong)
+	sup.Send(protocol.Frame{Type: protocol.TypeHistory, Phone: p1, Limit: 10})
+	if f := sup.Expect(protocol.TypeHistory, nil, waitLong); len(f.List) != 1 || f.List[0].Text != "my parcel is late" {
+		t.Fatalf("supervisor reads a held conversation: %+v", f)
+	}
+}

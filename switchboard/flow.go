@@ -231,7 +231,11 @@ func (r *router) view() *protocol.QueueView {
 		case l.Online:
 			state = protocol.AgentAway
 		}
-		v.Agents = append(v.Agents, protocol.QueueAgent{Name: l.Agent, State: state, Capacity: l.Capacity, Load: l.Active, Node: l.Node})
+		convs := r.engine.Conversations(l.Agent)
+		if convs == nil {
+			convs = []string{}
+		}
+		v.Agents = append(v.Agents, protocol.QueueAgent{Name: l.Agent, State: state, Capacity: l.Capacity, Load: l.Active, Node: l.Node, Conversations: convs})
 	}
 	return v
 }

@@ -40,14 +40,16 @@ const (
 	AgentOffline   = "offline"   // disconnected, in its grace period
 )
 
-// QueueAgent is one agent: its state, capacity, the conversations it
-// holds (Load) and the node hosting its connection.
+// QueueAgent is one agent: its state, capacity, how many conversations it
+// holds (Load) and which (Conversations, by phone, sorted), and the node
+// hosting its connection.
 type QueueAgent struct {
-	Name     string `json:"name"`
-	State    string `json:"state"`
-	Capacity int    `json:"capacity"`
-	Load     int    `json:"load"`
-	Node     string `json:"node"`
+	Name          string   `json:"name"`
+	State         string   `json:"state"`
+	Capacity      int      `json:"capacity"`
+	Load          int      `json:"load"`
+	Node          string   `json:"node"`
+	Conversations []string `json:"conversations"`
 }
 
 // validFlow checks a transfer or assign request.
