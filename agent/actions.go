@@ -76,7 +76,7 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(k, m.keys.Retry):
 		return m.retry()
 	case key.Matches(k, m.keys.Reconnect):
-		if m.conn.kind != wsclient.Disconnected {
+		if m.conn.kind != wsclient.Disconnected && m.conn.kind != wsclient.Replaced {
 			return nil
 		}
 		conn := m.cfg.Conn

@@ -10,6 +10,9 @@ import (
 	"github.com/charmbracelet/x/ansi"
 )
 
+// composerMaxLines is the most lines the composer takes.
+const composerMaxLines = 40
+
 // newComposer builds the reply box. Enter is the send key, so the textarea's
 // own newline binding is off; Shift+Enter and Alt+Enter (handled by the
 // model) add a line. The cursor is the terminal's own (placed by View), so
@@ -20,6 +23,11 @@ func newComposer() textarea.Model {
 	t.ShowLineNumbers = false
 	t.Prompt = "  "
 	t.CharLimit = 0
+	// The composer shows composerLines rows; MaxHeight bounds the lines an
+	// agent can type (bubbles' default is 99, and its line cache is sized
+	// by it). An SMS is at most 1,600 characters (10 segments), which
+	// wraps to about 25 lines of 70: composerMaxLines is room for that.
+	t.MaxHeight = composerMaxLines
 	t.KeyMap.InsertNewline.SetEnabled(false)
 	s := t.Styles()
 	s.Focused.CursorLine = s.Focused.Base

@@ -292,3 +292,31 @@ func FuzzSMSCount(f *testing.F) {
 		}
 	})
 }
+
+// Signed in elsewhere: the client has stopped reconnecting; the banner says
+// so on its own line and how to take over (F5), and F5 does.
+func TestReplacedSaysHowToTakeOver(t *testing.T) {
+	f := newFixture(t, false)
+	f.update(EventMsg(wsclient.Event{Kind: wsclient.Connected}))
+	err := fmt.Errorf("wsclient: node closed the connection: %w", wsclient.ErrReplaced)
+	f.update(EventMsg(wsclient.Event{Kind: wsclient.Replaced, Err: err}))
+	lines := strings.Split(f.view(), "\n")
+	if !strings.Contains(lines[0], "signed in elsewhere (f5 takes over)") {
+		t.Fatalf("status bar = %q", lines[0])
+	}
+	if !strings.HasPrefix(strings.TrimSpace(lines[1]), "You signed in elsewhere") {
+		t.Fatalf("line under the status bar = %q", lines[1])
+	}
+	if !strings.Contains(strings.Join(lines[1:5], " "), "Press F5 to take") {
+		t.Fatalf("the banner does not say how to take over:\n%s", strings.Join(lines, "\n"))
+	}
+	f.key("f5")
+	if f.conn.kicks != 1 {
+		t.Fatalf("f5 after being replaced: %d reconnects, want 1", f.conn.kicks)
+	}
+	f.update(EventMsg(wsclient.Event{Kind: wsclient.Connecting, Attempt: 1}))
+	f.update(EventMsg(wsclient.Event{Kind: wsclient.Connected}))
+	if v := f.view(); strings.Contains(v, "signed in elsewhere") {
+		t.Fatalf("still says signed in elsewhere after taking over:\n%s", v)
+	}
+}

@@ -117,6 +117,7 @@ type Model struct {
 	nav       navStats
 	showHelp  bool
 	flow      transferPrompt // a transfer being typed (transfer.go)
+	mates     []string       // colleagues free to take a transfer, from the node (transfer.go)
 	desk      deskState      // notes, canned replies (desk.go)
 	search    searchState    // ctrl+f (search.go)
 }
@@ -309,6 +310,10 @@ func (m *Model) handleEvent(ev wsclient.Event) tea.Cmd {
 		m.conn = connState{kind: wsclient.Refused, err: ev.Err, since: now}
 		m.queue = queueState{}
 		m.failPending("not sent: the node refused the token")
+	case wsclient.Replaced:
+		m.conn = connState{kind: wsclient.Replaced, err: ev.Err, since: now}
+		m.queue = queueState{}
+		m.failPending("not confirmed: you signed in elsewhere")
 	case wsclient.Received:
 		return m.handleFrame(ev.Frame)
 	}
@@ -387,6 +392,8 @@ func (m *Model) handleFrame(f protocol.Frame) tea.Cmd {
 		return m.handleStats(f)
 	case protocol.TypeResults:
 		m.searchAnswered(f)
+	case protocol.TypeColleagues:
+		m.mates = cleanNames(f.Agents)
 	case protocol.TypeQueue:
 		m.queue = queueState{known: true, waiting: max(f.Waiting, 0), longest: time.Duration(max(f.LongestWaitMs, 0)) * time.Millisecond, at: m.cfg.Now()}
 	case protocol.TypeAck:

@@ -24,6 +24,8 @@ func (m *Model) statusBar() string {
 		conn = m.st.barError.Render(fmt.Sprintf("%s disconnected, retrying in %s (f5 now)", g.offline, max(left, 0).Round(time.Second)))
 	case wsclient.Refused:
 		conn = m.st.barError.Render(g.offline + " token refused")
+	case wsclient.Replaced:
+		conn = m.st.barError.Render(g.offline + " signed in elsewhere (f5 takes over)")
 	default:
 		conn = m.st.dim.Render(g.offline + " connecting" + g.ellipsis)
 	}
@@ -48,10 +50,14 @@ func (m *Model) statusBar() string {
 
 // banner is what must be read in full, on lines of its own under the
 // status bar: the node refused the token, so the client has stopped and
-// the agent needs a new token.
+// the agent needs a new token; or the agent signed in elsewhere and F5
+// takes it back.
 func (m *Model) banner() []string {
 	if m.expired && m.conn.kind == wsclient.Disconnected {
 		return m.bannerLines("Your token expired, so the node closed the session. Get a fresh token with `switchboard token NAME` and start the agent again with it: within the grace period you keep your conversations.")
+	}
+	if m.conn.kind == wsclient.Replaced {
+		return m.bannerLines("You signed in elsewhere (another client of the same agent connected), so the node closed this session and this client stopped reconnecting. Press F5 to take over here; the other place is then closed.")
 	}
 	if m.conn.kind != wsclient.Refused {
 		return nil

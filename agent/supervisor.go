@@ -16,8 +16,9 @@ import (
 
 // Supervisor is the model of `agent -supervisor` (issue 18): a live screen
 // of the waiting line with ages and of every agent with state and load,
-// from the node's supervisor frames. The supervisor picks a waiting
-// conversation (up/down), reads it (enter) and assigns it to an agent
+// from the node's supervisor frames, each agent with the conversations it
+// holds. The supervisor picks any of these conversations (up/down), reads
+// it (enter, read-only: the history), and assigns a waiting one to an agent
 // (ctrl+a, the agent's name, enter). The session is opened with the admin
 // token and sends no presence: a supervisor is not an agent.
 type Supervisor struct {
@@ -32,7 +33,7 @@ type Supervisor struct {
 	conn   connState
 	view   protocol.QueueView
 	viewAt time.Time // when view came: ages grow from there
-	sel    int       // selected waiting conversation
+	sel    int       // selected row of rows(): waiting first, then held
 	notice string
 
 	reading string             // phone whose conversation is shown
@@ -48,8 +49,8 @@ type supervisorKeys struct {
 
 func defaultSupervisorKeys() supervisorKeys {
 	return supervisorKeys{
-		Up:     key.NewBinding(key.WithKeys("up", "shift+tab"), key.WithHelp("up", "previous waiting")),
-		Down:   key.NewBinding(key.WithKeys("down", "tab"), key.WithHelp("down", "next waiting")),
+		Up:     key.NewBinding(key.WithKeys("up", "shift+tab"), key.WithHelp("up", "previous conversation")),
+		Down:   key.NewBinding(key.WithKeys("down", "tab"), key.WithHelp("down", "next conversation (waiting, then held)")),
 		Read:   key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "read it (in the prompt: assign)")),
 		Assign: key.NewBinding(key.WithKeys("ctrl+a"), key.WithHelp("ctrl+a", "assign it to an agent")),
 		Close:  key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "close the prompt or the conversation")),
@@ -136,7 +137,7 @@ func (m *Supervisor) event(ev wsclient.Event) {
 	switch ev.Kind {
 	case wsclient.Connected, wsclient.Connecting:
 		m.conn = connState{kind: ev.Kind, since: m.cfg.Now()}
-	case wsclient.Disconnected, wsclient.Refused:
+	case wsclient.Disconnected, wsclient.Refused, wsclient.Replaced:
 		m.conn = connState{kind: ev.Kind, err: ev.Err, retryIn: ev.RetryIn, since: m.cfg.Now()}
 	case wsclient.Received:
 		f := ev.Frame
@@ -144,7 +145,7 @@ func (m *Supervisor) event(ev wsclient.Event) {
 		case protocol.TypeSupervisor:
 			if f.View != nil {
 				m.view, m.viewAt = *f.View, m.cfg.Now()
-				m.sel = min(m.sel, max(len(m.view.Waiting)-1, 0))
+				m.sel = min(m.sel, max(len(m.rows())-1, 0))
 			}
 		case protocol.TypeHistory:
 			if f.Phone == m.reading {
@@ -156,6 +157,29 @@ func (m *Supervisor) event(ev wsclient.Event) {
 	}
 }
 
+// rows are the conversations the supervisor can pick, in screen order:
+// the waiting line, then each agent's.
+func (m *Supervisor) rows() []string {
+	var rows []string
+	for _, q := range m.view.Waiting {
+		rows = append(rows, q.Phone)
+	}
+	for _, a := range m.view.Agents {
+		rows = append(rows, a.Conversations...)
+	}
+	return rows
+}
+
+// picked is the selected conversation, waiting or held ("" for none).
+func (m *Supervisor) picked() string {
+	if rows := m.rows(); m.sel >= 0 && m.sel < len(rows) {
+		return rows[m.sel]
+	}
+	return ""
+}
+
+// selected is the selected conversation if it waits: only those are
+// assigned.
 func (m *Supervisor) selected() string {
 	if m.sel < 0 || m.sel >= len(m.view.Waiting) {
 		return ""
@@ -204,15 +228,15 @@ func (m *Supervisor) key(k tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(k, m.keys.Up):
 		m.sel = max(m.sel-1, 0)
 	case key.Matches(k, m.keys.Down):
-		m.sel = min(m.sel+1, max(len(m.view.Waiting)-1, 0))
+		m.sel = min(m.sel+1, max(len(m.rows())-1, 0))
 	case key.Matches(k, m.keys.Assign):
 		if m.selected() == "" {
-			m.notice = "nothing waits: nothing to assign"
+			m.notice = "pick a waiting conversation to assign"
 			return nil
 		}
 		m.typing, m.to, m.notice = true, "", ""
 	case key.Matches(k, m.keys.Read):
-		phone := m.selected()
+		phone := m.picked()
 		if phone == "" {
 			return nil
 		}
@@ -241,6 +265,8 @@ func (m *Supervisor) render() string {
 		conn = m.st.barError.Render(g.offline + " disconnected, retrying")
 	case wsclient.Refused:
 		conn = m.st.barError.Render(g.offline + " token refused: -supervisor needs the admin token")
+	case wsclient.Replaced:
+		conn = m.st.barError.Render(g.offline + " signed in elsewhere (restart to take over)")
 	}
 	head := m.st.bar.Render("switchboard supervisor") + g.sep + conn + g.sep + fmt.Sprintf("%d waiting", len(m.view.Waiting)) + g.sep + plural(len(m.view.Agents), "agent")
 	if m.notice != "" {
@@ -277,16 +303,28 @@ func (m *Supervisor) render() string {
 	if len(m.view.Agents) == 0 {
 		add(m.st.dim.Render("  no agent connected"))
 	}
+	row := len(m.view.Waiting)
 	for _, a := range m.view.Agents {
 		add(fmt.Sprintf("  %-16s %-9s %d/%d  on %s", a.Name, a.State, a.Load, a.Capacity, a.Node))
+		for _, phone := range a.Conversations {
+			line := "      " + clean(phone, false)
+			if row == m.sel {
+				line = m.st.selected.Render(g.cursor + "     " + clean(phone, false))
+			}
+			add(line)
+			row++
+		}
 	}
 	if m.reading != "" {
 		add("")
-		add(m.st.title.Render("Conversation " + m.reading))
+		add(m.st.title.Render("Conversation " + m.reading + " (read-only)"))
 		for _, msg := range m.msgs {
 			who := "customer"
-			if msg.Direction == protocol.Out {
+			switch msg.Direction {
+			case protocol.Out:
 				who = "agent " + msg.Agent
+			case protocol.Note:
+				who = "note by " + msg.Agent
 			}
 			add("  " + who + ": " + clean(msg.Text, false))
 		}

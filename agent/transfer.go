@@ -14,10 +14,14 @@ import (
 // two-step prompt — the agent to give the selected conversation to (empty:
 // back to the waiting line), then a note for them — and Enter sends it. Esc
 // cancels. The reply being typed is kept aside meanwhile and comes back.
+// The node tells the agent which colleagues are free to take one (the
+// colleagues frame); ↑/↓ in the first step choose among them, typing a
+// name works as well.
 
 // transferPrompt is the transfer being typed; step 0 is none.
 type transferPrompt struct {
 	step  int // 1: the agent's name, 2: the note
+	pick  int // 1-based index in the colleagues chosen with ↑/↓; 0: none
 	phone string
 	to    string
 	draft string // the composer's text before the prompt
@@ -42,6 +46,9 @@ func (m *Model) transferKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		return nil, false
 	}
 	switch {
+	case m.flow.step == 1 && (k.String() == "up" || k.String() == "down"):
+		m.pickColleague(k.String() == "down")
+		return nil, true
 	case key.Matches(k, m.keys.Close):
 		m.endTransfer()
 		m.setNotice("transfer cancelled")
@@ -75,6 +82,35 @@ func (m *Model) transferKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 	return m.send(f), true
 }
 
+// pickColleague moves the choice in the first step one colleague down (or
+// up), through an empty name (back to the waiting line) at either end, and
+// puts the chosen name in the prompt.
+func (m *Model) pickColleague(down bool) {
+	n := len(m.mates) + 1 // the colleagues and the empty name
+	if down {
+		m.flow.pick = (m.flow.pick + 1) % n
+	} else {
+		m.flow.pick = (m.flow.pick + n - 1) % n
+	}
+	if m.flow.pick == 0 {
+		m.input.Reset()
+		return
+	}
+	m.input.SetValue(m.mates[m.flow.pick-1])
+}
+
+// cleanNames keeps the valid agent names of a colleagues frame: they are
+// shown on the agent's terminal.
+func cleanNames(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if protocol.ValidAgentName(n) == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func (m *Model) endTransfer() {
 	draft := m.flow.draft
 	m.flow = transferPrompt{}
@@ -84,7 +120,11 @@ func (m *Model) endTransfer() {
 // transferLabel is the composer's label while the prompt is open.
 func (m *Model) transferLabel() string {
 	if m.flow.step == 1 {
-		return m.st.composerOn.Render("Transfer "+m.flow.phone+" to") + m.st.dim.Render("  (agent name; empty: back to the waiting line; enter, esc cancels)")
+		free := "no colleague is free now"
+		if len(m.mates) > 0 {
+			free = "free: " + strings.Join(m.mates, ", ") + " (up/down choose)"
+		}
+		return m.st.composerOn.Render("Transfer "+m.flow.phone+" to") + m.st.dim.Render("  ("+free+"; or type a name; empty: back to the waiting line; enter, esc cancels)")
 	}
 	to := m.flow.to
 	if to == "" {

@@ -433,7 +433,7 @@ func (c *cluster) routeRoute(r *router, e *logEntry) []func() {
 	case strings.HasPrefix(key, "route.node."):
 		return c.routeNode(r, ev)
 	case strings.HasPrefix(key, "route.transfer."), strings.HasPrefix(key, "route.assign."), strings.HasPrefix(key, "route.timeout."):
-		c.routeFlow(r, strings.Split(key, ".")[1], ev)
+		return c.routeFlow(r, strings.Split(key, ".")[1], ev, e.offset)
 	}
 	return nil
 }

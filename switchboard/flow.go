@@ -10,10 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/route"
+	"github.com/switchboard/switchboard/switchboard/store"
 )
 
 // supervisorName is the name a supervisor session goes by in logs and in
@@ -70,8 +72,9 @@ func (c *cluster) answerTimeout(o route.Owed) bool {
 }
 
 // routeFlow applies route.transfer, route.assign and route.timeout. Runs
-// on the router goroutine.
-func (c *cluster) routeFlow(r *router, kind string, ev *routeEvent) {
+// on the router goroutine; returns what to do after the run (storing a
+// transfer's note).
+func (c *cluster) routeFlow(r *router, kind string, ev *routeEvent, offset int64) (post []func()) {
 	at := time.UnixMilli(ev.At)
 	var effects []route.Effect
 	var err error
@@ -84,6 +87,9 @@ func (c *cluster) routeFlow(r *router, kind string, ev *routeEvent) {
 		effects, err = r.engine.Transfer(ev.Agent, ev.Phone, ev.To, ev.Note, at)
 		if err == nil {
 			r.n.metrics.transfers.Inc()
+			if strings.TrimSpace(ev.Note) != "" {
+				post = append(post, func() { c.storeTransferNote(ev, offset) })
+			}
 		}
 	case "assign":
 		effects, err = r.engine.Assign(ev.Phone, ev.To, at)
@@ -98,6 +104,31 @@ func (c *cluster) routeFlow(r *router, kind string, ev *routeEvent) {
 		r.refuse(ev, err)
 	}
 	r.apply(effects, time.Time{})
+	return post
+}
+
+// storeTransferNote keeps the note of an applied transfer as an internal
+// note in the conversation, authored by the sender, so that it is in the
+// history and shown after a reconnect (the assigned frame's transfer field
+// is only in the live frame). Every node stores it when it applies the
+// transfer, with ids from the event, so replaying the entry stores it
+// once.
+func (c *cluster) storeTransferNote(ev *routeEvent, offset int64) {
+	to := "to " + ev.To
+	if ev.To == "" {
+		to = "back to the waiting line"
+	}
+	item := store.LogItem{Reply: &store.Reply{
+		ID: ev.ID, Phone: ev.Phone, Agent: ev.Agent, Ref: "transfer." + ev.ID, Text: "transferred " + to + ": " + ev.Note,
+		Sent: time.UnixMilli(ev.At), LogPos: store.LogPos(c.gen, offset), Origin: ev.Node, Note: true,
+	}}
+	res, err := c.n.store.ApplyLog(store.WithoutSync(c.n.ctx), []store.LogItem{item})
+	if err == nil && len(res) == 1 {
+		err = res[0].Err
+	}
+	if err != nil {
+		c.log.Error("store transfer note", "phone", ev.Phone, "from", ev.Agent, "err", err)
+	}
 }
 
 // refuse tells the session that asked (on this node) why its transfer or
@@ -200,7 +231,11 @@ func (r *router) view() *protocol.QueueView {
 		case l.Online:
 			state = protocol.AgentAway
 		}
-		v.Agents = append(v.Agents, protocol.QueueAgent{Name: l.Agent, State: state, Capacity: l.Capacity, Load: l.Active, Node: l.Node})
+		convs := r.engine.Conversations(l.Agent)
+		if convs == nil {
+			convs = []string{}
+		}
+		v.Agents = append(v.Agents, protocol.QueueAgent{Name: l.Agent, State: state, Capacity: l.Capacity, Load: l.Active, Node: l.Node, Conversations: convs})
 	}
 	return v
 }

@@ -1,6 +1,7 @@
 package switchboard
 
 import (
+	"slices"
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
@@ -23,6 +24,8 @@ type waitLine struct {
 	n      int                  // the count last sent
 	head   string               // the oldest waiting phone last sent
 	sentAt time.Time
+	free   []string // agents available with free capacity last told (colleagues)
+	freeAt time.Time
 }
 
 // refresh records the line now (phones oldest first) and reports whether
@@ -102,10 +105,53 @@ func (r *router) tickQueue() {
 	}
 }
 
+// freeAgents are the agents the engine has available with free capacity,
+// sorted: whom a conversation can be transferred to now.
+func (r *router) freeAgents() []string {
+	var free []string
+	for _, l := range r.engine.Loads() {
+		if l.Online && l.Available && l.Active < l.Capacity {
+			free = append(free, l.Agent)
+		}
+	}
+	return free
+}
+
+// colleagues is the colleagues frame for agent: the free agents but itself.
+func colleagues(free []string, agent string) protocol.Frame {
+	f := protocol.Frame{Type: protocol.TypeColleagues, Agents: make([]string, 0, len(free))}
+	for _, a := range free {
+		if a != agent {
+			f.Agents = append(f.Agents, a)
+		}
+	}
+	return f
+}
+
+// tickColleagues runs on the load tick beside tickQueue: when the free
+// agents changed and the last colleagues frames are a second old, every
+// agent of this node hears whom it can transfer to. Like the waiting
+// line, this comes from the engine every node holds alike.
+func (r *router) tickColleagues() {
+	now := r.n.now()
+	if len(r.sessions) == 0 || now.Sub(r.queue.freeAt) < queueEvery {
+		return
+	}
+	free := r.freeAgents()
+	if slices.Equal(free, r.queue.free) {
+		return
+	}
+	r.queue.free, r.queue.freeAt = free, now
+	for _, s := range r.sessions {
+		s.enqueue(colleagues(free, s.agent), time.Time{})
+	}
+}
+
 // tellQueue gives an agent that just connected the waiting line.
 func (r *router) tellQueue(s *session) {
 	now := r.n.now()
 	phones := r.waiting()
 	r.queue.refresh(phones, now)
 	s.enqueue(r.queue.frame(phones, now), time.Time{})
+	s.enqueue(colleagues(r.freeAgents(), s.agent), time.Time{})
 }

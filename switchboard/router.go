@@ -85,6 +85,7 @@ func (r *router) run(ctx context.Context) {
 				r.publishLoad()
 			}
 			r.tickQueue()
+			r.tickColleagues()
 			r.tickView()
 		case <-ctx.Done():
 			return
@@ -286,7 +287,7 @@ func (r *router) attach(agent, id string, epoch uint64, s *session, own bool) {
 	}
 	if old != nil && old != s && old.id != id {
 		old.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "Signed in from another place; this session is closed."}, time.Time{})
-		old.close(websocket.ClosePolicyViolation, "replaced by a newer session")
+		old.close(websocket.ClosePolicyViolation, protocol.CloseReplaced)
 		delete(r.sessions, agent)
 	}
 	if s == nil {

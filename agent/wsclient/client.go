@@ -48,6 +48,10 @@ var (
 	// ErrTokenRefused is wrapped by the error of a handshake the node
 	// answered 401 (the token is invalid or expired). Run stops on it.
 	ErrTokenRefused = errors.New("token refused (401)")
+	// ErrReplaced is wrapped by the error of a connection the node closed
+	// because the same agent signed in elsewhere (protocol.CloseReplaced).
+	// Run then waits for Reconnect instead of reconnecting by itself.
+	ErrReplaced = errors.New("the agent signed in elsewhere")
 )
 
 // Options configures a Client. Zero values take the documented defaults.
@@ -92,6 +96,12 @@ const (
 	// Refused: the node refused the token (Err wraps ErrTokenRefused and
 	// says why); Run stops and returns Err.
 	Refused
+	// Replaced: the node closed the connection because the same agent
+	// signed in elsewhere (Err wraps ErrReplaced). Run dials again only
+	// when Reconnect is called (taking the agent back from the other
+	// place), never by itself: two clients of one agent would otherwise
+	// close each other in turn forever.
+	Replaced
 )
 
 // Event is one thing that happened on the connection.
@@ -175,8 +185,9 @@ func New(opts Options) (*Client, error) {
 }
 
 // Reconnect makes a disconnected client dial again now instead of after its
-// backoff. It never blocks; it does nothing while connected or connecting,
-// or after the token was refused.
+// backoff, or, after the agent signed in elsewhere (Replaced), at all. It
+// never blocks; it does nothing while connected or connecting, or after the
+// token was refused.
 func (c *Client) Reconnect() {
 	select {
 	case c.kick <- struct{}{}:
@@ -262,6 +273,18 @@ func (c *Client) Run(ctx context.Context) error {
 			c.emit(ctx, Event{Kind: Refused, Err: err, Attempt: attempt})
 			return err
 		}
+		if errors.Is(err, ErrReplaced) {
+			c.log.Info("signed in elsewhere; waiting for Reconnect", "err", err)
+			select {
+			case <-c.kick: // a Reconnect while connected is stale
+			default:
+			}
+			if !c.emit(ctx, Event{Kind: Replaced, Err: err, Attempt: attempt}) || !c.waitKick(ctx) {
+				return ctx.Err()
+			}
+			attempt = 0
+			continue
+		}
 		if up >= 5*time.Second {
 			attempt = 1 // a connection that held resets the backoff
 		}
@@ -281,6 +304,16 @@ func (c *Client) Run(ctx context.Context) error {
 		case <-c.kick:
 			attempt = 0 // asked for: the next wait starts from the shortest
 		}
+	}
+}
+
+// waitKick waits for Reconnect; false when ctx is done first.
+func (c *Client) waitKick(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-c.kick:
+		return true
 	}
 }
 
@@ -349,6 +382,10 @@ func (c *Client) readLoop(ctx context.Context, conn *websocket.Conn) error {
 	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(deadline)) })
 	for {
 		_, data, err := conn.ReadMessage()
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) && ce.Code == websocket.ClosePolicyViolation && ce.Text == protocol.CloseReplaced {
+			return fmt.Errorf("wsclient: node closed the connection: %w", ErrReplaced)
+		}
 		if err != nil {
 			return fmt.Errorf("wsclient: read: %w", err)
 		}

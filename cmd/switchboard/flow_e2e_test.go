@@ -92,7 +92,7 @@ func TestFlowEndToEnd(t *testing.T) {
 		return len(v.Waiting) == 1 && v.Waiting[0].Phone == p2 && v.Waiting[0].Position == 1
 	})
 	v := p.queue()
-	want := []protocol.QueueAgent{{Name: "alice", State: "available", Capacity: 1, Load: 1, Node: "e2e"}, {Name: "bob", State: "away", Capacity: 1, Load: 0, Node: "e2e"}}
+	want := []protocol.QueueAgent{{Name: "alice", State: "available", Capacity: 1, Load: 1, Node: "e2e", Conversations: []string{p1}}, {Name: "bob", State: "away", Capacity: 1, Load: 0, Node: "e2e", Conversations: []string{}}}
 	if !reflect.DeepEqual(v.Agents, want) {
 		t.Fatalf("agents %+v, want %+v", v.Agents, want)
 	}
@@ -164,7 +164,7 @@ func TestClusterFlow(t *testing.T) {
 	}
 	want := protocol.QueueView{
 		Waiting: []protocol.QueueWaiter{{Phone: p2, Position: 1}},
-		Agents:  []protocol.QueueAgent{{Name: "alice", State: "available", Capacity: 1, Load: 1, Node: "n1"}, {Name: "bob", State: "away", Capacity: 1, Load: 0, Node: "n2"}},
+		Agents:  []protocol.QueueAgent{{Name: "alice", State: "available", Capacity: 1, Load: 1, Node: "n1", Conversations: []string{p1}}, {Name: "bob", State: "away", Capacity: 1, Load: 0, Node: "n2", Conversations: []string{}}},
 	}
 	sbt.WaitFor(t, wait, "the same queue view on both nodes", func() bool {
 		return reflect.DeepEqual(strip(n1.queue()), want) && reflect.DeepEqual(strip(n2.queue()), want)

@@ -5,6 +5,12 @@ package protocol
 // MaxNote is the longest transfer note accepted, in bytes.
 const MaxNote = 1000
 
+// CloseReplaced is the reason of the WebSocket close (code 1008, policy
+// violation) with which a node ends an agent's connection when the same
+// agent signs in elsewhere. A client must not reconnect on it by itself:
+// the two connections would close each other in turn forever.
+const CloseReplaced = "replaced by a newer session"
+
 // Transfer says, in an assigned frame, that the conversation was handed
 // over by another agent, with the note it left.
 type Transfer struct {
@@ -34,14 +40,16 @@ const (
 	AgentOffline   = "offline"   // disconnected, in its grace period
 )
 
-// QueueAgent is one agent: its state, capacity, the conversations it
-// holds (Load) and the node hosting its connection.
+// QueueAgent is one agent: its state, capacity, how many conversations it
+// holds (Load) and which (Conversations, by phone, sorted), and the node
+// hosting its connection.
 type QueueAgent struct {
-	Name     string `json:"name"`
-	State    string `json:"state"`
-	Capacity int    `json:"capacity"`
-	Load     int    `json:"load"`
-	Node     string `json:"node"`
+	Name          string   `json:"name"`
+	State         string   `json:"state"`
+	Capacity      int      `json:"capacity"`
+	Load          int      `json:"load"`
+	Node          string   `json:"node"`
+	Conversations []string `json:"conversations"`
 }
 
 // validFlow checks a transfer or assign request.

@@ -42,8 +42,10 @@ func TestFlowFrameShapes(t *testing.T) {
 		{Frame{Type: TypeAssigned, Phone: "+1", Transfer: &Transfer{From: "alice", Note: "vip"}},
 			`{"type":"assigned","phone":"+1","list":[],"transfer":{"from":"alice","note":"vip"}}`},
 		{Frame{Type: TypeAssigned, Phone: "+1"}, `{"type":"assigned","phone":"+1","list":[]}`},
-		{Frame{Type: TypeSupervisor, View: &QueueView{Waiting: []QueueWaiter{{"+1", 5, 1}}, Agents: []QueueAgent{{"bob", AgentAway, 3, 1, "n1"}}}},
-			`{"type":"supervisor","view":{"waiting":[{"phone":"+1","waitingMs":5,"position":1}],"agents":[{"name":"bob","state":"away","capacity":3,"load":1,"node":"n1"}]}}`},
+		{Frame{Type: TypeSupervisor, View: &QueueView{Waiting: []QueueWaiter{{"+1", 5, 1}}, Agents: []QueueAgent{{"bob", AgentAway, 3, 1, "n1", []string{"+2"}}}}},
+			`{"type":"supervisor","view":{"waiting":[{"phone":"+1","waitingMs":5,"position":1}],"agents":[{"name":"bob","state":"away","capacity":3,"load":1,"node":"n1","conversations":["+2"]}]}}`},
+		{Frame{Type: TypeColleagues}, `{"type":"colleagues","agents":[]}`},
+		{Frame{Type: TypeColleagues, Agents: []string{"bob"}}, `{"type":"colleagues","agents":["bob"]}`},
 		{Frame{Type: TypeTransfer, Phone: "+1", To: "bob", Note: "n"}, `{"type":"transfer","phone":"+1","to":"bob","note":"n"}`},
 	} {
 		b, err := json.Marshal(tc.f)

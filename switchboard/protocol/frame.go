@@ -30,6 +30,10 @@ const (
 	// TypeCanned carries every canned reply (Canned), on connect and
 	// whenever one is put or deleted.
 	TypeCanned = "canned"
+	// TypeColleagues names the other agents a conversation can be
+	// transferred to now: available, with free capacity (Agents, sorted),
+	// on connect and when that changes, at most once a second.
+	TypeColleagues = "colleagues"
 )
 
 // Frame types sent by an agent to the server.
@@ -107,6 +111,7 @@ type Frame struct {
 	Note     string     `json:"note,omitempty"`     // transfer
 	Transfer *Transfer  `json:"transfer,omitempty"` // assigned by a transfer
 	View     *QueueView `json:"view,omitempty"`     // supervisor
+	Agents   []string   `json:"agents,omitempty"`   // colleagues
 	// contact, canned (issue 18): see desk.go
 	Contact *Contact      `json:"contact,omitempty"` // assigned, update
 	Canned  []CannedReply `json:"canned,omitempty"`  // canned
@@ -195,6 +200,15 @@ func (f Frame) MarshalJSON() ([]byte, error) {
 			Waiting       int    `json:"waiting"`
 			LongestWaitMs int64  `json:"longestWaitMs"`
 		}{f.Type, f.Waiting, f.LongestWaitMs}
+	case TypeColleagues:
+		agents := f.Agents
+		if agents == nil {
+			agents = []string{}
+		}
+		v = struct {
+			Type   string   `json:"type"`
+			Agents []string `json:"agents"`
+		}{f.Type, agents}
 	case TypeError:
 		v = struct {
 			Type string `json:"type"`
