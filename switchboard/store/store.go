@@ -115,6 +115,10 @@ type result struct {
 	msg  protocol.Message
 	flag bool // duplicate or changed, depending on the operation
 	err  error
+	// rec and recKey are the stored record of msg and its key, when the
+	// operation read them (a duplicate inbound), for txn.replayed.
+	rec    *record
+	recKey []byte
 }
 
 type noSyncKey struct{}
