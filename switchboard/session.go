@@ -2,7 +2,6 @@ package switchboard
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -102,7 +101,10 @@ func newSession(n *Node, conn *websocket.Conn, agent string, capacity int) *sess
 // enqueue queues f for the agent without blocking. It reports false when the
 // session is closed or too slow (and then closes it).
 func (s *session) enqueue(f protocol.Frame, born time.Time) bool {
-	data, err := json.Marshal(f)
+	// f.MarshalJSON, not json.Marshal(f): json.Marshal would scan and copy
+	// the encoding MarshalJSON returns (it is json.Marshal's own output,
+	// HTML-escaped alike, so the bytes are the same).
+	data, err := f.MarshalJSON()
 	if err != nil {
 		s.log.Error("encode frame", "type", f.Type, "err", err)
 		return false

@@ -10,15 +10,26 @@ import (
 // one word and `#` matches zero or more words. As in RabbitMQ, the empty key
 // has zero words and "a..b" has an empty middle word.
 func Match(pattern, key string) bool {
-	return matchWords(splitWords(pattern), splitWords(key))
+	// The words go into stack arrays (keys on the node's paths have a few
+	// words): strings.Split cost an allocation per call and side.
+	var pb, kb [16]string
+	return matchWords(splitWords(pb[:0], pattern), splitWords(kb[:0], key))
 }
 
-// splitWords splits on dots; the empty string has no words.
-func splitWords(s string) []string {
+// splitWords appends the words of s to dst, split on dots; the empty string
+// has no words.
+func splitWords(dst []string, s string) []string {
 	if s == "" {
-		return nil
+		return dst
 	}
-	return strings.Split(s, ".")
+	for {
+		i := strings.IndexByte(s, '.')
+		if i < 0 {
+			return append(dst, s)
+		}
+		dst = append(dst, s[:i])
+		s = s[i+1:]
+	}
 }
 
 // matchWords is the classic wildcard match with one backtracking point (the

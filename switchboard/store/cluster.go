@@ -66,13 +66,19 @@ func (t *txn) replayed(r result, id string, pos int64, regen bool) result {
 	if r.err != nil || !r.flag {
 		return r
 	}
-	rec, key, err := recordAt(t.get, r.msg.ID)
-	if err != nil {
-		return result{err: err}
+	var rec record
+	var key []byte
+	if r.rec != nil && r.rec.ID == r.msg.ID {
+		rec, key = *r.rec, r.recKey
+	} else {
+		var err error
+		if rec, key, err = recordAt(t.get, r.msg.ID); err != nil {
+			return result{err: err}
+		}
 	}
 	if regen && rec.Pos>>posGenShift < pos>>posGenShift {
 		rec.Pos = pos
-		t.put(key, mustJSON(&rec))
+		t.putRecord(key, &rec)
 	}
 	// A position names one log entry: the entry that stored (or, regen,
 	// took over) the record is being replayed.

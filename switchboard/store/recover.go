@@ -167,12 +167,12 @@ func (s *Store) reopen() error {
 	if err := s.db.release(); err != nil {
 		s.log.Warn("close the failing database", "err", err)
 	}
-	db, err := leveldb.OpenFile(s.opts.Dir, nil)
+	db, err := leveldb.OpenFile(s.opts.Dir, dbOptions(false))
 	if err != nil {
 		// Opening writes a new journal and manifest, which a full disk
 		// refuses: serve reads from a read-only open meanwhile (it writes
 		// nothing); the next attempt closes it and tries again.
-		ro, rerr := leveldb.OpenFile(s.opts.Dir, &opt.Options{ReadOnly: true})
+		ro, rerr := leveldb.OpenFile(s.opts.Dir, dbOptions(true))
 		if rerr == nil {
 			s.db.mu.Lock()
 			s.db.db = ro

@@ -65,13 +65,18 @@ func (p pos) seq() uint64   { return ^binary.BigEndian.Uint64(p[len(p)-8:]) }
 // convPos is the suffix of the message's fc/ keys.
 func (p pos) convPos() []byte { return append(slices.Clone(p[:8]), p[len(p)-8:]...) }
 
-// indexWords puts the index keys of one message record into b.
+// indexWords puts the index keys of one message record into b. The keys
+// are built in one buffer, which Put copies.
 func indexWords(b *leveldb.Batch, phone string, seq uint64, rec *record) {
 	p := makePos(rec.Received, phone, seq)
 	cp := p.convPos()
+	var kb [128]byte
+	k := kb[:0]
 	for _, w := range Words(rec.Text) {
-		b.Put(append(wordPrefix(w), p...), nil)
-		b.Put(append(convWordPrefix(phone, w), cp...), nil)
+		k = append(append(append(append(k[:0], pWord...), w...), '/'), p...)
+		b.Put(k, nil)
+		k = append(append(append(append(append(append(k[:0], pConvWord...), phone...), '/'), w...), '/'), cp...)
+		b.Put(k, nil)
 	}
 }
 
@@ -79,7 +84,7 @@ func indexWords(b *leveldb.Batch, phone string, seq uint64, rec *record) {
 // txn.put for every m/ key: whatever writes a message indexes it). A record
 // put again (a replayed cluster entry) has the same keys again.
 func (t *txn) indexPut(key, value []byte) {
-	if len(key) < len(pMsg)+10 || !bytes.HasPrefix(key, []byte(pMsg)) || t.s.opts.noSearchIndex {
+	if !isMsgKey(key) || t.s.opts.noSearchIndex {
 		return
 	}
 	var rec record
@@ -88,8 +93,18 @@ func (t *txn) indexPut(key, value []byte) {
 		t.s.log.Error("search index: undecodable record", "key", key, "err", err)
 		return
 	}
+	t.indexRecord(key, &rec)
+}
+
+func isMsgKey(key []byte) bool { return len(key) >= len(pMsg)+10 && bytes.HasPrefix(key, []byte(pMsg)) }
+
+// indexRecord indexes rec, the record at message key key.
+func (t *txn) indexRecord(key []byte, rec *record) {
+	if t.s.opts.noSearchIndex {
+		return
+	}
 	phone := string(key[len(pMsg) : len(key)-9])
-	indexWords(&t.batch, phone, binary.BigEndian.Uint64(key[len(key)-8:]), &rec)
+	indexWords(&t.batch, phone, binary.BigEndian.Uint64(key[len(key)-8:]), rec)
 }
 
 // initSearch builds the index of a store written before it existed: once,

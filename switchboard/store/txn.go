@@ -49,6 +49,15 @@ func (t *txn) put(key, value []byte) {
 	t.indexPut(key, value) // message records only (search.go)
 }
 
+// putRecord puts message record rec at message key key and indexes it
+// from rec itself (put would decode the JSON it was just given).
+func (t *txn) putRecord(key []byte, rec *record) {
+	value := mustJSON(rec)
+	t.over[string(key)] = value
+	t.batch.Put(key, value)
+	t.indexRecord(key, rec)
+}
+
 func (t *txn) del(key []byte) {
 	t.over[string(key)] = nil
 	t.batch.Delete(key)
@@ -141,6 +150,11 @@ func decodeMessage(get getter, phone string, v []byte) (protocol.Message, error)
 	if err := json.Unmarshal(v, &r); err != nil {
 		return protocol.Message{}, fmt.Errorf("corrupt message record in %s: %w", phone, err)
 	}
+	return decodeRecord(get, phone, &r)
+}
+
+// decodeRecord is decodeMessage of a record already decoded.
+func decodeRecord(get getter, phone string, r *record) (protocol.Message, error) {
 	m := r.message(phone)
 	if m.Direction == protocol.Out {
 		st, err := loadStatus(get, m.ID)

@@ -2,7 +2,7 @@ package store
 
 import (
 	"fmt"
-	"strings"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 
@@ -31,37 +31,67 @@ const maxWord = 64
 // Matching is by whole words: "order" finds "Order," and "ORDER" but not
 // "orders" or "reorder"; "café" does not find "cafe".
 func Words(text string) []string {
-	var words []string
-	seen := make(map[string]struct{})
-	add := func(w string) {
-		if len(w) > maxWord {
-			w = truncateUTF8(w, maxWord)
-		}
-		if _, ok := seen[w]; ok {
-			return
-		}
-		seen[w] = struct{}{}
-		words = append(words, w)
-	}
-	var b strings.Builder
-	flush := func() {
-		if b.Len() > 0 {
-			add(b.String())
-			b.Reset()
+	// The lowercased words are written one after the other into one buffer,
+	// which becomes one string that every word is a slice of: two
+	// allocations for the text and one for the slice, instead of one per
+	// word and a map (the index writes Words of every inbound message).
+	type span struct{ start, end int }
+	var spans [32]span
+	found := spans[:0]
+	buf := make([]byte, 0, len(text))
+	start := 0
+	end := func() { // ends the word begun at start, if any
+		if len(buf) > start {
+			found = append(found, span{start, len(buf)})
+			start = len(buf)
 		}
 	}
 	for _, r := range text {
 		switch {
+		case r < utf8.RuneSelf && ('a' <= r && r <= 'z' || '0' <= r && r <= '9'):
+			buf = append(buf, byte(r))
+		case r < utf8.RuneSelf && 'A' <= r && r <= 'Z':
+			buf = append(buf, byte(r)+'a'-'A')
+		case r < utf8.RuneSelf:
+			end()
 		case unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana):
-			flush()
-			add(string(r))
+			end()
+			buf = utf8.AppendRune(buf, r)
+			end()
 		case unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsNumber(r) || unicode.IsMark(r):
-			b.WriteRune(unicode.ToLower(r))
+			buf = utf8.AppendRune(buf, unicode.ToLower(r))
 		default:
-			flush()
+			end()
 		}
 	}
-	flush()
+	end()
+	if len(found) == 0 {
+		return nil
+	}
+	all := string(buf)
+	words := make([]string, 0, len(found))
+	var seen map[string]struct{} // only for long texts; short ones are scanned
+	for _, sp := range found {
+		w := all[sp.start:sp.end]
+		if len(w) > maxWord {
+			w = truncateUTF8(w, maxWord)
+		}
+		if seen != nil {
+			if _, ok := seen[w]; ok {
+				continue
+			}
+			seen[w] = struct{}{}
+		} else if slices.Contains(words, w) {
+			continue
+		} else if len(words) == 32 {
+			seen = make(map[string]struct{}, len(found))
+			for _, x := range words {
+				seen[x] = struct{}{}
+			}
+			seen[w] = struct{}{}
+		}
+		words = append(words, w)
+	}
 	return words
 }
 

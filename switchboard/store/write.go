@@ -144,8 +144,14 @@ func (t *txn) appendInbound(in *Inbound) result {
 	if id, ok, err := t.get(sidKey(in.Sid)); err != nil {
 		return result{err: err}
 	} else if ok {
-		m, _, err := loadMessage(t.get, string(id))
-		return result{msg: m, flag: true, err: err}
+		// The record is handed on in the result: a replayed log entry
+		// (txn.replayed) needs it too, and need not read it again.
+		rec, key, err := recordAt(t.get, string(id))
+		if err != nil {
+			return result{err: err}
+		}
+		m, err := decodeRecord(t.get, string(key[len(pMsg):len(key)-9]), &rec)
+		return result{msg: m, flag: true, err: err, rec: &rec, recKey: key}
 	}
 	id := in.ID
 	if id != "" {
@@ -183,7 +189,7 @@ func (t *txn) appendInbound(in *Inbound) result {
 		OptOut:      optOutKind(in.OptOut, in.Text),
 	}
 	t.applyConsent(in.Phone, rec.OptOut)
-	t.put(msgKey(in.Phone, seq), mustJSON(&rec))
+	t.putRecord(msgKey(in.Phone, seq), &rec)
 	t.put(idKey(id), loc{phone: in.Phone, seq: seq}.encode())
 	t.put(sidKey(in.Sid), []byte(id))
 	if !in.NoWait && conv.Agent == "" && !conv.Waiting {
@@ -273,7 +279,7 @@ func (t *txn) appendReply(r *Reply) result {
 		Pos:      r.LogPos,
 		Origin:   r.Origin,
 	}
-	t.put(msgKey(r.Phone, seq), mustJSON(&rec))
+	t.putRecord(msgKey(r.Phone, seq), &rec)
 	t.put(idKey(id), loc{phone: r.Phone, seq: seq, oseq: oseq}.encode())
 	t.put(refKey(r.Agent, r.Ref), []byte(id))
 	if !r.Note {

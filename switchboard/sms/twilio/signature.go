@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // SignatureHeader is the header Twilio signs webhooks with.
@@ -98,6 +99,7 @@ func (v *Validator) Validate(r *http.Request, form url.Values) error {
 	}
 	u := v.URL(r)
 	s := newSigner(v.AuthToken, form)
+	defer s.release()
 	var sig [sigLen]byte
 	if hmac.Equal(s.sign(&sig, u), []byte(got)) {
 		return nil
@@ -117,54 +119,76 @@ func (v *Validator) Validate(r *http.Request, form url.Values) error {
 // sorted too. Tests, sbload and the fake Twilio use it to sign requests.
 func Signature(authToken, url string, form url.Values) string {
 	var sig [sigLen]byte
-	return string(newSigner(authToken, form).sign(&sig, url))
+	s := newSigner(authToken, form)
+	defer s.release()
+	return string(s.sign(&sig, url))
 }
 
 // sigLen is the length of a base64-encoded SHA-1 MAC: 4*ceil(20/3).
 const sigLen = (sha1.Size + 2) / 3 * 4
 
 // signer signs one form for one or more URL variants: the sorted
-// parameters are concatenated once.
+// parameters are concatenated once, into the buffer of a pooled MAC.
 type signer struct {
-	mac    hash.Hash
-	params []byte
+	m      *keyedMAC
+	params int // the parameters are m.buf[:params]
 }
 
+// keyedMAC is an HMAC-SHA1 with its key and a buffer, kept in macPool:
+// hmac.New costs 8 allocations, and every webhook needs one.
+type keyedMAC struct {
+	key string
+	mac hash.Hash
+	buf []byte
+}
+
+var macPool sync.Pool // *keyedMAC
+
 func newSigner(authToken string, form url.Values) *signer {
-	keys := make([]string, 0, len(form))
-	size := 0
-	for k, vs := range form {
+	m, _ := macPool.Get().(*keyedMAC)
+	if m == nil || m.key != authToken {
+		m = &keyedMAC{key: authToken, mac: hmac.New(sha1.New, []byte(authToken))}
+	}
+	var kb [16]string // webhooks carry a few dozen parameters at most
+	keys := kb[:0]
+	for k := range form {
 		keys = append(keys, k)
-		for _, v := range vs {
-			size += len(k) + len(v)
-		}
 	}
 	slices.Sort(keys)
-	params := make([]byte, 0, size)
+	params := m.buf[:0]
 	for _, k := range keys {
 		vs := form[k]
 		if len(vs) > 1 && !slices.IsSorted(vs) {
 			vs = slices.Sorted(slices.Values(vs))
 		}
 		for _, v := range vs {
-			params = append(params, k...)
-			params = append(params, v...)
+			params = append(append(params, k...), v...)
 		}
 	}
-	return &signer{mac: hmac.New(sha1.New, []byte(authToken)), params: params}
+	m.buf = params
+	return &signer{m: m, params: len(params)}
+}
+
+// release returns the MAC to the pool; s is unusable after.
+func (s *signer) release() {
+	if cap(s.m.buf) <= 64<<10 {
+		macPool.Put(s.m)
+	}
+	s.m = nil
 }
 
 // sign writes the base64 signature for URL u into out and returns it.
 func (s *signer) sign(out *[sigLen]byte, u string) []byte {
-	params := s.params
-	s.mac.Reset()
+	m := s.m
+	m.mac.Reset()
 	// One Write of URL+params: hash.Hash has no WriteString, and
-	// converting each piece separately allocates.
-	msg := make([]byte, 0, len(u)+len(params))
-	msg = append(append(msg, u...), params...)
-	s.mac.Write(msg)
+	// converting each piece separately allocates. The URL goes after the
+	// parameters in the buffer and is written first.
+	m.buf = append(m.buf[:s.params], u...)
+	m.mac.Write(m.buf[s.params:])
+	m.mac.Write(m.buf[:s.params])
 	var sum [sha1.Size]byte
-	base64.StdEncoding.Encode(out[:], s.mac.Sum(sum[:0]))
+	base64.StdEncoding.Encode(out[:], m.mac.Sum(sum[:0]))
 	return out[:]
 }
 
