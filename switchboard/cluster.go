@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard/eventlog"
-	"github.com/switchboard/switchboard/switchboard/route"
-	"github.com/switchboard/switchboard/switchboard/store"
 )
 
 // Cluster timing. Heartbeats are cheap non-persistent fan-out messages.
@@ -62,7 +60,7 @@ func BrokerNames(exchange string) (exchanges, queues []string) {
 		exchange = "switchboard"
 	}
 	return []string{exchange, exchange + ".dlx"},
-		[]string{exchange + ".log", exchange + "." + navStream, exchange + ".dead"}
+		[]string{exchange + ".log", exchange + "." + snapshotQueue, exchange + "." + navStream, exchange + ".dead"}
 }
 
 type cluster struct {
@@ -73,6 +71,7 @@ type cluster struct {
 	// Chosen once, at construction (newCluster): the one place where a
 	// node alone and a node among others differ.
 	elog    eventlog.Log // the ordered log
+	snaps   *snapshots   // snapshots of the applied state (snapshot.go); nil on the local log
 	accept  acceptor     // makes accepted events durable (journal.go)
 	members membership   // heartbeats and node death (membership.go)
 
@@ -172,37 +171,11 @@ func newCluster(n *Node, elog eventlog.Log, local *eventlog.Local) (*cluster, er
 			return nil, fmt.Errorf("cluster checkpoint: %w", err)
 		}
 	}
-	c.offset = cp.Offset
-	c.queued = cp.Offset
-	if cp.Current != nil {
-		c.current = cp.Current
-	}
-	for _, id := range cp.Recent {
-		c.remember(id)
-	}
-	if cp.Dead != nil {
-		c.dead = cp.Dead
-	}
-	if cp.Head != nil {
-		c.head = *cp.Head
-	}
-	c.gen = cp.Gen
-	for dead, by := range c.dead {
-		if by == c.node {
-			c.adopted[dead] = true
-		}
-	}
-	var convs []route.Conversation
-	err = n.store.Conversations(func(s store.ConvState) error {
-		convs = append(convs, route.Conversation{Phone: s.Phone, Agent: s.Agent, LastAgent: s.LastAgent, Waiting: s.Waiting, WaitSeq: s.WaitSeq})
-		return nil
-	})
+	convs, err := storedConvs(n.store)
 	if err != nil {
 		return nil, err
 	}
-	n.router.engine.Restore(convs, time.Unix(0, 0))
-	n.router.engine.RestoreAgents(cp.Agents)
-	n.router.engine.RestoreFlows(cp.Flows)
+	c.restoreCheckpoint(cp, convs)
 	c.log.Info("cluster state restored", "offset", cp.Offset, "conversations", len(convs), "agents", len(cp.Agents))
 	return c, nil
 }
@@ -266,6 +239,13 @@ func (c *cluster) start(ctx context.Context) error {
 			}
 		}
 		c.head = cur
+		if c.snaps != nil && cur.Offset > c.offset+1 {
+			// The log no longer holds this node's next entry: start from a
+			// snapshot (snapshot.go), or report the hole (apply).
+			if err := c.loadSnapshot(ctx, cur.Offset); err != nil {
+				c.log.Error("the log's start was removed and no snapshot covers it: this node reports not ready", "applied_up_to", c.offset, "log_first", cur.Offset, "err", err)
+			}
+		}
 	}
 	c.log.Info("replaying the log", "log", c.elog.Name(), "from", c.offset+1)
 	close(gate)
