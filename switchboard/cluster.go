@@ -200,10 +200,9 @@ func (c *cluster) start(ctx context.Context) error {
 	// Everything before our "started" event is history: once it is
 	// applied, this node has caught up. It is also what makes the log
 	// non-empty, so that its head can be read.
-	c.startedID = c.n.store.NewID()
-	if err := c.publish(ctx, keyNode(c.node), routeEvent{ID: c.startedID, Node: c.node, State: "started", By: c.node, At: c.n.now().UnixMilli()}); err != nil {
+	if err := c.announce(ctx); err != nil {
 		logSub.Close()
-		return fmt.Errorf("announce node: %w", err)
+		return err
 	}
 	hctx, cancel := context.WithTimeout(ctx, publishWait)
 	first, err := c.elog.Head(hctx)
@@ -232,10 +231,9 @@ func (c *cluster) start(ctx context.Context) error {
 			}
 			// Caught up means past what adoptLog published too: announce
 			// the start again, after it.
-			c.startedID = c.n.store.NewID()
-			if err := c.publish(ctx, keyNode(c.node), routeEvent{ID: c.startedID, Node: c.node, State: "started", By: c.node, At: c.n.now().UnixMilli()}); err != nil {
+			if err := c.announce(ctx); err != nil {
 				logSub.Close()
-				return fmt.Errorf("announce node: %w", err)
+				return err
 			}
 		}
 		c.head = cur
@@ -244,6 +242,13 @@ func (c *cluster) start(ctx context.Context) error {
 			// snapshot (snapshot.go), or report the hole (apply).
 			if err := c.loadSnapshot(ctx, cur.Offset); err != nil {
 				c.log.Error("the log's start was removed and no snapshot covers it: this node reports not ready", "applied_up_to", c.offset, "log_first", cur.Offset, "err", err)
+			} else {
+				// The snapshot may already reflect our "started": announce
+				// the start again, after it.
+				if err := c.announce(ctx); err != nil {
+					logSub.Close()
+					return err
+				}
 			}
 		}
 	}
@@ -254,6 +259,16 @@ func (c *cluster) start(ctx context.Context) error {
 	c.n.goFunc(func() { c.accept.run(ctx) })
 	if watch {
 		c.n.goFunc(func() { c.watchLog(ctx) })
+	}
+	return nil
+}
+
+// announce publishes this node's start: once it is applied, the node has
+// caught up (membership.go).
+func (c *cluster) announce(ctx context.Context) error {
+	c.startedID = c.n.store.NewID()
+	if err := c.publish(ctx, keyNode(c.node), routeEvent{ID: c.startedID, Node: c.node, State: "started", By: c.node, At: c.n.now().UnixMilli()}); err != nil {
+		return fmt.Errorf("announce node: %w", err)
 	}
 	return nil
 }
