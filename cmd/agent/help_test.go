@@ -17,11 +17,14 @@ func TestHelpNamesTheTokenCommand(t *testing.T) {
 		t.Fatalf("build agent: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, "-h")
-	cmd.Env = append(os.Environ(), "SWITCHBOARD_TOKEN=")
+	cmd.Env = append(os.Environ(), "SWITCHBOARD_TOKEN=v1.secret-from-the-environment")
 	out, _ := cmd.CombinedOutput() // flag exits 0 for -h
 	help := string(out)
 	if !strings.Contains(help, "  -token string\n") || !strings.Contains(help, "make one with: switchboard token NAME") {
 		t.Errorf("agent -h:\n%s", help)
+	}
+	if strings.Contains(help, "secret-from-the-environment") {
+		t.Errorf("agent -h prints the token taken from SWITCHBOARD_TOKEN:\n%s", help)
 	}
 	if strings.Contains(help, "-token switchboard") {
 		t.Errorf("agent -h shows the token command as the flag's type:\n%s", help)

@@ -33,7 +33,9 @@ func main() {
 
 	var o agent.Options
 	flag.StringVar(&o.URL, "url", env("SWITCHBOARD_URL", ""), "node WebSocket URL, e.g. ws://127.0.0.1:8080/agent (SWITCHBOARD_URL)")
-	flag.StringVar(&o.Token, "token", env("SWITCHBOARD_TOKEN", ""), "agent bearer token; make one with: switchboard token NAME (SWITCHBOARD_TOKEN)")
+	// The token's default is not taken from the environment here, so that
+	// -h never prints it; SWITCHBOARD_TOKEN applies after parsing.
+	flag.StringVar(&o.Token, "token", "", "agent bearer token; make one with: switchboard token NAME (SWITCHBOARD_TOKEN)")
 	flag.BoolVar(&o.Away, "away", envBool("SWITCHBOARD_AWAY"), "start away instead of available (SWITCHBOARD_AWAY)")
 	flag.BoolVar(&o.ASCII, "ascii", envBool("SWITCHBOARD_ASCII") || !agent.UTF8Locale(os.Getenv), "ASCII marks instead of emoji; default when the locale is not UTF-8 (SWITCHBOARD_ASCII)")
 	flag.IntVar(&o.Capacity, "capacity", 0, "conversations to take at once; 0 lets the node decide")
@@ -41,6 +43,9 @@ func main() {
 	flag.StringVar(&o.LogPath, "log", env("SWITCHBOARD_AGENT_LOG", agent.DefaultLogPath()), "log file; logs never go to the terminal (SWITCHBOARD_AGENT_LOG)")
 	flag.Parse()
 	o.AltScreen = true
+	if o.Token == "" {
+		o.Token = os.Getenv("SWITCHBOARD_TOKEN")
+	}
 	if o.Supervisor && o.Token == "" {
 		o.Token = os.Getenv("SWITCHBOARD_ADMIN_TOKEN")
 	}
