@@ -237,14 +237,19 @@ func (c *cluster) start(ctx context.Context) error {
 			}
 		}
 		c.head = cur
-		if c.snaps != nil && cur.Offset > c.offset+1 {
+		if c.snaps.needed(c.offset, cur.Offset) {
 			// The log no longer holds this node's next entry: start from a
 			// snapshot (snapshot.go), or report the hole (apply).
 			if err := c.loadSnapshot(ctx, cur.Offset); err != nil {
 				c.log.Error("the log's start was removed and no snapshot covers it: this node reports not ready", "applied_up_to", c.offset, "log_first", cur.Offset, "err", err)
 			} else {
-				// The snapshot may already reflect our "started": announce
-				// the start again, after it.
+				// Read the log from after the snapshot, not through the
+				// entries it already holds; and the snapshot may already
+				// reflect our "started": announce the start again, after it.
+				logSub.Close()
+				if logSub, err = c.subscribeLog(ctx, gate); err != nil {
+					return err
+				}
 				if err := c.announce(ctx); err != nil {
 					logSub.Close()
 					return err

@@ -86,6 +86,10 @@ type Config struct {
 	// logSegmentBytes sets the segment size of a new log stream (tests:
 	// retention removes whole segments; 0 = the broker's default).
 	logSegmentBytes int64
+	// joinFromSnapshot has a node without a checkpoint start from a
+	// snapshot even when the log still holds its start (benchmarks: the
+	// same log replayed whole and joined from a snapshot).
+	joinFromSnapshot bool
 }
 
 // New validates opts, opens the store and the bus and builds the node. On
@@ -169,6 +173,7 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	}
 	if local == nil {
 		n.cluster.snaps = newSnapshots(n.bus, opts.SnapshotEvery)
+		n.cluster.snaps.always = cfg.joinFromSnapshot
 	}
 	if cfg.logCheckEvery > 0 {
 		n.cluster.checkEvery = cfg.logCheckEvery
