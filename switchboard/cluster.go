@@ -100,6 +100,7 @@ type cluster struct {
 	lastCheck   time.Time
 	sinceCheck  int
 	startedID   string
+	subGen      atomic.Int64 // the latest log subscription (subscribeLog)
 	caughtUp    atomic.Bool
 	caughtUpCh  chan struct{} // closed when caughtUp becomes true
 	membersUp   bool          // members started (start's)
@@ -281,9 +282,15 @@ func (c *cluster) announce(ctx context.Context) error {
 // subscribeLog subscribes to the log after the last applied offset.
 // Entries wait until gate is closed.
 func (c *cluster) subscribeLog(ctx context.Context, gate <-chan struct{}) (eventlog.Subscription, error) {
+	// Only the latest subscription applies: one closed for another (after
+	// a snapshot or a replaced log) may still hand over an entry it had.
+	gen := c.subGen.Add(1)
 	sub, err := c.elog.Subscribe(ctx, c.offset+1, func(ctx context.Context, e eventlog.Entry) error {
 		select {
 		case <-gate:
+			if c.subGen.Load() != gen {
+				return nil
+			}
 			return c.apply(ctx, e)
 		case <-ctx.Done():
 			return ctx.Err()

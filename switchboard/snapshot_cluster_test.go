@@ -103,4 +103,14 @@ func TestClusterJoinsFromASnapshot(t *testing.T) {
 	if a.Phone != phone(1) || len(a.List) == 0 || a.List[0].Text != "message 1" {
 		t.Fatalf("bob got %s with %d messages (first %+v), want %s from \"message 1\"", a.Phone, len(a.List), a.List, phone(1))
 	}
+	// And it goes on applying the log with the others, with no hole.
+	send()
+	sbt.WaitFor(t, waitLong, "the next message on every node", func() bool {
+		return reflect.DeepEqual(conversationTexts(t, n1, phone(sent-1)), conversationTexts(t, n3, phone(sent-1)))
+	})
+	for _, h := range []*harness{n1, n2, n3} {
+		if err := h.node.Ready(); err != nil {
+			t.Errorf("%s: %v", h.node.opts.Node, err)
+		}
+	}
 }
