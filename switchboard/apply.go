@@ -65,9 +65,11 @@ func (c *cluster) apply(ctx context.Context, d eventlog.Entry) error {
 	if d.Offset <= c.queued {
 		return nil // already queued (a redelivery after a reconnect)
 	}
-	// A stream's offsets are consecutive and this node reads every entry,
-	// so a jump means entries were removed before this node read them.
-	if d.Offset > c.queued+1 && c.faulted() == nil {
+	// This node reads every entry, so a jump means entries were removed
+	// before this node read them — unless the log still starts before the
+	// jump: a RabbitMQ stream's offsets skip the broker's own chunks (one
+	// at the start of every segment), so a jump alone is no hole.
+	if d.Offset > c.queued+1 && c.faulted() == nil && c.removed(ctx, c.queued+1) {
 		c.setFault(fmt.Errorf("cluster log: entries %d to %d were removed from the stream before this node applied them (a retention policy on the log?); this node cannot match the others (README: Limits, under \"Several nodes: one ordered log\")", c.queued+1, d.Offset-1))
 		c.log.Error("cluster log has a hole: this node reports not ready", "missing_from", c.queued+1, "missing_to", d.Offset-1)
 	}
@@ -95,6 +97,15 @@ func (c *cluster) apply(ctx context.Context, d eventlog.Entry) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// removed reports whether the log no longer holds offset: its first entry
+// is past it, or the log cannot say (then a jump is taken for a hole).
+func (c *cluster) removed(ctx context.Context, offset int64) bool {
+	hctx, cancel := context.WithTimeout(ctx, publishWait)
+	defer cancel()
+	first, err := c.elog.Head(hctx)
+	return err != nil || first.Offset > offset
 }
 
 // maxRun bounds how many log entries the applier handles in one run.

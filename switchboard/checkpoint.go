@@ -69,10 +69,52 @@ func (c *cluster) checkpoint(ctx context.Context) {
 		return
 	}
 	c.dirty = map[string]bool{}
+	c.maybeSnapshot(ctx, blob)
 	c.accept.trim(wctx)
 	if err := c.elog.Trim(wctx, c.offset+1); err != nil {
 		c.log.Warn("trim the log", "err", err)
 	}
 	c.sinceCheck = 0
 	c.lastCheck = c.n.now()
+}
+
+// restoreCheckpoint makes cp and convs (the store's routing state) the
+// node's apply and routing state. It runs before the router does
+// (newCluster) or on it (loadSnapshot, on a fresh engine).
+func (c *cluster) restoreCheckpoint(cp checkpoint, convs []route.Conversation) {
+	c.offset = cp.Offset
+	c.queued = cp.Offset
+	if cp.Current != nil {
+		c.current = cp.Current
+	}
+	for _, id := range cp.Recent {
+		c.remember(id)
+	}
+	if cp.Dead != nil {
+		c.dead = cp.Dead
+	}
+	if cp.Head != nil {
+		c.head = *cp.Head
+	}
+	c.gen = cp.Gen
+	c.adoptMu.Lock()
+	for dead, by := range c.dead {
+		if by == c.node {
+			c.adopted[dead] = true
+		}
+	}
+	c.adoptMu.Unlock()
+	c.n.router.engine.Restore(convs, time.Unix(0, 0))
+	c.n.router.engine.RestoreAgents(cp.Agents)
+	c.n.router.engine.RestoreFlows(cp.Flows)
+}
+
+// storedConvs is the routing state of every conversation in st.
+func storedConvs(st *store.Store) ([]route.Conversation, error) {
+	var convs []route.Conversation
+	err := st.Conversations(func(s store.ConvState) error {
+		convs = append(convs, route.Conversation{Phone: s.Phone, Agent: s.Agent, LastAgent: s.LastAgent, Waiting: s.Waiting, WaitSeq: s.WaitSeq})
+		return nil
+	})
+	return convs, err
 }

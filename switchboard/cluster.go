@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard/eventlog"
-	"github.com/switchboard/switchboard/switchboard/route"
-	"github.com/switchboard/switchboard/switchboard/store"
 )
 
 // Cluster timing. Heartbeats are cheap non-persistent fan-out messages.
@@ -62,7 +60,7 @@ func BrokerNames(exchange string) (exchanges, queues []string) {
 		exchange = "switchboard"
 	}
 	return []string{exchange, exchange + ".dlx"},
-		[]string{exchange + ".log", exchange + "." + navStream, exchange + ".dead"}
+		[]string{exchange + ".log", exchange + "." + snapshotQueue, exchange + "." + navStream, exchange + ".dead"}
 }
 
 type cluster struct {
@@ -73,6 +71,7 @@ type cluster struct {
 	// Chosen once, at construction (newCluster): the one place where a
 	// node alone and a node among others differ.
 	elog    eventlog.Log // the ordered log
+	snaps   *snapshots   // snapshots of the applied state (snapshot.go); nil on the local log
 	accept  acceptor     // makes accepted events durable (journal.go)
 	members membership   // heartbeats and node death (membership.go)
 
@@ -101,6 +100,7 @@ type cluster struct {
 	lastCheck   time.Time
 	sinceCheck  int
 	startedID   string
+	subGen      atomic.Int64 // the latest log subscription (subscribeLog)
 	caughtUp    atomic.Bool
 	caughtUpCh  chan struct{} // closed when caughtUp becomes true
 	membersUp   bool          // members started (start's)
@@ -172,37 +172,11 @@ func newCluster(n *Node, elog eventlog.Log, local *eventlog.Local) (*cluster, er
 			return nil, fmt.Errorf("cluster checkpoint: %w", err)
 		}
 	}
-	c.offset = cp.Offset
-	c.queued = cp.Offset
-	if cp.Current != nil {
-		c.current = cp.Current
-	}
-	for _, id := range cp.Recent {
-		c.remember(id)
-	}
-	if cp.Dead != nil {
-		c.dead = cp.Dead
-	}
-	if cp.Head != nil {
-		c.head = *cp.Head
-	}
-	c.gen = cp.Gen
-	for dead, by := range c.dead {
-		if by == c.node {
-			c.adopted[dead] = true
-		}
-	}
-	var convs []route.Conversation
-	err = n.store.Conversations(func(s store.ConvState) error {
-		convs = append(convs, route.Conversation{Phone: s.Phone, Agent: s.Agent, LastAgent: s.LastAgent, Waiting: s.Waiting, WaitSeq: s.WaitSeq})
-		return nil
-	})
+	convs, err := storedConvs(n.store)
 	if err != nil {
 		return nil, err
 	}
-	n.router.engine.Restore(convs, time.Unix(0, 0))
-	n.router.engine.RestoreAgents(cp.Agents)
-	n.router.engine.RestoreFlows(cp.Flows)
+	c.restoreCheckpoint(cp, convs)
 	c.log.Info("cluster state restored", "offset", cp.Offset, "conversations", len(convs), "agents", len(cp.Agents))
 	return c, nil
 }
@@ -227,10 +201,9 @@ func (c *cluster) start(ctx context.Context) error {
 	// Everything before our "started" event is history: once it is
 	// applied, this node has caught up. It is also what makes the log
 	// non-empty, so that its head can be read.
-	c.startedID = c.n.store.NewID()
-	if err := c.publish(ctx, keyNode(c.node), routeEvent{ID: c.startedID, Node: c.node, State: "started", By: c.node, At: c.n.now().UnixMilli()}); err != nil {
+	if err := c.announce(ctx); err != nil {
 		logSub.Close()
-		return fmt.Errorf("announce node: %w", err)
+		return err
 	}
 	hctx, cancel := context.WithTimeout(ctx, publishWait)
 	first, err := c.elog.Head(hctx)
@@ -259,13 +232,31 @@ func (c *cluster) start(ctx context.Context) error {
 			}
 			// Caught up means past what adoptLog published too: announce
 			// the start again, after it.
-			c.startedID = c.n.store.NewID()
-			if err := c.publish(ctx, keyNode(c.node), routeEvent{ID: c.startedID, Node: c.node, State: "started", By: c.node, At: c.n.now().UnixMilli()}); err != nil {
+			if err := c.announce(ctx); err != nil {
 				logSub.Close()
-				return fmt.Errorf("announce node: %w", err)
+				return err
 			}
 		}
 		c.head = cur
+		if c.snaps.needed(c.offset, cur.Offset) {
+			// The log no longer holds this node's next entry: start from a
+			// snapshot (snapshot.go), or report the hole (apply).
+			if err := c.loadSnapshot(ctx, cur.Offset); err != nil {
+				c.log.Error("the log's start was removed and no snapshot covers it: this node reports not ready", "applied_up_to", c.offset, "log_first", cur.Offset, "err", err)
+			} else {
+				// Read the log from after the snapshot, not through the
+				// entries it already holds; and the snapshot may already
+				// reflect our "started": announce the start again, after it.
+				logSub.Close()
+				if logSub, err = c.subscribeLog(ctx, gate); err != nil {
+					return err
+				}
+				if err := c.announce(ctx); err != nil {
+					logSub.Close()
+					return err
+				}
+			}
+		}
 	}
 	c.log.Info("replaying the log", "log", c.elog.Name(), "from", c.offset+1)
 	close(gate)
@@ -278,12 +269,28 @@ func (c *cluster) start(ctx context.Context) error {
 	return nil
 }
 
+// announce publishes this node's start: once it is applied, the node has
+// caught up (membership.go).
+func (c *cluster) announce(ctx context.Context) error {
+	c.startedID = c.n.store.NewID()
+	if err := c.publish(ctx, keyNode(c.node), routeEvent{ID: c.startedID, Node: c.node, State: "started", By: c.node, At: c.n.now().UnixMilli()}); err != nil {
+		return fmt.Errorf("announce node: %w", err)
+	}
+	return nil
+}
+
 // subscribeLog subscribes to the log after the last applied offset.
 // Entries wait until gate is closed.
 func (c *cluster) subscribeLog(ctx context.Context, gate <-chan struct{}) (eventlog.Subscription, error) {
+	// Only the latest subscription applies: one closed for another (after
+	// a snapshot or a replaced log) may still hand over an entry it had.
+	gen := c.subGen.Add(1)
 	sub, err := c.elog.Subscribe(ctx, c.offset+1, func(ctx context.Context, e eventlog.Entry) error {
 		select {
 		case <-gate:
+			if c.subGen.Load() != gen {
+				return nil
+			}
 			return c.apply(ctx, e)
 		case <-ctx.Done():
 			return ctx.Err()

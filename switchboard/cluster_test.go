@@ -21,7 +21,7 @@ import (
 
 // clusterExchange returns a fresh exchange name on the real broker and
 // deletes what cluster nodes declare on it when the test ends.
-func clusterExchange(t *testing.T) (amqpURL, exchange string) {
+func clusterExchange(t testing.TB) (amqpURL, exchange string) {
 	t.Helper()
 	amqpURL = bustest.AMQPURL(t)
 	exchange = bustest.UniqueName(t, "sbc")
@@ -37,7 +37,7 @@ func clusterNode(url, exchange, name string) func(*Options, *Config) {
 	}
 }
 
-func waitReady(t *testing.T, hs ...*harness) {
+func waitReady(t testing.TB, hs ...*harness) {
 	t.Helper()
 	for _, h := range hs {
 		sbt.WaitFor(t, 10*time.Second, h.node.opts.Node+" ready", func() bool { return h.node.Ready() == nil })

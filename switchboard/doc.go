@@ -42,6 +42,7 @@
 //	apply.go         applying: log → store → router, in log order
 //	checkpoint.go    checkpoints: routing state saved with the offset it reflects; restore
 //	logidentity.go   log identity: the first entry; a replaced log adopted or failed on
+//	snapshot.go      snapshots of the applied state: published, and loaded by a node the log has passed
 //	membership.go    node start, death and "alive" as the log tells them; reply adoption
 //	heartbeats.go    heartbeats and silent nodes (stream log only)
 //	router.go        the router goroutine: engine, sessions, grace timers

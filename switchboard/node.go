@@ -83,6 +83,13 @@ type Config struct {
 	// logCheckEvery overrides how often a cluster node checks that its log
 	// is still the one it has applied (tests; 0 = logCheckEvery).
 	logCheckEvery time.Duration
+	// logSegmentBytes sets the segment size of a new log stream (tests:
+	// retention removes whole segments; 0 = the broker's default).
+	logSegmentBytes int64
+	// joinFromSnapshot has a node without a checkpoint start from a
+	// snapshot even when the log still holds its start (benchmarks: the
+	// same log replayed whole and joined from a snapshot).
+	joinFromSnapshot bool
 }
 
 // New validates opts, opens the store and the bus and builds the node. On
@@ -159,10 +166,14 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 		local = eventlog.NewLocal(n.store)
 		elog = local
 	} else {
-		elog = eventlog.NewStream(n.bus, "log", logBindings)
+		elog = eventlog.NewStream(n.bus, "log", logBindings).WithRetention(bus.Retention{MaxAge: opts.LogMaxAge, MaxBytes: opts.LogMaxBytes, SegmentBytes: cfg.logSegmentBytes})
 	}
 	if n.cluster, err = newCluster(n, elog, local); err != nil {
 		return nil, fmt.Errorf("restore routing state: %w", err)
+	}
+	if local == nil {
+		n.cluster.snaps = newSnapshots(n.bus, opts.SnapshotEvery)
+		n.cluster.snaps.always = cfg.joinFromSnapshot
 	}
 	if cfg.logCheckEvery > 0 {
 		n.cluster.checkEvery = cfg.logCheckEvery

@@ -39,7 +39,7 @@ const (
 )
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	node   *Node
 	base   string // http://127.0.0.1:port
 	ws     string // ws://127.0.0.1:port/agent
@@ -47,7 +47,7 @@ type harness struct {
 	public string // the public URL webhooks are signed for
 }
 
-func startNode(t *testing.T, mutate func(*Options, *Config)) *harness {
+func startNode(t testing.TB, mutate func(*Options, *Config)) *harness {
 	t.Helper()
 	fake := twiliotest.NewServer(testAccount, testAuthToken)
 	t.Cleanup(fake.Close)

@@ -33,6 +33,16 @@ type Options struct {
 	// shared broker.
 	AMQPExchange string
 
+	// LogMaxAge and LogMaxBytes are the retention policy of the stream log
+	// (RabbitMQ x-max-age, x-max-length-bytes), set only when the stream is
+	// first declared: an existing stream keeps its own (a stream's
+	// arguments cannot change). 0 = no limit. Default: 7 days.
+	LogMaxAge   time.Duration
+	LogMaxBytes int64
+	// SnapshotEvery: a node publishes a snapshot of its applied state
+	// every this many log entries (snapshot.go); 0 = never. Default 10000.
+	SnapshotEvery int
+
 	StatsGroup    string        // metrics multicast group; default "239.255.77.77:5554"
 	StatsIface    string        // interface for multicast; default "lo"
 	StatsInterval time.Duration // emit period; default 1s; 0 disables metrics
@@ -83,6 +93,8 @@ func NewOptions() Options {
 		DataDir:         "./data",
 		Node:            host,
 		AMQPExchange:    "switchboard",
+		LogMaxAge:       7 * 24 * time.Hour,
+		SnapshotEvery:   10000,
 		StatsGroup:      "239.255.77.77:5554",
 		StatsIface:      "lo",
 		StatsInterval:   time.Second,
@@ -157,6 +169,15 @@ func (o *Options) Validate() error {
 	if o.Grace <= 0 {
 		errs = append(errs, errors.New("-grace: must be positive"))
 	}
+	if o.LogMaxAge < 0 || (o.LogMaxAge > 0 && o.LogMaxAge < time.Second) {
+		errs = append(errs, errors.New("-log-max-age: must be 0 (keep everything) or at least 1s"))
+	}
+	if o.LogMaxBytes < 0 {
+		errs = append(errs, errors.New("-log-max-bytes: must not be negative"))
+	}
+	if o.SnapshotEvery < 0 {
+		errs = append(errs, errors.New("-snapshot-every: must not be negative"))
+	}
 	if o.DefaultCapacity <= 0 {
 		errs = append(errs, errors.New("-capacity: must be positive"))
 	}
@@ -224,6 +245,17 @@ func Settings() []Setting {
 				return nil
 			}
 	}
+	int64s := func(p func(o *Options) *int64) (func(*flag.FlagSet, *Options, string, string), func(*Options, string) error) {
+		return func(fs *flag.FlagSet, o *Options, n, u string) { fs.Int64Var(p(o), n, *p(o), u) },
+			func(o *Options, v string) error {
+				i, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return err
+				}
+				*p(o) = i
+				return nil
+			}
+	}
 	boolean := func(p func(o *Options) *bool) (func(*flag.FlagSet, *Options, string, string), func(*Options, string) error) {
 		return func(fs *flag.FlagSet, o *Options, n, u string) { fs.BoolVar(p(o), n, *p(o), u) },
 			func(o *Options, v string) error {
@@ -255,6 +287,12 @@ func Settings() []Setting {
 	add(mk("amqp", []string{"SWITCHBOARD_AMQP_URL", "CLOUDAMQP_URL"}, "RabbitMQ URL (nodes share its stream log); empty = the node alone, on its local log", b, s))
 	b, s = str(func(o *Options) *string { return &o.AMQPExchange })
 	add(mk("amqp-exchange", []string{"SWITCHBOARD_AMQP_EXCHANGE"}, "RabbitMQ topic exchange shared by the cluster, also the queue name prefix", b, s))
+	b, s = dur(func(o *Options) *time.Duration { return &o.LogMaxAge })
+	add(mk("log-max-age", []string{"SWITCHBOARD_LOG_MAX_AGE"}, "retention of the stream log, set only when the stream is first declared (0 = keep everything)", b, s))
+	b, s = int64s(func(o *Options) *int64 { return &o.LogMaxBytes })
+	add(mk("log-max-bytes", []string{"SWITCHBOARD_LOG_MAX_BYTES"}, "size limit of the stream log, set only when the stream is first declared (0 = none)", b, s))
+	b, s = integer(func(o *Options) *int { return &o.SnapshotEvery })
+	add(mk("snapshot-every", []string{"SWITCHBOARD_SNAPSHOT_EVERY"}, "publish a snapshot of the applied state every this many log entries (0 = never)", b, s))
 	b, s = str(func(o *Options) *string { return &o.Node })
 	add(mk("node", []string{"SWITCHBOARD_NODE"}, "node id in metrics and routing (default: host name)", b, s))
 	b, s = str(func(o *Options) *string { return &o.PublicURL })

@@ -112,7 +112,24 @@ type SubscribeOptions struct {
 	// implement streams.
 	Stream bool
 	Offset int64
+	// Retention applies only when the subscription declares a stream that
+	// does not exist yet: a stream's arguments cannot change once it is
+	// declared, so an existing stream keeps the retention it was made with.
+	Retention Retention
 }
+
+// Retention is a stream's retention policy (RabbitMQ x-max-age,
+// x-max-length-bytes, x-stream-max-segment-size-bytes). The zero value
+// keeps everything. The broker removes whole segments, oldest first, so a
+// stream holds at least MaxBytes (or MaxAge) and at most one segment more.
+type Retention struct {
+	MaxAge       time.Duration // 0 = no age limit; otherwise at least a second
+	MaxBytes     int64         // 0 = no size limit
+	SegmentBytes int64         // 0 = the broker's default (500 MB)
+}
+
+// IsZero reports whether r keeps everything.
+func (r Retention) IsZero() bool { return r == Retention{} }
 
 // Validate checks the options that both implementations share and fills in
 // their defaults. Implementations call it from Subscribe.
@@ -149,8 +166,20 @@ func (o *SubscribeOptions) Validate() error {
 		if o.Offset < -1 {
 			return errors.New("bus: subscribe: stream Offset must be -1 (next), 0 (first) or a position")
 		}
+		if r := o.Retention; r.MaxAge < 0 || (r.MaxAge > 0 && r.MaxAge < time.Second) || r.MaxBytes < 0 || r.SegmentBytes < 0 {
+			return errors.New("bus: subscribe: Retention: MaxAge must be 0 or at least 1s, sizes must not be negative")
+		}
 	}
 	return nil
+}
+
+// StreamLast is implemented by buses that keep streams (amqpbus.Bus).
+type StreamLast interface {
+	// Last returns the entries of the stream queue's last chunk (the
+	// latest published, and any published with it), waiting at most idle
+	// for more once the first arrives. It returns ErrNoQueue when the
+	// stream does not exist, and no entries when it is empty.
+	Last(ctx context.Context, queue string, idle time.Duration) ([]Delivery, error)
 }
 
 // StreamHead is implemented by buses that keep streams (amqpbus.Bus; Memory

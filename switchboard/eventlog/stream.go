@@ -16,6 +16,15 @@ type Stream struct {
 	b        bus.Bus
 	queue    string
 	bindings []string
+	keep     bus.Retention
+}
+
+// WithRetention sets the retention policy the stream is declared with
+// when it does not exist yet (bus.Retention); an existing stream keeps
+// its own. It returns s.
+func (s *Stream) WithRetention(r bus.Retention) *Stream {
+	s.keep = r
+	return s
 }
 
 // NewStream returns the log kept in b's stream queue, fed by the keys
@@ -60,10 +69,11 @@ func (s *Stream) Head(ctx context.Context) (Entry, error) {
 // returns.
 func (s *Stream) Subscribe(ctx context.Context, from int64, h Handler) (Subscription, error) {
 	sub, err := s.b.Subscribe(ctx, bus.SubscribeOptions{
-		Queue:    s.queue,
-		Bindings: s.bindings,
-		Stream:   true,
-		Offset:   max(from, 0),
+		Queue:     s.queue,
+		Bindings:  s.bindings,
+		Stream:    true,
+		Offset:    max(from, 0),
+		Retention: s.keep,
 		// Retries happen here, in order (Handler): the bus sees an error
 		// only when the subscription closes.
 		RetryDelay: retryDelay,

@@ -110,7 +110,23 @@ func (s *subscription) setup(conn *amqp.Connection) (*amqp.Channel, <-chan amqp.
 	if s.opts.Stream {
 		args = amqp.Table{"x-queue-type": "stream"}
 	}
-	if _, err := ch.QueueDeclare(s.queue, durable, false, exclusive, false, args); err != nil {
+	declare := ch.QueueDeclare
+	if s.opts.Stream && !s.opts.Retention.IsZero() {
+		exists, err := streamExists(conn, s.queue)
+		if err != nil {
+			return fail("look for stream", err)
+		}
+		// Only a new stream gets the retention policy: declaring an
+		// existing one with other arguments fails (406, either way round),
+		// and a stream's arguments cannot change. An existing one is
+		// declared passively: it keeps its own.
+		if exists {
+			declare = ch.QueueDeclarePassive
+		} else {
+			args = retentionArgs(s.opts.Retention)
+		}
+	}
+	if _, err := declare(s.queue, durable, false, exclusive, false, args); err != nil {
 		return fail("declare queue", err)
 	}
 	b.recordQueue(s.queue)

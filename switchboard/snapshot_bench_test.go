@@ -1,0 +1,115 @@
+package switchboard
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/switchboard/bus"
+	"github.com/switchboard/switchboard/switchboard/protocol"
+	sbt "github.com/switchboard/switchboard/switchboard/switchboardtest"
+)
+
+// BenchmarkJoin: how long a new node takes to be ready on a log of
+// SWITCHBOARD_JOIN_EVENTS (default 200,000) inbound SMS in 2,000
+// conversations, replaying the whole log ("replay") and starting from the
+// latest snapshot ("snapshot"; the log still holds its start, so both
+// join the same log). The log is built once, by publishing the events
+// straight to the stream, and applied by a first node that publishes the
+// snapshots. Real broker only:
+//
+//	SWITCHBOARD_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ \
+//	  go test -run XXX -bench BenchmarkJoin -benchtime 1x ./switchboard/
+func BenchmarkJoin(b *testing.B) {
+	events := 200000
+	if v, err := strconv.Atoi(os.Getenv("SWITCHBOARD_JOIN_EVENTS")); err == nil && v > 0 {
+		events = v
+	}
+	amqpURL, ex := clusterExchange(b)
+	n1 := startNode(b, func(o *Options, c *Config) {
+		clusterNode(amqpURL, ex, "n1")(o, c)
+		o.SnapshotEvery = events / 10
+	})
+	waitReady(b, n1)
+	start := time.Now()
+	publishInbound(b, n1, events)
+	b.Logf("published %d events in %v", events, time.Since(start).Round(time.Millisecond))
+	var snapAt int64 = -1
+	var snapBytes int
+	sbt.WaitFor(b, 10*time.Minute, "n1 to apply the log and publish a snapshot of most of it", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ds, err := n1.node.bus.(bus.StreamLast).Last(ctx, snapshotQueue, 200*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		for _, d := range ds {
+			if meta, _, _, err := decodeSnapshot(d.Body); err == nil && meta.Offset > snapAt {
+				snapAt, snapBytes = meta.Offset, len(d.Body)
+			}
+		}
+		return snapAt >= int64(events)*9/10
+	})
+	b.Logf("applied in %v; latest snapshot at offset %d, %d bytes", time.Since(start).Round(time.Millisecond), snapAt, snapBytes)
+	for _, mode := range []string{"replay", "snapshot"} {
+		b.Run(mode, func(b *testing.B) {
+			for i := range b.N {
+				name := fmt.Sprintf("%s%d", mode, i)
+				t0 := time.Now()
+				h := startNode(b, func(o *Options, c *Config) {
+					clusterNode(amqpURL, ex, name)(o, c)
+					o.SnapshotEvery = 0
+					c.joinFromSnapshot = mode == "snapshot"
+					if os.Getenv("SWITCHBOARD_JOIN_LOG") != "" {
+						c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+					}
+				})
+				sbt.WaitFor(b, 10*time.Minute, name+" ready", func() bool { return h.node.Ready() == nil })
+				d := time.Since(t0)
+				b.ReportMetric(d.Seconds(), "s/join")
+				b.Logf("%s: ready in %v (%d events in the log)", mode, d.Round(time.Millisecond), events)
+				if got := len(h.stored(fmt.Sprintf("+1555880%04d", 7))); got != events/2000 {
+					b.Fatalf("%s: %d messages in one conversation, want %d", mode, got, events/2000)
+				}
+			}
+		})
+	}
+}
+
+// publishInbound appends n inbound SMS events to h's log, 2,000
+// conversations round robin, from 64 publishers.
+func publishInbound(b *testing.B, h *harness, n int) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				phone := fmt.Sprintf("+1555880%04d", i%2000)
+				ev := messageEvent{Message: protocol.Message{ID: fmt.Sprintf("bench-%08d", i), Phone: phone, Direction: protocol.In, Text: fmt.Sprintf("message %d about my order", i), Received: int64(1700000000000 + i), Status: protocol.StatusReceived}, Sid: fmt.Sprintf("SMbench%08d", i), To: testFrom, Node: "gen"}
+				body, _ := json.Marshal(ev)
+				if err := h.node.bus.Publish(context.Background(), keyIn(phone), body); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := failed.Load().(error); ok {
+		b.Fatal(err)
+	}
+}
