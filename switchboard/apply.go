@@ -238,8 +238,11 @@ func (c *cluster) storeItem(e *logEntry) (item store.LogItem, ok bool) {
 
 // routeRun routes a stored run, in log order, in one trip to the router
 // (step 2 of applyRun), and returns what to do after it.
-func (c *cluster) routeRun(ctx context.Context, run []logEntry, itemOf []int, results []store.LogResult) (post []func(), err error) {
-	err = c.route(ctx, func() {
+func (c *cluster) routeRun(ctx context.Context, run []logEntry, itemOf []int, results []store.LogResult) ([]func(), error) {
+	// post is written on the router goroutine and read here only after
+	// the call completed: a call cut short by shutdown may still be running.
+	var post []func()
+	err := c.route(ctx, func() {
 		r := c.n.router
 		for i := range run {
 			e := &run[i]
@@ -266,7 +269,10 @@ func (c *cluster) routeRun(ctx context.Context, run []logEntry, itemOf []int, re
 			}
 		}
 	})
-	return post, err
+	if err != nil {
+		return nil, err
+	}
+	return post, nil
 }
 
 // afterRun does what follows a routed run, outside the router (step 3 of
