@@ -195,11 +195,20 @@ func TestAgentFloodIsLimited(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	sent, limited, closes := 0, 0, 0
+	var reasons []string
+	told := false
 	for _, fl := range results {
 		sent, limited, closes = sent+fl.sent, limited+fl.limited, closes+fl.closes
-		if fl.closes > 0 && fl.reason != "rate limit exceeded" {
-			t.Errorf("flooder closed with %q, want \"rate limit exceeded\"", fl.reason)
+		if fl.closes > 0 {
+			reasons = append(reasons, fl.reason)
+			told = told || fl.reason == "rate limit exceeded"
 		}
+	}
+	// A flooder still writing when the node closes may get a TCP reset
+	// that discards the close frame ("unexpected EOF"); at least one of
+	// them must have been told why.
+	if closes > 0 && !told {
+		t.Errorf("no flooder was told \"rate limit exceeded\"; close reasons %q", reasons)
 	}
 	if limited == 0 || closes == 0 {
 		t.Fatalf("flood of %d frames: %d rate_limited errors, %d disconnects; want both", sent, limited, closes)
