@@ -2,12 +2,10 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,33 +49,12 @@ func newStack(t *testing.T) *stack {
 	t.Cleanup(tw.Close)
 	port := switchboardtest.FreePort(t)
 	s := &stack{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), tmux: tmux, sock: "sb-ch-" + fmt.Sprint(os.Getpid()), secret: secret, auth: auth}
-	node := exec.Command(nodeBin)
-	node.Env = append(slicesDeleteEnv(os.Environ(), "PORT", "SWITCHBOARD_AMQP_URL", "CLOUDAMQP_URL"),
+	startNode(t, nodeBin, append(slicesDeleteEnv(os.Environ(), "PORT", "SWITCHBOARD_AMQP_URL", "CLOUDAMQP_URL"),
 		"SWITCHBOARD_SECRET="+secret, "SWITCHBOARD_DATA="+filepath.Join(dir, "data"),
 		fmt.Sprintf("SWITCHBOARD_ADDR=127.0.0.1:%d", port), "SWITCHBOARD_PUBLIC_URL="+s.base, "SWITCHBOARD_NODE=e2e",
 		"SWITCHBOARD_GRACE=30s", "TWILIO_ACCOUNT_SID="+sid, "TWILIO_AUTH_TOKEN="+auth, "TWILIO_FROM=+15550001111",
-		"TWILIO_API_URL="+tw.URL())
-	var nodeLog switchboardtest.SyncBuffer
-	node.Stdout, node.Stderr = &nodeLog, &nodeLog
-	if err := node.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = exec.Command(tmux, "-L", s.sock, "kill-server").Run()
-		_ = node.Process.Signal(syscall.SIGTERM)
-		_ = node.Wait()
-		if t.Failed() {
-			t.Logf("node output:\n%s", nodeLog.String())
-		}
-	})
-	switchboardtest.WaitFor(t, 10*time.Second, "node ready", func() bool {
-		resp, err := http.Get(s.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+		"TWILIO_API_URL="+tw.URL()), s.base)
+	t.Cleanup(func() { _ = exec.Command(tmux, "-L", s.sock, "kill-server").Run() })
 	s.agent = fmt.Sprintf("%s -url ws://127.0.0.1:%d/agent -ascii -log %s", agentBin, port, filepath.Join(dir, "agent.log"))
 	return s
 }

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -59,35 +58,7 @@ func startTmuxRun(t *testing.T) *tmuxRun {
 		"SWITCHBOARD_PUBLIC_URL="+r.base, "SWITCHBOARD_NODE=e2e",
 		"TWILIO_ACCOUNT_SID="+sid, "TWILIO_AUTH_TOKEN="+authToken, "TWILIO_FROM=+15550001111", "TWILIO_API_URL="+r.twilio.URL(),
 	), "PORT", "SWITCHBOARD_AMQP_URL", "CLOUDAMQP_URL")
-	node := exec.Command(nodeBin)
-	node.Env = env
-	var nodeLog switchboardtest.SyncBuffer
-	node.Stdout, node.Stderr = &nodeLog, &nodeLog
-	if err := node.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = node.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- node.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = node.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("node output:\n%s", nodeLog.String())
-		}
-	})
-	switchboardtest.WaitFor(t, 10*time.Second, "node ready", func() bool {
-		resp, err := http.Get(r.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	startNode(t, nodeBin, env, r.base)
 	tokCmd := exec.Command(nodeBin, "token", "alice", "-capacity", "2")
 	tokCmd.Env = env
 	out, err := tokCmd.Output()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"os"
@@ -62,36 +61,7 @@ func TestEndToEnd(t *testing.T) {
 	)
 	env = slicesDeleteEnv(env, "PORT", "SWITCHBOARD_AMQP_URL", "CLOUDAMQP_URL")
 
-	node := exec.Command(nodeBin, "-addr", fmt.Sprintf("127.0.0.1:%d", port))
-	node.Env = env
-	var nodeLog bytes.Buffer
-	node.Stdout, node.Stderr = &nodeLog, &nodeLog
-	if err := node.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = node.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- node.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = node.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("node output:\n%s", nodeLog.String())
-		}
-	})
-	switchboardtest.WaitFor(t, 10*time.Second, "node ready", func() bool {
-		resp, err := http.Get(base + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-
+	startNode(t, nodeBin, env, base, "-addr", fmt.Sprintf("127.0.0.1:%d", port))
 	tokCmd := exec.Command(nodeBin, "token", "alice", "-capacity", "1")
 	tokCmd.Env = env
 	out, err := tokCmd.Output()
@@ -251,4 +221,41 @@ func slicesDeleteEnv(env []string, keys ...string) []string {
 		}
 	}
 	return out
+}
+
+// startNode runs the node binary with env and args, waits until base
+// answers /readyz with 200, and stops it when the test ends (SIGTERM, then
+// a kill after 5 s), printing its output when the test failed.
+func startNode(t *testing.T, bin string, env []string, base string, args ...string) *switchboardtest.SyncBuffer {
+	t.Helper()
+	node := exec.Command(bin, args...)
+	node.Env = env
+	var out switchboardtest.SyncBuffer
+	node.Stdout, node.Stderr = &out, &out
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = node.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- node.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = node.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("node output:\n%s", out.String())
+		}
+	})
+	switchboardtest.WaitFor(t, 10*time.Second, "node ready", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return &out
 }

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -45,25 +42,12 @@ func TestTransferAndSupervisorInTmux(t *testing.T) {
 	t.Cleanup(tw.Close)
 	port := sbt.FreePort(t)
 	base, ws := fmt.Sprintf("http://127.0.0.1:%d", port), fmt.Sprintf("ws://127.0.0.1:%d/agent", port)
-	node := exec.Command(nodeBin)
-	node.Env = slicesDeleteEnv(append(os.Environ(),
+	startNode(t, nodeBin, slicesDeleteEnv(append(os.Environ(),
 		"SWITCHBOARD_SECRET="+secret, "SWITCHBOARD_ADMIN_TOKEN="+admin,
 		"SWITCHBOARD_DATA="+filepath.Join(dir, "data"), fmt.Sprintf("SWITCHBOARD_ADDR=127.0.0.1:%d", port),
 		"SWITCHBOARD_PUBLIC_URL="+base, "SWITCHBOARD_NODE=e2e", "SWITCHBOARD_STATS_INTERVAL=0",
 		"TWILIO_ACCOUNT_SID="+sid, "TWILIO_AUTH_TOKEN="+authToken, "TWILIO_FROM=+15550001111", "TWILIO_API_URL="+tw.URL(),
-	), "PORT", "SWITCHBOARD_AMQP_URL", "CLOUDAMQP_URL")
-	var nodeLog bytes.Buffer
-	node.Stdout, node.Stderr = &nodeLog, &nodeLog
-	if err := node.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = node.Process.Signal(syscall.SIGTERM)
-		_ = node.Wait()
-		if t.Failed() {
-			t.Logf("node output:\n%s", nodeLog.String())
-		}
-	})
+	), "PORT", "SWITCHBOARD_AMQP_URL", "CLOUDAMQP_URL"), base)
 	queue := func() protocol.QueueView {
 		var v protocol.QueueView
 		sbt.GetJSON(t, base+"/queue", admin, &v)
@@ -80,14 +64,6 @@ func TestTransferAndSupervisorInTmux(t *testing.T) {
 			return false
 		})
 	}
-	sbt.WaitFor(t, 10*time.Second, "node ready", func() bool {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
 	sms := func(n int, phone, text string) {
 		t.Helper()
 		if code, body := sbt.PostForm(t, base, "", "/sms/twilio", authToken, sbt.InboundForm(fmt.Sprintf("SM%032d", n), phone, "+15550001111", text)); code != 200 {
