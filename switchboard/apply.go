@@ -293,14 +293,17 @@ func (c *cluster) afterRun(ctx context.Context, run []logEntry, post []func()) {
 				c.accept.seen(id)
 			}
 		}
-		if id, node := deskID(&e); id != "" && node == c.node {
-			c.accept.seen(id)
-		}
 	}
 	c.offset = run[len(run)-1].offset
 	c.sinceCheck += len(run)
 	for _, f := range post {
 		f()
+	}
+	for _, e := range run {
+		if id, node := deskID(&e); id != "" && node == c.node {
+			c.accept.seen(id)
+			c.applied(id)
+		}
 	}
 	if c.sinceCheck >= checkpointEntries || c.n.now().Sub(c.lastCheck) >= checkpointEvery {
 		c.checkpoint(ctx)

@@ -112,6 +112,11 @@ type cluster struct {
 	acceptMu sync.Mutex
 	accepted map[string]acceptedID
 
+	// Admin changes whose answer waits until they are applied here
+	// (waitApplied), by event id.
+	waitMu  sync.Mutex
+	waiters map[string]chan struct{}
+
 	adoptMu  sync.Mutex
 	adopted  map[string]bool // nodes whose pending replies this node sends
 	selfDead bool            // the log says this node is dead: another sends its replies
@@ -145,6 +150,7 @@ func newCluster(n *Node, elog eventlog.Log, local *eventlog.Local) (*cluster, er
 		dirty:      map[string]bool{},
 		pending:    map[string]*session{},
 		accepted:   map[string]acceptedID{},
+		waiters:    map[string]chan struct{}{},
 		adopted:    map[string]bool{},
 		head:       logHead{Offset: -1},
 		recheck:    make(chan struct{}, 1),

@@ -50,19 +50,64 @@ func (c *cluster) note(ctx context.Context, s *session, phone, ref, text string)
 	return c.authored(ctx, s, phone, ref, text, protocol.Note)
 }
 
-// putContact accepts a contact change (by: "admin" or the agent).
+// putContact accepts a contact change (by: "admin" or the agent). An
+// admin's change is answered once applied here (appendApplied), so a GET
+// that follows it reads it; an agent learns it from its contact frame.
 func (c *cluster) putContact(ctx context.Context, phone string, ct protocol.Contact, keepNotes bool, by string) error {
 	ev := contactEvent{
 		ID: c.n.store.NewID(), Phone: phone, Name: ct.Name, Notes: ct.Notes, KeepNotes: keepNotes,
 		By: by, Node: c.node, At: c.n.now().UnixMilli(),
 	}
+	if by == "admin" {
+		return c.appendApplied(ctx, ev.ID, keyContact(phone), ev)
+	}
 	return c.append(ctx, ev.ID, keyContact(phone), ev)
 }
 
-// putCanned accepts a canned reply's change.
+// putCanned accepts a canned reply's change, answered once applied here.
 func (c *cluster) putCanned(ctx context.Context, name, text string, del bool) error {
 	ev := cannedEvent{ID: c.n.store.NewID(), Name: name, Text: text, Delete: del, Node: c.node, At: c.n.now().UnixMilli()}
-	return c.append(ctx, ev.ID, keyCanned(name), ev)
+	return c.appendApplied(ctx, ev.ID, keyCanned(name), ev)
+}
+
+// appendApplied is append for an admin's change: it returns once this node
+// has applied the event too (read your writes: the GET that follows the
+// PUT sees it), or, when applying lags (the broker away), after
+// publishWait; the change is durable either way and is applied later.
+func (c *cluster) appendApplied(ctx context.Context, id, key string, v any) error {
+	done := make(chan struct{})
+	c.waitMu.Lock()
+	c.waiters[id] = done
+	c.waitMu.Unlock()
+	defer func() {
+		c.waitMu.Lock()
+		delete(c.waiters, id)
+		c.waitMu.Unlock()
+	}()
+	if err := c.append(ctx, id, key, v); err != nil {
+		return err
+	}
+	t := time.NewTimer(publishWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		c.log.Warn("admin change durable but not applied yet", "key", key, "id", id)
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// applied wakes the appendApplied waiting for id, if any. Called by the
+// applier once the entry's run is stored and routed.
+func (c *cluster) applied(id string) {
+	c.waitMu.Lock()
+	done, ok := c.waiters[id]
+	delete(c.waiters, id)
+	c.waitMu.Unlock()
+	if ok {
+		close(done)
+	}
 }
 
 // decodeDesk prepares a helpdesk log entry for the applier (apply); false

@@ -2,7 +2,8 @@ package switchboard
 
 // This file holds the admin API of the helpdesk data (issue 18): canned
 // replies and contacts. A PUT or DELETE is a log event (desk.go), answered
-// once it is durable and, on a node alone, applied.
+// once it is durable and applied on this node (cluster.appendApplied), so
+// a GET on the same node that follows reads it.
 
 import (
 	"bytes"
