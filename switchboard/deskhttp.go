@@ -10,9 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
+	"github.com/switchboard/switchboard/switchboard/internal/httpbody"
 	"github.com/switchboard/switchboard/switchboard/protocol"
 )
 
@@ -69,22 +69,6 @@ func strictJSON(body []byte, v any) error {
 	return nil
 }
 
-// readDeskBody reads a body of at most maxDeskBody bytes; it answers the
-// request itself and returns false when it cannot.
-func readDeskBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDeskBody))
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		http.Error(w, fmt.Sprintf("body larger than %d bytes", maxDeskBody), http.StatusRequestEntityTooLarge)
-		return nil, false
-	case err != nil:
-		http.Error(w, "cannot read body", http.StatusBadRequest)
-		return nil, false
-	}
-	return body, true
-}
-
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
@@ -106,7 +90,7 @@ func (n *Node) handleCannedPut(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	body, ok := readDeskBody(w, r)
+	body, ok := httpbody.Read(w, r, maxDeskBody)
 	if !ok {
 		return
 	}
@@ -188,7 +172,7 @@ func (n *Node) handleContactPut(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	body, ok := readDeskBody(w, r)
+	body, ok := httpbody.Read(w, r, maxDeskBody)
 	if !ok {
 		return
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/switchboard/switchboard/switchboard/internal/httpbody"
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio"
 	"github.com/switchboard/switchboard/switchboard/store"
@@ -97,14 +98,8 @@ func (n *Node) readForm(w http.ResponseWriter, r *http.Request) (url.Values, boo
 		http.Error(w, "body must be application/x-www-form-urlencoded", http.StatusBadRequest)
 		return nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n.opts.MaxBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
-			return nil, false
-		}
-		http.Error(w, "cannot read body", http.StatusBadRequest)
+	body, ok := httpbody.Read(w, r, n.opts.MaxBody)
+	if !ok {
 		return nil, false
 	}
 	form, err := url.ParseQuery(string(body))

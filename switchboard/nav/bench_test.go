@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/switchboard/internal/httpbody"
 )
 
 // batches builds POST /nav bodies of size events each: users out of
@@ -68,7 +70,7 @@ func BenchmarkHTTPIngest(b *testing.B) {
 func BenchmarkHTTPDecodeOnly(b *testing.B) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /nav", func(w http.ResponseWriter, r *http.Request) {
-		body, ok := readBody(w, r, 1<<20)
+		body, ok := httpbody.Read(w, r, 1<<20)
 		if !ok {
 			return
 		}

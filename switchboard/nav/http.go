@@ -3,8 +3,9 @@ package nav
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
+
+	"github.com/switchboard/switchboard/switchboard/internal/httpbody"
 )
 
 // Register adds the navigation routes to mux. admin wraps the handlers that
@@ -31,24 +32,8 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// readBody reads a body up to limit; it answers 413 or 400 itself and
-// returns false when the body is unusable.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
-			return nil, false
-		}
-		http.Error(w, "cannot read body", http.StatusBadRequest)
-		return nil, false
-	}
-	return body, true
-}
-
 func (s *Service) handleNav(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBody(w, r, s.opts.MaxBody)
+	body, ok := httpbody.Read(w, r, s.opts.MaxBody)
 	if !ok {
 		return
 	}
@@ -85,7 +70,7 @@ func (s *Service) handleProduct(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handlePutProduct(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBody(w, r, 64<<10)
+	body, ok := httpbody.Read(w, r, 64<<10)
 	if !ok {
 		return
 	}
