@@ -445,7 +445,7 @@ func (c *cluster) routeRoute(r *router, e *logEntry) []func() {
 				// effect does, once for the cluster.
 				for _, e := range effects {
 					if e.Kind == route.Released && !r.hosts(e.Agent) {
-						r.n.publishAsync(keyReleased(e.Agent), assignmentEvent{Agent: e.Agent, Phone: e.Phone, Reason: e.Reason, At: at.UnixMilli()})
+						r.announce(keyReleased(e.Agent), assignmentEvent{Agent: e.Agent, Phone: e.Phone, Reason: e.Reason, At: at.UnixMilli()})
 					}
 				}
 			}

@@ -160,6 +160,8 @@ func newCluster(n *Node, elog eventlog.Log, local *eventlog.Local) (*cluster, er
 	}
 	n.router.graceOver = c.expire
 	n.router.reannounce = c.reannounce
+	n.router.answerOver = c.answerTimeout
+	n.router.changed = func(phone string) { c.dirty[phone] = true }
 	if local == nil {
 		c.accept = newJournal(c)
 		c.members = newHeartbeats(c)

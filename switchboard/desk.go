@@ -195,7 +195,7 @@ func (c *cluster) routeDesk(r *router, e *logEntry, res store.LogResult) bool {
 
 // contactOf reads phone's contact for a frame; nil when none is set.
 func (r *router) contactOf(phone string) *protocol.Contact {
-	ct, ok, err := r.n.store.Contact(phone)
+	ct, ok, err := r.store.Contact(phone)
 	if err != nil {
 		r.log.Error("read contact", "phone", phone, "err", err)
 	}
@@ -221,7 +221,7 @@ func (r *router) contactChanged(phone string) {
 
 // cannedFrame is the canned frame of the stored canned replies.
 func (r *router) cannedFrame() (protocol.Frame, bool) {
-	list, err := r.n.store.CannedReplies()
+	list, err := r.store.CannedReplies()
 	if err != nil {
 		r.log.Error("read canned replies", "err", err)
 		return protocol.Frame{}, false

@@ -86,7 +86,7 @@ func (c *cluster) routeFlow(r *router, kind string, ev *routeEvent, offset int64
 		}
 		effects, err = r.engine.Transfer(ev.Agent, ev.Phone, ev.To, ev.Note, at)
 		if err == nil {
-			r.n.metrics.transfers.Inc()
+			r.metrics.transfers.Inc()
 			if strings.TrimSpace(ev.Note) != "" {
 				post = append(post, func() { c.storeTransferNote(ev, offset) })
 			}
@@ -96,7 +96,7 @@ func (c *cluster) routeFlow(r *router, kind string, ev *routeEvent, offset int64
 	case "timeout":
 		effects = r.engine.AnswerTimeout(route.Owed{Phone: ev.Phone, Agent: ev.Agent, Msg: ev.Msg, Since: time.UnixMilli(ev.Since)}, at)
 		if len(effects) > 0 {
-			r.n.metrics.answerTimeouts.Inc()
+			r.metrics.answerTimeouts.Inc()
 			c.log.Info("answer timeout: conversation moved", "phone", ev.Phone, "from", ev.Agent)
 		}
 	}
@@ -157,7 +157,7 @@ func (r *router) refuse(ev *routeEvent, err error) {
 // for the answer its agent owes, if any. Every node runs the timers; the
 // first timeout applied decides, the others find the state changed.
 func (r *router) armAnswer(phone string) {
-	limit := r.n.opts.AnswerTimeout
+	limit := r.answerTimeout
 	if limit <= 0 || !r.answersOn {
 		return
 	}
@@ -175,18 +175,18 @@ func (r *router) armAnswer(phone string) {
 	}
 	at := &answerTimer{owed: o}
 	r.answers[phone] = at
-	at.t = time.AfterFunc(max(o.Since.Add(limit).Sub(r.n.now()), 0), func() { r.answerDue(at) })
+	at.t = time.AfterFunc(max(o.Since.Add(limit).Sub(r.now()), 0), func() { r.answerDue(at) })
 }
 
 // answerDue runs when an answer is overdue (outside the router): it
 // appends the timeout and, should the answer still be owed a timeout
 // later (no other agent was free), appends it again then.
 func (r *router) answerDue(at *answerTimer) {
-	again := r.n.opts.AnswerTimeout
-	if !r.n.cluster.answerTimeout(at.owed) {
+	again := r.answerTimeout
+	if !r.answerOver(at.owed) {
 		again = time.Second
 	}
-	r.do(r.n.ctx, func() {
+	r.do(context.Background(), func() { // ends when the router stops
 		if r.answers[at.owed.Phone] == at {
 			at.t = time.AfterFunc(again, func() { r.answerDue(at) })
 		}
@@ -212,7 +212,7 @@ func (r *router) stopAnswers() {
 // view is the supervisor's view of the cluster, from this node's engine:
 // every node's engine holds the same state, so every node answers alike.
 func (r *router) view() *protocol.QueueView {
-	now := r.n.now()
+	now := r.now()
 	v := &protocol.QueueView{Waiting: []protocol.QueueWaiter{}, Agents: []protocol.QueueAgent{}}
 	if r.engine.WaitingLen() > 0 {
 		for i, w := range r.engine.WaitingSince() {
@@ -243,10 +243,10 @@ func (r *router) view() *protocol.QueueView {
 // tickView sends supervisor sessions the live view, at most once per
 // viewEvery (on the router's load tick).
 func (r *router) tickView() {
-	if len(r.supervisors) == 0 || r.n.now().Sub(r.viewAt) < viewEvery {
+	if len(r.supervisors) == 0 || r.now().Sub(r.viewAt) < viewEvery {
 		return
 	}
-	r.viewAt = r.n.now()
+	r.viewAt = r.now()
 	f := protocol.Frame{Type: protocol.TypeSupervisor, View: r.view()}
 	for _, s := range r.supervisors {
 		s.enqueue(f, time.Time{})

@@ -157,7 +157,11 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	if err := n.openNav(); err != nil {
 		return nil, err
 	}
-	n.router = newRouter(n)
+	n.router = newRouter(routerDeps{
+		capacity: opts.DefaultCapacity, history: opts.HistoryOnAssign,
+		grace: opts.Grace, answerTimeout: opts.AnswerTimeout,
+		now: n.now, metrics: n.metrics, store: n.store, announce: n.publishAsync,
+	}, n.logBase.With("component", "router"))
 	// The one place where a node alone and a node among others differ:
 	// the log it runs on (doc.go).
 	var elog eventlog.Log

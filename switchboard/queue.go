@@ -93,7 +93,7 @@ func (r *router) waiting() []string {
 // and the last queue frame is a second old, every agent of this node gets
 // the new one.
 func (r *router) tickQueue() {
-	now := r.n.now()
+	now := r.now()
 	phones := r.waiting()
 	if !r.queue.due(phones, now) {
 		return
@@ -133,7 +133,7 @@ func colleagues(free []string, agent string) protocol.Frame {
 // agent of this node hears whom it can transfer to. Like the waiting
 // line, this comes from the engine every node holds alike.
 func (r *router) tickColleagues() {
-	now := r.n.now()
+	now := r.now()
 	if len(r.sessions) == 0 || now.Sub(r.queue.freeAt) < queueEvery {
 		return
 	}
@@ -149,7 +149,7 @@ func (r *router) tickColleagues() {
 
 // tellQueue gives an agent that just connected the waiting line.
 func (r *router) tellQueue(s *session) {
-	now := r.n.now()
+	now := r.now()
 	phones := r.waiting()
 	r.queue.refresh(phones, now)
 	s.enqueue(r.queue.frame(phones, now), time.Time{})

@@ -22,7 +22,7 @@ const loadEvery = 500 * time.Millisecond
 // answer), so routing decisions are serialized and capacity can never be
 // exceeded by concurrent arrivals.
 type router struct {
-	n        *Node
+	routerDeps
 	log      *slog.Logger
 	engine   *route.Engine
 	sessions map[string]*session
@@ -36,25 +36,56 @@ type router struct {
 	queue      waitLine // what agents last heard of the waiting line (queue.go)
 	flowRouter          // answer timers and supervisor sessions (flow.go)
 
+	// What the applier gives the router, set once by newCluster: each
+	// appends an event to the log, outside the router goroutine.
+	//
 	// graceOver appends the expiry of agent's grace period for epoch to
 	// the log; false asks to try again (cluster.expire).
 	graceOver func(agent string, epoch uint64) bool
 	// reannounce appends the connection of a live local session again
 	// (cluster.reannounce).
 	reannounce func(s *session)
+	// answerOver appends an answer timeout; false asks to try again
+	// (cluster.answerTimeout).
+	answerOver func(o route.Owed) bool
+	// changed marks a conversation's routing state for the next
+	// checkpoint (cluster.dirty); called on the router goroutine, inside
+	// the applier's router.call.
+	changed func(phone string)
 
 	work    chan func()
 	stopped chan struct{}
 }
 
-func newRouter(n *Node) *router {
+// routerDeps is what the router takes from the node: settings, clock,
+// metrics, the store reads it answers agents from, and the announcement
+// of assignments (conv.* events). No *Node: the router sees only these.
+type routerDeps struct {
+	capacity      int           // an agent's capacity when it names none
+	history       int           // messages sent with an assignment
+	grace         time.Duration // an agent's grace period after a disconnect
+	answerTimeout time.Duration // 0: answers never time out
+	now           func() time.Time
+	metrics       *nodeMetrics
+	store         routerStore
+	announce      func(key string, v any) // publishes, fire and forget
+}
+
+// routerStore is the store as the router reads it.
+type routerStore interface {
+	History(phone, before string, limit int) ([]protocol.Message, bool, error)
+	Contact(phone string) (protocol.Contact, bool, error)
+	CannedReplies() ([]protocol.CannedReply, error)
+}
+
+func newRouter(deps routerDeps, log *slog.Logger) *router {
 	return &router{
-		n:        n,
-		log:      n.logBase.With("component", "router"),
-		engine:   route.New(n.opts.DefaultCapacity),
-		sessions: make(map[string]*session),
-		timers:   make(map[string]*time.Timer),
-		lost:     make(map[string][]route.Effect),
+		routerDeps: deps,
+		log:        log,
+		engine:     route.New(deps.capacity),
+		sessions:   make(map[string]*session),
+		timers:     make(map[string]*time.Timer),
+		lost:       make(map[string][]route.Effect),
 		flowRouter: flowRouter{
 			answers:     make(map[string]*answerTimer),
 			supervisors: make(map[string]*session),
@@ -127,14 +158,14 @@ func (r *router) apply(effects []route.Effect, born time.Time) {
 	for _, e := range effects {
 		switch e.Kind {
 		case route.Assigned:
-			r.n.metrics.assigned.Inc()
+			r.metrics.assigned.Inc()
 			r.saveConv(e.Phone)
 			if s := r.sessions[e.Agent]; s != nil {
 				r.sendAssigned(s, e.Phone, born, e)
 			}
 			r.armAnswer(e.Phone)
 			if r.announces(e.Agent) {
-				r.n.publishAsync(keyAssigned(e.Agent), assignmentEvent{Agent: e.Agent, Phone: e.Phone, At: r.n.now().UnixMilli()})
+				r.announce(keyAssigned(e.Agent), assignmentEvent{Agent: e.Agent, Phone: e.Phone, At: r.now().UnixMilli()})
 			}
 		case route.Released:
 			r.saveConv(e.Phone)
@@ -146,7 +177,7 @@ func (r *router) apply(effects []route.Effect, born time.Time) {
 				r.lost[e.Agent] = append(r.lost[e.Agent], e)
 			}
 			if r.announces(e.Agent) {
-				r.n.publishAsync(keyReleased(e.Agent), assignmentEvent{Agent: e.Agent, Phone: e.Phone, Reason: e.Reason, At: r.n.now().UnixMilli()})
+				r.announce(keyReleased(e.Agent), assignmentEvent{Agent: e.Agent, Phone: e.Phone, Reason: e.Reason, At: r.now().UnixMilli()})
 			}
 		}
 	}
@@ -163,13 +194,13 @@ func (r *router) announces(agent string) bool {
 
 func (r *router) saveConv(phone string) {
 	// Written with the next checkpoint, together with the log offset.
-	r.n.cluster.dirty[phone] = true
+	r.changed(phone)
 }
 
 // sendAssigned sends s the assigned frame for phone; e is the effect
 // that assigned it (a transfer's note), zero when it is sent again.
 func (r *router) sendAssigned(s *session, phone string, born time.Time, e route.Effect) {
-	list, _, err := r.n.store.History(phone, "", r.n.opts.HistoryOnAssign)
+	list, _, err := r.store.History(phone, "", r.history)
 	if err != nil {
 		r.log.Error("history for assignment", "phone", phone, "err", err)
 	}
@@ -255,10 +286,10 @@ func (r *router) publishLoad() {
 			busy++
 		}
 	}
-	r.n.metrics.agentsAvailable.Set(avail)
-	r.n.metrics.agentsBusy.Set(busy)
-	r.n.metrics.convAssigned.Set(assigned)
-	r.n.metrics.convWaiting.Set(int64(r.engine.WaitingLen()))
+	r.metrics.agentsAvailable.Set(avail)
+	r.metrics.agentsBusy.Set(busy)
+	r.metrics.convAssigned.Set(assigned)
+	r.metrics.convWaiting.Set(int64(r.engine.WaitingLen()))
 }
 
 // closeAll closes every session, for shutdown. Agents keep their
@@ -295,7 +326,7 @@ func (r *router) attach(agent, id string, epoch uint64, s *session, own bool) {
 			s = old // re-asserted after this node was thought dead
 		} else {
 			r.tellLost(agent, nil) // the node hosting it tells it
-			r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
+			r.metrics.agentsOnline.Set(int64(len(r.sessions)))
 			return
 		}
 	}
@@ -304,7 +335,7 @@ func (r *router) attach(agent, id string, epoch uint64, s *session, own bool) {
 	r.sessions[agent] = s
 	r.tellQueue(s)
 	r.tellCanned(s)
-	r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
+	r.metrics.agentsOnline.Set(int64(len(r.sessions)))
 	for _, phone := range r.engine.Conversations(agent) {
 		r.sendAssigned(s, phone, time.Time{}, route.Effect{})
 	}
@@ -314,7 +345,7 @@ func (r *router) attach(agent, id string, epoch uint64, s *session, own bool) {
 func (r *router) forget(s *session) {
 	if r.sessions[s.agent] == s {
 		delete(r.sessions, s.agent)
-		r.n.metrics.agentsOnline.Set(int64(len(r.sessions)))
+		r.metrics.agentsOnline.Set(int64(len(r.sessions)))
 	}
 }
 
@@ -335,7 +366,7 @@ func (r *router) localSessions() []*session {
 // expiry to the log, where it takes effect.
 func (r *router) startGrace(agent string, epoch uint64) {
 	r.stopGrace(agent)
-	r.timers[agent] = time.AfterFunc(r.n.opts.Grace, func() {
+	r.timers[agent] = time.AfterFunc(r.grace, func() {
 		if !r.graceOver(agent, epoch) {
 			r.do(context.Background(), func() { r.startGrace(agent, epoch) }) // retried a grace period later
 		}
