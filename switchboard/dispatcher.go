@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/sms"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio"
+	"github.com/switchboard/switchboard/switchboard/store"
 )
 
 const (
@@ -45,7 +45,7 @@ const (
 // have sent it). Such "uncertain" replies also wait until any attempt their
 // previous sender can still have had under way is over (hold).
 type dispatcher struct {
-	n       *Node
+	dispatcherDeps
 	log     *slog.Logger
 	queue   chan outgoing
 	backoff sms.Backoff
@@ -69,15 +69,59 @@ type outgoing struct {
 	origin string
 }
 
-func newDispatcher(n *Node) *dispatcher {
+// dispatcherDeps is what the dispatcher takes from the node. No *Node:
+// the dispatcher sees only these.
+type dispatcherDeps struct {
+	sender sms.Sender
+	store  outboxStore
+	role   sendRole
+	now    func() time.Time
+	// after runs f in the background once wait has passed, unless the
+	// node stops first.
+	after        func(wait time.Duration, f func())
+	metrics      *nodeMetrics
+	statusURL    string // the status callback asked of the provider; "" none
+	smsFrom      string // TWILIO_FROM
+	whatsAppFrom string // TWILIO_WHATSAPP_FROM
+	// setStatus accepts a delivery status (a log event, http.go);
+	// applyEarly applies a status callback that came before the send's
+	// answer (earlystatus.go).
+	setStatus  func(ctx context.Context, id string, st protocol.Status, providerID, detail string) error
+	applyEarly func(ctx context.Context, id, providerID string)
+}
+
+// outboxStore is the store as the dispatcher reads it.
+type outboxStore interface {
+	PendingReplies() ([]store.PendingReply, error)
+	IsPending(id string) (bool, error)
+	MessageByProviderID(providerID string) (protocol.Message, error)
+	OptedOut(phone string) (bool, error)
+}
+
+// sendRole is what the log says of this node as a sender (the cluster,
+// membership.go).
+type sendRole interface {
+	// isCaughtUp: the log is applied up to its end, so the outbox is as
+	// the log says.
+	isCaughtUp() bool
+	// sends: this node sends the replies origin accepted.
+	sends(origin string) bool
+	// hearsBroker: this node heard its own heartbeat recently (always on
+	// the local log).
+	hearsBroker(now time.Time) bool
+	// self is this node's id.
+	self() string
+}
+
+func newDispatcher(deps dispatcherDeps, log *slog.Logger) *dispatcher {
 	return &dispatcher{
-		n:           n,
-		log:         n.logBase.With("component", "outbound"),
-		queue:       make(chan outgoing, sendQueue),
-		backoff:     sms.DefaultBackoff,
-		inflight:    make(map[string]bool),
-		claimed:     make(map[string]string),
-		certainFrom: n.now(),
+		dispatcherDeps: deps,
+		log:            log,
+		queue:          make(chan outgoing, sendQueue),
+		backoff:        sms.DefaultBackoff,
+		inflight:       make(map[string]bool),
+		claimed:        make(map[string]string),
+		certainFrom:    deps.now(),
 	}
 }
 
@@ -85,7 +129,7 @@ func newDispatcher(n *Node) *dispatcher {
 // attempt started before a node lost its right to send can still reach
 // the provider that long after. Senders that do not say use Twilio's.
 func (d *dispatcher) attemptTimeout() time.Duration {
-	if t, ok := d.n.sender.(interface{ AttemptTimeout() time.Duration }); ok {
+	if t, ok := d.sender.(interface{ AttemptTimeout() time.Duration }); ok {
 		return t.AttemptTimeout()
 	}
 	return twilio.DefaultTimeout
@@ -98,7 +142,7 @@ func (d *dispatcher) attemptTimeout() time.Duration {
 // outbox is swept. It returns the wait.
 func (d *dispatcher) handOver(mine bool) time.Duration {
 	wait := d.attemptTimeout() + leaseFor
-	now := d.n.now()
+	now := d.now()
 	d.mu.Lock()
 	if until := now.Add(wait); until.After(d.holdUntil) {
 		d.holdUntil = until
@@ -107,18 +151,14 @@ func (d *dispatcher) handOver(mine bool) time.Duration {
 		d.certainFrom = now
 	}
 	d.mu.Unlock()
-	d.n.goFunc(func() {
-		if pause.For(d.n.ctx, wait) {
-			d.sweep()
-		}
-	})
+	d.after(wait, d.sweep)
 	return wait
 }
 
 // uncertain reports whether m (accepted by origin) may have reached the
 // provider before this node took it on.
 func (d *dispatcher) uncertain(m protocol.Message, origin string) bool {
-	if origin != "" && origin != d.n.cluster.node {
+	if origin != "" && origin != d.role.self() {
 		return true
 	}
 	d.mu.Lock()
@@ -129,7 +169,7 @@ func (d *dispatcher) uncertain(m protocol.Message, origin string) bool {
 // claim takes the provider's message sid for reply id, unless it already is
 // another reply's (the same text sent twice to one customer).
 func (d *dispatcher) claim(id string, found sms.Sent) bool {
-	if m, err := d.n.store.MessageByProviderID(found.ProviderID); err == nil && m.ID != id {
+	if m, err := d.store.MessageByProviderID(found.ProviderID); err == nil && m.ID != id {
 		return false
 	}
 	d.mu.Lock()
@@ -217,18 +257,17 @@ func (d *dispatcher) run(ctx context.Context) {
 // sweep enqueues every pending reply: at start (resume after a restart) and
 // periodically (replies that missed the bus or a full queue).
 func (d *dispatcher) sweep() {
-	c := d.n.cluster
-	if !c.caughtUp.Load() {
+	if !d.role.isCaughtUp() {
 		return // the log decides who sends what: wait until it is applied
 	}
-	pending, err := d.n.store.PendingReplies()
+	pending, err := d.store.PendingReplies()
 	if err != nil {
 		d.log.Error("read outbox", "err", err)
 		return
 	}
 	n := 0
 	for _, p := range pending {
-		if c.sends(p.Origin) {
+		if d.role.sends(p.Origin) {
 			d.enqueue(p.Message, p.Origin)
 			n++
 		}
@@ -238,18 +277,11 @@ func (d *dispatcher) sweep() {
 	}
 }
 
-func (d *dispatcher) statusCallback() string {
-	if d.n.opts.PublicURL == "" {
-		return ""
-	}
-	return strings.TrimSuffix(d.n.opts.PublicURL, "/") + "/sms/twilio/status"
-}
-
 // errNotHere stops a send that another node is now responsible for.
 var errNotHere = errors.New("another node sends this reply now")
 
 func (d *dispatcher) send(ctx context.Context, m protocol.Message, origin string) {
-	pending, err := d.n.store.IsPending(m.ID)
+	pending, err := d.store.IsPending(m.ID)
 	if err != nil || !pending {
 		return // sent already (or unknown): nothing to do
 	}
@@ -257,15 +289,15 @@ func (d *dispatcher) send(ctx context.Context, m protocol.Message, origin string
 		return
 	}
 	uncertain := d.uncertain(m, origin)
-	out := sms.Outgoing{ID: m.ID, To: m.Phone, From: d.from(m.Phone), Body: m.Text, StatusCallback: d.statusCallback()}
-	res, found, err := sms.Deliver(ctx, d.n.sender, out, sms.Plan{
+	out := sms.Outgoing{ID: m.ID, To: m.Phone, From: d.from(m.Phone), Body: m.Text, StatusCallback: d.statusURL}
+	res, found, err := sms.Deliver(ctx, d.sender, out, sms.Plan{
 		Backoff:   d.backoff,
 		Uncertain: uncertain,
 		Since:     time.UnixMilli(m.Received).Add(-providerSkew),
 		Claim:     func(f sms.Sent) bool { return d.claim(m.ID, f) },
 		Ready:     func(ctx context.Context) error { return d.ready(ctx, origin, uncertain) },
 		OnRetry: func(attempt int, err error, wait time.Duration) {
-			d.n.metrics.outRetried.Inc()
+			d.metrics.outRetried.Inc()
 			d.log.Warn("send failed; retrying", "id", m.ID, "attempt", attempt, "wait", wait, "err", err)
 		},
 	})
@@ -285,9 +317,9 @@ func (d *dispatcher) send(ctx context.Context, m protocol.Message, origin string
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
 	defer cancel()
 	if err != nil {
-		d.n.metrics.outFailed.Inc()
+		d.metrics.outFailed.Inc()
 		d.log.Error("send failed for good", "id", m.ID, "err", err)
-		if serr := d.n.setStatus(wctx, m.ID, protocol.StatusFailed, "", failureText(err)); serr != nil {
+		if serr := d.setStatus(wctx, m.ID, protocol.StatusFailed, "", failureText(err)); serr != nil {
 			d.log.Error("record failed send", "id", m.ID, "err", serr)
 		}
 		return
@@ -295,17 +327,17 @@ func (d *dispatcher) send(ctx context.Context, m protocol.Message, origin string
 	if found {
 		d.log.Warn("reply found at the SMS provider, sent before; not sending it again", "id", m.ID, "provider_id", res.ProviderID)
 	} else {
-		d.n.metrics.outSent.Inc()
+		d.metrics.outSent.Inc()
 	}
 	st := res.Status
 	if !st.Valid() || st == protocol.StatusReceived {
 		st = protocol.StatusQueued
 	}
-	if serr := d.n.setStatus(wctx, m.ID, st, res.ProviderID, ""); serr != nil {
+	if serr := d.setStatus(wctx, m.ID, st, res.ProviderID, ""); serr != nil {
 		d.log.Error("record sent reply", "id", m.ID, "provider_id", res.ProviderID, "err", serr)
 		return
 	}
-	d.n.applyEarly(wctx, m.ID, res.ProviderID)
+	d.applyEarly(wctx, m.ID, res.ProviderID)
 }
 
 // ready is asked before each lookup and attempt of a reply accepted by
@@ -320,14 +352,13 @@ func (d *dispatcher) ready(ctx context.Context, origin string, uncertain bool) e
 		wait := time.Duration(0)
 		if uncertain {
 			d.mu.Lock()
-			wait = d.holdUntil.Sub(d.n.now())
+			wait = d.holdUntil.Sub(d.now())
 			d.mu.Unlock()
 		}
-		c := d.n.cluster
-		if !c.sends(origin) {
+		if !d.role.sends(origin) {
 			return errNotHere
 		}
-		if !c.members.hearsBroker(d.n.now()) {
+		if !d.role.hearsBroker(d.now()) {
 			wait = max(wait, heartbeatEvery/4)
 		}
 		if wait <= 0 {
@@ -361,11 +392,11 @@ func failureText(err error) string {
 // WhatsApp. Empty (SMS without TWILIO_FROM) is the provider's default.
 func (d *dispatcher) from(addr string) string {
 	if protocol.Channel(addr) != protocol.ChannelWhatsApp {
-		return d.n.opts.TwilioFrom
+		return d.smsFrom
 	}
-	from := d.n.opts.TwilioWhatsAppFrom
+	from := d.whatsAppFrom
 	if from == "" {
-		from = d.n.opts.TwilioFrom
+		from = d.smsFrom
 	}
 	return protocol.OnChannel(protocol.ChannelWhatsApp, from)
 }
@@ -374,14 +405,14 @@ func (d *dispatcher) from(addr string) string {
 // (a STOP applied between the reply and its send), before the provider:
 // Twilio would refuse it with 21610 anyway. It reports whether it did.
 func (d *dispatcher) optedOut(ctx context.Context, m protocol.Message) bool {
-	out, err := d.n.store.OptedOut(m.Phone)
+	out, err := d.store.OptedOut(m.Phone)
 	if err != nil || !out {
 		return false
 	}
 	d.log.Info("reply not sent: the customer opted out", "id", m.ID)
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
 	defer cancel()
-	if err := d.n.setStatus(wctx, m.ID, protocol.StatusFailed, "", optedOutText); err != nil {
+	if err := d.setStatus(wctx, m.ID, protocol.StatusFailed, "", optedOutText); err != nil {
 		d.log.Error("record reply refused for opt-out", "id", m.ID, "err", err)
 	}
 	return true

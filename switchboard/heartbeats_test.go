@@ -75,7 +75,7 @@ func TestSendReadiness(t *testing.T) {
 	n := &Node{now: func() time.Time { return now }}
 	hb := &heartbeats{node: "n1", lastSeen: map[string]time.Time{"n1": now}}
 	n.cluster = &cluster{n: n, node: "n1", members: hb, adopted: map[string]bool{"n3": true}}
-	d := &dispatcher{n: n}
+	d := &dispatcher{dispatcherDeps: dispatcherDeps{now: n.now, role: n.cluster}}
 	quick := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), 50*time.Millisecond)
 	}

@@ -4,7 +4,7 @@ package switchboard
 // and which node sends a dead node's replies. Heartbeats, which tell
 // which nodes are silent, are heartbeats.go.
 
-import ()
+import "time"
 
 // routeNode applies a node start or death. Runs on the router goroutine;
 // returns what to do after the run.
@@ -164,6 +164,12 @@ func (c *cluster) reannounce(s *session) {
 		}
 	})
 }
+
+// isCaughtUp, hearsBroker and self make the cluster the dispatcher's
+// sendRole (with sends, below).
+func (c *cluster) isCaughtUp() bool               { return c.caughtUp.Load() }
+func (c *cluster) hearsBroker(now time.Time) bool { return c.members.hearsBroker(now) }
+func (c *cluster) self() string                   { return c.node }
 
 // sends reports whether this node sends replies accepted by origin: its
 // own unless the log says it is dead (until it says it is alive again),

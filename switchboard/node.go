@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,7 +183,22 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 	if cfg.logCheckEvery > 0 {
 		n.cluster.checkEvery = cfg.logCheckEvery
 	}
-	n.outbound = newDispatcher(n)
+	statusURL := ""
+	if opts.PublicURL != "" {
+		statusURL = strings.TrimSuffix(opts.PublicURL, "/") + "/sms/twilio/status"
+	}
+	n.outbound = newDispatcher(dispatcherDeps{
+		sender: n.sender, store: n.store, role: n.cluster, now: n.now, metrics: n.metrics,
+		after: func(wait time.Duration, f func()) {
+			n.goFunc(func() {
+				if pause.For(n.ctx, wait) {
+					f()
+				}
+			})
+		},
+		statusURL: statusURL, smsFrom: opts.TwilioFrom, whatsAppFrom: opts.TwilioWhatsAppFrom,
+		setStatus: n.setStatus, applyEarly: n.applyEarly,
+	}, n.logBase.With("component", "outbound"))
 	if cfg.Backoff != nil {
 		n.outbound.backoff = *cfg.Backoff
 	}
