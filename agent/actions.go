@@ -70,7 +70,7 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.startTransfer()
 	case key.Matches(k, m.keys.Release):
 		if c := m.selected(); c != nil {
-			return m.send(protocol.Frame{Type: protocol.TypeRelease, Phone: c.phone})
+			return m.cfg.send(protocol.Frame{Type: protocol.TypeRelease, Phone: c.phone})
 		}
 		return nil
 	case key.Matches(k, m.keys.Retry):
@@ -133,7 +133,7 @@ func (m *Model) scroll(n int) tea.Cmd {
 		return nil
 	}
 	c.loading = true
-	return m.send(protocol.Frame{Type: protocol.TypeHistory, Phone: c.phone, Before: before, Limit: m.cfg.HistoryPage})
+	return m.cfg.send(protocol.Frame{Type: protocol.TypeHistory, Phone: c.phone, Before: before, Limit: m.cfg.HistoryPage})
 }
 
 // linesUpTo counts the timeline lines of messages 0..last at width w,
@@ -174,7 +174,7 @@ func (m *Model) sendReply() tea.Cmd {
 	c.msgs = append(c.msgs, e)
 	c.offset, c.newBelow = 0, 0
 	m.input.Reset()
-	return m.send(protocol.Frame{Type: protocol.TypeResponse, Phone: c.phone, Message: text, Ref: ref})
+	return m.cfg.send(protocol.Frame{Type: protocol.TypeResponse, Phone: c.phone, Message: text, Ref: ref})
 }
 
 func (m *Model) retry() tea.Cmd {
@@ -188,7 +188,7 @@ func (m *Model) retry() tea.Cmd {
 	}
 	e.failed, e.pending = "", true
 	if e.Message.Direction == protocol.Note {
-		return m.send(noteFrame(c.phone, e.Message.Text, e.ref))
+		return m.cfg.send(noteFrame(c.phone, e.Message.Text, e.ref))
 	}
-	return m.send(protocol.Frame{Type: protocol.TypeResponse, Phone: c.phone, Message: e.Message.Text, Ref: e.ref})
+	return m.cfg.send(protocol.Frame{Type: protocol.TypeResponse, Phone: c.phone, Message: e.Message.Text, Ref: e.ref})
 }

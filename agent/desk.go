@@ -193,7 +193,7 @@ func (m *Model) nameCustomer() tea.Cmd {
 		return nil
 	}
 	m.input.Reset()
-	return m.send(protocol.Frame{Type: protocol.TypeContact, Phone: c.phone, Name: ct.Name})
+	return m.cfg.send(protocol.Frame{Type: protocol.TypeContact, Phone: c.phone, Name: ct.Name})
 }
 
 // sendNote stores the composer's text as an internal note of c, shown at
@@ -208,7 +208,7 @@ func (m *Model) sendNote(c *conversation, text string) tea.Cmd {
 	c.msgs = append(c.msgs, &entry{Annotated: transform.Annotate(msg), ref: ref, pending: true})
 	c.offset, c.newBelow = 0, 0
 	m.input.Reset()
-	return m.send(noteFrame(c.phone, text, ref))
+	return m.cfg.send(noteFrame(c.phone, text, ref))
 }
 
 func noteFrame(phone, text, ref string) protocol.Frame {

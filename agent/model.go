@@ -190,21 +190,23 @@ func randomRef() string {
 // Init starts the clock and the event pump, and asks the terminal for its
 // background colour (the answer picks light or dark styles).
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(m.tick(), m.waitEvent(), tea.RequestBackgroundColor)
+	return tea.Batch(m.cfg.tick(), m.cfg.waitEvent(), tea.RequestBackgroundColor)
 }
 
-func (m *Model) tick() tea.Cmd {
-	return tea.Tick(m.cfg.Tick, func(t time.Time) tea.Msg { return tickMsg(t) })
+// The commands both programs (Model and Supervisor) run on their Config.
+
+func (cfg *Config) tick() tea.Cmd {
+	return tea.Tick(cfg.Tick, func(t time.Time) tea.Msg { return tickMsg(t) })
 }
 
 // waitEvent is the re-arming command that feeds connection events into the
 // program one at a time; the client's reader blocks meanwhile, which is the
 // backpressure.
-func (m *Model) waitEvent() tea.Cmd {
-	if m.cfg.Events == nil {
+func (cfg *Config) waitEvent() tea.Cmd {
+	if cfg.Events == nil {
 		return nil
 	}
-	ch, done := m.cfg.Events, m.cfg.Done
+	ch, done := cfg.Events, cfg.Done
 	return func() tea.Msg {
 		select {
 		case ev := <-ch:
@@ -216,8 +218,8 @@ func (m *Model) waitEvent() tea.Cmd {
 }
 
 // send queues a frame in a command; a refusal comes back as sendResultMsg.
-func (m *Model) send(f protocol.Frame) tea.Cmd {
-	conn := m.cfg.Conn
+func (cfg *Config) send(f protocol.Frame) tea.Cmd {
+	conn := cfg.Conn
 	return func() tea.Msg {
 		if err := conn.Send(f); err != nil {
 			return sendResultMsg{frame: f, err: err}
@@ -265,10 +267,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if m.notice != "" && m.now.Sub(m.noticeAt) >= noticeTTL {
 			m.notice = ""
 		}
-		return m, m.tick()
+		return m, m.cfg.tick()
 	case EventMsg:
 		cmd := m.handleEvent(wsclient.Event(msg))
-		return m, tea.Batch(cmd, m.waitEvent())
+		return m, tea.Batch(cmd, m.cfg.waitEvent())
 	case sendResultMsg:
 		m.sendFailed(msg.frame, msg.err)
 		return m, nil

@@ -97,7 +97,7 @@ func (m *Model) askSearch(before string) tea.Cmd {
 		s.results, s.more, s.sel = nil, false, 0
 	}
 	s.ref, s.asked, s.loading, s.err = m.cfg.NewRef(), q, true, ""
-	return m.send(protocol.Frame{Type: protocol.TypeSearch, Query: q, Before: before, Ref: s.ref})
+	return m.cfg.send(protocol.Frame{Type: protocol.TypeSearch, Query: q, Before: before, Ref: s.ref})
 }
 
 // searchAnswered takes a results frame; answers to an older request (the

@@ -80,36 +80,7 @@ func NewSupervisor(cfg Config) (*Supervisor, error) {
 
 // Init starts the clock and the event pump.
 func (m *Supervisor) Init() tea.Cmd {
-	return tea.Batch(m.tick(), m.waitEvent(), tea.RequestBackgroundColor)
-}
-
-func (m *Supervisor) tick() tea.Cmd {
-	return tea.Tick(m.cfg.Tick, func(t time.Time) tea.Msg { return tickMsg(t) })
-}
-
-func (m *Supervisor) waitEvent() tea.Cmd {
-	if m.cfg.Events == nil {
-		return nil
-	}
-	ch, done := m.cfg.Events, m.cfg.Done
-	return func() tea.Msg {
-		select {
-		case ev := <-ch:
-			return EventMsg(ev)
-		case <-done:
-			return nil
-		}
-	}
-}
-
-func (m *Supervisor) send(f protocol.Frame) tea.Cmd {
-	conn := m.cfg.Conn
-	return func() tea.Msg {
-		if err := conn.Send(f); err != nil {
-			return sendResultMsg{frame: f, err: err}
-		}
-		return nil
-	}
+	return tea.Batch(m.cfg.tick(), m.cfg.waitEvent(), tea.RequestBackgroundColor)
 }
 
 // Update handles one message.
@@ -119,14 +90,14 @@ func (m *Supervisor) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width, m.height = msg.Width, msg.Height
 	case tickMsg:
 		m.now = time.Time(msg)
-		return m, m.tick()
+		return m, m.cfg.tick()
 	case tea.BackgroundColorMsg:
 		m.st = newStyles(m.cfg.ASCII, msg.IsDark())
 	case sendResultMsg:
 		m.notice = failText(msg.err)
 	case EventMsg:
 		m.event(wsclient.Event(msg))
-		return m, m.waitEvent()
+		return m, m.cfg.waitEvent()
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	}
@@ -224,7 +195,7 @@ func (m *Supervisor) key(k tea.KeyPressMsg) tea.Cmd {
 			return nil
 		}
 		m.notice = "assigning " + phone + " to " + to + m.st.g.ellipsis
-		return m.send(protocol.Frame{Type: protocol.TypeAssign, Phone: phone, To: to, Ref: "assign"})
+		return m.cfg.send(protocol.Frame{Type: protocol.TypeAssign, Phone: phone, To: to, Ref: "assign"})
 	case key.Matches(k, m.keys.Up):
 		m.sel = max(m.sel-1, 0)
 	case key.Matches(k, m.keys.Down):
@@ -241,7 +212,7 @@ func (m *Supervisor) key(k tea.KeyPressMsg) tea.Cmd {
 			return nil
 		}
 		m.reading, m.msgs = phone, nil
-		return m.send(protocol.Frame{Type: protocol.TypeHistory, Phone: phone, Limit: 50})
+		return m.cfg.send(protocol.Frame{Type: protocol.TypeHistory, Phone: phone, Limit: 50})
 	}
 	return nil
 }

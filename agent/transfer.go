@@ -79,7 +79,7 @@ func (m *Model) transferKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 	}
 	m.setNotice("transferring " + f.Phone + " " + where + m.st.g.ellipsis)
 	m.endTransfer()
-	return m.send(f), true
+	return m.cfg.send(f), true
 }
 
 // pickColleague moves the choice in the first step one colleague down (or
