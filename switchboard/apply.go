@@ -279,7 +279,12 @@ func (c *cluster) routeRun(ctx context.Context, run []logEntry, itemOf []int, re
 // applyRun), and checkpoints when one is due.
 func (c *cluster) afterRun(ctx context.Context, run []logEntry, post []func()) {
 	for _, e := range run {
-		if e.bad != nil {
+		switch {
+		case errors.Is(e.bad, store.ErrFull):
+			// A limit decided in log order (canned replies): the admin
+			// who asked is told (appendApplied).
+			c.log.Info("log event refused", "key", e.key, "offset", e.offset, "err", e.bad)
+		case e.bad != nil:
 			// Bad input from outside (a shop or another service publishing
 			// on our keys): skipped, loudly, never blocking the log.
 			c.log.Error("log event refused", "key", e.key, "offset", e.offset, "err", e.bad)
@@ -302,7 +307,7 @@ func (c *cluster) afterRun(ctx context.Context, run []logEntry, post []func()) {
 	for _, e := range run {
 		if id, node := deskID(&e); id != "" && node == c.node {
 			c.accept.seen(id)
-			c.applied(id)
+			c.applied(id, e.bad)
 		}
 	}
 	if c.sinceCheck >= checkpointEntries || c.n.now().Sub(c.lastCheck) >= checkpointEvery {

@@ -115,7 +115,7 @@ type cluster struct {
 	// Admin changes whose answer waits until they are applied here
 	// (waitApplied), by event id.
 	waitMu  sync.Mutex
-	waiters map[string]chan struct{}
+	waiters map[string]chan error
 
 	adoptMu  sync.Mutex
 	adopted  map[string]bool // nodes whose pending replies this node sends
@@ -150,7 +150,7 @@ func newCluster(n *Node, elog eventlog.Log, local *eventlog.Local) (*cluster, er
 		dirty:      map[string]bool{},
 		pending:    map[string]*session{},
 		accepted:   map[string]acceptedID{},
-		waiters:    map[string]chan struct{}{},
+		waiters:    map[string]chan error{},
 		adopted:    map[string]bool{},
 		head:       logHead{Offset: -1},
 		recheck:    make(chan struct{}, 1),

@@ -7,6 +7,7 @@ package switchboard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -75,7 +76,7 @@ func (c *cluster) putCanned(ctx context.Context, name, text string, del bool) er
 // PUT sees it), or, when applying lags (the broker away), after
 // publishWait; the change is durable either way and is applied later.
 func (c *cluster) appendApplied(ctx context.Context, id, key string, v any) error {
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	c.waitMu.Lock()
 	c.waiters[id] = done
 	c.waitMu.Unlock()
@@ -90,7 +91,10 @@ func (c *cluster) appendApplied(ctx context.Context, id, key string, v any) erro
 	t := time.NewTimer(publishWait)
 	defer t.Stop()
 	select {
-	case <-done:
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("%w (%w)", err, errRefused)
+		}
 	case <-t.C:
 		c.log.Warn("admin change durable but not applied yet", "key", key, "id", id)
 	case <-ctx.Done():
@@ -98,15 +102,21 @@ func (c *cluster) appendApplied(ctx context.Context, id, key string, v any) erro
 	return nil
 }
 
-// applied wakes the appendApplied waiting for id, if any. Called by the
-// applier once the entry's run is stored and routed.
-func (c *cluster) applied(id string) {
+// errRefused marks an appendApplied error as the applier's refusal of
+// the change (a limit decided in log order, store.ErrFull), not a failure
+// to make it durable.
+var errRefused = errors.New("refused where applied")
+
+// applied tells the appendApplied waiting for id, if any, what applying
+// it did (nil, or why it was refused). Called by the applier once the
+// entry's run is stored and routed.
+func (c *cluster) applied(id string, err error) {
 	c.waitMu.Lock()
 	done, ok := c.waiters[id]
 	delete(c.waiters, id)
 	c.waitMu.Unlock()
 	if ok {
-		close(done)
+		done <- err
 	}
 }
 

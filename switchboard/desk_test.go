@@ -1,9 +1,11 @@
 package switchboard
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -302,4 +304,47 @@ func TestClusterDeskRepublished(t *testing.T) {
 		t.Fatalf("canned = %+v", f)
 	}
 	alice.ExpectNone(protocol.TypeCanned, 300*time.Millisecond) // applied once
+}
+
+// TestClusterCannedLimit: two nodes adding the last canned reply at once
+// cannot pass the limit together: it is decided where the changes are
+// applied, in log order, and the node whose change came second answers 400.
+func TestClusterCannedLimit(t *testing.T) {
+	amqpURL, ex := clusterExchange(t)
+	na := startNode(t, clusterNode(amqpURL, ex, "na"))
+	nb := startNode(t, clusterNode(amqpURL, ex, "nb"))
+	waitReady(t, na, nb)
+	for i := range protocol.MaxCanned - 1 {
+		if code, body := adminDo(t, http.MethodPut, fmt.Sprintf("%s/canned/r%d", na.base, i), testAdmin, `{"text":"x"}`); code != 200 {
+			t.Fatalf("PUT %d = %d %s", i, code, body)
+		}
+	}
+	sbt.WaitFor(t, waitLong, "node B to have them all", func() bool {
+		list, _ := nb.node.store.CannedReplies()
+		return len(list) == protocol.MaxCanned-1
+	})
+	codes := make(chan int, 2)
+	for _, h := range []*harness{na, nb} {
+		go func() {
+			req, _ := http.NewRequest(http.MethodPut, h.base+"/canned/last-"+h.node.cluster.node, strings.NewReader(`{"text":"x"}`))
+			req.Header.Set("Authorization", "Bearer "+testAdmin)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	got := []int{<-codes, <-codes}
+	slices.Sort(got)
+	if !slices.Equal(got, []int{200, 400}) {
+		t.Fatalf("the two last PUTs answered %v, want one 200 and one 400", got)
+	}
+	for _, h := range []*harness{na, nb} {
+		if list, _ := h.node.store.CannedReplies(); len(list) != protocol.MaxCanned {
+			t.Fatalf("node %s has %d canned replies, want %d", h.node.cluster.node, len(list), protocol.MaxCanned)
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchboard/switchboard/switchboard/internal/httpbody"
 	"github.com/switchboard/switchboard/switchboard/protocol"
+	"github.com/switchboard/switchboard/switchboard/store"
 )
 
 // maxDeskBody bounds a PUT body: a canned text of protocol.MaxText bytes,
@@ -104,11 +105,20 @@ func (n *Node) handleCannedPut(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	full := fmt.Sprintf("there are already %d canned replies, the most kept; delete one first", protocol.MaxCanned)
 	if len(list) >= protocol.MaxCanned && !hasCanned(list, name) {
-		http.Error(w, fmt.Sprintf("there are already %d canned replies, the most kept; delete one first", protocol.MaxCanned), http.StatusBadRequest)
+		http.Error(w, full, http.StatusBadRequest)
 		return
 	}
-	if err := n.cluster.putCanned(r.Context(), name, text, false); err != nil {
+	// The check above answers at once; the limit itself is decided where
+	// the change is applied, in log order (store.ErrFull), so that two
+	// nodes cannot pass it together.
+	err = n.cluster.putCanned(r.Context(), name, text, false)
+	if errors.Is(err, store.ErrFull) {
+		http.Error(w, full, http.StatusBadRequest)
+		return
+	}
+	if err != nil {
 		n.log.Error("accept canned reply", "name", name, "err", err)
 		http.Error(w, "not stored; retry", http.StatusServiceUnavailable)
 		return

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/iterator"
 	"github.com/syndtr/goleveldb/leveldb/util"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
@@ -120,8 +122,44 @@ func (t *txn) putCanned(c *CannedPut) result {
 	if ok && string(old) == string(v) {
 		return result{flag: true}
 	}
+	if !ok {
+		// The limit is decided here, in log order, so that two nodes
+		// adding replies at once cannot pass it together.
+		n, err := t.cannedCount()
+		if err != nil {
+			return result{err: err}
+		}
+		if n >= protocol.MaxCanned {
+			return result{err: fmt.Errorf("%w: there are already %d canned replies, the most kept; delete one first", ErrFull, protocol.MaxCanned)}
+		}
+	}
 	t.put(cannedKey(c.Name), v)
 	return result{}
+}
+
+// cannedCount counts the canned replies as they will be after this batch
+// so far.
+func (t *txn) cannedCount() (int, error) {
+	names := map[string]bool{}
+	err := t.s.db.scan([]byte(pCanned), func(it iterator.Iterator) error {
+		for it.Next() {
+			names[string(it.Key())] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: count canned replies: %w", readErr(err))
+	}
+	for k, v := range t.over {
+		if strings.HasPrefix(k, pCanned) {
+			if v == nil {
+				delete(names, k)
+			} else {
+				names[k] = true
+			}
+		}
+	}
+	return len(names), nil
 }
 
 // Contact returns the contact of phone; ok is false when none is set.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
@@ -106,5 +107,43 @@ func TestCannedApplied(t *testing.T) {
 	}
 	if list, _ := s.CannedReplies(); len(list) != 1 {
 		t.Fatalf("after delete = %+v", list)
+	}
+}
+
+// The canned replies' limit is decided where they are applied, in log
+// order: the reply past it is refused (ErrFull), in its own batch or in
+// one with others; changing or deleting an existing one always works.
+func TestCannedLimitApplied(t *testing.T) {
+	s := newStore(t)
+	for i := range protocol.MaxCanned - 1 {
+		if r := applyOne(t, s, LogItem{Canned: &CannedPut{Name: fmt.Sprintf("r%d", i), Text: "x"}}); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	// One batch: the first new name fills the last place, the second is refused.
+	res, err := s.ApplyLog(context.Background(), []LogItem{
+		{Canned: &CannedPut{Name: "last", Text: "x"}},
+		{Canned: &CannedPut{Name: "over", Text: "x"}},
+		{Canned: &CannedPut{Name: "r0", Text: "changed"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err != nil || !errors.Is(res[1].Err, ErrFull) || res[2].Err != nil || !res[2].Fresh {
+		t.Fatalf("results = %+v, want the second refused with ErrFull", res)
+	}
+	if r := applyOne(t, s, LogItem{Canned: &CannedPut{Name: "over", Text: "x"}}); !errors.Is(r.Err, ErrFull) {
+		t.Fatalf("a new reply at the limit = %+v, want ErrFull", r)
+	}
+	// A delete and a new name in one batch: the delete makes room.
+	res, err = s.ApplyLog(context.Background(), []LogItem{
+		{Canned: &CannedPut{Name: "r1", Delete: true}},
+		{Canned: &CannedPut{Name: "over", Text: "x"}},
+	})
+	if err != nil || res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("delete then add = %+v %v", res, err)
+	}
+	if list, _ := s.CannedReplies(); len(list) != protocol.MaxCanned {
+		t.Fatalf("%d canned replies, want %d", len(list), protocol.MaxCanned)
 	}
 }

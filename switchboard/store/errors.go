@@ -25,4 +25,8 @@ var (
 	// used for a different phone or text. Nothing was written. Refs are
 	// remembered for as long as the store keeps the reply: for ever.
 	ErrRefConflict = errors.New("store: ref already used for another reply")
+
+	// ErrFull: a bounded collection holds its most already (the canned
+	// replies, protocol.MaxCanned). Nothing was written.
+	ErrFull = errors.New("store: limit reached")
 )
