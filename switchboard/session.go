@@ -83,8 +83,16 @@ type session struct {
 
 	done      chan struct{}
 	closeOnce sync.Once
-	closeMsg  []byte // close frame to send, set before done is closed
+	closeMsg  []byte        // close frame to send, set before done is closed
+	readDone  chan struct{} // closed when readLoop returns
 }
+
+// closeWait bounds how long a closing session waits for the agent's own
+// close frame (the WebSocket close handshake) before it drops the TCP
+// connection. Dropping it with the agent's frames still unread sends a
+// reset, which can discard our close frame, and its reason, before the
+// agent reads it; so the reader drains what the agent sends meanwhile.
+const closeWait = time.Second
 
 func newSession(n *Node, conn *websocket.Conn, agent string, capacity int) *session {
 	return &session{
@@ -95,6 +103,7 @@ func newSession(n *Node, conn *websocket.Conn, agent string, capacity int) *sess
 		log:      n.log.With("agent", agent),
 		limit:    newBucket(n.opts.AgentRate, n.opts.AgentBurst),
 		done:     make(chan struct{}),
+		readDone: make(chan struct{}),
 	}
 }
 
@@ -207,10 +216,19 @@ func (s *session) write(frames []outFrame) bool {
 	return true
 }
 
-// finish says goodbye and closes the connection, which ends the reader.
+// finish says goodbye, waits (at most closeWait) for the reader to meet
+// the agent's close frame, and closes the connection, which ends the
+// reader if it still runs.
 func (s *session) finish() {
 	s.finishOnce.Do(func() {
 		s.conn.WriteControl(websocket.CloseMessage, s.closeMsg, time.Now().Add(time.Second))
+		s.conn.SetReadDeadline(time.Now().Add(closeWait))
+		t := time.NewTimer(closeWait)
+		select {
+		case <-s.readDone:
+		case <-t.C:
+		}
+		t.Stop()
 		s.conn.Close()
 	})
 }
@@ -245,10 +263,15 @@ func (s *session) readLoop() {
 	// The frame size is limited here rather than with SetReadLimit: on
 	// its limit gorilla sends a bare close frame itself, before the agent
 	// could be told why in an error frame.
+	defer close(s.readDone)
 	defer s.watchExpiry()()
 	s.conn.SetReadDeadline(time.Now().Add(pongWait))
 	s.conn.SetPongHandler(func(string) error {
-		s.conn.SetReadDeadline(time.Now().Add(pongWait))
+		select {
+		case <-s.done: // closing: finish set the deadline
+		default:
+			s.conn.SetReadDeadline(time.Now().Add(pongWait))
+		}
 		return nil
 	})
 	for {
@@ -262,6 +285,11 @@ func (s *session) readLoop() {
 				s.close(websocket.CloseNormalClosure, "")
 			}
 			return
+		}
+		select {
+		case <-s.done:
+			continue // closing: drained, unanswered, until the agent's close frame (finish)
+		default:
 		}
 		s.conn.SetReadDeadline(time.Now().Add(pongWait))
 		if typ != websocket.TextMessage {
