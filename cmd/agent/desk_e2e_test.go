@@ -38,15 +38,8 @@ func startTmuxRun(t *testing.T) *tmuxRun {
 	if err != nil {
 		t.Skip("end-to-end test needs tmux, which is not installed")
 	}
-	dir, root := t.TempDir(), moduleRoot(t)
-	nodeBin, agentBin := filepath.Join(dir, "switchboard"), filepath.Join(dir, "agent")
-	for bin, pkg := range map[string]string{nodeBin: "./cmd/switchboard", agentBin: "./cmd/agent"} {
-		c := exec.Command("go", "build", "-o", bin, pkg)
-		c.Dir = root
-		if out, err := c.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", pkg, err, out)
-		}
-	}
+	dir := t.TempDir()
+	nodeBin, agentBin := binaries(t)
 	const sid, authToken, secret, admin = "AC00000000000000000000000000000000", "e2eauthtoken0123456789abcdef0123", "e2e-secret", "e2e-admin"
 	r := &tmuxRun{t: t, admin: admin, twilio: twiliotest.NewServer(sid, authToken)}
 	t.Cleanup(r.twilio.Close)

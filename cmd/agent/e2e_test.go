@@ -30,19 +30,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Skip("end-to-end test needs tmux, which is not installed")
 	}
 	dir := t.TempDir()
-	root := moduleRoot(t)
-	build := func(out, pkg string) ([]byte, error) {
-		c := exec.Command("go", "build", "-o", out, pkg)
-		c.Dir = root
-		return c.CombinedOutput()
-	}
-	nodeBin, agentBin := filepath.Join(dir, "switchboard"), filepath.Join(dir, "agent")
-	if out, err := build(nodeBin, "./cmd/switchboard"); err != nil {
-		t.Skipf("cmd/switchboard does not build yet, skipping the end-to-end test:\n%s", out)
-	}
-	if out, err := build(agentBin, "./cmd/agent"); err != nil {
-		t.Fatalf("build agent: %v\n%s", err, out)
-	}
+	nodeBin, agentBin := binaries(t)
 
 	const sid, authToken, secret = "AC00000000000000000000000000000000", "e2eauthtoken0123456789abcdef0123", "e2e-secret"
 	tw := twiliotest.NewServer(sid, authToken)
@@ -196,15 +184,6 @@ func TestEndToEnd(t *testing.T) {
 	switchboardtest.WaitFor(t, 5*time.Second, "agent exit", func() bool {
 		return exec.Command(tmux, "-L", sock, "has-session", "-t", "e2e").Run() != nil
 	})
-}
-
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
 }
 
 func slicesDeleteEnv(env []string, keys ...string) []string {

@@ -29,14 +29,7 @@ func TestTransferAndSupervisorInTmux(t *testing.T) {
 		t.Skip("end-to-end test needs tmux, which is not installed")
 	}
 	dir := t.TempDir()
-	nodeBin, agentBin := filepath.Join(dir, "switchboard"), filepath.Join(dir, "agent")
-	for bin, pkg := range map[string]string{nodeBin: "./cmd/switchboard", agentBin: "./cmd/agent"} {
-		c := exec.Command("go", "build", "-o", bin, pkg)
-		c.Dir = moduleRoot(t)
-		if out, err := c.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", pkg, err, out)
-		}
-	}
+	nodeBin, agentBin := binaries(t)
 	const sid, authToken, secret, admin = "AC00000000000000000000000000000000", "e2eauthtoken0123456789abcdef0123", "e2e-secret", "e2e-admin"
 	tw := twiliotest.NewServer(sid, authToken)
 	t.Cleanup(tw.Close)

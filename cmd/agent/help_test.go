@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -12,10 +11,7 @@ import (
 // one; a backquoted word in the usage would become the flag's type in the
 // listing (the old "-token switchboard token NAME").
 func TestHelpNamesTheTokenCommand(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "agent")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build agent: %v\n%s", err, out)
-	}
+	_, bin := binaries(t)
 	cmd := exec.Command(bin, "-h")
 	cmd.Env = append(os.Environ(), "SWITCHBOARD_TOKEN=v1.secret-from-the-environment")
 	out, _ := cmd.CombinedOutput() // flag exits 0 for -h

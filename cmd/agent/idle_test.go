@@ -29,11 +29,7 @@ func TestIdleCPU(t *testing.T) {
 		t.Skip("needs tmux")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "agent")
-	c := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := c.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	_, bin := binaries(t)
 	for _, n := range []int{0, 20} {
 		s := agenttest.New(t)
 		now := time.Now()
