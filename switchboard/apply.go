@@ -210,6 +210,7 @@ func (c *cluster) storeRun(ctx context.Context, run []logEntry) (itemOf []int, r
 		e := &run[i]
 		if e.stored != nil && c.gen == 0 {
 			add(i, *e.stored)
+			c.storedOnce.Add(1)
 			continue
 		}
 		it, ok := c.deskItem(e)

@@ -28,9 +28,9 @@ const tailEntries = 4096
 type Local struct {
 	st *store.Store
 
-	mu      sync.Mutex
-	wake    chan struct{} // closed (and replaced) by every append
-	tail    []slot        // tail[off%len] holds the entry at off, if appended here and not overwritten
+	mu   sync.Mutex
+	wake chan struct{} // closed (and replaced) by every append
+	tail []slot        // tail[off%len] holds the entry at off, if appended here and not overwritten
 	// Entries before below are read from the store: appended before this
 	// process, trimmed (the store skips them), or below the store's next
 	// offset when an append failed (its entry, if written, is there only).
