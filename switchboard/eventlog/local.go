@@ -13,10 +13,11 @@ import (
 const readBatch = 512
 
 // tailEntries is how many of the entries appended in this process a Local
-// keeps in memory for its subscribers: enough for a subscriber that keeps
-// up (the applier queues about 1,300 entries at most), so that it does not
-// read back what was just written. One further behind reads the store.
-const tailEntries = 4096
+// keeps in memory for its subscribers (about 1 MB of bodies): enough for a
+// subscriber that keeps up (the applier queues about 1,300 entries at
+// most), so that it does not read back what was just written. One further
+// behind reads the store.
+const tailEntries = 2048
 
 // Local is the log of a node that runs alone, on its store (store.AppendLog).
 //
