@@ -207,5 +207,5 @@ func (c *cluster) appendItem(ctx context.Context, id, key string, v any, item *s
 	if err != nil {
 		return fmt.Errorf("accept %s: %w", key, err)
 	}
-	return c.accept.accept(ctx, id, key, body, item)
+	return c.accept.accept(ctx, id, key, v, body, item)
 }

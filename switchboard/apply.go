@@ -56,6 +56,10 @@ type logEntry struct {
 	contact *contactEvent
 	canned  *cannedEvent
 	bad     error // undecodable: skipped, but its offset counts
+	// stored is what this node's accept-time write stored of the entry
+	// (the local log's direct acceptor, eventlog.Applied): storeRun does
+	// not store it again. nil for entries read back or from the stream.
+	stored *store.LogResult
 }
 
 // apply is the log consumer. It only decodes and queues: the applier
@@ -74,7 +78,35 @@ func (c *cluster) apply(ctx context.Context, d eventlog.Entry) error {
 		c.log.Error("cluster log has a hole: this node reports not ready", "missing_from", c.queued+1, "missing_to", d.Offset-1)
 	}
 	e := logEntry{offset: d.Offset, key: d.Key}
-	v, _ := decodeDesk(&e)
+	if !e.accepted(d.Applied) {
+		decodeEntry(&e, d)
+	}
+	select {
+	case c.entries <- e:
+		c.queued = d.Offset
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// accepted takes the event and store result of an entry this process
+// accepted and stored (a), if any: its body need not be decoded again.
+func (e *logEntry) accepted(a *eventlog.Applied) bool {
+	if a == nil {
+		return false
+	}
+	ev, ok := a.Value.(messageEvent)
+	if !ok || !strings.HasPrefix(e.key, "sms.") && !strings.HasPrefix(e.key, "note.") {
+		return false
+	}
+	e.msg, e.stored = &ev, &a.Result
+	return true
+}
+
+// decodeEntry decodes d's body into e.
+func decodeEntry(e *logEntry, d eventlog.Entry) {
+	v, _ := decodeDesk(e)
 	switch {
 	case v != nil:
 	case strings.HasPrefix(d.Key, "sms."):
@@ -89,13 +121,6 @@ func (c *cluster) apply(ctx context.Context, d eventlog.Entry) error {
 	}
 	if v != nil {
 		e.bad = decodeJSON(d, v)
-	}
-	select {
-	case c.entries <- e:
-		c.queued = d.Offset
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
@@ -170,28 +195,41 @@ func (c *cluster) applyRun(ctx context.Context, run []logEntry) error {
 
 // storeRun stores the sms.* and helpdesk (desk.go) entries of a run in one write (step 1 of
 // applyRun). itemOf maps each entry to its result, -1 for none.
+// An entry stored at accept (logEntry.stored) takes that result instead:
+// it was stored by this entry, in log generation 0.
 func (c *cluster) storeRun(ctx context.Context, run []logEntry) (itemOf []int, results []store.LogResult, err error) {
 	var items []store.LogItem
+	var at []int // results[at[k]] is items[k]'s
 	itemOf = make([]int, len(run))
+	add := func(i int, r store.LogResult) {
+		itemOf[i] = len(results)
+		results = append(results, r)
+	}
 	for i := range run {
 		itemOf[i] = -1
 		e := &run[i]
-		if it, ok := c.deskItem(e); ok && e.bad == nil {
+		if e.stored != nil && c.gen == 0 {
+			add(i, *e.stored)
+			c.storedOnce.Add(1)
+			continue
+		}
+		it, ok := c.deskItem(e)
+		if !ok && e.bad == nil && e.msg != nil {
+			it, ok = c.storeItem(e)
+		}
+		if ok && e.bad == nil {
+			at = append(at, len(results))
 			items = append(items, it)
-			itemOf[i] = len(items) - 1
-			continue
-		}
-		if e.bad != nil || e.msg == nil {
-			continue
-		}
-		if item, ok := c.storeItem(e); ok {
-			items = append(items, item)
-			itemOf[i] = len(items) - 1
+			add(i, store.LogResult{})
 		}
 	}
 	if len(items) > 0 {
-		if results, err = c.n.store.ApplyLog(store.WithoutSync(ctx), items); err != nil {
+		applied, err := c.n.store.ApplyLog(store.WithoutSync(ctx), items)
+		if err != nil {
 			return nil, nil, err
+		}
+		for k, r := range applied {
+			results[at[k]] = r
 		}
 	}
 	return itemOf, results, nil

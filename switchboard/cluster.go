@@ -91,6 +91,7 @@ type cluster struct {
 	checkEvery  time.Duration // how often the head is checked while running
 	recheck     chan struct{} // check the head now: the bus is back after an outage
 	entries     chan logEntry
+	storedOnce  atomic.Int64       // entries applied with what their accept stored (storeRun), for tests
 	flush       chan chan struct{} // checkpoint now (Shutdown), then close the channel sent
 	current     map[string]string
 	recent      []string

@@ -68,7 +68,10 @@
 //     the sessions map, grace timers and lost releases; others hand it
 //     work with do or call.
 //   - the log subscription (eventlog Local.follow, or the amqpbus
-//     consumer) → cluster.apply, which only decodes and queues.
+//     consumer) → cluster.apply, which only decodes and queues. Local
+//     hands over the entries appended in this process from memory (an
+//     accepted message with what its write stored: it is not stored, nor
+//     decoded, again) and reads the others from the store.
 //   - the applier (cluster.applier): stores, routes and checkpoints.
 //   - the store writer (group commit), the dispatcher and its send
 //     workers, the acceptor's run (the republisher, stream log only),

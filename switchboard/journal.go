@@ -18,9 +18,10 @@ import (
 // acceptor makes an event this node accepted (a webhook's message, a
 // reply, a status) durable before it is answered for.
 type acceptor interface {
-	// accept makes the event (id, key, body) durable; it reaches the log.
-	// item, when not nil, is the message the event stores when applied.
-	accept(ctx context.Context, id, key string, body []byte, item *store.LogItem) error
+	// accept makes the event (id, key, body: v encoded) durable; it
+	// reaches the log. item, when not nil, is the message the event stores
+	// when applied.
+	accept(ctx context.Context, id, key string, v any, body []byte, item *store.LogItem) error
 	// seen records that the applier met this node's event id in the log.
 	// Called by the applier only.
 	seen(id string)
@@ -35,14 +36,18 @@ type acceptor interface {
 // stores the event's message in the same synced write (as applying the
 // entry would, store.AppendLogApplied), so a node alone has a webhook's
 // message in its store when it answers, as it always did, and writes it
-// once. Routing still happens when the entry is applied.
+// once: the log hands the entry to this node's applier with what the
+// write stored and the event v (eventlog.Applied), so the applier neither
+// stores it again nor decodes it. Routing still happens when the entry is
+// applied. After a restart the entry is read back from the store and
+// applied as any other (ApplyLog finds the message stored by it: fresh).
 type direct struct{ log *eventlog.Local }
 
-func (d direct) accept(ctx context.Context, _, key string, body []byte, item *store.LogItem) error {
+func (d direct) accept(ctx context.Context, _, key string, v any, body []byte, item *store.LogItem) error {
 	if item == nil {
 		return d.log.Append(ctx, key, body)
 	}
-	_, err := d.log.AppendApplied(ctx, key, body, *item) // a duplicate is already in the log
+	_, err := d.log.AppendApplied(ctx, key, body, *item, v) // a duplicate is already in the log
 	return err
 }
 func (direct) seen(string)             {}
@@ -87,7 +92,7 @@ func (j *journal) trim(ctx context.Context) {
 // its journal entry is written; the entry is then trimmed at a later
 // checkpoint, or republished once and applied as a duplicate, which
 // changes nothing.
-func (j *journal) accept(ctx context.Context, id, key string, body []byte, _ *store.LogItem) error {
+func (j *journal) accept(ctx context.Context, id, key string, _ any, body []byte, _ *store.LogItem) error {
 	c := j.c
 	var published atomic.Bool
 	done := make(chan struct{})

@@ -38,6 +38,10 @@ type Entry struct {
 	Offset int64
 	Key    string // a routing key of the design: sms.in.<digits>, route.release.<agent>, ...
 	Body   []byte // JSON
+	// Applied is set only by Local, on an entry that AppendApplied wrote
+	// in this process, handed over from memory: what that write stored.
+	// nil for every entry read from a store or a broker.
+	Applied *Applied
 }
 
 // Handler applies one entry. nil moves on to the next; an error retries
@@ -53,7 +57,8 @@ type Subscription interface {
 
 // Log is the ordered event log. Its methods are safe for concurrent use.
 type Log interface {
-	// Append makes an entry durable at the end of the log.
+	// Append makes an entry durable at the end of the log. The log may
+	// keep body (and hand it to subscribers): do not change it after.
 	Append(ctx context.Context, key string, body []byte) error
 	// Subscribe delivers the entries from offset from (0 = the first) to
 	// h, in order, until the subscription is closed or ctx ends.

@@ -100,11 +100,15 @@ func (s *Store) AppendLog(ctx context.Context, key string, body []byte) (int64, 
 // at the entry's position, exactly as ApplyLog would from the entry (log
 // generation 0, the local log's): the message is in the store as soon as
 // the entry is durable, and applying the entry later finds it stored by
-// this entry (fresh, nothing written). A message whose sid (or agent and
-// ref) is already stored appends nothing and returns dup.
-func (s *Store) AppendLogApplied(ctx context.Context, key string, body []byte, item LogItem) (dup bool, err error) {
+// this entry (fresh, nothing written). It returns the entry's offset and
+// what ApplyLog would return for item applied from that entry (Fresh,
+// the stored message), so that the applier of this process need not
+// store it again. A message whose sid (or agent and ref) is already
+// stored appends nothing: Fresh is false, off is -1 and Msg is the stored
+// message.
+func (s *Store) AppendLogApplied(ctx context.Context, key string, body []byte, item LogItem) (off int64, res LogResult, err error) {
 	if key == "" || len(key) > maxLogKey || len(body) > maxLogEntry {
-		return false, fmt.Errorf("store: append log %s: %w", key, invalid("key of 1 to %d bytes and body of at most %d", maxLogKey, maxLogEntry))
+		return -1, res, fmt.Errorf("store: append log %s: %w", key, invalid("key of 1 to %d bytes and body of at most %d", maxLogKey, maxLogEntry))
 	}
 	switch {
 	case item.Inbound != nil:
@@ -119,30 +123,32 @@ func (s *Store) AppendLogApplied(ctx context.Context, key string, body []byte, i
 		err = invalid("ID is required")
 	}
 	if err != nil {
-		return false, fmt.Errorf("store: append log %s: %w", key, err)
+		return -1, res, fmt.Errorf("store: append log %s: %w", key, err)
 	}
 	v := encodeLogEntry(key, body)
-	res := s.do(ctx, func(t *txn) result {
-		off := t.lnext
+	off = -1
+	r := s.do(ctx, func(t *txn) result {
+		at := t.lnext
 		var r result
 		if in := item.Inbound; in != nil {
-			in.LogPos = LogPos(0, off)
+			in.LogPos = LogPos(0, at)
 			r = t.appendInbound(in)
 		} else {
-			item.Reply.LogPos = LogPos(0, off)
+			item.Reply.LogPos = LogPos(0, at)
 			r = t.appendReply(item.Reply)
 		}
 		if r.err != nil || r.flag {
 			return r // a duplicate appends nothing
 		}
+		off = at
 		t.lnext++
-		t.put(logKey(off), v)
+		t.put(logKey(at), v)
 		return r
 	})
-	if res.err != nil {
-		return false, fmt.Errorf("store: append log %s: %w", key, res.err)
+	if r.err != nil {
+		return -1, res, fmt.Errorf("store: append log %s: %w", key, r.err)
 	}
-	return res.flag, nil
+	return off, LogResult{Msg: r.msg, Fresh: !r.flag}, nil
 }
 
 // LogNext returns the offset the next appended entry will get.
