@@ -62,9 +62,6 @@ func (c *cluster) acceptedBefore(key, id, what string) string {
 // inbound accepts a webhook's message: durable (acceptor), then stored
 // and routed when it is applied from the log.
 func (c *cluster) inbound(ctx context.Context, in store.Inbound, born time.Time) (duplicate bool, err error) {
-	if _, err := c.n.store.MessageBySid(in.Sid); err == nil {
-		return true, nil
-	}
 	id := c.n.store.NewID()
 	if prev := c.acceptedBefore("sid/"+in.Sid, id, ""); prev != "" {
 		id = prev // a retry before the first copy reached the log: same event
@@ -77,7 +74,7 @@ func (c *cluster) inbound(ctx context.Context, in store.Inbound, born time.Time)
 	ev := messageEvent{Message: msg, Node: c.node, Born: born.UnixNano(), Sid: in.Sid, To: in.To}
 	item := store.LogItem{Inbound: &store.Inbound{ID: id, Sid: in.Sid, Phone: in.Phone, To: in.To, Text: in.Text,
 		FromCountry: in.FromCountry, Received: time.UnixMilli(msg.Received), Media: in.Media, OptOut: in.OptOut}}
-	return false, c.appendItem(ctx, id, keyIn(in.Phone), ev, &item)
+	return c.appendItem(ctx, id, keyIn(in.Phone), ev, &item)
 }
 
 // reply accepts an agent's reply and returns its id.
@@ -112,7 +109,8 @@ func (c *cluster) authored(ctx context.Context, s *session, phone, ref, text str
 	}
 	item := store.LogItem{Reply: &store.Reply{ID: id, Phone: phone, Agent: s.agent, Ref: ref, Text: text,
 		Sent: time.UnixMilli(msg.Received), Origin: c.node, Note: dir == protocol.Note}}
-	return id, c.appendItem(ctx, id, key, messageEvent{Message: msg, Node: c.node, Ref: ref}, &item)
+	_, err := c.appendItem(ctx, id, key, messageEvent{Message: msg, Node: c.node, Ref: ref}, &item)
+	return id, err
 }
 
 // status publishes a delivery status change through the journal. id may be
@@ -198,14 +196,17 @@ func (c *cluster) publish(ctx context.Context, key string, v any) error {
 // append makes an event this node accepted durable (acceptor) before it is
 // answered for.
 func (c *cluster) append(ctx context.Context, id, key string, v any) error {
-	return c.appendItem(ctx, id, key, v, nil)
+	_, err := c.appendItem(ctx, id, key, v, nil)
+	return err
 }
 
-// appendItem is append for an event that stores item when applied.
-func (c *cluster) appendItem(ctx context.Context, id, key string, v any, item *store.LogItem) error {
+// appendItem is append for an event that stores item when applied; dup
+// says item's message is stored already (a retry), and nothing was
+// appended.
+func (c *cluster) appendItem(ctx context.Context, id, key string, v any, item *store.LogItem) (dup bool, err error) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("accept %s: %w", key, err)
+		return false, fmt.Errorf("accept %s: %w", key, err)
 	}
 	return c.accept.accept(ctx, id, key, v, body, item)
 }

@@ -20,8 +20,9 @@ import (
 type acceptor interface {
 	// accept makes the event (id, key, body: v encoded) durable; it
 	// reaches the log. item, when not nil, is the message the event stores
-	// when applied.
-	accept(ctx context.Context, id, key string, v any, body []byte, item *store.LogItem) error
+	// when applied; dup says an inbound item's message (by its sid) is
+	// stored already, and nothing was appended.
+	accept(ctx context.Context, id, key string, v any, body []byte, item *store.LogItem) (dup bool, err error)
 	// seen records that the applier met this node's event id in the log.
 	// Called by the applier only.
 	seen(id string)
@@ -43,12 +44,13 @@ type acceptor interface {
 // applied as any other (ApplyLog finds the message stored by it: fresh).
 type direct struct{ log *eventlog.Local }
 
-func (d direct) accept(ctx context.Context, _, key string, v any, body []byte, item *store.LogItem) error {
+func (d direct) accept(ctx context.Context, _, key string, v any, body []byte, item *store.LogItem) (dup bool, err error) {
 	if item == nil {
-		return d.log.Append(ctx, key, body)
+		return false, d.log.Append(ctx, key, body)
 	}
-	_, err := d.log.AppendApplied(ctx, key, body, *item, v) // a duplicate is already in the log
-	return err
+	// The store finds a retry by its sid (or ref) in the same write.
+	res, err := d.log.AppendApplied(ctx, key, body, *item, v)
+	return err == nil && !res.Fresh, err
 }
 func (direct) seen(string)             {}
 func (direct) trim(context.Context)    {}
@@ -92,8 +94,15 @@ func (j *journal) trim(ctx context.Context) {
 // its journal entry is written; the entry is then trimmed at a later
 // checkpoint, or republished once and applied as a duplicate, which
 // changes nothing.
-func (j *journal) accept(ctx context.Context, id, key string, _ any, body []byte, _ *store.LogItem) error {
+func (j *journal) accept(ctx context.Context, id, key string, _ any, body []byte, item *store.LogItem) (dup bool, err error) {
 	c := j.c
+	if item != nil && item.Inbound != nil {
+		// A retry of a message the log already brought here is not
+		// published again (applying it again would change nothing).
+		if _, err := c.n.store.MessageBySid(item.Inbound.Sid); err == nil {
+			return true, nil
+		}
+	}
 	var published atomic.Bool
 	done := make(chan struct{})
 	if c.elog.Ready() != nil {
@@ -115,14 +124,14 @@ func (j *journal) accept(ctx context.Context, id, key string, _ any, body []byte
 			c.n.metrics.busLatency.Observe(c.n.now().Sub(start))
 		}()
 	}
-	err := c.n.store.PutJournal(ctx, store.JournalEntry{ID: id, Key: key, Body: body, At: c.n.now()})
+	err = c.n.store.PutJournal(ctx, store.JournalEntry{ID: id, Key: key, Body: body, At: c.n.now()})
 	<-done
 	if err == nil && !published.Load() {
 		// Only now that the entry is in the journal: a read of the journal
 		// that does not find it forgets the failure.
 		j.publishFailed(id)
 	}
-	return err
+	return false, err
 }
 
 // publishFailed notes that journal entry id may not have reached the log.
