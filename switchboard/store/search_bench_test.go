@@ -176,6 +176,14 @@ func BenchmarkSearch1M(b *testing.B) {
 			})
 		}
 	})
+	b.Run("index-1-conversation", func(b *testing.B) { // GET /search with a phone
+		for range b.N {
+			searchMix(b, rng, 1000, func(q, before string) (int, string, error) {
+				list, _, err := s.SearchIn(phones()[:1], q, "", 0)
+				return len(list), lastID(list), err
+			})
+		}
+	})
 	b.Run("scan", func(b *testing.B) {
 		for range b.N {
 			searchMix(b, rng, len(benchQueries), func(q, before string) (int, string, error) {
@@ -309,5 +317,71 @@ func BenchmarkIndexWriteCost(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkSearchOneConversation compares the two ways of searching one
+// conversation (searchconv.go) on a compacted store of 100,000 messages
+// (the 1M benchmark's texts) of which one conversation holds 20,000 and
+// the others about 20 each: a common word (rank 1, in about half of the
+// messages) and a rare one (rank 3,000). A scan reads the whole
+// conversation; the lists walk the whole list when the conversation holds
+// fewer than a page of matches (the short one). It is what scanKeyBytes is
+// set from: the cost of a record scanned against a byte of list walked.
+func BenchmarkSearchOneConversation(b *testing.B) {
+	const total, long = 100000, 20000
+	s, err := Open(Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(7, 11))
+	zipf := rand.NewZipf(rng, 1.1, 2, benchVocab-1)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	longPhone, shortPhone := "+15550000001", "+15551000007"
+	for i := 0; i < total; {
+		items := make([]LogItem, 0, 2000)
+		for ; len(items) < cap(items) && i < total; i++ {
+			at = at.Add(time.Second)
+			words := make([]string, 4+rng.IntN(17))
+			for j := range words {
+				words[j] = benchWord(int(zipf.Uint64()))
+			}
+			phone := "+1555" + strconv.Itoa(1000000+rng.IntN(4000))
+			if i%5 == 0 {
+				phone = longPhone
+			}
+			items = append(items, LogItem{Inbound: &Inbound{ID: fmt.Sprintf("i%08d", i), Sid: "SM" + strconv.Itoa(i), Phone: phone,
+				Text: strings.Join(words, " "), Received: at, LogPos: int64(i + 1)}})
+		}
+		if _, err := s.ApplyLog(WithoutSync(context.Background()), items); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.db.view(func(db *leveldb.DB) error { return db.CompactRange(util.Range{}) }); err != nil {
+		b.Fatal(err)
+	}
+	var sizes leveldb.Sizes
+	_ = s.db.view(func(db *leveldb.DB) (err error) {
+		sizes, err = listSizes(db, wordPrefixes([]string{benchWord(1)}))
+		return err
+	})
+	b.Logf("list of %q: %d bytes on disk", benchWord(1), sizes[0])
+	for _, conv := range []struct{ name, phone string }{{"long", longPhone}, {"short", shortPhone}} {
+		for _, q := range []struct{ name, q string }{{"common", benchWord(1)}, {"rare", benchWord(3000)}} {
+			for _, m := range []struct {
+				name string
+				mode convMode
+			}{{"scan", convScan}, {"lists", convLists}, {"auto", convAuto}} {
+				b.Run(conv.name+"/"+q.name+"/"+m.name, func(b *testing.B) {
+					s.opts.convMode = m.mode
+					for range b.N {
+						if _, _, err := s.SearchIn([]string{conv.phone}, q.q, "", 0); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
 	}
 }

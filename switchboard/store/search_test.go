@@ -271,12 +271,17 @@ func TestSearchMatchesScan(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, limit := range []int{1, 4, 200} {
-				got := pageAll(t, func(before string) ([]protocol.Message, bool, error) { return s.SearchIn(in, q, before, limit) })
-				if !sameMessages(got, want) {
-					t.Fatalf("SearchIn(%q, %q) limit %d: %q\nscan: %q", in, q, limit, ids(got), ids(want))
+			// Both ways of searching a conversation, and the choice between them.
+			for _, mode := range []convMode{convAuto, convScan, convLists} {
+				s.opts.convMode = mode
+				for _, limit := range []int{1, 4, 200} {
+					got := pageAll(t, func(before string) ([]protocol.Message, bool, error) { return s.SearchIn(in, q, before, limit) })
+					if !sameMessages(got, want) {
+						t.Fatalf("SearchIn(%q, %q) mode %d limit %d: %q\nscan: %q", in, q, mode, limit, ids(got), ids(want))
+					}
 				}
 			}
+			s.opts.convMode = convAuto
 		}
 	}
 }
@@ -341,7 +346,7 @@ func TestSearchIndexBuiltAtOpen(t *testing.T) {
 	if err != nil || !slices.Equal(ids(list), []string{m2.ID, m1.ID}) {
 		t.Fatalf("after open: Search(refund) = %q, %v; want %s, %s", ids(list), err, m2.ID, m1.ID)
 	}
-	if v, err := s.db.Get([]byte(keySearch), nil); err != nil || string(v) != searchV1 {
+	if v, err := s.db.Get([]byte(keySearch), nil); err != nil || string(v) != searchV2 {
 		t.Fatalf("marker = %q, %v", v, err)
 	}
 	// New messages keep being indexed after the build.
@@ -350,6 +355,75 @@ func TestSearchIndexBuiltAtOpen(t *testing.T) {
 	if len(list) != 1 || list[0].ID != m3.ID {
 		t.Fatalf("Search(refund) = %q, want %s first", ids(list), m3.ID)
 	}
+}
+
+// TestSearchIndexV1Dropped: a store of index version 1 (with the
+// per-conversation fc/ keys) is marked version 2 at open and its fc/ keys
+// are deleted in the background (Close waits for it); a store marked 2
+// with fc/ keys left (a crash during the deletion) has them deleted at
+// the next open. Search answers as before throughout.
+func TestSearchIndexV1Dropped(t *testing.T) {
+	opts := testOptions(t)
+	s := openStore(t, opts)
+	m1, _ := mustInbound(t, s, Inbound{Sid: "S1", Phone: "+15551230001", Text: "old refund"})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, marker := range []string{searchV1, searchV2} {
+		db, err := leveldb.OpenFile(opts.Dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b leveldb.Batch
+		for i := range 300 { // keys of version 1's layout
+			b.Put(fmt.Appendf(nil, "%s+1555123%04d/refund/%016x", pConvWord, i, i), nil)
+		}
+		b.Put([]byte(keySearch), []byte(marker))
+		if err := db.Write(&b, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.db.Get([]byte(keySearch), nil); err != nil || string(v) != searchV2 {
+			t.Fatalf("marker %s: after open the marker is %q, %v; want %s", marker, v, err, searchV2)
+		}
+		for _, phones := range [][]string{nil, {"+15551230001"}} {
+			list, _, err := s.SearchIn(phones, "refund", "", 0)
+			if phones == nil {
+				list, _, err = s.Search("refund", "", 0)
+			}
+			if err != nil || !slices.Equal(ids(list), []string{m1.ID}) {
+				t.Fatalf("marker %s: search %q = %q, %v; want %s", marker, phones, ids(list), err, m1.ID)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n := countKeys(t, opts.Dir, pConvWord); n != 0 {
+			t.Fatalf("marker %s: %d fc/ keys left after Close", marker, n)
+		}
+	}
+}
+
+func countKeys(t *testing.T, dir, prefix string) int {
+	t.Helper()
+	db, err := leveldb.OpenFile(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	it := db.NewIterator(util.BytesPrefix([]byte(prefix)), nil)
+	defer it.Release()
+	n := 0
+	for it.Next() {
+		n++
+	}
+	return n
 }
 
 func TestSearchUnknownIndexVersion(t *testing.T) {

@@ -57,6 +57,9 @@ type Options struct {
 	// noSearchIndex (benchmarks only) writes messages without their search
 	// index keys, to measure what the index costs a write.
 	noSearchIndex bool
+	// convMode (tests and benchmarks only) forces how one conversation is
+	// searched (searchconv.go).
+	convMode convMode
 }
 
 func (o *Options) setDefaults() error {
@@ -93,8 +96,9 @@ type Store struct {
 	lastReopen time.Time               // owned by the writer
 
 	reqs chan *request
-	quit chan struct{} // closed by Close: the writer stops taking requests
-	done chan struct{} // closed when the writer has exited
+	quit chan struct{}  // closed by Close: the writer stops taking requests
+	done chan struct{}  // closed when the writer has exited
+	bg   sync.WaitGroup // background work on the database (dropConvIndex): Close waits for it
 
 	closeOnce sync.Once
 	closeErr  error
@@ -239,6 +243,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		<-s.done
+		s.bg.Wait()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("store: close: %w", err)
 		}
