@@ -35,7 +35,7 @@ import (
 // still in the memtable is estimated at 0 bytes).
 const (
 	convScanMin  = 1000
-	scanKeyBytes = 512
+	scanKeyBytes = 256
 )
 
 // convMode forces one way (Options.convMode: tests and benchmarks compare
