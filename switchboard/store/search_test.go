@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -462,4 +463,66 @@ func TestKeyPrefixesDistinct(t *testing.T) {
 
 func sameMessages(a, b []protocol.Message) bool {
 	return slices.EqualFunc(a, b, func(x, y protocol.Message) bool { return reflect.DeepEqual(x, y) })
+}
+
+// TestSearchConvChoice: a conversation is read when it is short, or when
+// it is long but the rarest word's list is longer still; otherwise the
+// lists are walked. Either way the results are the full scan's.
+func TestSearchConvChoice(t *testing.T) {
+	s := newStore(t)
+	long, short := "+15550000001", "+15550000002"
+	base := time.UnixMilli(1732200000000)
+	items := make([]LogItem, 0, 22000)
+	for i := range 22000 {
+		phone, text := "+1555"+strconv.Itoa(1000000+i%500), "common word"
+		switch {
+		case i%20 == 0: // 1,100 messages: more than convScanMin
+			phone, text = long, "alpha common"
+		case i == 1:
+			phone, text = short, "alpha"
+		}
+		items = append(items, LogItem{Inbound: &Inbound{ID: fmt.Sprintf("i%05d", i), Sid: fmt.Sprint(i), Phone: phone,
+			Text: text, Received: base.Add(time.Duration(i) * time.Second), LogPos: int64(i + 1)}})
+	}
+	for len(items) > 0 {
+		n := min(len(items), 2000)
+		if _, err := s.ApplyLog(WithoutSync(context.Background()), items[:n]); err != nil {
+			t.Fatal(err)
+		}
+		items = items[n:]
+	}
+	if err := s.db.view(func(db *leveldb.DB) error { return db.CompactRange(util.Range{}) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		phone, q string
+		want     convMode
+	}{
+		{short, "common", convScan},       // short: always read
+		{long, "alpha", convLists},        // 1,100 records against a list of 1,101 keys
+		{long, "common", convScan},        // against a list of 22,000 keys, twice as long as the threshold
+		{long, "alpha common", convLists}, // the rarest list decides
+	} {
+		err := s.searchSnapshot(func(db *leveldb.DB, snap *leveldb.Snapshot) error {
+			words, _ := ParseQuery(tc.q)
+			got, err := chooseConvMode(db, snap, tc.phone, words)
+			if err == nil && got != tc.want {
+				t.Errorf("%s %q: mode %d, want %d", tc.phone, tc.q, got, tc.want)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := scanSearch(s, tc.q, []string{tc.phone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := pageAll(t, func(before string) ([]protocol.Message, bool, error) {
+			return s.SearchIn([]string{tc.phone}, tc.q, before, 200)
+		})
+		if !sameMessages(got, want) {
+			t.Errorf("SearchIn(%s, %q): %d results, scan %d", tc.phone, tc.q, len(got), len(want))
+		}
+	}
 }
