@@ -28,9 +28,10 @@
 //	x/<phone>               "stop"     the customer opted out (consent.go)
 //	L/<offset8>             <len2><key><body>  local log entry (log.go; the node alone)
 //	g/lognext               <n8>       next local log offset (never reused)
-//	fw/<word>/<^ms8><phone>/<^seq8> "" search index, every conversation (search.go)
-//	fc/<phone>/<word>/<^ms8><^seq8> "" search index, one conversation
-//	g/search                "1"        every stored message is in the search index
+//	fw/<word>/<^ms8><phone>/<^seq8> "" search index (search.go)
+//	g/search                "2"        every stored message is in the search index
+//	                                   (index version 1 also had fc/<phone>/<word>/…
+//	                                   keys: deleted at open, searchconv.go)
 //
 // <phone> is the conversation's address: an E.164 number, or
 // "whatsapp:" and one for a WhatsApp conversation.

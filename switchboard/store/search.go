@@ -19,36 +19,38 @@ import (
 	"github.com/switchboard/switchboard/switchboard/protocol"
 )
 
-// The search index: two inverted indexes of the words of every message
-// (see Words), written in the same batch as the message record, so the index
-// is never behind the messages. Keys only, no values:
+// The search index: an inverted index of the words of every message (see
+// Words), written in the same batch as the message record, so the index is
+// never behind the messages. Keys only, no values:
 //
-//	fw/<word>/<^ms8><phone>/<^seq8>    every conversation
-//	fc/<phone>/<word>/<^ms8><^seq8>    one conversation
+//	fw/<word>/<^ms8><phone>/<^seq8>
 //
 // ^ms8 is the message's Received time and ^seq8 its seq in the
 // conversation, both bit-inverted big-endian, so that a forward scan of one
 // word's keys is newest first: the order of results is (Received
-// descending, phone ascending, seq descending), the same in both indexes
-// (the second is the first restricted to one phone). A query of several
-// words walks their lists together, seeking each to the next key of the
-// others (a leapfrog intersection), so its cost follows the shortest list,
-// not the number of messages.
+// descending, phone ascending, seq descending). A query of several words
+// walks their lists together, seeking each to the next key of the others (a
+// leapfrog intersection), so its cost follows the shortest list, not the
+// number of messages. A search of a few conversations reads them or walks
+// the lists keeping their phones (searchconv.go).
+//
+// Index version 1 also kept fc/<phone>/<word>/<^ms8><^seq8>, the same lists
+// per conversation: a second key per word of every message, which doubled
+// the index's writes and compactions (issue 22). Version 2 drops it; a
+// store of version 1 is marked 2 at open and its fc/ keys are deleted in
+// the background (dropConvIndex).
 const (
 	pWord      = "fw/"      // find: words of every conversation
-	pConvWord  = "fc/"      // find: words of one conversation
-	keySearch  = "g/search" // "1" once every stored message is indexed
-	searchV1   = "1"
-	buildBatch = 20000 // messages per batch while building the index at open
+	pConvWord  = "fc/"      // index version 1's words of one conversation: deleted at open
+	keySearch  = "g/search" // the index version, once every stored message is indexed
+	searchV1   = "1"        // fw/ and fc/
+	searchV2   = "2"        // fw/ only
+	buildBatch = 20000      // messages per batch while building the index at open
 )
 
 func inv8(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, ^v) }
 
 func wordPrefix(word string) []byte { return []byte(pWord + word + "/") }
-
-func convWordPrefix(phone, word string) []byte {
-	return []byte(pConvWord + phone + "/" + word + "/")
-}
 
 // pos is a message's place in the result order: the suffix of its fw/ keys.
 type pos []byte
@@ -62,20 +64,14 @@ func makePos(ms int64, phone string, seq uint64) pos {
 func (p pos) phone() string { return string(p[8 : len(p)-9]) }
 func (p pos) seq() uint64   { return ^binary.BigEndian.Uint64(p[len(p)-8:]) }
 
-// convPos is the suffix of the message's fc/ keys.
-func (p pos) convPos() []byte { return append(slices.Clone(p[:8]), p[len(p)-8:]...) }
-
 // indexWords puts the index keys of one message record into b. The keys
 // are built in one buffer, which Put copies.
 func indexWords(b *leveldb.Batch, phone string, seq uint64, rec *record) {
 	p := makePos(rec.Received, phone, seq)
-	cp := p.convPos()
 	var kb [128]byte
 	k := kb[:0]
 	for _, w := range Words(rec.Text) {
 		k = append(append(append(append(k[:0], pWord...), w...), '/'), p...)
-		b.Put(k, nil)
-		k = append(append(append(append(append(append(k[:0], pConvWord...), phone...), '/'), w...), '/'), cp...)
 		b.Put(k, nil)
 	}
 }
@@ -111,29 +107,36 @@ func (t *txn) indexRecord(key []byte, rec *record) {
 // at open, before the writer starts, in batches that are not synced but are
 // followed by the synced marker (LevelDB's journal is sequential, so the
 // marker durable means everything before it is). A build cut short by a
-// crash is done again at the next open; its keys are the same.
+// crash is done again at the next open; its keys are the same. A store of
+// index version 1 is marked version 2 (so that a build that still reads
+// fc/ refuses it) and what is left of its fc/ keys is deleted in the
+// background.
 func (s *Store) initSearch() error {
 	v, err := s.db.Get([]byte(keySearch), nil)
 	switch {
+	case err == nil && string(v) == searchV2:
 	case err == nil && string(v) == searchV1:
-		return nil
+		if err := s.db.Put([]byte(keySearch), []byte(searchV2), &opt.WriteOptions{Sync: true}); err != nil {
+			return fmt.Errorf("mark search index version %s: %w", searchV2, err)
+		}
 	case err == nil:
-		return fmt.Errorf("unknown search index version %q (this build reads %q)", v, searchV1)
+		return fmt.Errorf("unknown search index version %q (this build reads %q and %q)", v, searchV1, searchV2)
 	case !errors.Is(err, leveldb.ErrNotFound):
 		return fmt.Errorf("read search index version: %w", err)
+	default:
+		start := time.Now()
+		n, err := s.buildSearch()
+		if err != nil {
+			return fmt.Errorf("build search index: %w", err)
+		}
+		if err := s.db.Put([]byte(keySearch), []byte(searchV2), &opt.WriteOptions{Sync: true}); err != nil {
+			return fmt.Errorf("build search index: %w", err)
+		}
+		if n > 0 {
+			s.log.Info("search index built for messages stored before it existed", "messages", n, "took", time.Since(start).Round(time.Millisecond))
+		}
 	}
-	start := time.Now()
-	n, err := s.buildSearch()
-	if err != nil {
-		return fmt.Errorf("build search index: %w", err)
-	}
-	if err := s.db.Put([]byte(keySearch), []byte(searchV1), &opt.WriteOptions{Sync: true}); err != nil {
-		return fmt.Errorf("build search index: %w", err)
-	}
-	if n > 0 {
-		s.log.Info("search index built for messages stored before it existed", "messages", n, "took", time.Since(start).Round(time.Millisecond))
-	}
-	return nil
+	return s.startDropConvIndex()
 }
 
 func (s *Store) buildSearch() (n int, err error) {
@@ -189,7 +192,7 @@ func (s *Store) Search(q, before string, limit int) (list []protocol.Message, mo
 	if err != nil {
 		return nil, false, errQuery(q, err)
 	}
-	err = s.snapshot(func(snap *leveldb.Snapshot) error {
+	err = s.searchSnapshot(func(db *leveldb.DB, snap *leveldb.Snapshot) error {
 		get := snapGetter(snap)
 		var from pos
 		if before != "" {
@@ -198,15 +201,12 @@ func (s *Store) Search(q, before string, limit int) (list []protocol.Message, mo
 			}
 			from = append(from, 0) // after before, not at it
 		}
-		prefixes := make([][]byte, len(words))
-		for i, w := range words {
-			prefixes[i] = wordPrefix(w)
-		}
-		if err := s.rarestFirst(prefixes); err != nil {
+		prefixes, err := rarestFirst(db, words)
+		if err != nil {
 			return err
 		}
 		var found []pos
-		err := intersect(snap, prefixes, from, func(p []byte) bool {
+		err = intersect(snap, prefixes, from, func(p []byte) bool {
 			found = append(found, slices.Clone(p))
 			return len(found) <= limit
 		})
@@ -233,7 +233,7 @@ func (s *Store) SearchIn(phones []string, q, before string, limit int) (list []p
 		return nil, false, errQuery(q, err)
 	}
 	phones = slices.Compact(slices.Sorted(slices.Values(phones)))
-	err = s.snapshot(func(snap *leveldb.Snapshot) error {
+	err = s.searchSnapshot(func(db *leveldb.DB, snap *leveldb.Snapshot) error {
 		get := snapGetter(snap)
 		var from pos
 		if before != "" {
@@ -243,7 +243,7 @@ func (s *Store) SearchIn(phones []string, q, before string, limit int) (list []p
 		}
 		var found []pos
 		for _, phone := range phones {
-			part, err := searchConv(snap, phone, words, from, limit+1)
+			part, err := searchConv(db, snap, s.opts.convMode, phone, words, from, limit+1)
 			if err != nil {
 				return err
 			}
@@ -259,26 +259,34 @@ func (s *Store) SearchIn(phones []string, q, before string, limit int) (list []p
 	return list, more, nil
 }
 
-// rarestFirst orders word lists by their size on disk, smallest first
-// (LevelDB's estimate from its tables; a list still in the memtable counts
-// as empty). The intersection then walks the rarest list and steps through
-// the next rarest, where its next key is near, instead of seeking the
-// densest list once per candidate: for three words of which one is rare,
-// several times fewer seeks.
-func (s *Store) rarestFirst(prefixes [][]byte) error {
+// searchSnapshot runs fn against a consistent snapshot of db, which fn may
+// also ask for size estimates (holding the database once: a second read
+// lock taken inside the first could wait for the writer's reopen forever).
+func (s *Store) searchSnapshot(fn func(db *leveldb.DB, snap *leveldb.Snapshot) error) error {
+	return readErr(s.db.view(func(db *leveldb.DB) error {
+		snap, err := db.GetSnapshot()
+		if err != nil {
+			return err
+		}
+		defer snap.Release()
+		return fn(db, snap)
+	}))
+}
+
+// rarestFirst returns the prefixes of the word lists ordered by their size
+// on disk, smallest first (LevelDB's estimate from its tables; a list
+// still in the memtable counts as empty). The intersection then walks the
+// rarest list and steps through the next rarest, where its next key is
+// near, instead of seeking the densest list once per candidate: for three
+// words of which one is rare, several times fewer seeks.
+func rarestFirst(db *leveldb.DB, words []string) ([][]byte, error) {
+	prefixes := wordPrefixes(words)
 	if len(prefixes) < 2 {
-		return nil
+		return prefixes, nil
 	}
-	ranges := make([]util.Range, len(prefixes))
-	for i, p := range prefixes {
-		ranges[i] = *util.BytesPrefix(p)
-	}
-	var sizes leveldb.Sizes
-	if err := s.db.view(func(db *leveldb.DB) (err error) {
-		sizes, err = db.SizeOf(ranges)
-		return err
-	}); err != nil {
-		return err
+	sizes, err := listSizes(db, prefixes)
+	if err != nil {
+		return nil, err
 	}
 	idx := make([]int, len(prefixes))
 	for i := range idx {
@@ -289,42 +297,24 @@ func (s *Store) rarestFirst(prefixes [][]byte) error {
 	for i, j := range idx {
 		sorted[i] = prefixes[j]
 	}
-	copy(prefixes, sorted)
-	return nil
+	return sorted, nil
 }
 
-// searchConv finds up to n matches in one conversation after from (nil:
-// from the newest), as positions in the global order.
-func searchConv(snap *leveldb.Snapshot, phone string, words []string, from pos, n int) ([]pos, error) {
-	if _, err := protocol.NormalizeAddress(phone); err != nil {
-		return nil, invalid("phone %q: %v", phone, err)
-	}
+func wordPrefixes(words []string) [][]byte {
 	prefixes := make([][]byte, len(words))
 	for i, w := range words {
-		prefixes[i] = convWordPrefix(phone, w)
+		prefixes[i] = wordPrefix(w)
 	}
-	// The first key of this conversation after from in the global order:
-	// with from's time, this phone's messages come after from's when the
-	// phone sorts after from's phone, before when it sorts before it.
-	var start []byte
-	if from != nil {
-		start = from.convPos()
-		switch c := bytes.Compare([]byte(phone+"/"), from[8:len(from)-8]); {
-		case c == 0:
-			start = append(start, 0)
-		case c > 0:
-			start = start[:8]
-		default:
-			start = append(append(start[:8], bytes.Repeat([]byte{0xff}, 8)...), 0)
-		}
+	return prefixes
+}
+
+// listSizes returns the sizes on disk of the lists of prefixes.
+func listSizes(db *leveldb.DB, prefixes [][]byte) (leveldb.Sizes, error) {
+	ranges := make([]util.Range, len(prefixes))
+	for i, p := range prefixes {
+		ranges[i] = *util.BytesPrefix(p)
 	}
-	var found []pos
-	err := intersect(snap, prefixes, start, func(cp []byte) bool {
-		p := append(append(slices.Clone(cp[:8]), phone...), '/')
-		found = append(found, append(p, cp[8:]...))
-		return len(found) < n
-	})
-	return found, err
+	return db.SizeOf(ranges)
 }
 
 // cursor returns the position of message id, which must be in one of

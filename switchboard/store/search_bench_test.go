@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -25,6 +26,8 @@ import (
 // SWITCHBOARD_BENCH_SEARCH_N sets the number of messages (default 1000000);
 // SWITCHBOARD_BENCH_SEARCH_DIR keeps the store there between runs (it is
 // filled, then compacted, when the directory is empty);
+// SWITCHBOARD_BENCH_SEARCH_WAIT_DROP=1 waits for the deletion of index
+// version 1's keys (a store written before it) before the queries;
 // SWITCHBOARD_BENCH_SEARCH_BUILD=1 times the index's build at open (it
 // writes every index key again), SWITCHBOARD_BENCH_SEARCH_COMPACT=1
 // compacts the store before the queries.
@@ -56,7 +59,11 @@ func fillSearchStore(b *testing.B, s *Store, n int) {
 }
 
 // fillMessages writes the n messages of fillSearchStore.
-func fillMessages(b *testing.B, s *Store, n int) {
+func fillMessages(b *testing.B, s *Store, n int) { fillMessagesFrom(b, s, 0, n) }
+
+// fillMessagesFrom writes them as messages from+1 to from+n (ids, sids and
+// log positions), so that a store filled by it can take more.
+func fillMessagesFrom(b *testing.B, s *Store, from, n int) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	zipf := rand.NewZipf(rng, 1.1, 2, benchVocab-1)
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -74,12 +81,13 @@ func fillMessages(b *testing.B, s *Store, n int) {
 			words[0] = strings.ToUpper(words[0][:1]) + words[0][1:]
 			text := strings.Join(words, " ") + "."
 			phone := "+1555" + strconv.Itoa(1000000+rng.IntN(benchConvs))
-			pos := int64(i + 1)
+			k := from + i
+			pos := int64(k + 1)
 			if rng.IntN(5) < 2 {
-				items = append(items, LogItem{Reply: &Reply{ID: fmt.Sprintf("r%08d", i), Phone: phone, Agent: "agent" + strconv.Itoa(rng.IntN(50)),
-					Ref: strconv.Itoa(i), Text: text, Sent: at, LogPos: pos}})
+				items = append(items, LogItem{Reply: &Reply{ID: fmt.Sprintf("r%08d", k), Phone: phone, Agent: "agent" + strconv.Itoa(rng.IntN(50)),
+					Ref: strconv.Itoa(k), Text: text, Sent: at, LogPos: pos}})
 			} else {
-				items = append(items, LogItem{Inbound: &Inbound{ID: fmt.Sprintf("i%08d", i), Sid: "SM" + strconv.Itoa(i), Phone: phone,
+				items = append(items, LogItem{Inbound: &Inbound{ID: fmt.Sprintf("i%08d", k), Sid: "SM" + strconv.Itoa(k), Phone: phone,
 					Text: text, Received: at, LogPos: pos}})
 			}
 		}
@@ -132,12 +140,18 @@ func BenchmarkSearch1M(b *testing.B) {
 		dir = b.TempDir()
 	}
 	entries, _ := os.ReadDir(dir)
-	s, err := Open(Options{Dir: dir})
+	// Info logs on stderr: an index built or deleted at open says how long it took.
+	s, err := Open(Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
 	if len(entries) == 0 {
 		fillSearchStore(b, s, n)
+	}
+	if os.Getenv("SWITCHBOARD_BENCH_SEARCH_WAIT_DROP") != "" { // a store of index version 1: wait for its fc/ keys to go
+		start := time.Now()
+		s.bg.Wait()
+		fmt.Fprintf(os.Stderr, "index version 1 keys deleted and compacted in %v\n", time.Since(start).Round(time.Millisecond))
 	}
 	if os.Getenv("SWITCHBOARD_BENCH_SEARCH_BUILD") != "" {
 		s = timeIndexBuild(b, s, dir)
@@ -172,6 +186,14 @@ func BenchmarkSearch1M(b *testing.B) {
 		for range b.N {
 			searchMix(b, rng, 1000, func(q, before string) (int, string, error) {
 				list, _, err := s.SearchIn(phones(), q, "", 0)
+				return len(list), lastID(list), err
+			})
+		}
+	})
+	b.Run("index-1-conversation", func(b *testing.B) { // GET /search with a phone
+		for range b.N {
+			searchMix(b, rng, 1000, func(q, before string) (int, string, error) {
+				list, _, err := s.SearchIn(phones()[:1], q, "", 0)
 				return len(list), lastID(list), err
 			})
 		}
@@ -309,5 +331,98 @@ func BenchmarkIndexWriteCost(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkSearchOneConversation compares the two ways of searching one
+// conversation (searchconv.go) on a compacted store of 100,000 messages
+// (the 1M benchmark's texts) of which one conversation holds 20,000 and
+// the others about 20 each: a common word (rank 1, in about half of the
+// messages) and a rare one (rank 3,000). A scan reads the whole
+// conversation; the lists walk the whole list when the conversation holds
+// fewer than a page of matches (the short one). It is what scanKeyBytes is
+// set from: the cost of a record scanned against a byte of list walked.
+func BenchmarkSearchOneConversation(b *testing.B) {
+	const total, long = 100000, 20000
+	s, err := Open(Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(7, 11))
+	zipf := rand.NewZipf(rng, 1.1, 2, benchVocab-1)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	longPhone, shortPhone := "+15550000001", "+15551000007"
+	for i := 0; i < total; {
+		items := make([]LogItem, 0, 2000)
+		for ; len(items) < cap(items) && i < total; i++ {
+			at = at.Add(time.Second)
+			words := make([]string, 4+rng.IntN(17))
+			for j := range words {
+				words[j] = benchWord(int(zipf.Uint64()))
+			}
+			phone := "+1555" + strconv.Itoa(1000000+rng.IntN(4000))
+			if i%5 == 0 {
+				phone = longPhone
+			}
+			items = append(items, LogItem{Inbound: &Inbound{ID: fmt.Sprintf("i%08d", i), Sid: "SM" + strconv.Itoa(i), Phone: phone,
+				Text: strings.Join(words, " "), Received: at, LogPos: int64(i + 1)}})
+		}
+		if _, err := s.ApplyLog(WithoutSync(context.Background()), items); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.db.view(func(db *leveldb.DB) error { return db.CompactRange(util.Range{}) }); err != nil {
+		b.Fatal(err)
+	}
+	var sizes leveldb.Sizes
+	_ = s.db.view(func(db *leveldb.DB) (err error) {
+		sizes, err = listSizes(db, wordPrefixes([]string{benchWord(1)}))
+		return err
+	})
+	b.Logf("list of %q: %d bytes on disk", benchWord(1), sizes[0])
+	for _, conv := range []struct{ name, phone string }{{"long", longPhone}, {"short", shortPhone}} {
+		for _, q := range []struct{ name, q string }{{"common", benchWord(1)}, {"rare", benchWord(3000)}} {
+			for _, m := range []struct {
+				name string
+				mode convMode
+			}{{"scan", convScan}, {"lists", convLists}, {"auto", convAuto}} {
+				b.Run(conv.name+"/"+q.name+"/"+m.name, func(b *testing.B) {
+					s.opts.convMode = m.mode
+					for range b.N {
+						if _, _, err := s.SearchIn([]string{conv.phone}, q.q, "", 0); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkWriteSteady writes b.N messages (the 1M benchmark's texts, 2,000
+// per ApplyLog, not synced) into one store, so that with -benchtime
+// 200000x the memtable is flushed and the tables compacted many times, as
+// in a node that has run a while: the writer's CPU and LevelDB's
+// compactions together (run it under /usr/bin/time for the CPU and RSS).
+//
+// SWITCHBOARD_BENCH_WRITE_DIR writes into that store instead of a new one,
+// after its first 1,000,000 messages (a copy of the 1M benchmark's store:
+// compactions then rewrite its levels too, as in a node with a long history).
+func BenchmarkWriteSteady(b *testing.B) {
+	dir, from := os.Getenv("SWITCHBOARD_BENCH_WRITE_DIR"), 1000000
+	if dir == "" {
+		dir, from = b.TempDir(), 0
+	}
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	fillMessagesFrom(b, s, from, b.N)
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -271,12 +272,17 @@ func TestSearchMatchesScan(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, limit := range []int{1, 4, 200} {
-				got := pageAll(t, func(before string) ([]protocol.Message, bool, error) { return s.SearchIn(in, q, before, limit) })
-				if !sameMessages(got, want) {
-					t.Fatalf("SearchIn(%q, %q) limit %d: %q\nscan: %q", in, q, limit, ids(got), ids(want))
+			// Both ways of searching a conversation, and the choice between them.
+			for _, mode := range []convMode{convAuto, convScan, convLists} {
+				s.opts.convMode = mode
+				for _, limit := range []int{1, 4, 200} {
+					got := pageAll(t, func(before string) ([]protocol.Message, bool, error) { return s.SearchIn(in, q, before, limit) })
+					if !sameMessages(got, want) {
+						t.Fatalf("SearchIn(%q, %q) mode %d limit %d: %q\nscan: %q", in, q, mode, limit, ids(got), ids(want))
+					}
 				}
 			}
+			s.opts.convMode = convAuto
 		}
 	}
 }
@@ -341,7 +347,7 @@ func TestSearchIndexBuiltAtOpen(t *testing.T) {
 	if err != nil || !slices.Equal(ids(list), []string{m2.ID, m1.ID}) {
 		t.Fatalf("after open: Search(refund) = %q, %v; want %s, %s", ids(list), err, m2.ID, m1.ID)
 	}
-	if v, err := s.db.Get([]byte(keySearch), nil); err != nil || string(v) != searchV1 {
+	if v, err := s.db.Get([]byte(keySearch), nil); err != nil || string(v) != searchV2 {
 		t.Fatalf("marker = %q, %v", v, err)
 	}
 	// New messages keep being indexed after the build.
@@ -350,6 +356,75 @@ func TestSearchIndexBuiltAtOpen(t *testing.T) {
 	if len(list) != 1 || list[0].ID != m3.ID {
 		t.Fatalf("Search(refund) = %q, want %s first", ids(list), m3.ID)
 	}
+}
+
+// TestSearchIndexV1Dropped: a store of index version 1 (with the
+// per-conversation fc/ keys) is marked version 2 at open and its fc/ keys
+// are deleted in the background (Close waits for it); a store marked 2
+// with fc/ keys left (a crash during the deletion) has them deleted at
+// the next open. Search answers as before throughout.
+func TestSearchIndexV1Dropped(t *testing.T) {
+	opts := testOptions(t)
+	s := openStore(t, opts)
+	m1, _ := mustInbound(t, s, Inbound{Sid: "S1", Phone: "+15551230001", Text: "old refund"})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, marker := range []string{searchV1, searchV2} {
+		db, err := leveldb.OpenFile(opts.Dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b leveldb.Batch
+		for i := range 300 { // keys of version 1's layout
+			b.Put(fmt.Appendf(nil, "%s+1555123%04d/refund/%016x", pConvWord, i, i), nil)
+		}
+		b.Put([]byte(keySearch), []byte(marker))
+		if err := db.Write(&b, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.db.Get([]byte(keySearch), nil); err != nil || string(v) != searchV2 {
+			t.Fatalf("marker %s: after open the marker is %q, %v; want %s", marker, v, err, searchV2)
+		}
+		for _, phones := range [][]string{nil, {"+15551230001"}} {
+			list, _, err := s.SearchIn(phones, "refund", "", 0)
+			if phones == nil {
+				list, _, err = s.Search("refund", "", 0)
+			}
+			if err != nil || !slices.Equal(ids(list), []string{m1.ID}) {
+				t.Fatalf("marker %s: search %q = %q, %v; want %s", marker, phones, ids(list), err, m1.ID)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n := countKeys(t, opts.Dir, pConvWord); n != 0 {
+			t.Fatalf("marker %s: %d fc/ keys left after Close", marker, n)
+		}
+	}
+}
+
+func countKeys(t *testing.T, dir, prefix string) int {
+	t.Helper()
+	db, err := leveldb.OpenFile(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	it := db.NewIterator(util.BytesPrefix([]byte(prefix)), nil)
+	defer it.Release()
+	n := 0
+	for it.Next() {
+		n++
+	}
+	return n
 }
 
 func TestSearchUnknownIndexVersion(t *testing.T) {
@@ -388,4 +463,66 @@ func TestKeyPrefixesDistinct(t *testing.T) {
 
 func sameMessages(a, b []protocol.Message) bool {
 	return slices.EqualFunc(a, b, func(x, y protocol.Message) bool { return reflect.DeepEqual(x, y) })
+}
+
+// TestSearchConvChoice: a conversation is read when it is short, or when
+// it is long but the rarest word's list is longer still; otherwise the
+// lists are walked. Either way the results are the full scan's.
+func TestSearchConvChoice(t *testing.T) {
+	s := newStore(t)
+	long, short := "+15550000001", "+15550000002"
+	base := time.UnixMilli(1732200000000)
+	items := make([]LogItem, 0, 22000)
+	for i := range 22000 {
+		phone, text := "+1555"+strconv.Itoa(1000000+i%500), "common word"
+		switch {
+		case i%20 == 0: // 1,100 messages: more than convScanMin
+			phone, text = long, "alpha common"
+		case i == 1:
+			phone, text = short, "alpha"
+		}
+		items = append(items, LogItem{Inbound: &Inbound{ID: fmt.Sprintf("i%05d", i), Sid: fmt.Sprint(i), Phone: phone,
+			Text: text, Received: base.Add(time.Duration(i) * time.Second), LogPos: int64(i + 1)}})
+	}
+	for len(items) > 0 {
+		n := min(len(items), 2000)
+		if _, err := s.ApplyLog(WithoutSync(context.Background()), items[:n]); err != nil {
+			t.Fatal(err)
+		}
+		items = items[n:]
+	}
+	if err := s.db.view(func(db *leveldb.DB) error { return db.CompactRange(util.Range{}) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		phone, q string
+		want     convMode
+	}{
+		{short, "common", convScan},       // short: always read
+		{long, "alpha", convLists},        // 1,100 records against a list of 1,101 keys
+		{long, "common", convScan},        // against a list of 22,000 keys, twice as long as the threshold
+		{long, "alpha common", convLists}, // the rarest list decides
+	} {
+		err := s.searchSnapshot(func(db *leveldb.DB, snap *leveldb.Snapshot) error {
+			words, _ := ParseQuery(tc.q)
+			got, err := chooseConvMode(db, snap, tc.phone, words)
+			if err == nil && got != tc.want {
+				t.Errorf("%s %q: mode %d, want %d", tc.phone, tc.q, got, tc.want)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := scanSearch(s, tc.q, []string{tc.phone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := pageAll(t, func(before string) ([]protocol.Message, bool, error) {
+			return s.SearchIn([]string{tc.phone}, tc.q, before, 200)
+		})
+		if !sameMessages(got, want) {
+			t.Errorf("SearchIn(%s, %q): %d results, scan %d", tc.phone, tc.q, len(got), len(want))
+		}
+	}
 }

@@ -57,6 +57,9 @@ type Options struct {
 	// noSearchIndex (benchmarks only) writes messages without their search
 	// index keys, to measure what the index costs a write.
 	noSearchIndex bool
+	// convMode (tests and benchmarks only) forces how one conversation is
+	// searched (searchconv.go).
+	convMode convMode
 }
 
 func (o *Options) setDefaults() error {
@@ -93,8 +96,9 @@ type Store struct {
 	lastReopen time.Time               // owned by the writer
 
 	reqs chan *request
-	quit chan struct{} // closed by Close: the writer stops taking requests
-	done chan struct{} // closed when the writer has exited
+	quit chan struct{}  // closed by Close: the writer stops taking requests
+	done chan struct{}  // closed when the writer has exited
+	bg   sync.WaitGroup // background work on the database (dropConvIndex): Close waits for it
 
 	closeOnce sync.Once
 	closeErr  error
@@ -157,8 +161,23 @@ var ErrLocked = errors.New("another switchboard node holds this data directory (
 // a filter each such miss searched a table of every level (a fifth of the
 // node's CPU at its ceiling). Tables written without a filter are still
 // read, without it; the filter changes nothing of what is stored.
+//
+// A 16 MiB write buffer (the memtable; LevelDB's default is 4 MiB) and
+// tables without snappy compression: each message puts about a dozen
+// search index keys, and compacting them was the largest item of the
+// node's CPU (issue 22). Measured on a store of 1,000,000 messages taking
+// 200,000 more (BenchmarkWriteSteady, BENCHMARKS.md "Issue 22: store write
+// amplification"): CPU 54 → 21 s, the process's RSS 104 → 206 MiB (two
+// memtables and their garbage), disk +19 % (index keys have no values and
+// are already prefix-compressed in their blocks). Tables written with
+// compression stay readable.
 func dbOptions(readOnly bool) *opt.Options {
-	return &opt.Options{Filter: filter.NewBloomFilter(10), ReadOnly: readOnly}
+	return &opt.Options{
+		Filter:      filter.NewBloomFilter(10),
+		ReadOnly:    readOnly,
+		WriteBuffer: 16 << 20,
+		Compression: opt.NoCompression,
+	}
 }
 
 func Open(opts Options) (*Store, error) {
@@ -239,6 +258,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		<-s.done
+		s.bg.Wait()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("store: close: %w", err)
 		}
