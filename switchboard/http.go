@@ -305,30 +305,44 @@ func (n *Node) handleAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	n.log.Info("agent connected", "agent", claims.Agent, "remote", r.RemoteAddr)
 	n.live.Store(s, struct{}{})
+	// stopped ends a session whose reader cannot start: the node began
+	// waiting for its goroutines (Shutdown) meanwhile.
+	stopped := func() {
+		s.withoutReader()
+		s.close(websocket.CloseGoingAway, "the switchboard is stopping")
+		n.live.Delete(s)
+	}
 	if supervisor {
 		s.supervisor = true
 		n.cluster.connectSupervisor(s)
-		n.goFunc(func() {
+		if !n.goFunc(func() {
 			s.readLoop()
 			n.live.Delete(s)
 			n.cluster.disconnectSupervisor(s)
-		})
+		}) {
+			stopped()
+			n.cluster.disconnectSupervisor(s)
+		}
 		return
 	}
 	if err := n.cluster.connect(s); err != nil {
 		n.log.Warn("announce agent connection", "agent", s.agent, "err", err)
 		s.enqueue(protocol.ErrorFrame(protocol.CodeUnavailable, "the switchboard cannot reach its message broker; reconnect shortly", ""), time.Time{})
+		s.withoutReader()
 		s.close(websocket.CloseTryAgainLater, "broker unavailable")
 		n.cluster.disconnect(s)
 		n.live.Delete(s)
 		return
 	}
-	n.goFunc(func() {
+	if !n.goFunc(func() {
 		s.readLoop()
 		n.live.Delete(s)
 		n.cluster.disconnect(s)
 		n.log.Info("agent disconnected", "agent", s.agent)
-	})
+	}) {
+		stopped()
+		n.cluster.disconnect(s)
+	}
 }
 
 // checkOrigin allows clients that send no Origin (terminal clients), the

@@ -53,6 +53,8 @@ type Node struct {
 	ctx      context.Context // cancelled at shutdown: stops every goroutine below
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	wgMu     sync.Mutex // goFunc and Shutdown: no wg.Add once wgClosed
+	wgClosed bool
 	subsMu   sync.Mutex
 	subs     []bus.Subscription // closed at shutdown (addSub)
 	subsDone bool               // shutdown closed subs: later ones are closed at once
@@ -412,6 +414,9 @@ func (n *Node) shutdownParts(ctx context.Context) error {
 	if n.cancel != nil {
 		n.cancel()
 	}
+	n.wgMu.Lock()
+	n.wgClosed = true
+	n.wgMu.Unlock()
 	done := make(chan struct{})
 	go func() { n.wg.Wait(); close(done) }()
 	select {
@@ -449,13 +454,22 @@ func (n *Node) addSub(s bus.Subscription) {
 	}
 }
 
-// goFunc runs f in a goroutine tracked by Shutdown.
-func (n *Node) goFunc(f func()) {
+// goFunc runs f in a goroutine tracked by Shutdown. Once Shutdown waits
+// for them it runs nothing and returns false: an agent's connection can
+// still be handled then (a hijacked connection is not waited for by the
+// HTTP server), and a WaitGroup must not grow while it is waited on.
+func (n *Node) goFunc(f func()) bool {
+	n.wgMu.Lock()
+	defer n.wgMu.Unlock()
+	if n.wgClosed {
+		return false
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		f()
 	}()
+	return true
 }
 
 // Ready reports whether the store and the bus can take work.

@@ -180,7 +180,7 @@ func (s *session) writeOut() {
 		if len(frames) > 0 {
 			if !s.write(frames) {
 				s.close(websocket.CloseGoingAway, "")
-				s.finish()
+				s.finish(false) // the connection is broken: no handshake
 				return
 			}
 			continue
@@ -193,7 +193,7 @@ func (s *session) writeOut() {
 		select {
 		case <-s.done:
 			s.mu.Unlock() // writing stays true: the session is finished
-			s.finish()
+			s.finish(true)
 			return
 		default:
 		}
@@ -216,22 +216,28 @@ func (s *session) write(frames []outFrame) bool {
 	return true
 }
 
-// finish says goodbye, waits (at most closeWait) for the reader to meet
-// the agent's close frame, and closes the connection, which ends the
-// reader if it still runs.
-func (s *session) finish() {
+// finish says goodbye and closes the connection, which ends the reader if
+// it still runs. With handshake it first waits (at most closeWait) for
+// the reader to meet the agent's close frame.
+func (s *session) finish(handshake bool) {
 	s.finishOnce.Do(func() {
 		s.conn.WriteControl(websocket.CloseMessage, s.closeMsg, time.Now().Add(time.Second))
-		s.conn.SetReadDeadline(time.Now().Add(closeWait))
-		t := time.NewTimer(closeWait)
-		select {
-		case <-s.readDone:
-		case <-t.C:
+		if handshake {
+			s.conn.SetReadDeadline(time.Now().Add(closeWait))
+			t := time.NewTimer(closeWait)
+			select {
+			case <-s.readDone:
+			case <-t.C:
+			}
+			t.Stop()
 		}
-		t.Stop()
 		s.conn.Close()
 	})
 }
+
+// withoutReader says that no reader will run (the session ends before its
+// readLoop starts), so that finish does not wait for one.
+func (s *session) withoutReader() { close(s.readDone) }
 
 // ping sends a WebSocket ping; a connection that cannot take one within
 // pingWait is closed. WriteControl may run beside the writer.

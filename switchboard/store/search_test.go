@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/iterator"
 	"github.com/syndtr/goleveldb/leveldb/util"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
@@ -408,6 +409,53 @@ func TestSearchIndexV1Dropped(t *testing.T) {
 		if n := countKeys(t, opts.Dir, pConvWord); n != 0 {
 			t.Fatalf("marker %s: %d fc/ keys left after Close", marker, n)
 		}
+	}
+}
+
+// TestSearchIndexV1DroppedInPieces: a deletion of many batches compacts
+// what it deleted every compactBatches batches and ends with no fc/ key.
+func TestSearchIndexV1DroppedInPieces(t *testing.T) {
+	batch, every := dropBatch, compactBatches
+	dropBatch, compactBatches = 7, 3
+	t.Cleanup(func() { dropBatch, compactBatches = batch, every })
+	opts := testOptions(t)
+	if err := openStore(t, opts).Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := leveldb.OpenFile(opts.Dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b leveldb.Batch
+	for i := range 300 {
+		b.Put(fmt.Appendf(nil, "%s+1555123%04d/refund/%016x", pConvWord, i, i), nil)
+	}
+	b.Put([]byte(keySearch), []byte(searchV1))
+	if err := db.Write(&b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, opts)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := 0
+		if err := s.db.scan([]byte(pConvWord), func(it iterator.Iterator) error {
+			for it.Next() {
+				left++
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d fc/ keys left after 10 s", left)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
 	}
 }
 

@@ -154,18 +154,25 @@ func listConv(db *leveldb.DB, snap *leveldb.Snapshot, phone string, words []stri
 	return found, err
 }
 
-// dropBatch is how many fc/ keys one background write deletes.
-const dropBatch = 20000
+// dropBatch is how many fc/ keys one background write deletes; every
+// compactBatches batches, the range they deleted is compacted.
+// (Variables for tests.)
+var (
+	dropBatch      = 20000
+	compactBatches = 25
+)
 
 // startDropConvIndex starts deleting the fc/ keys of index version 1, when
 // there are any, in the background: in unsynced batches (a batch lost in a
 // crash is deleted again at the next open, which looks for fc/ keys left),
 // pausing between batches as long as each took, so that the node's own
-// writes keep at least half of the disk and of a core; then it compacts
-// the range so that its space is freed now rather than whenever LevelDB's
-// compactions reach it. Searches never read fc/, so nothing waits for it.
-// (Left in place, fc/ would keep about a third of the index's disk space,
-// 133 MiB a million messages, for good.)
+// writes keep at least half of the disk and of a core; every
+// compactBatches batches it compacts the range just deleted, so that its
+// space is freed now rather than whenever LevelDB's compactions reach it,
+// in pieces short enough (about a second) that Close, which waits for
+// this work, is not held up. Searches never read fc/, so nothing waits
+// for it. (Left in place, fc/ would keep about a third of the index's disk
+// space, 133 MiB a million messages, for good.)
 func (s *Store) startDropConvIndex() error {
 	var left bool
 	if err := s.db.scan([]byte(pConvWord), func(it iterator.Iterator) error { left = it.First(); return nil }); err != nil {
@@ -182,8 +189,10 @@ func (s *Store) startDropConvIndex() error {
 func (s *Store) dropConvIndex() {
 	defer s.bg.Done()
 	start, n := time.Now(), 0
-	var next []byte // where the next batch starts; nil: at the first fc/ key
-	for {
+	all := util.BytesPrefix([]byte(pConvWord))
+	from := all.Start // the start of the range deleted since the last compaction
+	var next []byte   // where the next batch starts; nil: at the first fc/ key
+	for i := 1; ; i++ {
 		t0 := time.Now()
 		var done bool
 		var err error
@@ -191,6 +200,16 @@ func (s *Store) dropConvIndex() {
 		if err != nil {
 			s.log.Warn("deleting index version 1 keys stopped; the next open goes on", "deleted", n, "err", err)
 			return
+		}
+		if done || i%compactBatches == 0 {
+			to := next
+			if done {
+				to = all.Limit
+			}
+			if err := s.db.view(func(db *leveldb.DB) error { return db.CompactRange(util.Range{Start: from, Limit: to}) }); err != nil {
+				s.log.Warn("compacting deleted index version 1 keys", "err", err)
+			}
+			from = to
 		}
 		if done {
 			break
@@ -200,10 +219,6 @@ func (s *Store) dropConvIndex() {
 			return
 		case <-time.After(time.Since(t0)):
 		}
-	}
-	r := util.BytesPrefix([]byte(pConvWord))
-	if err := s.db.view(func(db *leveldb.DB) error { return db.CompactRange(*r) }); err != nil {
-		s.log.Warn("compacting deleted index version 1 keys", "err", err)
 	}
 	s.log.Info("deleted index version 1 keys (fc/)", "keys", n, "took", time.Since(start).Round(time.Millisecond))
 }
