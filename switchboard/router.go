@@ -181,7 +181,7 @@ func (r *router) apply(effects []route.Effect, born time.Time) {
 			}
 		}
 	}
-	r.publishLoad()
+	r.loadDirty = true // the gauges follow within loadEvery (publishLoad)
 }
 
 // announces reports whether this node publishes conv.* events for agent:
@@ -278,14 +278,14 @@ func (r *router) tellLost(agent string, s *session) {
 func (r *router) publishLoad() {
 	r.loadDirty = false
 	var avail, busy, assigned int64
-	for _, l := range r.engine.Loads() {
+	r.engine.EachLoad(func(l route.Load) {
 		assigned += int64(l.Active)
 		if l.Online && l.Available && l.Active < l.Capacity {
 			avail++
 		} else if l.Online && l.Active > 0 {
 			busy++
 		}
-	}
+	})
 	r.metrics.agentsAvailable.Set(avail)
 	r.metrics.agentsBusy.Set(busy)
 	r.metrics.convAssigned.Set(assigned)

@@ -354,6 +354,14 @@ func (e *Engine) Loads() []Load {
 	return out
 }
 
+// EachLoad calls f with every agent's load, in no particular order: for
+// totals, without the copy and sort of Loads.
+func (e *Engine) EachLoad(f func(Load)) {
+	for _, a := range e.agents {
+		f(Load{a.name, a.online, a.available, a.capacity, len(a.convs), a.node})
+	}
+}
+
 // LoadOf returns one agent's load.
 func (e *Engine) LoadOf(agent string) Load {
 	a, ok := e.agents[agent]

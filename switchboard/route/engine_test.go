@@ -324,3 +324,25 @@ func checkInvariants(t *testing.T, e *Engine) {
 		}
 	}
 }
+
+// EachLoad visits exactly the loads Loads lists, in any order.
+func TestEachLoadMatchesLoads(t *testing.T) {
+	e := New(0)
+	for i, name := range []string{"carol", "alice", "bob"} {
+		e.Connect(name, at(i))
+		e.Available(name, 2, at(i))
+	}
+	e.Arrive("+1001", 1, at(5))
+	e.Away("bob")
+	got := map[string]Load{}
+	e.EachLoad(func(l Load) { got[l.Agent] = l })
+	want := e.Loads()
+	if len(got) != len(want) {
+		t.Fatalf("EachLoad visited %d agents, Loads lists %d", len(got), len(want))
+	}
+	for _, l := range want {
+		if got[l.Agent] != l {
+			t.Errorf("EachLoad %+v, Loads %+v", got[l.Agent], l)
+		}
+	}
+}
