@@ -66,16 +66,16 @@ type logEntry struct {
 // stores and routes entries in runs, and it, not the bus, remembers how far
 // the log is applied (the checkpoint), so acking at once is safe.
 func (c *cluster) apply(ctx context.Context, d eventlog.Entry) error {
-	if d.Offset <= c.queued {
-		return nil // already queued (a redelivery after a reconnect)
+	if d.Offset <= c.queued || c.halted {
+		return nil // already queued (a redelivery after a reconnect), or past a hole
 	}
 	// This node reads every entry, so a jump means entries were removed
 	// before this node read them — unless the log still starts before the
 	// jump: a RabbitMQ stream's offsets skip the broker's own chunks (one
 	// at the start of every segment), so a jump alone is no hole.
-	if d.Offset > c.queued+1 && c.faulted() == nil && c.removed(ctx, c.queued+1) {
-		c.setFault(fmt.Errorf("cluster log: entries %d to %d were removed from the stream before this node applied them (a retention policy on the log?); this node cannot match the others (README: Limits, under \"Several nodes: one ordered log\")", c.queued+1, d.Offset-1))
-		c.log.Error("cluster log has a hole: this node reports not ready", "missing_from", c.queued+1, "missing_to", d.Offset-1)
+	if d.Offset > c.queued+1 && c.removed(ctx, c.queued+1) {
+		c.hole(ctx, c.queued+1, d.Offset-1) // nothing past it is applied (hole.go)
+		return nil
 	}
 	e := logEntry{offset: d.Offset, key: d.Key}
 	if !e.accepted(d.Applied) {

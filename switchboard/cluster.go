@@ -79,6 +79,10 @@ type cluster struct {
 	// from it (the router goroutine owns the engine).
 	offset int64 // last applied (the applier's)
 	queued int64 // last queued for the applier (the bus handler's)
+	halted bool  // a hole: nothing more is queued (hole.go; the bus handler's)
+	// holeRecheck: how often a halted node looks for a snapshot past the
+	// hole (0: holeRecheck).
+	holeRecheck time.Duration
 	// fault is set (to an error) when this node's store and routing can no
 	// longer match the other nodes': the log delivered an entry past
 	// queued+1 (entries this node never applied are gone from the stream:
@@ -231,7 +235,7 @@ func (c *cluster) start(ctx context.Context) error {
 			// The broker lost the log (or it was deleted) and this is a
 			// new one: replay it from its start.
 			logSub.Close()
-			c.log.Warn("cluster log was replaced (the broker lost it, or it was deleted): restoring routing through the new log and replaying it from its start; events only the old log held reach this node only if it had applied them (README: Limits)",
+			c.log.Warn("cluster log was replaced (the broker lost it, or it was deleted): restoring routing through the new log and replaying it from its start; events only the old log held reach this node only if it had applied them (docs/architecture.md, failure cases)",
 				"applied_up_to", c.offset, "old_first", c.head, "new_first", cur)
 			if err := c.adoptLog(ctx, cur); err != nil {
 				return err

@@ -242,16 +242,23 @@ func TestClusterCapacityUnderConcurrentArrivals(t *testing.T) {
 func startWrappedClusterNode(t *testing.T, wrap func(bus.Bus) bus.Bus) *harness {
 	t.Helper()
 	amqpURL, ex := clusterExchange(t)
+	ab := dialBus(t, amqpURL, ex)
+	return startNode(t, func(o *Options, c *Config) {
+		clusterNode(amqpURL, ex, "n1")(o, c)
+		c.Bus = wrap(ab)
+	})
+}
+
+// dialBus connects a RabbitMQ bus on exchange ex, as a cluster node does.
+func dialBus(t testing.TB, amqpURL, ex string) bus.Bus {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ab, err := amqpbus.Dial(ctx, amqpbus.Options{URL: amqpURL, Exchange: ex, QueuePrefix: ex + ".", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startNode(t, func(o *Options, c *Config) {
-		clusterNode(amqpURL, ex, "n1")(o, c)
-		c.Bus = wrap(ab)
-	})
+	return ab
 }
 
 // TestClusterReconnectAfterGraceSaysReleased: an agent whose grace period

@@ -159,7 +159,7 @@ func (c *cluster) watchLog(ctx context.Context) {
 		if !c.head.replacedBy(cur) {
 			continue
 		}
-		err = fmt.Errorf("cluster log replaced: its first entry changed (offset %d, %s → offset %d, %s); the broker lost it or it was deleted, and this node cannot follow the new log while running: restart it to replay the new log (README: Limits)",
+		err = fmt.Errorf("cluster log replaced: its first entry changed (offset %d, %s → offset %d, %s); the broker lost it or it was deleted, and this node cannot follow the new log while running: restart it to replay the new log (docs/architecture.md, failure cases)",
 			c.head.Offset, c.head.Sum, cur.Offset, cur.Sum)
 		c.setFault(err)
 		c.n.fail(err)

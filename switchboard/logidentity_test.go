@@ -3,6 +3,7 @@ package switchboard
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,12 +16,13 @@ import (
 )
 
 // holeBus drops the first log entry published with a key starting with
-// prefix from the node's log subscription, as a retention policy that
-// removed entries the node had not read yet would.
+// prefix from the node's log subscription, and from then on says the log
+// starts after it: as a retention policy that removed entries the node had
+// not read yet would.
 type holeBus struct {
 	bus.Bus
 	prefix  string
-	dropped atomic.Bool
+	dropped atomic.Int64 // offset + 1 of the dropped entry; 0 = none yet
 }
 
 func (b *holeBus) Subscribe(ctx context.Context, o bus.SubscribeOptions, h bus.Handler) (bus.Subscription, error) {
@@ -28,32 +30,73 @@ func (b *holeBus) Subscribe(ctx context.Context, o bus.SubscribeOptions, h bus.H
 		return b.Bus.Subscribe(ctx, o, h)
 	}
 	return b.Bus.Subscribe(ctx, o, func(ctx context.Context, d bus.Delivery) error {
-		if strings.HasPrefix(d.Key, b.prefix) && b.dropped.CompareAndSwap(false, true) {
+		if strings.HasPrefix(d.Key, b.prefix) && b.dropped.CompareAndSwap(0, d.Offset+1) {
 			return nil
 		}
 		return h(ctx, d)
 	})
 }
 
-// TestClusterReportsAHoleInTheLog: a node that finds entries missing from
-// the log (it cannot converge any more) says so in its readiness.
-func TestClusterReportsAHoleInTheLog(t *testing.T) {
-	var hole *holeBus
-	n1 := startWrappedClusterNode(t, func(b bus.Bus) bus.Bus {
-		hole = &holeBus{Bus: b, prefix: "sms.in."}
-		return hole
-	})
-	waitReady(t, n1)
-	n1.sms("SMhole1", "+15556661235", "this one goes missing")
-	n1.sms("SMhole2", "+15556661235", "this one arrives")
-	sbt.WaitFor(t, waitLong, "the entry after the hole applied", func() bool { return len(n1.stored("+15556661235")) == 1 })
-	if !hole.dropped.Load() {
-		t.Fatal("nothing was dropped")
+func (b *holeBus) Head(ctx context.Context, queue string) (bus.Delivery, error) {
+	d, err := b.Bus.(bus.StreamHead).Head(ctx, queue)
+	if gone := b.dropped.Load(); err == nil && queue == "log" && d.Offset < gone {
+		d.Offset = gone // the entries up to the dropped one are "removed"
 	}
-	err := n1.node.Ready()
-	if err == nil || !strings.Contains(err.Error(), "were removed from the stream before this node applied them") {
+	return d, err
+}
+
+func (b *holeBus) Last(ctx context.Context, queue string, idle time.Duration) ([]bus.Delivery, error) {
+	return b.Bus.(bus.StreamLast).Last(ctx, queue, idle)
+}
+
+// TestClusterStopsAtAHoleInTheLog: a node that finds entries removed
+// from the log before it applied them (it cannot converge by applying the
+// log any more) applies nothing past them and says why in its readiness;
+// once another node publishes a snapshot past the hole it fails, so that
+// its supervisor restarts it, and restarted it converges with the others.
+func TestClusterStopsAtAHoleInTheLog(t *testing.T) {
+	amqpURL, ex := clusterExchange(t)
+	dir := t.TempDir()
+	var hole *holeBus
+	n1 := startNode(t, func(o *Options, c *Config) {
+		restartable(amqpURL, ex, "n1", dir, 0)(o, c)
+		c.holeRecheck = 50 * time.Millisecond
+		hole = &holeBus{Bus: dialBus(t, amqpURL, ex), prefix: "sms.in."}
+		c.Bus = hole
+	})
+	n2 := startNode(t, func(o *Options, c *Config) {
+		clusterNode(amqpURL, ex, "n2")(o, c)
+		o.SnapshotEvery = 1
+	})
+	waitReady(t, n1, n2)
+	const phone = "+15556661235"
+	n1.sms("SMhole1", phone, "this one goes missing on n1")
+	n1.sms("SMhole2", phone, "this one arrives after the hole")
+	sbt.WaitFor(t, waitLong, "n1 to find the hole", func() bool { return n1.node.Ready() != nil })
+	if err := n1.node.Ready(); !strings.Contains(err.Error(), "were removed from the stream before this node applied them") {
 		t.Fatalf("Ready() = %v, want the hole reported", err)
 	}
+	if hole.dropped.Load() == 0 {
+		t.Fatal("nothing was dropped")
+	}
+	select {
+	case err := <-n1.node.Failed():
+		if !strings.Contains(err.Error(), "a snapshot at offset") {
+			t.Fatalf("failure = %v", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("n1 did not fail once n2 published a snapshot past the hole")
+	}
+	if got := n1.stored(phone); len(got) != 0 {
+		t.Fatalf("n1 applied %d messages past the hole, want none", len(got))
+	}
+	stopNode(t, n1)
+
+	n1 = startNode(t, restartable(amqpURL, ex, "n1", dir, 0))
+	waitReady(t, n1)
+	sbt.WaitFor(t, waitLong, "n1 to converge with n2", func() bool {
+		return len(n1.stored(phone)) == 2 && reflect.DeepEqual(conversationTexts(t, n1, phone), conversationTexts(t, n2, phone))
+	})
 }
 
 func TestLogHeadReplacedBy(t *testing.T) {

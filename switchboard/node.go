@@ -86,6 +86,9 @@ type Config struct {
 	// logCheckEvery overrides how often a cluster node checks that its log
 	// is still the one it has applied (tests; 0 = logCheckEvery).
 	logCheckEvery time.Duration
+	// holeRecheck overrides how often a node stopped at a hole in the log
+	// looks for a snapshot past it (tests; 0 = holeRecheck).
+	holeRecheck time.Duration
 	// logSegmentBytes sets the segment size of a new log stream (tests:
 	// retention removes whole segments; 0 = the broker's default).
 	logSegmentBytes int64
@@ -182,6 +185,7 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 		n.cluster.snaps = newSnapshots(n.bus, opts.SnapshotEvery)
 		n.cluster.snaps.always = cfg.joinFromSnapshot
 	}
+	n.cluster.holeRecheck = cfg.holeRecheck
 	if cfg.logCheckEvery > 0 {
 		n.cluster.checkEvery = cfg.logCheckEvery
 	}
@@ -368,7 +372,7 @@ func (n *Node) Wait(ctx context.Context) error {
 // ready) and expects its owner to Shutdown and restart it. A supervisor
 // that restarts the process (systemd, Heroku, compose) is enough: the
 // switchboard command exits with an error. Cluster nodes fail this way
-// when the broker lost the cluster's log (see README: Limits); the restarted
+// when the broker lost the cluster's log (see docs/architecture.md, failure cases); the restarted
 // node replays the new log.
 func (n *Node) Failed() <-chan error { return n.failed }
 
