@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,7 @@ func BenchmarkJoin(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			for i := range b.N {
 				name := fmt.Sprintf("%s%d", mode, i)
+				stop := joinProfile(b, mode)
 				t0 := time.Now()
 				h := startNode(b, func(o *Options, c *Config) {
 					clusterNode(amqpURL, ex, name)(o, c)
@@ -73,6 +75,7 @@ func BenchmarkJoin(b *testing.B) {
 				})
 				sbt.WaitFor(b, 10*time.Minute, name+" ready", func() bool { return h.node.Ready() == nil })
 				d := time.Since(t0)
+				stop()
 				b.ReportMetric(d.Seconds(), "s/join")
 				b.Logf("%s: ready in %v (%d events in the log)", mode, d.Round(time.Millisecond), events)
 				if got := len(h.stored(fmt.Sprintf("+1555880%04d", 7))); got != events/2000 {
@@ -80,6 +83,27 @@ func BenchmarkJoin(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// joinProfile starts a CPU profile of one join when
+// SWITCHBOARD_JOIN_CPUPROFILE names a file (mode is added to its name), so
+// that the profile holds the join alone, not the building of the log.
+func joinProfile(b *testing.B, mode string) (stop func()) {
+	path := os.Getenv("SWITCHBOARD_JOIN_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path + "." + mode)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
 
