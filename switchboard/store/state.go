@@ -7,12 +7,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/util"
@@ -88,27 +85,24 @@ const importBatchBytes = 1 << 20
 // levels without merging them, where keys in the order they come (messages
 // by conversation, each with index keys spread over the whole index) made
 // it rewrite every table several times: most of the import's time. So the
-// index keys are built (on every core, while the state is written) and
-// sorted first; the memtable is flushed before the state, between its
-// parts, and before the index, so that no table spans two of them.
+// index keys are built and sorted on every core while the state is written
+// in order; then the index, merged in order. The memtable is flushed
+// before the state, where the index sorts among the state's keys and
+// before the index, so that no table spans two of them.
 func (s *Store) ImportState(ctx context.Context, kvs []KV, gseq uint64) error {
 	for _, kv := range kvs {
 		if !StateKey(kv.Key) {
 			return fmt.Errorf("store: import state: %w", invalid("key %q is not part of the applied state", kv.Key))
 		}
 	}
-	built := make(chan importIndex, 1)
-	go func() { built <- s.buildIndex(kvs) }()
+	ix := s.buildIndex(kvs)
+	defer ix.wait()
 	err := s.importSeq(ctx, gseq)
 	if err == nil {
-		err = s.importState(ctx, sortedState(kvs))
-	}
-	index := <-built // also on error: the goroutine is done
-	if err == nil {
-		err = index.err
+		err = s.importState(ctx, sortedState(kvs), s.anIndexKey(kvs))
 	}
 	if err == nil {
-		err = s.importIndex(ctx, index.runs)
+		err = s.importIndex(ctx, ix)
 	}
 	if err != nil {
 		return fmt.Errorf("store: import state: %w", err)
@@ -134,34 +128,21 @@ func (s *Store) importSeq(ctx context.Context, gseq uint64) error {
 	return s.flushMem()
 }
 
-// importState writes the state's keys, sorted, flushing the memtable after
-// each part (stateParts): the index, or anything else, may sort between two.
-func (s *Store) importState(ctx context.Context, kvs []KV) error {
+// importState writes the state's keys, sorted, and flushes the memtable
+// where the index keys (at) sort among them: no table of the state then
+// spans the index, which comes after.
+func (s *Store) importState(ctx context.Context, kvs []KV, at []byte) error {
 	var w importWriter
 	for i, kv := range kvs {
 		w.put(kv.Key, kv.Value, true)
-		last := i == len(kvs)-1
-		if last || w.size >= importBatchBytes || statePart(kvs[i+1].Key) != statePart(kv.Key) {
+		gap := i+1 < len(kvs) && at != nil && bytes.Compare(kv.Key, at) < 0 && bytes.Compare(at, kvs[i+1].Key) < 0
+		if i+1 == len(kvs) || gap || w.size >= importBatchBytes {
 			if err := w.write(ctx, s); err != nil {
 				return err
 			}
 		}
-		if last || statePart(kvs[i+1].Key) != statePart(kv.Key) {
+		if i+1 == len(kvs) || gap {
 			if err := s.flushMem(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// importIndex writes the index keys, merging the sorted runs.
-func (s *Store) importIndex(ctx context.Context, runs []keyRun) error {
-	var w importWriter
-	for m := (merge{runs: runs}); !m.done(); {
-		w.put(m.next(), nil, false)
-		if m.done() || w.size >= importBatchBytes {
-			if err := w.write(ctx, s); err != nil {
 				return err
 			}
 		}
@@ -226,14 +207,21 @@ func (s *Store) flushMem() error {
 	})
 }
 
-// statePart returns the part of the state (stateParts) key is in.
-func statePart(key []byte) string {
-	for _, p := range stateParts {
-		if strings.HasPrefix(string(key), p) {
-			return p
+// anIndexKey returns the first index key of the first message of kvs, or
+// nil: where the index sorts among the state's keys.
+func (s *Store) anIndexKey(kvs []KV) []byte {
+	if s.opts.noSearchIndex {
+		return nil
+	}
+	var b leveldb.Batch
+	for _, kv := range kvs {
+		if indexRecordTo(&b, kv.Key, kv.Value) == nil && b.Len() > 0 {
+			var run keyRun
+			b.Replay(&run)
+			return run.key(run.refs[0])
 		}
 	}
-	return ""
+	return nil
 }
 
 // sortedState returns kvs sorted by key. ExportState's come in one sorted
@@ -260,107 +248,4 @@ func sortedState(kvs []KV) []KV {
 		sorted = append(sorted, run...)
 	}
 	return sorted
-}
-
-// importIndex is what buildIndex built: the index keys in sorted runs.
-type importIndex struct {
-	runs []keyRun
-	err  error
-}
-
-// buildIndex returns the index keys of the messages among kvs, in one
-// sorted run per core, each built on its own goroutine.
-func (s *Store) buildIndex(kvs []KV) importIndex {
-	if s.opts.noSearchIndex {
-		return importIndex{}
-	}
-	workers := max(1, min(runtime.GOMAXPROCS(0), len(kvs)/1024))
-	runs := make([]keyRun, workers)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runs[w], errs[w] = indexRun(kvs, w, workers)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return importIndex{err: err}
-	}
-	return importIndex{runs: slices.DeleteFunc(runs, func(r keyRun) bool { return len(r.refs) == 0 })}
-}
-
-// indexRun returns the index keys of the messages among every nth of kvs
-// from the wth, sorted.
-func indexRun(kvs []KV, w, n int) (keyRun, error) {
-	var b leveldb.Batch
-	var run keyRun
-	msgs, done := 0, 0
-	for i := w; i < len(kvs); i += n {
-		if isMsgKey(kvs[i].Key) {
-			msgs++
-		}
-	}
-	for i := w; i < len(kvs); i += n {
-		if err := indexRecordTo(&b, kvs[i].Key, kvs[i].Value); err != nil {
-			return keyRun{}, err
-		}
-		if isMsgKey(kvs[i].Key) {
-			done++
-		}
-		// A batch grows by less and less as it holds more: keep it small.
-		if b.Len() >= 1024 || i+n >= len(kvs) {
-			if err := b.Replay(&run); err != nil {
-				return keyRun{}, err
-			}
-			b.Reset()
-			if cap(run.refs) < 2048 { // room for all, as the first messages go
-				run.refs = slices.Grow(run.refs, len(run.refs)*msgs/done*9/8)
-				run.data = slices.Grow(run.data, len(run.data)*msgs/done*9/8)
-			}
-		}
-	}
-	slices.SortFunc(run.refs, func(a, b keyRef) int { return bytes.Compare(run.key(a), run.key(b)) })
-	return run, nil
-}
-
-// keyRun holds keys in one buffer, referred to by offset: no pointers for
-// the garbage collector to follow, for millions of keys.
-type keyRun struct {
-	data []byte
-	refs []keyRef
-}
-
-type keyRef struct{ off, n int }
-
-func (r *keyRun) key(k keyRef) []byte { return r.data[k.off : k.off+k.n : k.off+k.n] }
-
-func (r *keyRun) Put(key, value []byte) {
-	r.refs = append(r.refs, keyRef{len(r.data), len(key)})
-	r.data = append(r.data, key...)
-}
-func (r *keyRun) Delete(key []byte) {}
-
-// merge walks sorted runs together, in key order.
-type merge struct{ runs []keyRun }
-
-func (m *merge) done() bool { return len(m.runs) == 0 }
-
-// next returns the least key of the runs' heads and moves past it.
-func (m *merge) next() []byte {
-	least := 0
-	key := m.runs[0].key(m.runs[0].refs[0])
-	for i := 1; i < len(m.runs); i++ {
-		if k := m.runs[i].key(m.runs[i].refs[0]); bytes.Compare(k, key) < 0 {
-			least, key = i, k
-		}
-	}
-	if r := &m.runs[least]; len(r.refs) == 1 {
-		m.runs = slices.Delete(m.runs, least, least+1)
-	} else {
-		r.refs = r.refs[1:]
-	}
-	return key
 }

@@ -50,7 +50,7 @@ func BenchmarkImportState(b *testing.B) {
 
 // benchState stores events inbound messages in a new store and returns its
 // exported state.
-func benchState(b *testing.B, events int) ([]KV, uint64) {
+func benchState(b testing.TB, events int) ([]KV, uint64) {
 	b.Helper()
 	cache := os.Getenv("SWITCHBOARD_IMPORT_CACHE") // a file to keep the state in between runs
 	if cache != "" {
@@ -58,7 +58,10 @@ func benchState(b *testing.B, events int) ([]KV, uint64) {
 			return kvs, gseq
 		}
 	}
-	src := benchOpen(b)
+	src, err := Open(Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer src.Close()
 	ctx := WithoutSync(context.Background())
 	var next atomic.Int64
