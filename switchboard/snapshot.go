@@ -296,6 +296,7 @@ func (c *cluster) loadSnapshot(ctx context.Context, first int64) error {
 	if err := c.n.store.SaveCheckpoint(ctx, nil, blob); err != nil {
 		return err
 	}
+	imported := time.Now()
 	convs, err := storedConvs(c.n.store)
 	if err != nil {
 		return err
@@ -308,6 +309,6 @@ func (c *cluster) loadSnapshot(ctx context.Context, first int64) error {
 		return err
 	}
 	c.snaps.last = best.Offset
-	c.log.Info("snapshot loaded", "offset", best.Offset, "from_node", best.Node, "keys", len(bestKVs), "conversations", len(convs), "read", read.Sub(began), "took", time.Since(began))
+	c.log.Info("snapshot loaded", "offset", best.Offset, "from_node", best.Node, "keys", len(bestKVs), "conversations", len(convs), "read", read.Sub(began), "import", imported.Sub(read), "took", time.Since(began))
 	return nil
 }

@@ -153,14 +153,14 @@ func (s *Store) importState(ctx context.Context, kvs []KV, at []byte) error {
 // importWriter builds one write of the import outside the writer, which
 // then only takes it (txn.put would index the messages again).
 type importWriter struct {
-	b     *leveldb.Batch
-	state []KV // keys a later request of the same write may read
+	b     *leveldb.Batch // reused once written
+	state []KV           // keys a later request of the same write may read
 	size  int
 }
 
 func (w *importWriter) put(key, value []byte, state bool) {
 	if w.b == nil {
-		w.b = new(leveldb.Batch)
+		w.b = leveldb.MakeBatch(importBatchBytes + 64<<10)
 	}
 	if value == nil {
 		value = []byte{}
@@ -174,8 +174,7 @@ func (w *importWriter) put(key, value []byte, state bool) {
 
 func (w *importWriter) write(ctx context.Context, s *Store) error {
 	b, state := w.b, w.state
-	*w = importWriter{}
-	if b == nil {
+	if b == nil || b.Len() == 0 {
 		return nil
 	}
 	res := s.do(ctx, func(t *txn) result {
@@ -191,7 +190,12 @@ func (w *importWriter) write(ctx context.Context, s *Store) error {
 		clear(t.seqs)
 		return result{}
 	})
-	return res.err
+	if res.err != nil {
+		return res.err // the writer may still hold b: not reused
+	}
+	b.Reset() // the writer answered: done with it
+	w.state, w.size = state[:0], 0
+	return nil
 }
 
 // flushMem writes LevelDB's memtable to a table and waits for it: opening
