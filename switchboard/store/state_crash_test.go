@@ -150,3 +150,35 @@ func dump(t *testing.T, s *Store) []byte {
 	}
 	return out
 }
+
+// TestImportStateIndexesAsWritten: a store that imports another's state
+// holds exactly the other's keys, the search index included (built at
+// import, from the messages, where the other wrote it with each message).
+func TestImportStateIndexesAsWritten(t *testing.T) {
+	a := newStore(t)
+	texts := []string{"Where is my order?", "ORDER 66 — café crème", "東京 タワー 行きたい", "refund, refund, refund!", ""}
+	for i := range 3000 {
+		mustInbound(t, a, Inbound{Sid: fmt.Sprintf("SM%d", i), Phone: fmt.Sprintf("+1555000%04d", i%37), Text: fmt.Sprintf("%s %d", texts[i%len(texts)], i), Received: time.UnixMilli(int64(1000 + i%500))})
+	}
+	var kvs []KV
+	gseq, err := a.ExportState(func(k, v []byte) error {
+		kvs = append(kvs, KV{Key: bytes.Clone(k), Value: bytes.Clone(v)})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newStore(t)
+	if err := b.ImportState(context.Background(), kvs, gseq); err != nil {
+		t.Fatal(err)
+	}
+	want, got := strings.Split(string(dump(t, a)), "\n"), strings.Split(string(dump(t, b)), "\n")
+	for i := range min(len(want), len(got)) {
+		if want[i] != got[i] {
+			t.Fatalf("key %d: imported %s, want %s", i, got[i], want[i])
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d keys imported, want %d", len(got), len(want))
+	}
+}
