@@ -45,7 +45,16 @@ func BenchmarkJoin(b *testing.B) {
 	b.Logf("published %d events in %v", events, time.Since(start).Round(time.Millisecond))
 	var snapAt int64 = -1
 	var snapBytes int
+	var changed time.Time
+	last := fmt.Sprintf("+1555880%04d", (events-1)%2000) // the last event's conversation
+	// Snapshots come every SnapshotEvery entries, so the latest is past
+	// 3/4 of the log once n1 has applied it all; it is taken once it has
+	// stayed the same for 2 s (the last one is published after its
+	// checkpoint).
 	sbt.WaitFor(b, 10*time.Minute, "n1 to apply the log and publish a snapshot of most of it", func() bool {
+		if len(n1.stored(last)) < (events+1999)/2000 {
+			return false
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		ds, err := n1.node.bus.(bus.StreamLast).Last(ctx, snapshotQueue, 200*time.Millisecond)
@@ -54,10 +63,10 @@ func BenchmarkJoin(b *testing.B) {
 		}
 		for _, d := range ds {
 			if meta, _, _, err := decodeSnapshot(d.Body); err == nil && meta.Offset > snapAt {
-				snapAt, snapBytes = meta.Offset, len(d.Body)
+				snapAt, snapBytes, changed = meta.Offset, len(d.Body), time.Now()
 			}
 		}
-		return snapAt >= int64(events)*9/10
+		return time.Since(changed) > 2*time.Second && snapAt >= int64(events)*3/4
 	})
 	b.Logf("applied in %v; latest snapshot at offset %d, %d bytes", time.Since(start).Round(time.Millisecond), snapAt, snapBytes)
 	for _, mode := range []string{"replay", "snapshot"} {
