@@ -288,6 +288,9 @@ func (c *cluster) loadSnapshot(ctx context.Context, first int64) error {
 	}
 	read := time.Now()
 	// Unsynced: the checkpoint below is the synced write (store.WithoutSync).
+	// A node killed before it has no checkpoint, so it loads a snapshot
+	// again at its next start and imports it over what it had written
+	// (store.TestImportCrash).
 	if err := c.n.store.ImportState(store.WithoutSync(ctx), bestKVs, best.Gseq); err != nil {
 		return err
 	}
