@@ -438,3 +438,19 @@ func readFound(get getter, found []pos, limit int) ([]protocol.Message, bool, er
 	}
 	return list, more, nil
 }
+
+// indexRecordTo puts into b the search index keys of the message record at
+// key (value its JSON), the keys txn.put writes with it; nothing for a key
+// that is not a message's. For a bulk writer that orders the keys itself
+// (ImportState, state.go).
+func indexRecordTo(b *leveldb.Batch, key, value []byte) error {
+	if !isMsgKey(key) {
+		return nil
+	}
+	var rec record
+	if err := json.Unmarshal(value, &rec); err != nil {
+		return fmt.Errorf("message record %q: %w", key, err)
+	}
+	indexWords(b, string(key[len(pMsg):len(key)-9]), binary.BigEndian.Uint64(key[len(key)-8:]), &rec)
+	return nil
+}
