@@ -41,7 +41,7 @@ const refConflict = "\x00conflict"
 func (c *cluster) acceptedBefore(key, id, what string) string {
 	c.acceptMu.Lock()
 	defer c.acceptMu.Unlock()
-	now := c.n.now()
+	now := c.now()
 	if a, ok := c.accepted[key]; ok && now.Sub(a.at) < time.Minute {
 		if a.what != what {
 			return refConflict
@@ -62,7 +62,7 @@ func (c *cluster) acceptedBefore(key, id, what string) string {
 // inbound accepts a webhook's message: durable (acceptor), then stored
 // and routed when it is applied from the log.
 func (c *cluster) inbound(ctx context.Context, in store.Inbound, born time.Time) (duplicate bool, err error) {
-	id := c.n.store.NewID()
+	id := c.store.NewID()
 	if prev := c.acceptedBefore("sid/"+in.Sid, id, ""); prev != "" {
 		id = prev // a retry before the first copy reached the log: same event
 	}
@@ -86,13 +86,13 @@ func (c *cluster) reply(ctx context.Context, s *session, phone, ref, text string
 // internal note (protocol.Note, desk.go): both share the agent's refs, so
 // a ref is stored once whichever it names.
 func (c *cluster) authored(ctx context.Context, s *session, phone, ref, text string, dir protocol.Direction) (string, error) {
-	if m, err := c.n.store.MessageByRef(s.agent, ref); err == nil {
+	if m, err := c.store.MessageByRef(s.agent, ref); err == nil {
 		if m.Phone != phone || m.Text != text || m.Direction != dir {
 			return "", fmt.Errorf("cluster: reply %s/%s: %w", s.agent, ref, store.ErrRefConflict)
 		}
 		return m.ID, nil
 	}
-	id := c.n.store.NewID()
+	id := c.store.NewID()
 	if prev := c.acceptedBefore("ref/"+s.agent+"/"+ref, id, digestOf(phone, text, string(dir))); prev != "" {
 		if prev == refConflict {
 			return "", fmt.Errorf("cluster: reply %s/%s: %w", s.agent, ref, store.ErrRefConflict)
@@ -101,7 +101,7 @@ func (c *cluster) authored(ctx context.Context, s *session, phone, ref, text str
 	}
 	msg := protocol.Message{
 		ID: id, Phone: phone, Direction: dir, Text: text, Agent: s.agent,
-		Received: c.n.now().UnixMilli(), Status: protocol.StatusQueued,
+		Received: c.now().UnixMilli(), Status: protocol.StatusQueued,
 	}
 	key := keyOut(phone)
 	if dir == protocol.Note {
@@ -116,7 +116,7 @@ func (c *cluster) authored(ctx context.Context, s *session, phone, ref, text str
 // status publishes a delivery status change through the journal. id may be
 // empty when only the provider's id is known (an early callback).
 func (c *cluster) status(ctx context.Context, msg protocol.Message, st protocol.Status, providerID, detail string) error {
-	eid := c.n.store.NewID()
+	eid := c.store.NewID()
 	key := "sms.status.unknown"
 	if msg.Phone != "" {
 		key = keyStatus(msg.Phone)
@@ -127,12 +127,12 @@ func (c *cluster) status(ctx context.Context, msg protocol.Message, st protocol.
 
 // connect registers a new local session and announces it.
 func (c *cluster) connect(s *session) error {
-	s.id = c.n.store.NewID()
+	s.id = c.store.NewID()
 	c.pendingLock.Lock()
 	c.pending[s.id] = s
 	c.pendingLock.Unlock()
 	s.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "How can I help you?"}, time.Time{})
-	return c.presence(c.n.ctx, s, stateConnected, 0)
+	return c.presence(c.ctx, s, stateConnected, 0)
 }
 
 // takePending returns (and forgets) the local session whose connection
@@ -150,18 +150,18 @@ func (c *cluster) disconnect(s *session) {
 	c.pendingLock.Lock()
 	delete(c.pending, s.id)
 	c.pendingLock.Unlock()
-	c.n.router.call(context.Background(), func() { c.n.router.forget(s) })
-	if c.n.ctx.Err() != nil {
+	c.router.call(context.Background(), func() { c.router.forget(s) })
+	if c.ctx.Err() != nil {
 		return // shutting down: the restarted node (or the dead-node check) disconnects it
 	}
-	if err := c.presence(c.n.ctx, s, stateGone, 0); err != nil {
+	if err := c.presence(c.ctx, s, stateGone, 0); err != nil {
 		c.log.Warn("publish disconnect", "agent", s.agent, "err", err)
 	}
 }
 
 // release asks the cluster to release phone from s's agent.
 func (c *cluster) release(ctx context.Context, s *session, phone string) error {
-	ev := routeEvent{ID: c.n.store.NewID(), Agent: s.agent, Phone: phone, Session: s.id, At: c.n.now().UnixMilli()}
+	ev := routeEvent{ID: c.store.NewID(), Agent: s.agent, Phone: phone, Session: s.id, At: c.now().UnixMilli()}
 	return c.publish(ctx, keyRelease(s.agent), ev)
 }
 
@@ -169,7 +169,7 @@ func (c *cluster) release(ctx context.Context, s *session, phone string) error {
 func (c *cluster) presence(ctx context.Context, s *session, state string, capacity int) error {
 	ev := presenceEvent{
 		Agent: s.agent, Node: c.node, State: state, Capacity: capacity,
-		At: c.n.now().UnixMilli(), ID: c.n.store.NewID(), Session: s.id,
+		At: c.now().UnixMilli(), ID: c.store.NewID(), Session: s.id,
 	}
 	return c.publish(ctx, keyPresence(s.agent), ev)
 }
@@ -185,11 +185,11 @@ func (c *cluster) publish(ctx context.Context, key string, v any) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, publishWait)
 	defer cancel()
-	start := c.n.now()
+	start := c.now()
 	if err := c.elog.Append(ctx, key, body); err != nil && !errors.Is(err, bus.ErrUnroutable) {
 		return fmt.Errorf("publish %s: %w", key, err)
 	}
-	c.n.metrics.busLatency.Observe(c.n.now().Sub(start))
+	c.metrics.busLatency.Observe(c.now().Sub(start))
 	return nil
 }
 

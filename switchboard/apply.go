@@ -23,7 +23,7 @@ var errStopping = errors.New("cluster: node stopping")
 
 // route runs f on the router goroutine for the apply loop.
 func (c *cluster) route(ctx context.Context, f func()) error {
-	if !c.n.router.call(ctx, f) {
+	if !c.router.call(ctx, f) {
 		return errStopping
 	}
 	return nil
@@ -224,7 +224,7 @@ func (c *cluster) storeRun(ctx context.Context, run []logEntry) (itemOf []int, r
 		}
 	}
 	if len(items) > 0 {
-		applied, err := c.n.store.ApplyLog(store.WithoutSync(ctx), items)
+		applied, err := c.store.ApplyLog(store.WithoutSync(ctx), items)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -260,9 +260,9 @@ func (c *cluster) storeItem(e *logEntry) (item store.LogItem, ok bool) {
 			// A callback that reached a node before the send was known
 			// there: resolve it, or hold it until the send shows up.
 			var found protocol.Message
-			if c.n.early.hold(ev.ProviderID, ev.Status, ev.Detail, c.n.now(), func() bool {
+			if c.early.hold(ev.ProviderID, ev.Status, ev.Detail, c.now(), func() bool {
 				var err error
-				found, err = c.n.store.MessageByProviderID(ev.ProviderID)
+				found, err = c.store.MessageByProviderID(ev.ProviderID)
 				return err == nil
 			}) {
 				return item, false
@@ -281,7 +281,7 @@ func (c *cluster) routeRun(ctx context.Context, run []logEntry, itemOf []int, re
 	// the call completed: a call cut short by shutdown may still be running.
 	var post []func()
 	err := c.route(ctx, func() {
-		r := c.n.router
+		r := c.router
 		for i := range run {
 			e := &run[i]
 			if e.bad != nil {
@@ -348,7 +348,7 @@ func (c *cluster) afterRun(ctx context.Context, run []logEntry, post []func()) {
 			c.applied(id, e.bad)
 		}
 	}
-	if c.sinceCheck >= checkpointEntries || c.n.now().Sub(c.lastCheck) >= checkpointEvery {
+	if c.sinceCheck >= checkpointEntries || c.now().Sub(c.lastCheck) >= checkpointEvery {
 		c.checkpoint(ctx)
 	}
 }
@@ -370,7 +370,7 @@ func (c *cluster) routeMessage(r *router, e *logEntry, res store.LogResult) []fu
 		if res.Fresh {
 			r.outbound(msg)
 			if origin := ev.Node; c.sends(origin) {
-				return []func(){func() { c.n.outbound.enqueue(msg, origin) }}
+				return []func(){func() { c.outbound.enqueue(msg, origin) }}
 			}
 		}
 	case strings.HasPrefix(e.key, "sms.status."):
@@ -384,8 +384,8 @@ func (c *cluster) routeMessage(r *router, e *logEntry, res store.LogResult) []fu
 			return []func(){func() {
 				// Applying a held callback writes and publishes: never in
 				// the applier's way.
-				if c.n.early.has(pid) {
-					c.n.goFunc(func() { c.n.applyEarly(c.n.ctx, id, pid) })
+				if c.early.has(pid) {
+					c.goFunc(func() { c.applyEarly(c.ctx, id, pid) })
 				}
 			}}
 		}
@@ -441,8 +441,8 @@ func decodeJSON(d eventlog.Entry, v any) error {
 // expire appends the end of agent's grace period for epoch to the log
 // (router.graceOver); false asks the router to try again.
 func (c *cluster) expire(agent string, epoch uint64) bool {
-	ev := routeEvent{ID: c.n.store.NewID(), Agent: agent, Epoch: epoch, By: c.node, At: c.n.now().UnixMilli()}
-	if err := c.publish(c.n.ctx, keyExpire(agent), ev); err != nil && c.n.ctx.Err() == nil {
+	ev := routeEvent{ID: c.store.NewID(), Agent: agent, Epoch: epoch, By: c.node, At: c.now().UnixMilli()}
+	if err := c.publish(c.ctx, keyExpire(agent), ev); err != nil && c.ctx.Err() == nil {
 		c.log.Warn("publish grace expiry; retrying", "agent", agent, "err", err)
 		return false
 	}

@@ -51,10 +51,10 @@ func (c *cluster) saveNow(ctx context.Context) {
 func (c *cluster) checkpoint(ctx context.Context) {
 	var blob []byte
 	var convs []store.ConvState
-	c.n.router.call(ctx, func() {
-		cp := checkpoint{Offset: c.offset, Agents: c.n.router.engine.SnapshotAgents(), Current: c.current, Recent: c.recent, Dead: c.dead, Head: &c.head, Gen: c.gen, Flows: c.n.router.engine.SnapshotFlows()}
+	c.router.call(ctx, func() {
+		cp := checkpoint{Offset: c.offset, Agents: c.router.engine.SnapshotAgents(), Current: c.current, Recent: c.recent, Dead: c.dead, Head: &c.head, Gen: c.gen, Flows: c.router.engine.SnapshotFlows()}
 		for phone := range c.dirty {
-			s := c.n.router.engine.Conversation(phone)
+			s := c.router.engine.Conversation(phone)
 			convs = append(convs, store.ConvState{Phone: s.Phone, Agent: s.Agent, LastAgent: s.LastAgent, Waiting: s.Waiting, WaitSeq: s.WaitSeq})
 		}
 		blob, _ = json.Marshal(cp) // marshalled here: the maps are the router's
@@ -64,7 +64,7 @@ func (c *cluster) checkpoint(ctx context.Context) {
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := c.n.store.SaveCheckpoint(wctx, convs, blob); err != nil {
+	if err := c.store.SaveCheckpoint(wctx, convs, blob); err != nil {
 		c.log.Error("checkpoint", "err", err)
 		return
 	}
@@ -75,7 +75,7 @@ func (c *cluster) checkpoint(ctx context.Context) {
 		c.log.Warn("trim the log", "err", err)
 	}
 	c.sinceCheck = 0
-	c.lastCheck = c.n.now()
+	c.lastCheck = c.now()
 }
 
 // restoreCheckpoint makes cp and convs (the store's routing state) the
@@ -104,9 +104,9 @@ func (c *cluster) restoreCheckpoint(cp checkpoint, convs []route.Conversation) {
 		}
 	}
 	c.adoptMu.Unlock()
-	c.n.router.engine.Restore(convs, time.Unix(0, 0))
-	c.n.router.engine.RestoreAgents(cp.Agents)
-	c.n.router.engine.RestoreFlows(cp.Flows)
+	c.router.engine.Restore(convs, time.Unix(0, 0))
+	c.router.engine.RestoreAgents(cp.Agents)
+	c.router.engine.RestoreFlows(cp.Flows)
 }
 
 // storedConvs is the routing state of every conversation in st.

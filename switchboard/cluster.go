@@ -16,7 +16,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard/switchboard/switchboard/bus"
 	"github.com/switchboard/switchboard/switchboard/eventlog"
+	"github.com/switchboard/switchboard/switchboard/store"
 )
 
 // Cluster timing. Heartbeats are cheap non-persistent fan-out messages.
@@ -63,8 +65,29 @@ func BrokerNames(exchange string) (exchanges, queues []string) {
 		[]string{exchange + ".log", exchange + "." + snapshotQueue, exchange + "." + navStream, exchange + ".dead"}
 }
 
+// clusterDeps is what the cluster takes from the node: the parts it drives
+// (store, router, dispatcher, early statuses, bus), the node's clock,
+// metrics and settings, and its lifetime: the goroutines it starts, the
+// subscriptions it closes at shutdown, and its failure. No *Node.
+type clusterDeps struct {
+	store    *store.Store
+	router   *router
+	outbound *dispatcher // set by New once the dispatcher exists (it asks the cluster who sends)
+	early    *earlyStatuses
+	bus      bus.Bus
+	metrics  *nodeMetrics
+	now      func() time.Time
+	capacity int // an agent's capacity when it names none (a new routing engine's)
+	// ctx is the node's lifetime, set by Node.Start before anything runs.
+	ctx        context.Context
+	goFunc     func(func()) bool
+	addSub     func(bus.Subscription)
+	fail       func(error)
+	applyEarly func(ctx context.Context, id, providerID string)
+}
+
 type cluster struct {
-	n    *Node
+	clusterDeps
 	log  *slog.Logger
 	node string // this node's id, as used in routing keys
 
@@ -143,7 +166,11 @@ func nodeWord(node string) string {
 // own journal) and watch other nodes' heartbeats.
 func newCluster(n *Node, elog eventlog.Log, local *eventlog.Local) (*cluster, error) {
 	c := &cluster{
-		n:          n,
+		clusterDeps: clusterDeps{
+			store: n.store, router: n.router, early: &n.early, bus: n.bus, metrics: n.metrics,
+			now: n.now, capacity: n.opts.DefaultCapacity,
+			goFunc: n.goFunc, addSub: n.addSub, fail: n.fail, applyEarly: n.applyEarly,
+		},
 		log:        n.logBase.With("component", "cluster"),
 		node:       nodeWord(n.opts.Node),
 		offset:     -1,
@@ -273,11 +300,11 @@ func (c *cluster) start(ctx context.Context) error {
 	}
 	c.log.Info("replaying the log", "log", c.elog.Name(), "from", c.offset+1)
 	close(gate)
-	c.n.addSub(logSub)
-	c.n.goFunc(func() { c.applier(ctx) })
-	c.n.goFunc(func() { c.accept.run(ctx) })
+	c.addSub(logSub)
+	c.goFunc(func() { c.applier(ctx) })
+	c.goFunc(func() { c.accept.run(ctx) })
 	if watch {
-		c.n.goFunc(func() { c.watchLog(ctx) })
+		c.goFunc(func() { c.watchLog(ctx) })
 	}
 	return nil
 }
@@ -285,8 +312,8 @@ func (c *cluster) start(ctx context.Context) error {
 // announce publishes this node's start: once it is applied, the node has
 // caught up (membership.go).
 func (c *cluster) announce(ctx context.Context) error {
-	c.startedID = c.n.store.NewID()
-	if err := c.publish(ctx, keyNode(c.node), routeEvent{ID: c.startedID, Node: c.node, State: "started", By: c.node, At: c.n.now().UnixMilli()}); err != nil {
+	c.startedID = c.store.NewID()
+	if err := c.publish(ctx, keyNode(c.node), routeEvent{ID: c.startedID, Node: c.node, State: "started", By: c.node, At: c.now().UnixMilli()}); err != nil {
 		return fmt.Errorf("announce node: %w", err)
 	}
 	return nil

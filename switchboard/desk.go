@@ -56,8 +56,8 @@ func (c *cluster) note(ctx context.Context, s *session, phone, ref, text string)
 // that follows it reads it; an agent learns it from its contact frame.
 func (c *cluster) putContact(ctx context.Context, phone string, ct protocol.Contact, keepNotes bool, by string) error {
 	ev := contactEvent{
-		ID: c.n.store.NewID(), Phone: phone, Name: ct.Name, Notes: ct.Notes, KeepNotes: keepNotes,
-		By: by, Node: c.node, At: c.n.now().UnixMilli(),
+		ID: c.store.NewID(), Phone: phone, Name: ct.Name, Notes: ct.Notes, KeepNotes: keepNotes,
+		By: by, Node: c.node, At: c.now().UnixMilli(),
 	}
 	if by == "admin" {
 		return c.appendApplied(ctx, ev.ID, keyContact(phone), ev)
@@ -67,7 +67,7 @@ func (c *cluster) putContact(ctx context.Context, phone string, ct protocol.Cont
 
 // putCanned accepts a canned reply's change, answered once applied here.
 func (c *cluster) putCanned(ctx context.Context, name, text string, del bool) error {
-	ev := cannedEvent{ID: c.n.store.NewID(), Name: name, Text: text, Delete: del, Node: c.node, At: c.n.now().UnixMilli()}
+	ev := cannedEvent{ID: c.store.NewID(), Name: name, Text: text, Delete: del, Node: c.node, At: c.now().UnixMilli()}
 	return c.appendApplied(ctx, ev.ID, keyCanned(name), ev)
 }
 

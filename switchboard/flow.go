@@ -48,23 +48,23 @@ type answerTimer struct {
 // transfer accepts an agent's transfer: it takes effect (or is refused)
 // when applied.
 func (c *cluster) transfer(ctx context.Context, s *session, f protocol.Frame) error {
-	ev := routeEvent{ID: c.n.store.NewID(), Agent: s.agent, Phone: f.Phone, To: f.To, Note: f.Note,
-		Session: s.id, Node: c.node, Ref: f.Ref, At: c.n.now().UnixMilli()}
+	ev := routeEvent{ID: c.store.NewID(), Agent: s.agent, Phone: f.Phone, To: f.To, Note: f.Note,
+		Session: s.id, Node: c.node, Ref: f.Ref, At: c.now().UnixMilli()}
 	return c.publish(ctx, keyTransfer(s.agent), ev)
 }
 
 // assign accepts a supervisor's assignment.
 func (c *cluster) assign(ctx context.Context, s *session, f protocol.Frame) error {
-	ev := routeEvent{ID: c.n.store.NewID(), Agent: f.To, Phone: f.Phone, To: f.To,
-		Session: s.id, Node: c.node, Ref: f.Ref, At: c.n.now().UnixMilli()}
+	ev := routeEvent{ID: c.store.NewID(), Agent: f.To, Phone: f.Phone, To: f.To,
+		Session: s.id, Node: c.node, Ref: f.Ref, At: c.now().UnixMilli()}
 	return c.publish(ctx, keyAssign(f.To), ev)
 }
 
 // answerTimeout appends an answer timeout about o; false asks to retry.
 func (c *cluster) answerTimeout(o route.Owed) bool {
-	ev := routeEvent{ID: c.n.store.NewID(), Agent: o.Agent, Phone: o.Phone, Msg: o.Msg, Since: o.Since.UnixMilli(),
-		By: c.node, At: c.n.now().UnixMilli()}
-	if err := c.publish(c.n.ctx, keyTimeout(o.Phone), ev); err != nil && c.n.ctx.Err() == nil {
+	ev := routeEvent{ID: c.store.NewID(), Agent: o.Agent, Phone: o.Phone, Msg: o.Msg, Since: o.Since.UnixMilli(),
+		By: c.node, At: c.now().UnixMilli()}
+	if err := c.publish(c.ctx, keyTimeout(o.Phone), ev); err != nil && c.ctx.Err() == nil {
 		c.log.Warn("publish answer timeout; retrying", "phone", o.Phone, "err", err)
 		return false
 	}
@@ -122,7 +122,7 @@ func (c *cluster) storeTransferNote(ev *routeEvent, offset int64) {
 		ID: ev.ID, Phone: ev.Phone, Agent: ev.Agent, Ref: "transfer." + ev.ID, Text: "transferred " + to + ": " + ev.Note,
 		Sent: time.UnixMilli(ev.At), LogPos: store.LogPos(c.gen, offset), Origin: ev.Node, Note: true,
 	}}
-	res, err := c.n.store.ApplyLog(store.WithoutSync(c.n.ctx), []store.LogItem{item})
+	res, err := c.store.ApplyLog(store.WithoutSync(c.ctx), []store.LogItem{item})
 	if err == nil && len(res) == 1 {
 		err = res[0].Err
 	}
@@ -256,9 +256,9 @@ func (r *router) tickView() {
 // connectSupervisor registers a supervisor session: no log event, since
 // watching changes nothing. It gets the view at once.
 func (c *cluster) connectSupervisor(s *session) {
-	s.id = c.n.store.NewID()
-	c.n.router.call(c.n.ctx, func() {
-		r := c.n.router
+	s.id = c.store.NewID()
+	c.router.call(c.ctx, func() {
+		r := c.router
 		r.supervisors[s.id] = s
 		s.enqueue(protocol.Frame{Type: protocol.TypeAlert, Text: "Supervisor view."}, time.Time{})
 		s.enqueue(protocol.Frame{Type: protocol.TypeSupervisor, View: r.view()}, time.Time{})
@@ -267,7 +267,7 @@ func (c *cluster) connectSupervisor(s *session) {
 
 // disconnectSupervisor forgets a supervisor session.
 func (c *cluster) disconnectSupervisor(s *session) {
-	c.n.router.call(context.Background(), func() { delete(c.n.router.supervisors, s.id) })
+	c.router.call(context.Background(), func() { delete(c.router.supervisors, s.id) })
 }
 
 // handleQueue is GET /queue (admin): the supervisor's view as JSON.

@@ -55,14 +55,14 @@ func newHeartbeats(c *cluster) *heartbeats {
 func (h *heartbeats) start(ctx context.Context) error {
 	c := h.c
 	h.mu.Lock()
-	h.startedAt = c.n.now()
+	h.startedAt = c.now()
 	h.mu.Unlock()
-	sub, err := c.n.bus.Subscribe(ctx, bus.SubscribeOptions{Bindings: []string{"node.heartbeat.*"}}, h.onHeartbeat)
+	sub, err := c.bus.Subscribe(ctx, bus.SubscribeOptions{Bindings: []string{"node.heartbeat.*"}}, h.onHeartbeat)
 	if err != nil {
 		return fmt.Errorf("subscribe heartbeats: %w", err)
 	}
-	c.n.addSub(sub)
-	c.n.goFunc(func() { h.run(ctx) })
+	c.addSub(sub)
+	c.goFunc(func() { h.run(ctx) })
 	return nil
 }
 
@@ -81,7 +81,7 @@ func (h *heartbeats) run(ctx context.Context) {
 	defer t.Stop()
 	for {
 		hctx, cancel := context.WithTimeout(ctx, heartbeatEvery)
-		c.n.bus.Publish(hctx, keyHeartbeat(c.node), []byte(`{"node":"`+c.node+`"}`))
+		c.bus.Publish(hctx, keyHeartbeat(c.node), []byte(`{"node":"`+c.node+`"}`))
 		cancel()
 		h.checkDead(ctx)
 		select {
@@ -95,7 +95,7 @@ func (h *heartbeats) run(ctx context.Context) {
 func (h *heartbeats) onHeartbeat(_ context.Context, d bus.Delivery) error {
 	c := h.c
 	node := strings.TrimPrefix(d.Key, "node.heartbeat.")
-	now := c.n.now()
+	now := c.now()
 	h.mu.Lock()
 	last, seen := h.lastSeen[node]
 	h.lastSeen[node] = now
@@ -125,13 +125,13 @@ func (h *heartbeats) checkDead(ctx context.Context) {
 	if !c.caughtUp.Load() {
 		return
 	}
-	now := c.n.now()
+	now := c.now()
 	if !h.mayDeclare(now) {
 		return
 	}
 	hosts := map[string]bool{}
-	c.n.router.call(ctx, func() {
-		for _, a := range c.n.router.engine.SnapshotAgents() {
+	c.router.call(ctx, func() {
+		for _, a := range c.router.engine.SnapshotAgents() {
 			if a.Online && a.Node != "" && a.Node != c.node {
 				hosts[a.Node] = true
 			}
@@ -139,7 +139,7 @@ func (h *heartbeats) checkDead(ctx context.Context) {
 	})
 	for _, node := range h.silent(now, hosts) {
 		c.log.Warn("node silent: declaring it dead", "node", node)
-		ev := routeEvent{ID: c.n.store.NewID(), Node: node, State: "dead", By: c.node, At: now.UnixMilli()}
+		ev := routeEvent{ID: c.store.NewID(), Node: node, State: "dead", By: c.node, At: now.UnixMilli()}
 		if err := c.publish(ctx, keyNode(node), ev); err != nil {
 			c.log.Warn("publish node death", "node", node, "err", err)
 		}

@@ -74,7 +74,7 @@ func TestSendReadiness(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	n := &Node{now: func() time.Time { return now }}
 	hb := &heartbeats{node: "n1", lastSeen: map[string]time.Time{"n1": now}}
-	n.cluster = &cluster{n: n, node: "n1", members: hb, adopted: map[string]bool{"n3": true}}
+	n.cluster = &cluster{clusterDeps: clusterDeps{now: n.now}, node: "n1", members: hb, adopted: map[string]bool{"n3": true}}
 	d := &dispatcher{dispatcherDeps: dispatcherDeps{now: n.now, role: n.cluster}}
 	quick := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), 50*time.Millisecond)

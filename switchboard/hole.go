@@ -39,7 +39,7 @@ func (c *cluster) hole(ctx context.Context, from, to int64) {
 	c.setFault(fmt.Errorf("cluster log: entries %d to %d were removed from the stream before this node applied them (a retention policy on the log?); this node stopped applying the log there and restarts once a snapshot covers them (docs/architecture.md, failure cases)", from, to))
 	c.log.Error("cluster log has a hole: this node stopped applying and reports not ready", "missing_from", from, "missing_to", to, "applied_up_to", c.queued)
 	applied := c.queued
-	c.n.goFunc(func() { c.awaitSnapshot(ctx, applied) })
+	c.goFunc(func() { c.awaitSnapshot(ctx, applied) })
 }
 
 // awaitSnapshot fails the node once a snapshot past offset (this node's
@@ -51,7 +51,7 @@ func (c *cluster) awaitSnapshot(ctx context.Context, offset int64) {
 	}
 	for {
 		if at, ok := c.snapshotPast(ctx, offset); ok {
-			c.n.fail(fmt.Errorf("cluster log: a snapshot at offset %d now covers the entries removed before this node applied them; restarting to load it", at))
+			c.fail(fmt.Errorf("cluster log: a snapshot at offset %d now covers the entries removed before this node applied them; restarting to load it", at))
 			return
 		}
 		if !pause.For(ctx, every) {
@@ -64,7 +64,7 @@ func (c *cluster) awaitSnapshot(ctx context.Context, offset int64) {
 // applied up to offset could start from: past offset, and reaching the
 // log's first entry. It reads only the snapshots' headers.
 func (c *cluster) snapshotPast(ctx context.Context, offset int64) (int64, bool) {
-	last, ok := c.n.bus.(bus.StreamLast)
+	last, ok := c.bus.(bus.StreamLast)
 	if c.snaps == nil || !ok {
 		return 0, false
 	}

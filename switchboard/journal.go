@@ -79,7 +79,7 @@ func (j *journal) trim(ctx context.Context) {
 	if len(j.applied) == 0 {
 		return
 	}
-	if err := j.c.n.store.DeleteJournal(ctx, j.applied...); err != nil {
+	if err := j.c.store.DeleteJournal(ctx, j.applied...); err != nil {
 		j.c.log.Warn("trim journal", "err", err)
 		return
 	}
@@ -99,7 +99,7 @@ func (j *journal) accept(ctx context.Context, id, key string, _ any, body []byte
 	if item != nil && item.Inbound != nil {
 		// A retry of a message the log already brought here is not
 		// published again (applying it again would change nothing).
-		if _, err := c.n.store.MessageBySid(item.Inbound.Sid); err == nil {
+		if _, err := c.store.MessageBySid(item.Inbound.Sid); err == nil {
 			return true, nil
 		}
 	}
@@ -115,16 +115,16 @@ func (j *journal) accept(ctx context.Context, id, key string, _ any, body []byte
 			defer close(done)
 			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishWait)
 			defer cancel()
-			start := c.n.now()
+			start := c.now()
 			if err := c.elog.Append(pctx, key, body); err != nil {
 				c.log.Warn("publish to the log failed; the journal will retry", "key", key, "id", id, "err", err)
 				return
 			}
 			published.Store(true)
-			c.n.metrics.busLatency.Observe(c.n.now().Sub(start))
+			c.metrics.busLatency.Observe(c.now().Sub(start))
 		}()
 	}
-	err = c.n.store.PutJournal(ctx, store.JournalEntry{ID: id, Key: key, Body: body, At: c.n.now()})
+	err = c.store.PutJournal(ctx, store.JournalEntry{ID: id, Key: key, Body: body, At: c.now()})
 	<-done
 	if err == nil && !published.Load() {
 		// Only now that the entry is in the journal: a read of the journal
@@ -162,13 +162,13 @@ func (j *journal) run(ctx context.Context) {
 		j.failMu.Lock()
 		failures := len(j.failed)
 		j.failMu.Unlock()
-		now := c.n.now()
+		now := c.now()
 		if !first && failures == 0 && now.Sub(lastScan) < journalScanEvery {
 			continue
 		}
 		var due []store.JournalEntry
 		present := map[string]bool{}
-		err := c.n.store.Journal(func(e store.JournalEntry) error {
+		err := c.store.Journal(func(e store.JournalEntry) error {
 			present[e.ID] = true
 			if now.Sub(e.At) >= republishAfter {
 				due = append(due, e)

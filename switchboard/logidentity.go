@@ -59,8 +59,8 @@ func (h logHead) replacedBy(cur logHead) bool {
 func (c *cluster) adoptLog(ctx context.Context, cur logHead) error {
 	var restores []routeEvent
 	err := c.route(ctx, func() {
-		e := c.n.router.engine
-		at := c.n.now().UnixMilli()
+		e := c.router.engine
+		at := c.now().UnixMilli()
 		for _, phone := range e.Waiting() {
 			conv := e.Conversation(phone)
 			restores = append(restores, routeEvent{Phone: phone, Waiting: true, LastAgent: conv.LastAgent, By: c.node, At: at})
@@ -75,7 +75,7 @@ func (c *cluster) adoptLog(ctx context.Context, cur logHead) error {
 		return err
 	}
 	for _, ev := range restores {
-		ev.ID = c.n.store.NewID()
+		ev.ID = c.store.NewID()
 		if err := c.publish(ctx, keyRestore(ev.Phone), ev); err != nil {
 			return fmt.Errorf("restore routing into the new log: %w", err)
 		}
@@ -92,13 +92,13 @@ func (c *cluster) adoptLog(ctx context.Context, cur logHead) error {
 	c.adoptMu.Unlock()
 	slices.Sort(adopted)
 	for _, node := range adopted {
-		ev := routeEvent{ID: c.n.store.NewID(), Node: node, State: "dead", By: c.node, At: c.n.now().UnixMilli()}
+		ev := routeEvent{ID: c.store.NewID(), Node: node, State: "dead", By: c.node, At: c.now().UnixMilli()}
 		if err := c.publish(ctx, keyNode(node), ev); err != nil {
 			return fmt.Errorf("restore a node death into the new log: %w", err)
 		}
 	}
 	err = c.route(ctx, func() {
-		c.n.router.engine = route.New(c.n.opts.DefaultCapacity)
+		c.router.engine = route.New(c.capacity)
 		c.current = map[string]string{}
 		c.recent, c.recentSet = nil, map[string]bool{}
 		c.dead = map[string]string{}
@@ -114,7 +114,7 @@ func (c *cluster) adoptLog(ctx context.Context, cur logHead) error {
 	c.gen++
 	c.head = cur
 	blob, _ := json.Marshal(checkpoint{Offset: -1, Current: c.current, Dead: c.dead, Head: &cur, Gen: c.gen})
-	if err := c.n.store.ResetRouting(ctx, blob); err != nil {
+	if err := c.store.ResetRouting(ctx, blob); err != nil {
 		return err
 	}
 	c.log.Info("cluster: routing restored into the new log", "conversations", len(restores), "generation", c.gen)
@@ -162,7 +162,7 @@ func (c *cluster) watchLog(ctx context.Context) {
 		err = fmt.Errorf("cluster log replaced: its first entry changed (offset %d, %s → offset %d, %s); the broker lost it or it was deleted, and this node cannot follow the new log while running: restart it to replay the new log (docs/architecture.md, failure cases)",
 			c.head.Offset, c.head.Sum, cur.Offset, cur.Sum)
 		c.setFault(err)
-		c.n.fail(err)
+		c.fail(err)
 		return
 	}
 }

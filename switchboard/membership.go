@@ -43,12 +43,12 @@ func (c *cluster) nodeStarted(r *router, ev *routeEvent) []func() {
 	}
 	r.armAllAnswers()
 	return []func(){func() {
-		c.checkpoint(c.n.ctx)
+		c.checkpoint(c.ctx)
 		if c.caughtUp.CompareAndSwap(false, true) {
 			close(c.caughtUpCh)
 		}
 		c.log.Info("cluster: caught up with the log", "offset", c.offset)
-		c.n.outbound.sweep()
+		c.outbound.sweep()
 	}}
 }
 
@@ -61,7 +61,7 @@ func (c *cluster) nodeAlive(r *router, ev *routeEvent) []func() {
 	return []func(){func() {
 		// Our replies stored until now were the adopter's to send: any
 		// of them may be at the provider already, or on its way there.
-		wait := c.n.outbound.handOver(true)
+		wait := c.outbound.handOver(true)
 		c.log.Warn("cluster: sending this node's replies again", "after", wait)
 	}}
 }
@@ -81,8 +81,8 @@ func (c *cluster) nodeDead(r *router, ev *routeEvent) []func() {
 				return // replaying: our "started" comes later in the log
 			}
 			c.log.Warn("cluster: this node was declared dead; saying it is alive")
-			ev := routeEvent{ID: c.n.store.NewID(), Node: c.node, State: "alive", By: c.node, At: c.n.now().UnixMilli()}
-			if err := c.publish(c.n.ctx, keyNode(c.node), ev); err != nil {
+			ev := routeEvent{ID: c.store.NewID(), Node: c.node, State: "alive", By: c.node, At: c.now().UnixMilli()}
+			if err := c.publish(c.ctx, keyNode(c.node), ev); err != nil {
 				c.log.Error("publish alive", "err", err)
 			}
 			c.reassert()
@@ -100,10 +100,10 @@ func (c *cluster) nodeDead(r *router, ev *routeEvent) []func() {
 			// already offline.
 			l := r.engine.LoadOf(agent)
 			gone := presenceEvent{Agent: agent, Node: ev.Node, State: stateGone, Capacity: l.Capacity, Load: l.Active,
-				At: ev.At, ID: c.n.store.NewID(), Session: c.current[agent]}
+				At: ev.At, ID: c.store.NewID(), Session: c.current[agent]}
 			post = append(post, func() {
-				c.n.goFunc(func() {
-					if err := c.publish(c.n.ctx, keyPresence(agent), gone); err != nil && c.n.ctx.Err() == nil {
+				c.goFunc(func() {
+					if err := c.publish(c.ctx, keyPresence(agent), gone); err != nil && c.ctx.Err() == nil {
 						c.log.Warn("publish presence gone", "agent", agent, "err", err)
 					}
 				})
@@ -126,7 +126,7 @@ func (c *cluster) nodeDead(r *router, ev *routeEvent) []func() {
 		// An attempt it started before it fell silent can still reach
 		// the provider: wait that out, then look each reply up before
 		// sending it (dispatcher.uncertain).
-		wait := c.n.outbound.handOver(false)
+		wait := c.outbound.handOver(false)
 		c.log.Warn("node declared dead: sending its pending replies", "node", node, "after", wait)
 	})
 }
@@ -148,7 +148,7 @@ func (c *cluster) back(node string) {
 // reassert publishes the connection of every local session again.
 func (c *cluster) reassert() {
 	var list []*session
-	c.n.router.call(c.n.ctx, func() { list = c.n.router.localSessions() })
+	c.router.call(c.ctx, func() { list = c.router.localSessions() })
 	for _, s := range list {
 		c.reannounce(s)
 	}
@@ -157,10 +157,10 @@ func (c *cluster) reassert() {
 // reannounce publishes the connection of local session s again, and its
 // availability if the agent had declared it.
 func (c *cluster) reannounce(s *session) {
-	c.n.goFunc(func() {
-		c.presence(c.n.ctx, s, stateConnected, 0)
+	c.goFunc(func() {
+		c.presence(c.ctx, s, stateConnected, 0)
 		if s.available.Load() {
-			c.presence(c.n.ctx, s, stateAvailable, int(s.lastCapacity.Load()))
+			c.presence(c.ctx, s, stateAvailable, int(s.lastCapacity.Load()))
 		}
 	})
 }

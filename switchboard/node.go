@@ -205,6 +205,7 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 		statusURL: statusURL, smsFrom: opts.TwilioFrom, whatsAppFrom: opts.TwilioWhatsAppFrom,
 		setStatus: n.setStatus, applyEarly: n.applyEarly,
 	}, n.logBase.With("component", "outbound"))
+	n.cluster.outbound = n.outbound
 	if cfg.Backoff != nil {
 		n.outbound.backoff = *cfg.Backoff
 	}
@@ -300,6 +301,7 @@ func (n *Node) Start() error {
 	}
 	n.listener = ln
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.cluster.ctx = n.ctx // before any goroutine that reads it starts
 
 	n.goFunc(func() { n.router.run(n.ctx) })
 	n.goFunc(func() { n.subscribe(n.ctx) })

@@ -217,7 +217,7 @@ func (c *cluster) maybeSnapshot(ctx context.Context, blob []byte) {
 		return
 	}
 	var kvs []store.KV
-	gseq, err := c.n.store.ExportState(func(k, v []byte) error {
+	gseq, err := c.store.ExportState(func(k, v []byte) error {
 		kvs = append(kvs, store.KV{Key: bytes.Clone(k), Value: bytes.Clone(v)})
 		return nil
 	})
@@ -227,8 +227,8 @@ func (c *cluster) maybeSnapshot(ctx context.Context, blob []byte) {
 	}
 	s.last = c.offset
 	s.busy.Store(true)
-	meta := snapshotMeta{Offset: c.offset, Node: c.node, At: c.n.now().UnixMilli(), Gseq: gseq, Checkpoint: blob}
-	c.n.goFunc(func() {
+	meta := snapshotMeta{Offset: c.offset, Node: c.node, At: c.now().UnixMilli(), Gseq: gseq, Checkpoint: blob}
+	c.goFunc(func() {
 		defer s.busy.Store(false)
 		body, err := encodeSnapshot(meta, kvs)
 		if err == nil && len(body) > maxSnapshotBytes {
@@ -291,21 +291,21 @@ func (c *cluster) loadSnapshot(ctx context.Context, first int64) error {
 	// A node killed before it has no checkpoint, so it loads a snapshot
 	// again at its next start and imports it over what it had written
 	// (store.TestImportCrash).
-	if err := c.n.store.ImportState(store.WithoutSync(ctx), bestKVs, best.Gseq); err != nil {
+	if err := c.store.ImportState(store.WithoutSync(ctx), bestKVs, best.Gseq); err != nil {
 		return err
 	}
 	bestCP.Head = &c.head
 	blob, _ := json.Marshal(bestCP)
-	if err := c.n.store.SaveCheckpoint(ctx, nil, blob); err != nil {
+	if err := c.store.SaveCheckpoint(ctx, nil, blob); err != nil {
 		return err
 	}
 	imported := time.Now()
-	convs, err := storedConvs(c.n.store)
+	convs, err := storedConvs(c.store)
 	if err != nil {
 		return err
 	}
 	if err := c.route(ctx, func() {
-		c.n.router.engine = route.New(c.n.opts.DefaultCapacity)
+		c.router.engine = route.New(c.capacity)
 		c.current, c.recent, c.recentSet, c.dead, c.dirty = map[string]string{}, nil, map[string]bool{}, map[string]string{}, map[string]bool{}
 		c.restoreCheckpoint(bestCP, convs)
 	}); err != nil {
