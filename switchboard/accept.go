@@ -35,6 +35,9 @@ func digestOf(parts ...string) string {
 // with different content.
 const refConflict = "\x00conflict"
 
+// acceptWindow is how long acceptedBefore remembers a key.
+const acceptWindow = time.Minute
+
 // acceptedBefore returns the id given to key (a sid or an agent/ref) when
 // this node accepted it recently, or "" — and otherwise remembers id with
 // what (the content). Accepted before with another what: refConflict.
@@ -42,21 +45,45 @@ func (c *cluster) acceptedBefore(key, id, what string) string {
 	c.acceptMu.Lock()
 	defer c.acceptMu.Unlock()
 	now := c.now()
-	if a, ok := c.accepted[key]; ok && now.Sub(a.at) < time.Minute {
+	if a, ok := c.accepted.get(key, now); ok {
 		if a.what != what {
 			return refConflict
 		}
 		return a.id
 	}
-	if len(c.accepted) > 100000 {
-		for k, a := range c.accepted {
-			if now.Sub(a.at) >= time.Minute {
-				delete(c.accepted, k)
-			}
-		}
-	}
-	c.accepted[key] = acceptedID{id: id, at: now, what: what}
+	c.accepted.put(key, acceptedID{id: id, at: now, what: what}, now)
 	return ""
+}
+
+// recentKeys remembers keys for at least keep, in two generations: the
+// older is dropped whole once the newer is keep old, so remembering costs
+// the same at any rate. (A sweep of one map, once it held 100,000 keys,
+// deleted nothing while they were all younger than keep, and then ran
+// again on every webhook: above about 1,700 webhooks a second, each one
+// scanned the whole map.) It holds at most two windows of keys.
+type recentKeys struct {
+	keep     time.Duration
+	cur, old map[string]acceptedID
+	since    time.Time // when cur began
+}
+
+func newRecentKeys(keep time.Duration) recentKeys {
+	return recentKeys{keep: keep, cur: map[string]acceptedID{}}
+}
+
+func (r *recentKeys) get(key string, now time.Time) (acceptedID, bool) {
+	a, ok := r.cur[key]
+	if !ok {
+		a, ok = r.old[key]
+	}
+	return a, ok && now.Sub(a.at) < r.keep
+}
+
+func (r *recentKeys) put(key string, a acceptedID, now time.Time) {
+	if now.Sub(r.since) >= r.keep {
+		r.old, r.cur, r.since = r.cur, make(map[string]acceptedID, len(r.cur)), now
+	}
+	r.cur[key] = a
 }
 
 // inbound accepts a webhook's message: durable (acceptor), then stored

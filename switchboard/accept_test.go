@@ -43,3 +43,33 @@ func TestInboundRetryIsDuplicate(t *testing.T) {
 		})
 	}
 }
+
+// recentKeys remembers a key for exactly its window, across a change of
+// generation, and drops a generation whole once it is a window old.
+func TestRecentKeys(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	r := newRecentKeys(time.Minute)
+	r.put("a", acceptedID{id: "1", at: at(0)}, at(0))
+	r.put("b", acceptedID{id: "2", at: at(50)}, at(50))
+	if a, ok := r.get("a", at(59)); !ok || a.id != "1" {
+		t.Fatalf("a at 59 s = %+v, %v", a, ok)
+	}
+	if _, ok := r.get("a", at(60)); ok {
+		t.Fatal("a remembered past its window")
+	}
+	r.put("c", acceptedID{id: "3", at: at(61)}, at(61)) // a new generation: a and b are the old one
+	if len(r.cur) != 1 || len(r.old) != 2 {
+		t.Fatalf("generations %d new, %d old; want 1 and 2", len(r.cur), len(r.old))
+	}
+	if a, ok := r.get("b", at(109)); !ok || a.id != "2" {
+		t.Fatalf("b at 109 s (59 s old, in the old generation) = %+v, %v", a, ok)
+	}
+	if _, ok := r.get("b", at(110)); ok {
+		t.Fatal("b remembered past its window")
+	}
+	r.put("d", acceptedID{id: "4", at: at(121)}, at(121)) // a and b are dropped whole
+	if _, ok := r.old["b"]; ok || len(r.old) != 1 || len(r.cur) != 1 {
+		t.Fatalf("after two windows: old %v, new %v", r.old, r.cur)
+	}
+}

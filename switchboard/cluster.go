@@ -138,7 +138,7 @@ type cluster struct {
 	// Recently accepted sids and refs, so a retry that reaches this node
 	// before the first copy is in the log reuses its id.
 	acceptMu sync.Mutex
-	accepted map[string]acceptedID
+	accepted recentKeys
 
 	// Admin changes whose answer waits until they are applied here
 	// (waitApplied), by event id.
@@ -181,7 +181,7 @@ func newCluster(n *Node, elog eventlog.Log, local *eventlog.Local) (*cluster, er
 		dead:       map[string]string{},
 		dirty:      map[string]bool{},
 		pending:    map[string]*session{},
-		accepted:   map[string]acceptedID{},
+		accepted:   newRecentKeys(acceptWindow),
 		waiters:    map[string]chan error{},
 		adopted:    map[string]bool{},
 		head:       logHead{Offset: -1},
