@@ -54,6 +54,7 @@
 //	http.go          HTTP routes and handlers
 //	nav.go           navigation analytics wiring (package nav)
 //	desk.go          notes, contacts, canned replies: accepted → log → applied
+//	hole.go          entries removed from the log before they were applied
 //	deskhttp.go      their admin API (/canned, /contacts)
 //	events.go        event bodies and routing keys (DESIGN.md)
 //	twilioregister.go, metrics.go, options.go
@@ -75,7 +76,8 @@
 //   - the applier (cluster.applier): stores, routes and checkpoints.
 //   - the store writer (group commit), the dispatcher and its send
 //     workers, the acceptor's run (the republisher, stream log only),
-//     heartbeats (stream log only), watchLog, navigation and metrics.
+//     heartbeats (stream log only), watchLog, navigation and metrics;
+//     after a hole in the stream log, awaitSnapshot (hole.go).
 //   - grace timers (time.AfterFunc) append route.expire.
 //   - answer timers (time.AfterFunc, flow.go, every node, once caught up)
 //     append route.timeout; the first applied decides, the rest change
@@ -85,8 +87,10 @@
 //
 // Every mutex is a leaf: none is held while another is taken, while
 // calling the router (do, call), or while writing to the store or the
-// log. The router goroutine takes only leaf locks (a session's write
-// queue, cluster.pendingLock, cluster.adoptMu). The applier waits for the
+// log (goFunc holds Node.wgMu only around wg.Add; cluster.waitMu guards
+// the admin changes waiting to be applied). The router goroutine takes
+// only leaf locks (a session's write queue, cluster.pendingLock,
+// cluster.adoptMu). The applier waits for the
 // router (router.call); the router never waits for the applier. The
 // store writer waits for nothing.
 //
