@@ -161,9 +161,14 @@ func (t *txn) appendInbound(in *Inbound) result {
 			return result{err: fmt.Errorf("%w: %s", ErrConflict, id)}
 		}
 	}
-	conv, err := loadConv(t.get, in.Phone)
-	if err != nil {
-		return result{err: err}
+	// The conversation's state matters only to a message that makes it
+	// wait here (not NoWait); from the log, routing does that.
+	var conv convRec
+	if !in.NoWait {
+		var err error
+		if conv, err = loadConv(t.get, in.Phone); err != nil {
+			return result{err: err}
+		}
 	}
 	seq, err := t.nextSeq(in.Phone)
 	if err != nil {
