@@ -73,9 +73,9 @@ type Node struct {
 type Config struct {
 	Logger *slog.Logger
 	Now    func() time.Time
-	Sender sms.Sender // overrides the provider chosen from the Twilio settings
-	Bus    bus.Bus    // overrides the bus chosen from -amqp (the node closes it)
-	NewID  func() string
+	Sender sms.Sender    // overrides the provider chosen from the Twilio settings
+	Bus    bus.Bus       // overrides the bus chosen from -amqp (the node closes it)
+	NewID  func() string // message ids (store.Options.NewID: safe for concurrent use)
 	// Backoff overrides sms.DefaultBackoff for outbound retries (tests).
 	Backoff *sms.Backoff
 	// Listener, when set, is what Start serves on instead of listening on

@@ -38,10 +38,10 @@ type Options struct {
 	// Now is the clock used for Received times that are not given and for
 	// generated ids. Zero value: time.Now.
 	Now func() time.Time
-	// NewID makes message ids. It is called only from the writer goroutine,
-	// so it need not be safe for concurrent use. Zero value: 26-character
-	// ULID-style ids (48-bit milliseconds + 80 random bits, Crockford
-	// base32), which sort by time.
+	// NewID makes message ids. It must be safe for concurrent use: the
+	// node's accept path (Store.NewID) calls it from every request. Zero
+	// value: 26-character ULID-style ids (48-bit milliseconds + 80 random
+	// bits, Crockford base32), which sort by time.
 	NewID func() string
 	// MaxBatch is the most requests written by one group commit (one synced
 	// LevelDB write). Zero value: DefaultMaxBatch (256).
