@@ -1,6 +1,7 @@
 package switchboard
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -109,5 +110,24 @@ func TestQueueViewListsHeldConversations(t *testing.T) {
 	sup.Send(protocol.Frame{Type: protocol.TypeHistory, Phone: p1, Limit: 10})
 	if f := sup.Expect(protocol.TypeHistory, nil, waitLong); len(f.List) != 1 || f.List[0].Text != "my parcel is late" {
 		t.Fatalf("supervisor reads a held conversation: %+v", f)
+	}
+}
+
+// A colleagues frame names at most maxColleagues free agents, the first
+// by name, never the agent itself.
+func TestColleaguesBounded(t *testing.T) {
+	var free []string
+	for i := range maxColleagues + 10 {
+		free = append(free, fmt.Sprintf("agent%03d", i))
+	}
+	if got := colleagues(free, "").Agents; len(got) != maxColleagues || got[0] != "agent000" || got[maxColleagues-1] != free[maxColleagues-1] {
+		t.Fatalf("colleagues of a stranger = %d names %q…, want the first %d", len(got), got[:2], maxColleagues)
+	}
+	got := colleagues(free, "agent003").Agents
+	if len(got) != maxColleagues || slices.Contains(got, "agent003") || got[maxColleagues-1] != free[maxColleagues] {
+		t.Fatalf("colleagues of agent003 = %d names ending %q, want %d without itself, ending %q", len(got), got[len(got)-1], maxColleagues, free[maxColleagues])
+	}
+	if got := colleagues(free[:3], "agent001").Agents; !slices.Equal(got, []string{"agent000", "agent002"}) {
+		t.Fatalf("a small team = %q", got)
 	}
 }

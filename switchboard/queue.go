@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard/protocol"
+	"github.com/switchboard/switchboard/switchboard/route"
 )
 
 // queueEvery is the most often a node tells its agents about the waiting
@@ -100,27 +101,48 @@ func (r *router) tickQueue() {
 	}
 	f := r.queue.frame(phones, now)
 	r.queue.sent(phones, now)
+	r.broadcast(f)
+}
+
+// broadcast queues f for every session of this node, encoded once.
+func (r *router) broadcast(f protocol.Frame) {
+	data, err := f.MarshalJSON()
+	if err != nil {
+		r.log.Error("encode frame", "type", f.Type, "err", err)
+		return
+	}
 	for _, s := range r.sessions {
-		s.enqueue(f, time.Time{})
+		s.enqueueRaw(data, time.Time{})
 	}
 }
+
+// maxColleagues bounds a colleagues frame: the first free agents by name.
+// A larger team types the colleague's name (the transfer is decided where
+// it is applied); without a bound every agent of a team of N would get N
+// names whenever one of them became free or busy, N² in all.
+const maxColleagues = 50
 
 // freeAgents are the agents the engine has available with free capacity,
 // sorted: whom a conversation can be transferred to now.
 func (r *router) freeAgents() []string {
 	var free []string
-	for _, l := range r.engine.Loads() {
+	r.engine.EachLoad(func(l route.Load) {
 		if l.Online && l.Available && l.Active < l.Capacity {
 			free = append(free, l.Agent)
 		}
-	}
+	})
+	slices.Sort(free)
 	return free
 }
 
-// colleagues is the colleagues frame for agent: the free agents but itself.
+// colleagues is the colleagues frame for agent: the first maxColleagues
+// free agents but itself.
 func colleagues(free []string, agent string) protocol.Frame {
-	f := protocol.Frame{Type: protocol.TypeColleagues, Agents: make([]string, 0, len(free))}
+	f := protocol.Frame{Type: protocol.TypeColleagues, Agents: make([]string, 0, min(len(free), maxColleagues))}
 	for _, a := range free {
+		if len(f.Agents) == maxColleagues {
+			break
+		}
 		if a != agent {
 			f.Agents = append(f.Agents, a)
 		}
@@ -131,7 +153,8 @@ func colleagues(free []string, agent string) protocol.Frame {
 // tickColleagues runs on the load tick beside tickQueue: when the free
 // agents changed and the last colleagues frames are a second old, every
 // agent of this node hears whom it can transfer to. Like the waiting
-// line, this comes from the engine every node holds alike.
+// line, this comes from the engine every node holds alike. Agents that
+// are not among the names sent all get the same frame, encoded once.
 func (r *router) tickColleagues() {
 	now := r.now()
 	if len(r.sessions) == 0 || now.Sub(r.queue.freeAt) < queueEvery {
@@ -142,16 +165,28 @@ func (r *router) tickColleagues() {
 		return
 	}
 	r.queue.free, r.queue.freeAt = free, now
+	common := colleagues(free, "")
+	data, err := common.MarshalJSON()
+	if err != nil {
+		r.log.Error("encode frame", "type", common.Type, "err", err)
+		return
+	}
 	for _, s := range r.sessions {
-		s.enqueue(colleagues(free, s.agent), time.Time{})
+		if slices.Contains(common.Agents, s.agent) {
+			s.enqueue(colleagues(free, s.agent), time.Time{})
+		} else {
+			s.enqueueRaw(data, time.Time{})
+		}
 	}
 }
 
-// tellQueue gives an agent that just connected the waiting line.
+// tellQueue gives an agent that just connected the waiting line and the
+// colleagues last told (tickColleagues follows with a change within
+// queueEvery): a connect does not walk every agent.
 func (r *router) tellQueue(s *session) {
 	now := r.now()
 	phones := r.waiting()
 	r.queue.refresh(phones, now)
 	s.enqueue(r.queue.frame(phones, now), time.Time{})
-	s.enqueue(colleagues(r.freeAgents(), s.agent), time.Time{})
+	s.enqueue(colleagues(r.queue.free, s.agent), time.Time{})
 }
