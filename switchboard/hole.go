@@ -13,15 +13,8 @@ package switchboard
 // is still before the hole, starts from that snapshot (cluster.start).
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/switchboard/switchboard/switchboard/bus"
@@ -86,31 +79,4 @@ func (c *cluster) snapshotPast(ctx context.Context, offset int64) (int64, bool) 
 		}
 	}
 	return best, best >= 0
-}
-
-// snapshotHeader reads a snapshot's meta without decompressing the rest
-// (decodeSnapshot checks a snapshot whole when it is loaded).
-func snapshotHeader(b []byte) (snapshotMeta, error) {
-	var meta snapshotMeta
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		return meta, fmt.Errorf("snapshot: not gzip: %v", err)
-	}
-	r := bufio.NewReader(zr)
-	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != snapshotMagic {
-		return meta, errors.New("snapshot: not a switchboard snapshot (bad magic)")
-	}
-	n, err := binary.ReadUvarint(r)
-	if err != nil || n > maxSnapValue {
-		return meta, errors.New("snapshot: truncated or oversized header")
-	}
-	mj := make([]byte, n)
-	if _, err := io.ReadFull(r, mj); err != nil {
-		return meta, errors.New("snapshot: truncated header")
-	}
-	if err := json.Unmarshal(mj, &meta); err != nil {
-		return meta, fmt.Errorf("snapshot: header: %v", err)
-	}
-	return meta, nil
 }

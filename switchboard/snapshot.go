@@ -29,6 +29,7 @@ package switchboard
 // or run without retention (-log-max-age 0), as before snapshots.
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -112,17 +113,17 @@ func decodeSnapshot(b []byte) (snapshotMeta, checkpoint, []store.KV, error) {
 	if err != nil {
 		return fail("not gzip: %v", err)
 	}
-	raw, err := io.ReadAll(io.LimitReader(zr, maxSnapshotRaw+1))
+	zb := bufio.NewReader(zr)
+	if meta, err = readSnapshotHeader(zb); err != nil {
+		return meta, cp, nil, err
+	}
+	raw, err := io.ReadAll(io.LimitReader(zb, maxSnapshotRaw+1))
 	if err != nil {
 		return fail("decompress: %v", err)
 	}
 	if len(raw) > maxSnapshotRaw {
 		return fail("decompresses to more than %d bytes", maxSnapshotRaw)
 	}
-	if !bytes.HasPrefix(raw, []byte(snapshotMagic)) {
-		return fail("not a switchboard snapshot (bad magic)")
-	}
-	raw = raw[len(snapshotMagic):]
 	next := func(limit uint64) ([]byte, bool) {
 		l, n := binary.Uvarint(raw)
 		if n <= 0 || l > limit || l > uint64(len(raw)-n) {
@@ -131,13 +132,6 @@ func decodeSnapshot(b []byte) (snapshotMeta, checkpoint, []store.KV, error) {
 		v := raw[n : n+int(l)]
 		raw = raw[n+int(l):]
 		return v, true
-	}
-	mj, ok := next(maxSnapValue)
-	if !ok {
-		return fail("truncated or oversized header")
-	}
-	if err := json.Unmarshal(mj, &meta); err != nil {
-		return fail("header: %v", err)
 	}
 	if meta.Offset < 0 || meta.Keys < 0 || meta.Keys > len(raw)/2 {
 		return fail("header: offset %d, keys %d out of range", meta.Offset, meta.Keys)
@@ -167,6 +161,38 @@ func decodeSnapshot(b []byte) (snapshotMeta, checkpoint, []store.KV, error) {
 		return fail("%d bytes after the last entry", len(raw))
 	}
 	return meta, cp, kvs, nil
+}
+
+// snapshotHeader reads a snapshot's meta without decompressing the rest
+// (decodeSnapshot checks a snapshot whole when it is loaded).
+func snapshotHeader(b []byte) (snapshotMeta, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return snapshotMeta{}, fmt.Errorf("snapshot: not gzip: %v", err)
+	}
+	return readSnapshotHeader(bufio.NewReader(zr))
+}
+
+// readSnapshotHeader reads the magic and the meta that start a
+// decompressed snapshot.
+func readSnapshotHeader(r *bufio.Reader) (snapshotMeta, error) {
+	var meta snapshotMeta
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != snapshotMagic {
+		return meta, errors.New("snapshot: not a switchboard snapshot (bad magic)")
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n > maxSnapValue {
+		return meta, errors.New("snapshot: truncated or oversized header")
+	}
+	mj := make([]byte, n)
+	if _, err := io.ReadFull(r, mj); err != nil {
+		return meta, errors.New("snapshot: truncated or oversized header")
+	}
+	if err := json.Unmarshal(mj, &meta); err != nil {
+		return meta, fmt.Errorf("snapshot: header: %v", err)
+	}
+	return meta, nil
 }
 
 // snapshots publishes and reads the cluster's snapshots (stream log only).
