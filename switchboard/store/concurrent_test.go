@@ -214,17 +214,7 @@ func TestCrashRecovery(t *testing.T) {
 		t.Skip("runs a child process")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout, stderr := startChild(t, "TestCrashHelperProcess", crashEnv+"="+dir)
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 
 	const killAfter = 400 // acknowledgements
@@ -242,7 +232,7 @@ func TestCrashRecovery(t *testing.T) {
 			}
 		}
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if !killed {
 		t.Fatalf("child ended before %d acks (%d): %v\n%s", killAfter, len(acked), err, stderr.String())
 	}

@@ -3,11 +3,16 @@ package store
 import (
 	"context"
 	"fmt"
-	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/util"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
 // t0 is the fake clock's start: 2024-11-21 14:40:00 UTC.
@@ -110,3 +115,22 @@ func (g *gate) hook(n int) error {
 type leveldbSnapshot = leveldb.Snapshot
 
 var utilPrefix = util.BytesPrefix
+
+// startChild runs this test binary's test named run in a child process
+// with env added, for tests that kill it mid-write. It returns the child,
+// its stdout and what it writes on stderr.
+func startChild(t *testing.T, run, env string) (*exec.Cmd, io.Reader, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+run+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdout, &stderr
+}

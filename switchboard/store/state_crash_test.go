@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -98,24 +97,14 @@ func TestImportCrash(t *testing.T) {
 // stopped before write killAt.
 func killImport(t *testing.T, dir, file string, killAt int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestImportCrashHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%s,%d", importCrashEnv, dir, file, killAt))
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout, stderr := startChild(t, "TestImportCrashHelperProcess", fmt.Sprintf("%s=%s,%s,%d", importCrashEnv, dir, file, killAt))
 	timer := time.AfterFunc(time.Minute, func() { _ = cmd.Process.Kill() })
 	defer timer.Stop()
 	killed := false
 	if sc := bufio.NewScanner(stdout); sc.Scan() && sc.Text() == "importing" {
 		killed = cmd.Process.Kill() == nil // SIGKILL
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if !killed {
 		t.Fatalf("the child did not stop mid-import: %v\n%s", err, stderr.String())
 	}
