@@ -104,7 +104,7 @@ type cluster struct {
 	queued int64 // last queued for the applier (the bus handler's)
 	halted bool  // a hole: nothing more is queued (hole.go; the bus handler's)
 	// holeRecheck: how often a halted node looks for a snapshot past the
-	// hole (0: holeRecheck).
+	// hole (hole.go).
 	holeRecheck time.Duration
 	// fault is set (to an error) when this node's store and routing can no
 	// longer match the other nodes': the log delivered an entry past
@@ -171,24 +171,25 @@ func newCluster(n *Node, elog eventlog.Log, local *eventlog.Local) (*cluster, er
 			now: n.now, capacity: n.opts.DefaultCapacity,
 			goFunc: n.goFunc, addSub: n.addSub, fail: n.fail, applyEarly: n.applyEarly,
 		},
-		log:        n.logBase.With("component", "cluster"),
-		node:       nodeWord(n.opts.Node),
-		offset:     -1,
-		entries:    make(chan logEntry, 4*maxRun),
-		flush:      make(chan chan struct{}),
-		current:    map[string]string{},
-		recentSet:  map[string]bool{},
-		dead:       map[string]string{},
-		dirty:      map[string]bool{},
-		pending:    map[string]*session{},
-		accepted:   newRecentKeys(acceptWindow),
-		waiters:    map[string]chan error{},
-		adopted:    map[string]bool{},
-		head:       logHead{Offset: -1},
-		recheck:    make(chan struct{}, 1),
-		checkEvery: logCheckEvery,
-		elog:       elog,
-		caughtUpCh: make(chan struct{}),
+		log:         n.logBase.With("component", "cluster"),
+		node:        nodeWord(n.opts.Node),
+		offset:      -1,
+		entries:     make(chan logEntry, 4*maxRun),
+		flush:       make(chan chan struct{}),
+		current:     map[string]string{},
+		recentSet:   map[string]bool{},
+		dead:        map[string]string{},
+		dirty:       map[string]bool{},
+		pending:     map[string]*session{},
+		accepted:    newRecentKeys(acceptWindow),
+		waiters:     map[string]chan error{},
+		adopted:     map[string]bool{},
+		head:        logHead{Offset: -1},
+		recheck:     make(chan struct{}, 1),
+		checkEvery:  logCheckEvery,
+		holeRecheck: holeRecheck,
+		elog:        elog,
+		caughtUpCh:  make(chan struct{}),
 	}
 	n.router.graceOver = c.expire
 	n.router.reannounce = c.reannounce

@@ -38,16 +38,12 @@ func (c *cluster) hole(ctx context.Context, from, to int64) {
 // awaitSnapshot fails the node once a snapshot past offset (this node's
 // last queued entry) whose next entry the log holds is published.
 func (c *cluster) awaitSnapshot(ctx context.Context, offset int64) {
-	every := c.holeRecheck
-	if every <= 0 {
-		every = holeRecheck
-	}
 	for {
 		if at, ok := c.snapshotPast(ctx, offset); ok {
 			c.fail(fmt.Errorf("cluster log: a snapshot at offset %d now covers the entries removed before this node applied them; restarting to load it", at))
 			return
 		}
-		if !pause.For(ctx, every) {
+		if !pause.For(ctx, c.holeRecheck) {
 			return
 		}
 	}

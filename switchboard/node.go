@@ -185,7 +185,9 @@ func New(opts Options, cfg Config) (n *Node, err error) {
 		n.cluster.snaps = newSnapshots(n.bus, opts.SnapshotEvery)
 		n.cluster.snaps.always = cfg.joinFromSnapshot
 	}
-	n.cluster.holeRecheck = cfg.holeRecheck
+	if cfg.holeRecheck > 0 {
+		n.cluster.holeRecheck = cfg.holeRecheck
+	}
 	if cfg.logCheckEvery > 0 {
 		n.cluster.checkEvery = cfg.logCheckEvery
 	}

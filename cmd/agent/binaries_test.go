@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +42,7 @@ func binaries(t *testing.T) (node, agent string) {
 			c := exec.Command("go", "build", "-o", filepath.Join(bins.dir, name), pkg)
 			c.Dir = filepath.Dir(strings.TrimSpace(string(root)))
 			if out, err := c.CombinedOutput(); err != nil {
-				bins.err = &buildError{pkg: pkg, err: err, out: out}
+				bins.err = fmt.Errorf("build %s: %w\n%s", pkg, err, out)
 				return
 			}
 		}
@@ -50,14 +51,4 @@ func binaries(t *testing.T) (node, agent string) {
 		t.Fatal(bins.err)
 	}
 	return filepath.Join(bins.dir, "switchboard"), filepath.Join(bins.dir, "agent")
-}
-
-type buildError struct {
-	pkg string
-	err error
-	out []byte
-}
-
-func (e *buildError) Error() string {
-	return "build " + e.pkg + ": " + e.err.Error() + "\n" + string(e.out)
 }
