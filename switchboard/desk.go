@@ -7,7 +7,6 @@ package switchboard
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -93,7 +92,7 @@ func (c *cluster) appendApplied(ctx context.Context, id, key string, v any) erro
 	select {
 	case err := <-done:
 		if err != nil {
-			return fmt.Errorf("%w (%w)", err, errRefused)
+			return err // refused where applied (store.ErrFull)
 		}
 	case <-t.C:
 		c.log.Warn("admin change durable but not applied yet", "key", key, "id", id)
@@ -101,11 +100,6 @@ func (c *cluster) appendApplied(ctx context.Context, id, key string, v any) erro
 	}
 	return nil
 }
-
-// errRefused marks an appendApplied error as the applier's refusal of
-// the change (a limit decided in log order, store.ErrFull), not a failure
-// to make it durable.
-var errRefused = errors.New("refused where applied")
 
 // applied tells the appendApplied waiting for id, if any, what applying
 // it did (nil, or why it was refused). Called by the applier once the
