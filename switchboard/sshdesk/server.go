@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"sync"
@@ -96,6 +97,7 @@ type Server struct {
 	srv      *ssh.Server
 	ln       net.Listener
 	analyzer *transform.Analyzer // shared by every session's model
+	http     *http.Client        // every session's catalog request, to the node itself
 
 	keys      atomic.Pointer[Keys]
 	keysData  []byte // the file content keys was parsed from (watcher only)
@@ -106,7 +108,7 @@ type Server struct {
 
 	ctx    context.Context // cancelled by Close: ends every session
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // the watcher and every session
+	wg     sync.WaitGroup // the server, the watcher, every connection and every session
 
 	closeOnce sync.Once
 	closeErr  error
@@ -114,6 +116,7 @@ type Server struct {
 	mu       sync.Mutex
 	closed   bool
 	sessions map[*deskSession]struct{}
+	open     map[string]net.Conn // remote address → connection, from accept to connClosed
 }
 
 // attempt is what a connection tried while signing in, for the one log
@@ -156,14 +159,19 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("sshdesk: %w", err)
 	}
 	d := &Server{
-		opts:      opts,
-		log:       opts.Logger.With("component", "ssh"),
-		analyzer:  analyzer,
+		opts:     opts,
+		log:      opts.Logger.With("component", "ssh"),
+		analyzer: analyzer,
+		// The catalog is read once a session, from the node on loopback:
+		// no proxy from the environment, and no connection kept idle, so
+		// an ended session leaves no connection (and no goroutine) behind.
+		http:      &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		keysData:  data,
 		conns:     newPerSource(opts.ConnEvery, opts.ConnBurst, opts.MaxSources, opts.Now),
 		authFails: newPerSource(opts.AuthFailEvery, opts.AuthFailBurst, opts.MaxSources, opts.Now),
 		logLimit:  newPerSource(time.Minute, 1, opts.MaxSources, opts.Now),
 		sessions:  map[*deskSession]struct{}{},
+		open:      map[string]net.Conn{},
 	}
 	d.keys.Store(keys)
 	d.ctx, d.cancel = context.WithCancel(context.Background())
@@ -228,14 +236,20 @@ func (d *Server) Close() error {
 func (d *Server) close() error {
 	d.mu.Lock()
 	d.closed = true
+	open := make([]net.Conn, 0, len(d.open))
+	for _, c := range d.open {
+		open = append(open, c)
+	}
 	d.mu.Unlock()
 	d.cancel()
 	err := d.srv.Close()
-	// Close does not wait; Shutdown waits for the connection goroutines.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if serr := d.srv.Shutdown(ctx); serr != nil && !errors.Is(serr, net.ErrClosed) {
-		err = errors.Join(err, serr)
+	// srv.Close closes the connections that have signed in; those still
+	// in their handshake are closed here. The server's Shutdown is not used
+	// to wait for them: it races a handshake finishing at that moment
+	// (charm.land/ssh v0.4.3 adds to its WaitGroup after Wait began), so
+	// each connection is counted in d.wg from accept to connClosed instead.
+	for _, c := range open {
+		_ = c.Close()
 	}
 	d.wg.Wait()
 	if errors.Is(err, net.ErrClosed) {
@@ -260,13 +274,28 @@ func (d *Server) accept(ctx ssh.Context, c net.Conn) net.Conn {
 		}
 		return nil
 	}
-	a := &attempt{reason: "no key offered"}
-	d.pending.Store(c.RemoteAddr().String(), a)
+	remote := c.RemoteAddr().String()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.open[remote] = c
+	d.wg.Add(1) // done in connClosed, which the server calls for every connection accept lets through
+	d.pending.Store(remote, &attempt{reason: "no key offered"})
 	return c
 }
 
-// connClosed forgets a connection's sign-in attempt (after refused, if it was).
-func (d *Server) connClosed(c net.Conn) { d.pending.Delete(c.RemoteAddr().String()) }
+// connClosed forgets a connection and its sign-in attempt (after refused,
+// if it was).
+func (d *Server) connClosed(c net.Conn) {
+	remote := c.RemoteAddr().String()
+	d.pending.Delete(remote)
+	d.mu.Lock()
+	delete(d.open, remote)
+	d.mu.Unlock()
+	d.wg.Done()
+}
 
 // authorize lets a key sign in when the keys file lists it with the user
 // name as its agent. The file is the one in force at this moment.

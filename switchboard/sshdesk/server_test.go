@@ -346,3 +346,75 @@ func TestKeysFileReload(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Close while connections are signing in and one sits silent in its
+// handshake: Close returns without waiting for the login timeout, closes
+// the silent one, and every connection's goroutine has ended when it does
+// (run with -race: the ssh server's own Shutdown raced a handshake that
+// finished while it waited).
+func TestCloseDuringSignIns(t *testing.T) {
+	alice, a := newKey(t)
+	d := startDesk(t, a+" alice\n", func(o *Options) {
+		o.LoginTimeout = time.Hour
+		o.ConnBurst = 1000
+	})
+	silent, err := net.Dial("tcp", d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	sbt.WaitFor(t, wait, "the silent connection is counted", func() bool {
+		d.srv.mu.Lock()
+		defer d.srv.mu.Unlock()
+		return len(d.srv.open) == 1
+	})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	signedIn := make(chan struct{}, 1)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := d.dial("alice", gossh.PublicKeys(alice))
+				if err != nil {
+					continue // refused once the server closes
+				}
+				select {
+				case signedIn <- struct{}{}:
+				default:
+				}
+				c.Close()
+			}
+		}()
+	}
+	<-signedIn
+	closed := make(chan error, 1)
+	go func() { closed <- d.srv.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("close: %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Close waited for a connection in its handshake")
+	}
+	close(stop)
+	wg.Wait()
+	if err := silent.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, silent); err != nil {
+		t.Errorf("the silent connection was not closed by Close: %v", err)
+	}
+	d.srv.mu.Lock()
+	defer d.srv.mu.Unlock()
+	if len(d.srv.open) != 0 {
+		t.Errorf("%d connections still counted after Close", len(d.srv.open))
+	}
+}

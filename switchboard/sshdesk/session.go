@@ -90,6 +90,7 @@ func (d *Server) run(ctx context.Context, sess ssh.Session, k Key, winch <-chan 
 		Bell:       sess.Stderr(),
 		Logger:     log,
 		CatalogURL: catalog,
+		HTTPClient: d.http,
 	})
 	if err != nil {
 		return err
