@@ -34,17 +34,22 @@ import (
 // number of messages. A search of a few conversations reads them or walks
 // the lists keeping their phones (searchconv.go).
 //
+// Stop words (StopWords) are not listed: a query's other words are
+// intersected and its stop words checked in each candidate's text.
+//
 // Index version 1 also kept fc/<phone>/<word>/<^ms8><^seq8>, the same lists
 // per conversation: a second key per word of every message, which doubled
-// the index's writes and compactions (issue 22). Version 2 drops it; a
-// store of version 1 is marked 2 at open and its fc/ keys are deleted in
-// the background (dropConvIndex).
+// the index's writes and compactions (issue 22). Version 2 dropped it;
+// version 3 drops the stop words' lists. A store of an earlier version is
+// marked 3 at open and the keys it no longer reads are deleted in the
+// background (dropUnused, searchconv.go).
 const (
 	pWord      = "fw/"      // find: words of every conversation
 	pConvWord  = "fc/"      // index version 1's words of one conversation: deleted at open
 	keySearch  = "g/search" // the index version, once every stored message is indexed
 	searchV1   = "1"        // fw/ and fc/
 	searchV2   = "2"        // fw/ only
+	searchV3   = "3"        // fw/ without stop words
 	buildBatch = 20000      // messages per batch while building the index at open
 )
 
@@ -71,6 +76,9 @@ func indexWords(b *leveldb.Batch, phone string, seq uint64, rec *record) {
 	var kb [128]byte
 	k := kb[:0]
 	for _, w := range Words(rec.Text) {
+		if isStopWord(w) {
+			continue
+		}
 		k = append(append(append(append(k[:0], pWord...), w...), '/'), p...)
 		b.Put(k, nil)
 	}
@@ -108,19 +116,19 @@ func (t *txn) indexRecord(key []byte, rec *record) {
 // followed by the synced marker (LevelDB's journal is sequential, so the
 // marker durable means everything before it is). A build cut short by a
 // crash is done again at the next open; its keys are the same. A store of
-// index version 1 is marked version 2 (so that a build that still reads
-// fc/ refuses it) and what is left of its fc/ keys is deleted in the
-// background.
+// index version 1 or 2 is marked version 3 (so that a build that still
+// reads fc/ or the stop words' lists refuses it) and what is left of the
+// keys version 3 does not read is deleted in the background.
 func (s *Store) initSearch() error {
 	v, err := s.db.Get([]byte(keySearch), nil)
 	switch {
-	case err == nil && string(v) == searchV2:
-	case err == nil && string(v) == searchV1:
-		if err := s.db.Put([]byte(keySearch), []byte(searchV2), &opt.WriteOptions{Sync: true}); err != nil {
-			return fmt.Errorf("mark search index version %s: %w", searchV2, err)
+	case err == nil && string(v) == searchV3:
+	case err == nil && (string(v) == searchV1 || string(v) == searchV2):
+		if err := s.db.Put([]byte(keySearch), []byte(searchV3), &opt.WriteOptions{Sync: true}); err != nil {
+			return fmt.Errorf("mark search index version %s: %w", searchV3, err)
 		}
 	case err == nil:
-		return fmt.Errorf("unknown search index version %q (this build reads %q and %q)", v, searchV1, searchV2)
+		return fmt.Errorf("unknown search index version %q (this build reads %q, %q and %q)", v, searchV1, searchV2, searchV3)
 	case !errors.Is(err, leveldb.ErrNotFound):
 		return fmt.Errorf("read search index version: %w", err)
 	default:
@@ -129,14 +137,14 @@ func (s *Store) initSearch() error {
 		if err != nil {
 			return fmt.Errorf("build search index: %w", err)
 		}
-		if err := s.db.Put([]byte(keySearch), []byte(searchV2), &opt.WriteOptions{Sync: true}); err != nil {
+		if err := s.db.Put([]byte(keySearch), []byte(searchV3), &opt.WriteOptions{Sync: true}); err != nil {
 			return fmt.Errorf("build search index: %w", err)
 		}
 		if n > 0 {
 			s.log.Info("search index built for messages stored before it existed", "messages", n, "took", time.Since(start).Round(time.Millisecond))
 		}
 	}
-	return s.startDropConvIndex()
+	return s.startDropUnused()
 }
 
 func (s *Store) buildSearch() (n int, err error) {
@@ -201,16 +209,25 @@ func (s *Store) Search(q, before string, limit int) (list []protocol.Message, mo
 			}
 			from = append(from, 0) // after before, not at it
 		}
-		prefixes, err := rarestFirst(db, words)
+		listed, checked := splitQuery(words)
+		prefixes, err := rarestFirst(db, listed)
 		if err != nil {
 			return err
 		}
 		var found []pos
+		var ferr error
 		err = intersect(snap, prefixes, from, func(p []byte) bool {
-			found = append(found, slices.Clone(p))
+			ok, err := holdsStopWords(get, p, checked)
+			if err != nil {
+				ferr = err
+				return false
+			}
+			if ok {
+				found = append(found, slices.Clone(p))
+			}
 			return len(found) <= limit
 		})
-		if err != nil {
+		if err = cmp.Or(err, ferr); err != nil {
 			return err
 		}
 		list, more, err = readFound(get, found, limit)
@@ -414,6 +431,29 @@ func firstErr(lists []postings) error {
 		}
 	}
 	return nil
+}
+
+// holdsStopWords reports whether the message at p holds every one of
+// checked (stop words, which the index does not list); true for none.
+func holdsStopWords(get getter, p pos, checked []string) (bool, error) {
+	if len(checked) == 0 {
+		return true, nil
+	}
+	phone := p.phone()
+	v, ok, err := get(msgKey(phone, p.seq()))
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return false, fmt.Errorf("search index points at a missing message %s #%d", phone, p.seq())
+	}
+	var rec struct {
+		Text string `json:"t"`
+	}
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return false, fmt.Errorf("corrupt message record %s #%d: %w", phone, p.seq(), err)
+	}
+	return holdsAll(Words(rec.Text), checked), nil
 }
 
 // readFound reads the messages at the first limit positions.

@@ -60,6 +60,9 @@ func TestParseQuery(t *testing.T) {
 		{q: "a b c d e f g h i", err: "holds 9 words; at most 8"},
 		{q: strings.Repeat("x", MaxQuery+1), err: "257 bytes; at most 256"},
 		{q: "bad\xff", err: "not valid UTF-8"},
+		{q: "Where is my order?", want: []string{"where", "is", "my", "order"}},
+		{q: "it's the one", want: []string{"it", "s", "the", "one"}},
+		{q: "Is it the?", err: "only words too common to search by"},
 	} {
 		got, err := ParseQuery(tc.q)
 		switch {
@@ -234,7 +237,8 @@ func second(_ []protocol.Message, _ bool, err error) error { return err }
 func TestSearchMatchesScan(t *testing.T) {
 	s := newStore(t)
 	rng := rand.New(rand.NewPCG(1, 2))
-	vocab := []string{"refund", "order", "late", "camera", "thanks", "Order", "ship", "box"}
+	// Stop words (not in the index, checked in the text) among the others.
+	vocab := []string{"refund", "order", "late", "camera", "thanks", "Order", "ship", "box", "the", "my", "it's", "IS"}
 	phones := []string{"+1555000", "+15550001", "+1555001", "+44700", "+4470", "whatsapp:+1555000"} // some are prefixes of others
 	base := time.UnixMilli(1732200000000)
 	ctx := context.Background()
@@ -256,7 +260,16 @@ func TestSearchMatchesScan(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	queries := []string{"refund", "order", "order late", "camera thanks ship", "box box", "refund order late camera", "absent"}
+	queries := []string{"refund", "order", "order late", "camera thanks ship", "box box", "refund order late camera", "absent",
+		"the order", "my refund is late", "it's the box", "s camera", "absent the"}
+	for _, q := range []string{"the", "my is", "it's"} {
+		if _, _, err := s.Search(q, "", 0); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Search(%q) of stop words only: %v, want ErrInvalid", q, err)
+		}
+		if _, _, err := s.SearchIn(phones, q, "", 0); !errors.Is(err, ErrInvalid) {
+			t.Errorf("SearchIn(%q) of stop words only: %v, want ErrInvalid", q, err)
+		}
+	}
 	for _, q := range queries {
 		want, err := scanSearch(s, q, nil)
 		if err != nil {
@@ -348,7 +361,7 @@ func TestSearchIndexBuiltAtOpen(t *testing.T) {
 	if err != nil || !slices.Equal(ids(list), []string{m2.ID, m1.ID}) {
 		t.Fatalf("after open: Search(refund) = %q, %v; want %s, %s", ids(list), err, m2.ID, m1.ID)
 	}
-	if v, err := s.db.Get([]byte(keySearch), nil); err != nil || string(v) != searchV2 {
+	if v, err := s.db.Get([]byte(keySearch), nil); err != nil || string(v) != searchV3 {
 		t.Fatalf("marker = %q, %v", v, err)
 	}
 	// New messages keep being indexed after the build.
@@ -359,26 +372,35 @@ func TestSearchIndexBuiltAtOpen(t *testing.T) {
 	}
 }
 
-// TestSearchIndexV1Dropped: a store of index version 1 (with the
-// per-conversation fc/ keys) is marked version 2 at open and its fc/ keys
-// are deleted in the background (Close waits for it); a store marked 2
-// with fc/ keys left (a crash during the deletion) has them deleted at
-// the next open. Search answers as before throughout.
-func TestSearchIndexV1Dropped(t *testing.T) {
+// TestSearchIndexEarlierVersionsDropped: a store of index version 1 (with
+// the per-conversation fc/ keys and the stop words' lists) or 2 (with the
+// stop words' lists) is marked version 3 at open and the keys version 3
+// does not read are deleted in the background (Close waits for it); a
+// store marked 3 with such keys left (a crash during the deletion) has them
+// deleted at the next open. Search answers as before throughout, stop
+// words included.
+func TestSearchIndexEarlierVersionsDropped(t *testing.T) {
 	opts := testOptions(t)
 	s := openStore(t, opts)
-	m1, _ := mustInbound(t, s, Inbound{Sid: "S1", Phone: "+15551230001", Text: "old refund"})
+	m1, _ := mustInbound(t, s, Inbound{Sid: "S1", Phone: "+15551230001", Text: "the old refund"})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, marker := range []string{searchV1, searchV2} {
+	if n := countKeys(t, opts.Dir, pWord+"the/"); n != 0 {
+		t.Fatalf("version 3 wrote %d keys of the stop word the", n)
+	}
+	for _, marker := range []string{searchV1, searchV2, searchV3} {
 		db, err := leveldb.OpenFile(opts.Dir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var b leveldb.Batch
-		for i := range 300 { // keys of version 1's layout
-			b.Put(fmt.Appendf(nil, "%s+1555123%04d/refund/%016x", pConvWord, i, i), nil)
+		for i := range 300 { // keys of the earlier layouts
+			if marker == searchV1 {
+				b.Put(fmt.Appendf(nil, "%s+1555123%04d/refund/%016x", pConvWord, i, i), nil)
+			}
+			b.Put(fmt.Appendf(nil, "%sthe/%016x+1555123%04d/%016x", pWord, i, i, i), nil)
+			b.Put(fmt.Appendf(nil, "%ss/%016x+1555123%04d/%016x", pWord, i, i, i), nil)
 		}
 		b.Put([]byte(keySearch), []byte(marker))
 		if err := db.Write(&b, nil); err != nil {
@@ -391,23 +413,30 @@ func TestSearchIndexV1Dropped(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, err := s.db.Get([]byte(keySearch), nil); err != nil || string(v) != searchV2 {
-			t.Fatalf("marker %s: after open the marker is %q, %v; want %s", marker, v, err, searchV2)
+		if v, err := s.db.Get([]byte(keySearch), nil); err != nil || string(v) != searchV3 {
+			t.Fatalf("marker %s: after open the marker is %q, %v; want %s", marker, v, err, searchV3)
 		}
-		for _, phones := range [][]string{nil, {"+15551230001"}} {
-			list, _, err := s.SearchIn(phones, "refund", "", 0)
-			if phones == nil {
-				list, _, err = s.Search("refund", "", 0)
-			}
-			if err != nil || !slices.Equal(ids(list), []string{m1.ID}) {
-				t.Fatalf("marker %s: search %q = %q, %v; want %s", marker, phones, ids(list), err, m1.ID)
+		for _, q := range []string{"refund", "the refund"} {
+			for _, phones := range [][]string{nil, {"+15551230001"}} {
+				list, _, err := s.SearchIn(phones, q, "", 0)
+				if phones == nil {
+					list, _, err = s.Search(q, "", 0)
+				}
+				if err != nil || !slices.Equal(ids(list), []string{m1.ID}) {
+					t.Fatalf("marker %s: search %q in %q = %q, %v; want %s", marker, q, phones, ids(list), err, m1.ID)
+				}
 			}
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if n := countKeys(t, opts.Dir, pConvWord); n != 0 {
-			t.Fatalf("marker %s: %d fc/ keys left after Close", marker, n)
+		for _, p := range []string{pConvWord, pWord + "the/", pWord + "s/"} {
+			if n := countKeys(t, opts.Dir, p); n != 0 {
+				t.Fatalf("marker %s: %d %s keys left after Close", marker, n, p)
+			}
+		}
+		if n := countKeys(t, opts.Dir, pWord+"refund/"); n != 1 {
+			t.Fatalf("marker %s: %d keys of refund, want 1 (only unused keys are deleted)", marker, n)
 		}
 	}
 }
@@ -571,6 +600,24 @@ func TestSearchConvChoice(t *testing.T) {
 		})
 		if !sameMessages(got, want) {
 			t.Errorf("SearchIn(%s, %q): %d results, scan %d", tc.phone, tc.q, len(got), len(want))
+		}
+	}
+}
+
+// TestStopWords: every stop word is one word as Words makes them, and none
+// is longer than isStopWord's shortcut allows.
+func TestStopWords(t *testing.T) {
+	for _, w := range StopWords {
+		if got := Words(w); !slices.Equal(got, []string{w}) {
+			t.Errorf("Words(%q) = %q: not a word of the index's form", w, got)
+		}
+		if !isStopWord(w) {
+			t.Errorf("isStopWord(%q) = false", w)
+		}
+	}
+	for _, w := range []string{"order", "stop", "thee", "ita", "no", "not"} {
+		if isStopWord(w) {
+			t.Errorf("isStopWord(%q) = true", w)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -80,7 +81,8 @@ func chooseConvMode(db *leveldb.DB, snap *leveldb.Snapshot, phone string, words 
 	if length <= convScanMin {
 		return convScan, nil
 	}
-	sizes, err := listSizes(db, wordPrefixes(words))
+	listed, _ := splitQuery(words)
+	sizes, err := listSizes(db, wordPrefixes(listed))
 	if err != nil {
 		return 0, err
 	}
@@ -133,10 +135,11 @@ func holdsAll(have, words []string) bool {
 	return true
 }
 
-// listConv walks the words' lists from after from and keeps the first n
-// keys of phone.
+// listConv walks the lists of the words that have one from after from and
+// keeps the first n keys of phone whose messages hold the stop words too.
 func listConv(db *leveldb.DB, snap *leveldb.Snapshot, phone string, words []string, from pos, n int) ([]pos, error) {
-	prefixes, err := rarestFirst(db, words)
+	listed, checked := splitQuery(words)
+	prefixes, err := rarestFirst(db, listed)
 	if err != nil {
 		return nil, err
 	}
@@ -144,62 +147,100 @@ func listConv(db *leveldb.DB, snap *leveldb.Snapshot, phone string, words []stri
 	if from != nil {
 		start = append(slices.Clone(from), 0) // after from, not at it
 	}
+	get := snapGetter(snap)
 	var found []pos
+	var ferr error
 	err = intersect(snap, prefixes, start, func(p []byte) bool {
-		if string(p[8:len(p)-9]) == phone {
+		if string(p[8:len(p)-9]) != phone {
+			return true
+		}
+		ok, err := holdsStopWords(get, p, checked)
+		if err != nil {
+			ferr = err
+			return false
+		}
+		if ok {
 			found = append(found, slices.Clone(p))
 		}
 		return len(found) < n
 	})
-	return found, err
+	return found, cmp.Or(err, ferr)
 }
 
-// dropBatch is how many fc/ keys one background write deletes; every
-// compactBatches batches, the range they deleted is compacted.
+// dropBatch is how many unused index keys one background write deletes;
+// every compactBatches batches, the range they deleted is compacted.
 // (Variables for tests.)
 var (
 	dropBatch      = 20000
 	compactBatches = 25
 )
 
-// startDropConvIndex starts deleting the fc/ keys of index version 1, when
-// there are any, in the background: in unsynced batches (a batch lost in a
-// crash is deleted again at the next open, which looks for fc/ keys left),
+// unusedIndex is what earlier index versions wrote that version 3 does not
+// read: the per-conversation lists fc/ (version 1) and the stop words'
+// lists (versions 1 and 2).
+func unusedIndex() []*util.Range {
+	r := []*util.Range{util.BytesPrefix([]byte(pConvWord))}
+	for _, w := range StopWords {
+		r = append(r, util.BytesPrefix(wordPrefix(w)))
+	}
+	return r
+}
+
+// startDropUnused starts deleting the keys of unusedIndex, when there are
+// any, in the background: in unsynced batches (a batch lost in a crash is
+// deleted again at the next open, which looks for such keys again),
 // pausing between batches as long as each took, so that the node's own
 // writes keep at least half of the disk and of a core; every
 // compactBatches batches it compacts the range just deleted, so that its
 // space is freed now rather than whenever LevelDB's compactions reach it,
 // in pieces short enough (about a second) that Close, which waits for
-// this work, is not held up. Searches never read fc/, so nothing waits
-// for it. (Left in place, fc/ would keep about a third of the index's disk
-// space, 133 MiB a million messages, for good.)
-func (s *Store) startDropConvIndex() error {
-	var left bool
-	if err := s.db.scan([]byte(pConvWord), func(it iterator.Iterator) error { left = it.First(); return nil }); err != nil {
-		return fmt.Errorf("look for index version %s keys: %w", searchV1, err)
+// this work, is not held up. Searches never read these keys, so nothing
+// waits for it. (Left in place, fc/ would keep about a third of the
+// index's disk space, 133 MiB a million messages, for good; the stop
+// words' lists about two fifths of the rest.)
+func (s *Store) startDropUnused() error {
+	var left []*util.Range
+	for _, r := range unusedIndex() {
+		var any bool
+		if err := s.db.scanRange(r, func(it iterator.Iterator) error { any = it.First(); return nil }); err != nil {
+			return fmt.Errorf("look for unused search index keys: %w", err)
+		}
+		if any {
+			left = append(left, r)
+		}
 	}
-	if !left {
+	if len(left) == 0 {
 		return nil
 	}
 	s.bg.Add(1)
-	go s.dropConvIndex()
+	go s.dropUnused(left)
 	return nil
 }
 
-func (s *Store) dropConvIndex() {
+func (s *Store) dropUnused(ranges []*util.Range) {
 	defer s.bg.Done()
 	start, n := time.Now(), 0
-	all := util.BytesPrefix([]byte(pConvWord))
+	for _, all := range ranges {
+		if !s.dropRange(all, &n) {
+			return
+		}
+	}
+	s.log.Info("deleted search index keys of earlier index versions (fc/, stop words)", "keys", n, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// dropRange deletes the keys of all in pieces (see startDropUnused); false
+// when it stopped early (Close, or an error, logged).
+func (s *Store) dropRange(all *util.Range, n *int) bool {
 	from := all.Start // the start of the range deleted since the last compaction
-	var next []byte   // where the next batch starts; nil: at the first fc/ key
+	var next []byte   // where the next batch starts; nil: at the first key
 	for i := 1; ; i++ {
 		t0 := time.Now()
 		var done bool
 		var err error
-		next, done, err = s.dropConvBatch(next, &n)
+		next, done, err = s.dropBatch(all, next, n)
 		if err != nil {
-			s.log.Warn("deleting index version 1 keys stopped; the next open goes on", "deleted", n, "err", err)
-			return
+			s.log.Warn("deleting unused search index keys stopped; the next open goes on", "deleted", *n, "err", err)
+			return false
 		}
 		if done || i%compactBatches == 0 {
 			to := next
@@ -207,25 +248,25 @@ func (s *Store) dropConvIndex() {
 				to = all.Limit
 			}
 			if err := s.db.view(func(db *leveldb.DB) error { return db.CompactRange(util.Range{Start: from, Limit: to}) }); err != nil {
-				s.log.Warn("compacting deleted index version 1 keys", "err", err)
+				s.log.Warn("compacting deleted search index keys", "err", err)
 			}
 			from = to
 		}
 		if done {
-			break
+			return true
 		}
 		select {
 		case <-s.quit:
-			return
+			return false
 		case <-time.After(time.Since(t0)):
 		}
 	}
-	s.log.Info("deleted index version 1 keys (fc/)", "keys", n, "took", time.Since(start).Round(time.Millisecond))
 }
 
-// dropConvBatch deletes up to dropBatch fc/ keys from from on.
-func (s *Store) dropConvBatch(from []byte, n *int) (next []byte, done bool, err error) {
-	r := util.BytesPrefix([]byte(pConvWord))
+// dropBatch deletes up to dropBatch keys of all from from on (nil: from
+// its start).
+func (s *Store) dropBatch(all *util.Range, from []byte, n *int) (next []byte, done bool, err error) {
+	r := &util.Range{Start: all.Start, Limit: all.Limit}
 	if from != nil {
 		r.Start = from
 	}

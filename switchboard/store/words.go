@@ -105,6 +105,57 @@ func truncateUTF8(s string, n int) string {
 	return s[:n]
 }
 
+// StopWords are the commonest words of English messages, which the search
+// index does not list (index version 3, issue 22): about two words in five
+// of a typical SMS, each of which cost a key in the same synced write as the
+// message. A query still finds messages by them: its other words are looked
+// up in the index and the stop words checked in each candidate's text, so
+// the results are those of a search of every word. A query of stop words
+// only is refused (ParseQuery), since it would read every message.
+//
+// The list is fixed: a word added to it would have to be deleted from the
+// index of every store (as version 3 did for these at open), a word removed
+// would miss the messages stored while it was on it.
+var StopWords = []string{
+	"a", "an", "and", "are", "as", "at", "be", "but", "by", "do", "for", "from",
+	"i", "if", "in", "is", "it", "its", "me", "my", "of", "on", "or", "so",
+	"that", "the", "this", "to", "was", "we", "were", "you", "your",
+	// What is left of contractions ("it's", "don't", "I'm", "I'd", "we'll",
+	// "you're", "I've"), which split at the apostrophe.
+	"s", "t", "m", "d", "ll", "re", "ve",
+}
+
+var stopWords = func() map[string]struct{} {
+	m := make(map[string]struct{}, len(StopWords))
+	for _, w := range StopWords {
+		m[w] = struct{}{}
+	}
+	return m
+}()
+
+// isStopWord reports whether w (a word as Words returns it) is not indexed.
+func isStopWord(w string) bool {
+	if len(w) > 4 { // the longest stop word: a map lookup only for short words
+		return false
+	}
+	_, ok := stopWords[w]
+	return ok
+}
+
+// splitQuery separates a query's words into those looked up in the index
+// (at least one, for a query ParseQuery accepted) and the stop words,
+// checked in the text of each message found.
+func splitQuery(words []string) (listed, checked []string) {
+	for _, w := range words {
+		if isStopWord(w) {
+			checked = append(checked, w)
+		} else {
+			listed = append(listed, w)
+		}
+	}
+	return listed, checked
+}
+
 // ParseQuery turns a search query into the words a message must all hold
 // (see Words). The error, ErrInvalid, says what is wrong in words meant for
 // the person who typed the query.
@@ -121,6 +172,9 @@ func ParseQuery(q string) ([]string, error) {
 		return nil, invalid("the query holds no word to search for (words are letters and digits)")
 	case len(words) > MaxQueryWords:
 		return nil, invalid("the query holds %d words; at most %d", len(words), MaxQueryWords)
+	}
+	if listed, _ := splitQuery(words); len(listed) == 0 {
+		return nil, invalid("the query holds only words too common to search by (such as %q); add a less common word", words[0])
 	}
 	return words, nil
 }
