@@ -102,7 +102,7 @@ func (n *Node) readForm(w http.ResponseWriter, r *http.Request) (url.Values, boo
 	if !ok {
 		return nil, false
 	}
-	form, err := url.ParseQuery(string(body))
+	form, err := httpbody.ParseForm(string(body))
 	if err != nil {
 		http.Error(w, "malformed form body", http.StatusBadRequest)
 		return nil, false
