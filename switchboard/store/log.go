@@ -106,15 +106,21 @@ func (s *Store) AppendLog(ctx context.Context, key string, body []byte) (int64, 
 // store it again. A message whose sid (or agent and ref) is already
 // stored appends nothing: Fresh is false, off is -1 and Msg is the stored
 // message.
+//
+// item's ID must be one the caller has just made with NewID (the local
+// log's acceptor does): it is not looked up, since a ULID made now cannot
+// be in use, which saves a read of every new message (issue 22). A retry
+// with the same ID is the same message, found by its sid or ref.
 func (s *Store) AppendLogApplied(ctx context.Context, key string, body []byte, item LogItem) (off int64, res LogResult, err error) {
 	if key == "" || len(key) > maxLogKey || len(body) > maxLogEntry {
 		return -1, res, fmt.Errorf("store: append log %s: %w", key, invalid("key of 1 to %d bytes and body of at most %d", maxLogKey, maxLogEntry))
 	}
 	switch {
 	case item.Inbound != nil:
-		item.Inbound.NoWait = true
+		item.Inbound.NoWait, item.Inbound.freshID = true, true
 		err = item.Inbound.validate()
 	case item.Reply != nil:
+		item.Reply.freshID = true
 		err = item.Reply.validate()
 	default:
 		err = invalid("an inbound message or a reply is required")

@@ -50,6 +50,8 @@ type Inbound struct {
 	// NoWait (cluster mode) leaves the conversation's routing state alone:
 	// the cluster router writes it with its checkpoints.
 	NoWait bool
+
+	freshID bool // ID was just made by NewID (AppendLogApplied): not looked up
 }
 
 // Reply is a message from an agent to a customer.
@@ -77,6 +79,8 @@ type Reply struct {
 	// by ref like a reply, but never in the outbox and without a delivery
 	// status.
 	Note bool
+
+	freshID bool // ID was just made by NewID (AppendLogApplied): not looked up
 }
 
 func invalid(format string, args ...any) error {
@@ -154,7 +158,7 @@ func (t *txn) appendInbound(in *Inbound) result {
 		return result{msg: m, flag: true, err: err, rec: &rec, recKey: key}
 	}
 	id := in.ID
-	if id != "" {
+	if id != "" && !in.freshID {
 		if _, ok, err := t.get(idKey(id)); err != nil {
 			return result{err: err}
 		} else if ok {
@@ -252,7 +256,7 @@ func (t *txn) appendReply(r *Reply) result {
 		return result{msg: m, flag: true, err: err}
 	}
 	id := r.ID
-	if id != "" {
+	if id != "" && !r.freshID {
 		if _, ok, err := t.get(idKey(id)); err != nil {
 			return result{err: err}
 		} else if ok {
