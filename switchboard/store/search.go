@@ -209,25 +209,8 @@ func (s *Store) Search(q, before string, limit int) (list []protocol.Message, mo
 			}
 			from = append(from, 0) // after before, not at it
 		}
-		listed, checked := splitQuery(words)
-		prefixes, err := rarestFirst(db, listed)
+		found, err := matches(db, snap, words, from, nil, limit+1)
 		if err != nil {
-			return err
-		}
-		var found []pos
-		var ferr error
-		err = intersect(snap, prefixes, from, func(p []byte) bool {
-			ok, err := holdsStopWords(get, p, checked)
-			if err != nil {
-				ferr = err
-				return false
-			}
-			if ok {
-				found = append(found, slices.Clone(p))
-			}
-			return len(found) <= limit
-		})
-		if err = cmp.Or(err, ferr); err != nil {
 			return err
 		}
 		list, more, err = readFound(get, found, limit)
@@ -431,6 +414,35 @@ func firstErr(lists []postings) error {
 		}
 	}
 	return nil
+}
+
+// matches walks the index lists of words (those that have one) from start
+// and returns, in order, the positions of the messages that hold every one
+// of words, among those keep accepts (nil: all), until it has n.
+func matches(db *leveldb.DB, snap *leveldb.Snapshot, words []string, start []byte, keep func(pos) bool, n int) ([]pos, error) {
+	listed, checked := splitQuery(words)
+	prefixes, err := rarestFirst(db, listed)
+	if err != nil {
+		return nil, err
+	}
+	get := snapGetter(snap)
+	var found []pos
+	var ferr error
+	err = intersect(snap, prefixes, start, func(p []byte) bool {
+		if keep != nil && !keep(p) {
+			return true
+		}
+		ok, err := holdsStopWords(get, p, checked)
+		if err != nil {
+			ferr = err
+			return false
+		}
+		if ok {
+			found = append(found, slices.Clone(p))
+		}
+		return len(found) < n
+	})
+	return found, cmp.Or(err, ferr)
 }
 
 // holdsStopWords reports whether the message at p holds every one of

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -138,33 +137,11 @@ func holdsAll(have, words []string) bool {
 // listConv walks the lists of the words that have one from after from and
 // keeps the first n keys of phone whose messages hold the stop words too.
 func listConv(db *leveldb.DB, snap *leveldb.Snapshot, phone string, words []string, from pos, n int) ([]pos, error) {
-	listed, checked := splitQuery(words)
-	prefixes, err := rarestFirst(db, listed)
-	if err != nil {
-		return nil, err
-	}
 	var start []byte
 	if from != nil {
 		start = append(slices.Clone(from), 0) // after from, not at it
 	}
-	get := snapGetter(snap)
-	var found []pos
-	var ferr error
-	err = intersect(snap, prefixes, start, func(p []byte) bool {
-		if string(p[8:len(p)-9]) != phone {
-			return true
-		}
-		ok, err := holdsStopWords(get, p, checked)
-		if err != nil {
-			ferr = err
-			return false
-		}
-		if ok {
-			found = append(found, slices.Clone(p))
-		}
-		return len(found) < n
-	})
-	return found, cmp.Or(err, ferr)
+	return matches(db, snap, words, start, func(p pos) bool { return p.phone() == phone }, n)
 }
 
 // dropBatch is how many unused index keys one background write deletes;
