@@ -393,7 +393,13 @@ func TestCloseDuringSignIns(t *testing.T) {
 			}
 		}()
 	}
-	<-signedIn
+	select {
+	case <-signedIn:
+	case <-time.After(wait):
+		close(stop)
+		wg.Wait()
+		t.Fatal("no sign-in succeeded")
+	}
 	closed := make(chan error, 1)
 	go func() { closed <- d.srv.Close() }()
 	select {
