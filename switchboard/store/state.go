@@ -179,7 +179,7 @@ func (w *importWriter) write(ctx context.Context, s *Store) error {
 	}
 	res := s.do(ctx, func(t *txn) result {
 		if t.batch.Len() == 0 {
-			t.batch = *b
+			t.batch, t.borrowed = *b, true
 		} else if err := b.Replay(&t.batch); err != nil {
 			return result{err: err}
 		}

@@ -109,6 +109,7 @@ type Store struct {
 
 	// Owned by the writer goroutine.
 	seqs  map[string]uint64 // phone → last message seq, loaded lazily
+	spare *txn              // the last group's txn, emptied, for the next (writer only; see newTxn)
 	gseq  uint64            // last store-global sequence number allocated
 	lnext int64             // next local log offset (log.go)
 
@@ -482,6 +483,7 @@ func (s *Store) commitGroup(batch []*request, sync bool) {
 		r.res <- results[i]
 	}
 	s.requests.Add(uint64(len(batch)))
+	s.keepTxn(t)
 }
 
 // lastSeq finds the last message seq of a conversation in the database.
