@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -133,4 +134,18 @@ func startChild(t *testing.T, run, env string) (*exec.Cmd, io.Reader, *strings.B
 		t.Fatal(err)
 	}
 	return cmd, stdout, &stderr
+}
+
+// exportKVs returns s's applied state, as ExportState gives it, copied.
+func exportKVs(tb testing.TB, s *Store) ([]KV, uint64) {
+	tb.Helper()
+	var kvs []KV
+	gseq, err := s.ExportState(func(k, v []byte) error {
+		kvs = append(kvs, KV{Key: bytes.Clone(k), Value: bytes.Clone(v)})
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return kvs, gseq
 }

@@ -1,14 +1,12 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -64,38 +62,18 @@ func benchState(b testing.TB, events int) ([]KV, uint64) {
 	}
 	defer src.Close()
 	ctx := WithoutSync(context.Background())
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= events {
-					return
-				}
-				in := Inbound{Sid: fmt.Sprintf("SMbench%08d", i), ID: fmt.Sprintf("bench-%08d", i), Phone: fmt.Sprintf("+1555880%04d", i%2000), Text: fmt.Sprintf("message %d about my order", i), Received: time.UnixMilli(int64(1700000000000 + i))}
-				if _, _, err := src.AppendInbound(ctx, in); err != nil {
-					failed.Store(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err, ok := failed.Load().(error); ok {
-		b.Fatal(err)
-	}
-	var kvs []KV
-	gseq, err := src.ExportState(func(k, v []byte) error {
-		kvs = append(kvs, KV{Key: bytes.Clone(k), Value: bytes.Clone(v)})
-		return nil
+	const writers = 32
+	errs := make([]error, writers)
+	parallel(writers, func(w int) {
+		for i := w; i < events && errs[w] == nil; i += writers {
+			in := Inbound{Sid: fmt.Sprintf("SMbench%08d", i), ID: fmt.Sprintf("bench-%08d", i), Phone: fmt.Sprintf("+1555880%04d", i%2000), Text: fmt.Sprintf("message %d about my order", i), Received: time.UnixMilli(int64(1700000000000 + i))}
+			_, _, errs[w] = src.AppendInbound(ctx, in)
+		}
 	})
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		b.Fatal(err)
 	}
+	kvs, gseq := exportKVs(b, src)
 	if cache != "" {
 		if err := writeKVs(cache, kvs, gseq); err != nil {
 			b.Fatal(err)

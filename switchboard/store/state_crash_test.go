@@ -149,14 +149,7 @@ func TestImportStateIndexesAsWritten(t *testing.T) {
 	for i := range 3000 {
 		mustInbound(t, a, Inbound{Sid: fmt.Sprintf("SM%d", i), Phone: fmt.Sprintf("+1555000%04d", i%37), Text: fmt.Sprintf("%s %d", texts[i%len(texts)], i), Received: time.UnixMilli(int64(1000 + i%500))})
 	}
-	var kvs []KV
-	gseq, err := a.ExportState(func(k, v []byte) error {
-		kvs = append(kvs, KV{Key: bytes.Clone(k), Value: bytes.Clone(v)})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kvs, gseq := exportKVs(t, a)
 	b := newStore(t)
 	if err := b.ImportState(context.Background(), kvs, gseq); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"reflect"
 	"strings"
@@ -17,14 +16,7 @@ func TestExportImportState(t *testing.T) {
 	ctx := context.Background()
 	in, _ := mustInbound(t, a, Inbound{Sid: "SM1", Phone: "+15550001", Text: "hello lighthouse", Received: time.UnixMilli(1000)})
 	mustReply(t, a, Reply{Phone: "+15550001", Agent: "alice", Ref: "r1", Text: "hi", Sent: time.UnixMilli(2000)})
-	var kvs []KV
-	gseq, err := a.ExportState(func(k, v []byte) error {
-		kvs = append(kvs, KV{Key: bytes.Clone(k), Value: bytes.Clone(v)})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kvs, gseq := exportKVs(t, a)
 	for _, kv := range kvs {
 		if !StateKey(kv.Key) || strings.HasPrefix(string(kv.Key), pOutbox) {
 			t.Fatalf("exported %q", kv.Key)
