@@ -85,7 +85,7 @@ func TestSearchAdminAndAgent(t *testing.T) {
 		{"/search?q=camera", "wrong", 401, "admin token required"},
 		{"/search", testAdmin, 400, "q: the query holds no word"},
 		{"/search?q=%21%3F", testAdmin, 400, "q: the query holds no word"},
-		{"/search?q=is+it+the", testAdmin, 400, `q: the query holds only words too common to search by (such as "is")`},
+		{"/search?q=is+it+the", testAdmin, 400, `q: only common words, such as "is"; add a less common word`},
 		{"/search?q=a+b+c+d+e+f+g+h+i", testAdmin, 400, "q: the query holds 9 words; at most 8"},
 		{"/search?q=" + strings.Repeat("x", 257), testAdmin, 400, "q: the query is 257 bytes; at most 256"},
 		{"/search?q=camera&limit=0", testAdmin, 400, "limit must be a number from 1 to 200"},
@@ -127,7 +127,7 @@ func TestSearchAdminAndAgent(t *testing.T) {
 	}{
 		{protocol.Frame{Type: protocol.TypeSearch, Query: "camera", Phone: c3, Ref: "e1"}, protocol.CodeNotAssigned, "conversation +15552220003 is not yours"},
 		{protocol.Frame{Type: protocol.TypeSearch, Query: " ?! ", Ref: "e2"}, protocol.CodeInvalid, "q: the query holds no word"},
-		{protocol.Frame{Type: protocol.TypeSearch, Query: "the", Ref: "e6"}, protocol.CodeInvalid, "only words too common to search by"},
+		{protocol.Frame{Type: protocol.TypeSearch, Query: "the", Ref: "e6"}, protocol.CodeInvalid, `q: only common words, such as "the"; add a less common word`},
 		{protocol.Frame{Type: protocol.TypeSearch, Query: strings.Repeat("x", 300), Ref: "e3"}, protocol.CodeInvalid, "q is longer than 256 bytes"},
 		{protocol.Frame{Type: protocol.TypeSearch, Query: "camera", Limit: 201, Ref: "e4"}, protocol.CodeInvalid, "limit must be between 1 and 200"},
 		{protocol.Frame{Type: protocol.TypeSearch, Query: "camera", Before: ans.List[1].ID, Ref: "e5"}, protocol.CodeNotFound, "in your conversations"},

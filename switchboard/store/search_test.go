@@ -62,7 +62,7 @@ func TestParseQuery(t *testing.T) {
 		{q: "bad\xff", err: "not valid UTF-8"},
 		{q: "Where is my order?", want: []string{"where", "is", "my", "order"}},
 		{q: "it's the one", want: []string{"it", "s", "the", "one"}},
-		{q: "Is it the?", err: "only words too common to search by"},
+		{q: "Is it the?", err: "only common words, such as \"is\"; add a less common word"},
 	} {
 		got, err := ParseQuery(tc.q)
 		switch {

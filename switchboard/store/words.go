@@ -174,7 +174,7 @@ func ParseQuery(q string) ([]string, error) {
 		return nil, invalid("the query holds %d words; at most %d", len(words), MaxQueryWords)
 	}
 	if listed, _ := splitQuery(words); len(listed) == 0 {
-		return nil, invalid("the query holds only words too common to search by (such as %q); add a less common word", words[0])
+		return nil, invalid("only common words, such as %q; add a less common word", words[0])
 	}
 	return words, nil
 }
