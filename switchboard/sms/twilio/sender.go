@@ -106,6 +106,10 @@ type Sender struct {
 
 var _ sms.Sender = (*Sender)(nil)
 
+// MaxIdleConns is how many idle connections to the API a Sender's own
+// transport keeps: at least as many as sends run at once.
+const MaxIdleConns = 64
+
 // NewSender validates cfg and returns a Sender. It makes no request.
 func NewSender(cfg Config) (*Sender, error) {
 	api, err := cfg.check()
@@ -118,6 +122,10 @@ func NewSender(cfg Config) (*Sender, error) {
 		s.base = cfg.HTTPClient.Transport
 	} else {
 		s.owned = http.DefaultTransport.(*http.Transport).Clone()
+		// The default keeps 2 idle connections per host: with more sends
+		// at once (the node's send workers), every other send would dial,
+		// and against Twilio do a TLS handshake, again.
+		s.owned.MaxIdleConnsPerHost = MaxIdleConns
 		s.base = s.owned
 	}
 	return s, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/switchboard/sms"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio"
+	"github.com/switchboard/switchboard/switchboard/sms/twilio/fakeapi"
 	"github.com/switchboard/switchboard/switchboard/sms/twilio/twiliotest"
 )
 
@@ -589,4 +590,37 @@ func TestSenderMaybeSent(t *testing.T) {
 			t.Fatalf("SendError = %+v, want not maybe sent", se)
 		}
 	})
+}
+
+// TestSendsReuseConnections: sends in parallel (the node runs many send
+// workers) keep their connections to the API instead of dialing, and
+// against Twilio shaking hands over TLS, again for most sends.
+func TestSendsReuseConnections(t *testing.T) {
+	fake := fakeapi.New(account, token)
+	defer fake.Close()
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(fake.Handler())
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	s := newSender(t, srv.URL)
+	const parallel, rounds = 16, 5
+	for range rounds {
+		var wg sync.WaitGroup
+		for range parallel {
+			wg.Go(func() {
+				if _, err := s.Send(context.Background(), sms.Outgoing{To: "+15551234567", Body: "hi"}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if got := conns.Load(); got > parallel {
+		t.Fatalf("%d connections for %d rounds of %d parallel sends, want at most %d", got, rounds, parallel, parallel)
+	}
 }

@@ -37,6 +37,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -92,6 +93,7 @@ type Server struct {
 
 	mu             sync.Mutex
 	sent           []SentMessage
+	bySid          map[string][]int // indexes into sent, for status callbacks
 	failN          int
 	failStatus     int
 	failListN      int
@@ -132,7 +134,9 @@ func newServer(accountSID, authToken string) *Server {
 	ctx, stop := context.WithCancel(context.Background())
 	return &Server{
 		accountSID: accountSID, authToken: authToken,
-		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}},
+		// Callbacks go to loopback only (no proxy), from a goroutine per
+		// message: keep as many idle connections as a burst uses.
+		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}},
 		ctx:    ctx, stop: stop,
 		grew: make(chan struct{}),
 	}
@@ -226,6 +230,12 @@ func (s *Server) await(ctx context.Context, n int, get func() []SentMessage) ([]
 
 // record appends m to the messages and wakes the waiters. s.mu is held.
 func (s *Server) record(m SentMessage) {
+	if m.Sid != "" {
+		if s.bySid == nil {
+			s.bySid = map[string][]int{}
+		}
+		s.bySid[m.Sid] = append(s.bySid[m.Sid], len(s.sent))
+	}
 	s.sent = append(s.sent, m)
 	close(s.grew)
 	s.grew = make(chan struct{})
@@ -318,12 +328,10 @@ func (s *Server) sendStatus(ctx context.Context, callbackURL, sid, status string
 		"AccountSid": {s.accountSID}, "ApiVersion": {"2010-04-01"},
 	}
 	s.mu.Lock()
-	for i, m := range s.sent {
-		if m.Sid == sid && sid != "" {
-			form.Set("To", m.To)
-			form.Set("From", m.From)
-			s.sent[i].Status = status
-		}
+	for _, i := range s.bySid[sid] {
+		form.Set("To", s.sent[i].To)
+		form.Set("From", s.sent[i].From)
+		s.sent[i].Status = status
 	}
 	s.mu.Unlock()
 	if code := errorCode(status); code != 0 {
@@ -340,7 +348,10 @@ func (s *Server) sendStatus(ctx context.Context, callbackURL, sid, status string
 	if err != nil {
 		return fmt.Errorf("fakeapi: status callback %s: %w", callbackURL, err)
 	}
-	defer resp.Body.Close()
+	// Read to the end, or the transport closes the connection instead of
+	// reusing it (Twilio keeps its callback connections alive).
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("fakeapi: status callback %s %s: HTTP %d", sid, status, resp.StatusCode)
 	}

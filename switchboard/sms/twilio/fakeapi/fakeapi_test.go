@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -548,5 +551,72 @@ func TestAwait(t *testing.T) {
 	got, err := s.AwaitSent(ctx, 3)
 	if !errors.Is(err, context.Canceled) || len(got) != 2 {
 		t.Fatalf("AwaitSent with a done context = %d messages, %v", len(got), err)
+	}
+}
+
+// TestAutoStatusReusesConnections: the fake's status callbacks carry the
+// message's To and From and reuse their connections, like Twilio's; a new
+// connection per callback would cost a benchmark's node an accept each.
+func TestAutoStatusReusesConnections(t *testing.T) {
+	var mu sync.Mutex
+	var conns int
+	forms := map[string][]string{} // MessageSid -> "status to from"
+	rcv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		mu.Lock()
+		sid := r.PostForm.Get("MessageSid")
+		forms[sid] = append(forms[sid], r.PostForm.Get("MessageStatus")+" "+r.PostForm.Get("To")+" "+r.PostForm.Get("From"))
+		mu.Unlock()
+		w.Write([]byte("<Response/>")) // an answer body the fake must read to reuse the connection
+	}))
+	rcv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	rcv.Start()
+	defer rcv.Close()
+	s := NewServer(acct, tok)
+	defer s.Close()
+	s.SetAutoStatus("sent", "delivered")
+	c := &http.Client{Transport: &http.Transport{}}
+	defer c.CloseIdleConnections()
+	const n = 20
+	for i := range n {
+		to := fmt.Sprintf("+1555123%04d", i)
+		status, body := post(t, c, s.URL()+"/2010-04-01/Accounts/"+acct+"/Messages.json", acct, tok,
+			url.Values{"To": {to}, "From": {"+15550001111"}, "Body": {"hi"}, "StatusCallback": {rcv.URL + "/status"}})
+		if status != 201 {
+			t.Fatalf("status %d", status)
+		}
+		sid := body["sid"].(string)
+		// One message at a time: its two callbacks are done before the next.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			mu.Lock()
+			got := append([]string(nil), forms[sid]...)
+			mu.Unlock()
+			if len(got) == 2 {
+				want := []string{"sent " + to + " +15550001111", "delivered " + to + " +15550001111"}
+				if got[0] != want[0] || got[1] != want[1] {
+					t.Fatalf("callbacks of %s = %q, want %q", sid, got, want)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("callbacks of %s = %q after 5s", sid, got)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if errs := s.StatusErrors(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if conns > 2 {
+		t.Fatalf("%d connections for %d sequential callbacks, want them reused (at most 2)", conns, 2*n)
 	}
 }
