@@ -318,6 +318,9 @@ type LogStatus struct {
 
 // LogResult is what storing one LogItem did.
 type LogResult struct {
+	// Msg is the message stored. For a status it has only its ID, Phone,
+	// Direction, Agent and (new) Status: routing a status needs no more,
+	// and its text is not decoded.
 	Msg protocol.Message
 	// Fresh (inbound, reply): route this entry (see ApplyInbound).
 	// For a status: the status advanced.
@@ -379,7 +382,7 @@ func (s *Store) ApplyLog(ctx context.Context, items []LogItem) ([]LogResult, err
 			case it.Reply != nil:
 				r = t.replayed(t.appendReply(it.Reply), it.Reply.ID, it.Reply.LogPos, false)
 			case it.Status != nil:
-				r = t.setStatus(it.Status.ID, it.Status.Status, it.Status.ProviderID, it.Status.ErrorCode)
+				r = t.setStatus(it.Status.ID, it.Status.Status, it.Status.ProviderID, it.Status.ErrorCode, true)
 				r.flag = !r.flag // setStatus's flag is "changed"; below, flag means "not fresh"
 			}
 			if r.err != nil {

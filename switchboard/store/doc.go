@@ -19,6 +19,9 @@
 //	m/<phone>/<seq8>        record     one message (JSON); seq counts from 1 per conversation
 //	s/<id>                  status     delivery status and provider id of a reply (JSON);
 //	                                   absent = queued. Merged into the message on read.
+//	                                   Written with the reply, it repeats the reply's phone,
+//	                                   outbox sequence and agent, so a status from the log
+//	                                   reads this key alone (older replies: their record)
 //	id/<id>                 <seq8><oseq8><phone>  where message id lives (oseq 0 for inbound)
 //	sid/<MessageSid>        <id>       inbound dedupe index
 //	ref/<agent>/<ref>       <id>       reply dedupe index
@@ -29,9 +32,9 @@
 //	L/<offset8>             <len2><key><body>  local log entry (log.go; the node alone)
 //	g/lognext               <n8>       next local log offset (never reused)
 //	fw/<word>/<^ms8><phone>/<^seq8> "" search index (search.go)
-//	g/search                "2"        every stored message is in the search index
-//	                                   (index version 1 also had fc/<phone>/<word>/…
-//	                                   keys: deleted at open, searchconv.go)
+//	g/search                "3"        every stored message is in the search index, without
+//	                                   stop words (versions 1 and 2 also had fc/<phone>/<word>/…
+//	                                   keys or stop words' lists: deleted after open)
 //
 // <phone> is the conversation's address: an E.164 number, or
 // "whatsapp:" and one for a WhatsApp conversation.

@@ -109,6 +109,14 @@ type record struct {
 	OptOut string           `json:"oo,omitempty"`
 }
 
+// recordHead is the part of a record that routing a status needs; decoding
+// into it skips the text and the other fields.
+type recordHead struct {
+	ID    string             `json:"id"`
+	Dir   protocol.Direction `json:"d"`
+	Agent string             `json:"a,omitempty"`
+}
+
 func (r *record) message(phone string) protocol.Message {
 	m := protocol.Message{
 		ID:          r.ID,
@@ -132,6 +140,13 @@ func (r *record) message(phone string) protocol.Message {
 type statusRec struct {
 	Status     protocol.Status `json:"st"`
 	ProviderID string          `json:"pid,omitempty"`
+	// Phone, OSeq (its outbox sequence) and Agent repeat the reply's, in
+	// the key written with the reply (since this field was added; older
+	// replies have none until the record is read): a status applied from
+	// the log then reads this key alone.
+	Phone string `json:"ph,omitempty"`
+	OSeq  uint64 `json:"os,omitempty"`
+	Agent string `json:"a,omitempty"`
 }
 
 // convRec is the stored form of ConvState (the phone is in the key).

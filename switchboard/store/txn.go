@@ -174,6 +174,37 @@ func loadMessage(get getter, id string) (protocol.Message, loc, error) {
 	return m, l, err
 }
 
+// loadRecord reads message id without its delivery status (Status is the
+// direction's first). With head only the record's id, direction and agent
+// are decoded (recordHead), not its text.
+func loadRecord(get getter, id string, head bool) (protocol.Message, loc, error) {
+	l, err := locate(get, id)
+	if err != nil {
+		return protocol.Message{}, loc{}, err
+	}
+	v, ok, err := get(msgKey(l.phone, l.seq))
+	if err != nil {
+		return protocol.Message{}, loc{}, err
+	}
+	if !ok {
+		return protocol.Message{}, loc{}, fmt.Errorf("id index of %s points at a missing message %s #%d", id, l.phone, l.seq)
+	}
+	var m protocol.Message
+	if head {
+		var h recordHead
+		err = json.Unmarshal(v, &h)
+		m = protocol.Message{ID: h.ID, Phone: l.phone, Direction: h.Dir, Agent: h.Agent}
+	} else {
+		var r record
+		err = json.Unmarshal(v, &r)
+		m = r.message(l.phone)
+	}
+	if err != nil {
+		return protocol.Message{}, loc{}, fmt.Errorf("corrupt message record in %s: %w", l.phone, err)
+	}
+	return m, l, nil
+}
+
 // decodeMessage turns a stored record into a message, with the delivery
 // status of a reply merged in from its s/ key.
 func decodeMessage(get getter, phone string, v []byte) (protocol.Message, error) {

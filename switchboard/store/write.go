@@ -293,6 +293,7 @@ func (t *txn) appendReply(r *Reply) result {
 	t.put(refKey(r.Agent, r.Ref), []byte(id))
 	if !r.Note {
 		t.put(outboxKey(oseq, id), nil)
+		t.put(statusKey(id), mustJSON(&statusRec{Status: protocol.StatusQueued, Phone: r.Phone, OSeq: oseq, Agent: r.Agent}))
 	}
 	return result{msg: rec.message(r.Phone)}
 }
@@ -327,7 +328,7 @@ func (s *Store) SetStatusCode(ctx context.Context, id string, st protocol.Status
 		err = invalid("provider id must be at most %d bytes", maxProviderID)
 	}
 	if err == nil {
-		res := s.do(ctx, func(t *txn) result { return t.setStatus(id, st, providerID, errorCode) })
+		res := s.do(ctx, func(t *txn) result { return t.setStatus(id, st, providerID, errorCode, false) })
 		msg, changed, err = res.msg, res.flag, res.err
 	}
 	if err != nil {
@@ -336,17 +337,29 @@ func (s *Store) SetStatusCode(ctx context.Context, id string, st protocol.Status
 	return msg, changed, nil
 }
 
-func (t *txn) setStatus(id string, st protocol.Status, providerID, errorCode string) result {
-	m, l, err := loadMessage(t.get, id)
-	if err != nil {
-		return result{err: err}
-	}
-	if m.Direction != protocol.Out {
-		return result{err: invalid("message %s is inbound and has no delivery status", id)}
-	}
+// setStatus is SetStatusCode's write. With head, the message it returns
+// has only its ID, Phone, Direction, Agent and Status (what routing a
+// status from the log needs), read from the reply's status key alone
+// when that key repeats them (replies stored by this version).
+func (t *txn) setStatus(id string, st protocol.Status, providerID, errorCode string, head bool) result {
 	cur, err := loadStatus(t.get, id)
 	if err != nil {
 		return result{err: err}
+	}
+	var m protocol.Message
+	var oseq uint64
+	if head && cur.Phone != "" {
+		m = protocol.Message{ID: id, Phone: cur.Phone, Direction: protocol.Out, Agent: cur.Agent}
+		oseq = cur.OSeq
+	} else {
+		var l loc
+		if m, l, err = loadRecord(t.get, id, head); err != nil {
+			return result{err: err}
+		}
+		oseq = l.oseq
+	}
+	if m.Direction != protocol.Out {
+		return result{err: invalid("message %s is inbound and has no delivery status", id)}
 	}
 	next := cur
 	changed := cur.Status.Advances(st)
@@ -366,7 +379,7 @@ func (t *txn) setStatus(id string, st protocol.Status, providerID, errorCode str
 	// A reply leaves the outbox once the provider has taken it: its status
 	// advanced, or the provider gave it an id (Twilio answers "queued").
 	if cur.Status == protocol.StatusQueued && cur.ProviderID == "" && (changed || next.ProviderID != "") {
-		t.del(outboxKey(l.oseq, id))
+		t.del(outboxKey(oseq, id))
 	}
 	if st == protocol.StatusFailed && errorCode == OptOutCode {
 		t.applyConsent(m.Phone, protocol.OptOutStop)
