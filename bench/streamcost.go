@@ -11,6 +11,12 @@
 //
 //	for r in 1 2 4 8 16; do go run bench/streamcost.go -rate 2000 -run $r; done
 //
+// With -unrouted it publishes the same way to a topic exchange that no
+// queue is bound to, which measures what the broker spends per message
+// before any stream (BENCHMARKS.md, "What the broker costs per chunk"):
+//
+//	go run bench/streamcost.go -rate 3000 -run 4 -unrouted -consumers 0
+//
 // It needs the broker on this machine (to read its CPU time) and deletes
 // its stream when done.
 package main
@@ -38,6 +44,7 @@ func main() {
 	ackEvery := flag.Int("ack-every", 64, "deliveries per multiple ack")
 	d := flag.Duration("d", 5*time.Second, "how long to publish")
 	size := flag.Int("size", 300, "message body bytes (an sms.in event is about 300)")
+	unrouted := flag.Bool("unrouted", false, "publish to a topic exchange no queue is bound to (what a publish costs without a stream; -consumers 0)")
 	flag.Parse()
 	beam, err := beamPID()
 	if err != nil {
@@ -85,6 +92,12 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
+	if *unrouted {
+		if err := pch.ExchangeDeclare(q+".x", "topic", false, false, false, false, nil); err != nil {
+			fail(err)
+		}
+		defer pch.ExchangeDelete(q+".x", false, false)
+	}
 	if err := pch.Confirm(false); err != nil {
 		fail(err)
 	}
@@ -104,7 +117,11 @@ func main() {
 	for time.Since(start) < *d {
 		time.Sleep(time.Until(start.Add(time.Duration(sent / *run) * every)))
 		for range *run {
-			err := pch.Publish("", q, false, false, amqp.Publishing{
+			ex, key := "", q
+			if *unrouted {
+				ex, key = q+".x", "sms.in.1555"
+			}
+			err := pch.Publish(ex, key, false, false, amqp.Publishing{
 				DeliveryMode: amqp.Persistent, ContentType: "application/json",
 				MessageId: strconv.Itoa(sent), Timestamp: time.Now(), Body: body,
 			})
@@ -117,7 +134,7 @@ func main() {
 	elapsed := time.Since(start).Seconds()
 	cpu := cpuSeconds(beam) - cpu0
 	deadline := time.Now().Add(10 * time.Second)
-	for (got.Load() < int64(sent**consumers) || confirmed.Load() < int64(sent)) && time.Now().Before(deadline) {
+	for (!*unrouted && got.Load() < int64(sent**consumers) || confirmed.Load() < int64(sent)) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	fmt.Printf("rate %d/s, %d per write, %d consumers, ack every %d: sent %.0f/s, delivered %d/%d, confirmed %d; broker CPU %.0f%% of a core = %.0f µs per message\n",
