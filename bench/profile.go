@@ -77,6 +77,13 @@ func main() {
 			pprof.WriteHeapProfile(w)
 			w.Close()
 		}
+		// What the heap profile does not show: stacks, and heap the
+		// runtime holds but nothing uses.
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Fprintf(os.Stderr, "goroutines %d; MiB: heap in use %.1f (live objects %.1f), heap idle %.1f (released %.1f), stacks %.1f, other runtime %.1f, total from the OS %.1f\n",
+			runtime.NumGoroutine(), mib(ms.HeapInuse), mib(ms.HeapAlloc), mib(ms.HeapIdle), mib(ms.HeapReleased), mib(ms.StackSys),
+			mib(ms.MSpanSys+ms.MCacheSys+ms.BuckHashSys+ms.GCSys+ms.OtherSys), mib(ms.Sys))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -84,6 +91,8 @@ func main() {
 		fail(err)
 	}
 }
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "profile:", err)

@@ -298,17 +298,41 @@ func (s *session) readLoop() {
 		default:
 		}
 		s.conn.SetReadDeadline(time.Now().Add(pongWait))
+		s.handleAside(typ, data)
+	}
+}
+
+// handleAside handles a frame read by readLoop on a goroutine of its own,
+// and waits for it: frames are handled one at a time, in order, as if
+// readLoop did it. Handling runs deep (JSON, the router, the store), and a
+// goroutine keeps a stack as large as it ever grew until a collection
+// finds it parked using less than a quarter of it; readLoop, parked
+// between frames inside the WebSocket reader, never does. Handled
+// aside, an idle agent's reader keeps the small stack that reading
+// needs (BENCHMARKS.md, "Idle agent connections").
+func (s *session) handleAside(typ int, data []byte) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.handleData(typ, data)
+	}()
+	<-done
+}
+
+// handleData handles one frame's data (readLoop, through handleAside).
+func (s *session) handleData(typ int, data []byte) {
+	{
 		if typ != websocket.TextMessage {
 			if !s.admit(protocol.Frame{}) {
-				continue
+				return
 			}
 			s.n.metrics.badFrames.Inc()
 			s.enqueue(protocol.ErrorFrame(protocol.CodeBadFrame, "frames must be JSON text", ""), time.Time{})
-			continue
+			return
 		}
 		f, err := protocol.DecodeRequest(data)
 		if !s.admit(f) {
-			continue // over the rate, or the token expired
+			return // over the rate, or the token expired
 		}
 		if err != nil {
 			s.n.metrics.badFrames.Inc()
@@ -316,7 +340,7 @@ func (s *session) readLoop() {
 			if errors.As(err, &pe) {
 				s.enqueue(pe.Frame(), time.Time{})
 			}
-			continue
+			return
 		}
 		s.n.handleFrame(s, f)
 	}
