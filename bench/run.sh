@@ -4,6 +4,7 @@
 #
 #   bench/run.sh                 every scenario
 #   bench/run.sh baselines embedded idle rabbit-inbound rabbit
+#   bench/run.sh ratio           two nodes over the forwarder, back to back (issue 16)
 #
 # Knobs (environment): DUR (send phase per point, default 5s), RATES
 # (open-loop sweep, default "250 500 1000 2000 3000 4000"), RABBIT_RATES
@@ -180,8 +181,30 @@ for scenario in $SCENARIOS; do
 			timeout 120 go run bench/cleanup.go -amqp "$AMQP_URL" "sbbench.$STAMP." || true
 		fi
 		;;
+	ratio)
+		# Issue 16's ratio: two nodes' webhook → agent ceiling over the
+		# forwarder's (sbload -baseline http-amqp), measured back to back
+		# RATIO_ROUNDS times (default 3), so that each ratio compares two
+		# points seconds apart; taken minutes apart on a shared machine,
+		# as in the baselines and rabbit-inbound scenarios, it moves by
+		# ±20 points.
+		beam=$(pgrep -f 'beam.smp.*rabbit' | head -1 || true)
+		for round in $(seq 1 "${RATIO_ROUNDS:-3}"); do # start_nodes uses i
+			"$BIN/sbload" -baseline http-amqp -amqp "$AMQP_URL" -rate max -workers "${MAX_WORKERS:-256}" -duration "$DUR" -json -quiet \
+				${beam:+-cpu-pid "$beam"} >"$OUT/ratio-forwarder-$round.json"
+			start_nodes 2 "sbbench.$STAMP.ratio$round"
+			load "rabbitratio-$round" -rate max -workers "${MAX_WORKERS:-256}" "${TRAFFIC[@]}" -reply 0
+			stop_nodes
+			jq -rn --slurpfile f "$OUT/ratio-forwarder-$round.json" --slurpfile n "$OUT/rabbitratio-$round.json" \
+				'"round '"$round"': forwarder \($f[0].inbound.acked_per_s|floor)/s, 2 nodes \($n[0].inbound.delivered_per_s|floor)/s delivered: \(100*$n[0].inbound.delivered_per_s/$f[0].inbound.acked_per_s|floor) %"' |
+				tee -a "$OUT/ratio.md"
+		done
+		if command -v rabbitmqctl >/dev/null; then
+			timeout 120 go run bench/cleanup.go -amqp "$AMQP_URL" "sbbench.$STAMP." || true
+		fi
+		;;
 	*)
-		echo "unknown scenario $scenario (baselines, embedded, idle, rabbit, rabbit-inbound)" >&2
+		echo "unknown scenario $scenario (baselines, embedded, idle, rabbit, rabbit-inbound, ratio)" >&2
 		exit 2
 		;;
 	esac
