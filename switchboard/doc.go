@@ -63,8 +63,10 @@
 //
 //   - net/http: one per request; webhook handlers accept (append) and
 //     answer once the event is durable.
-//   - per agent session: a reader (readLoop, handleFrame) and, while
-//     frames are queued, a writer (writeOut); one pinger for all.
+//   - per agent session: a reader (readLoop), which hands each frame to
+//     a goroutine of its own (handleFrame) and waits for it, so that an
+//     idle session's reader keeps a small stack; while frames are queued,
+//     a writer (writeOut); one pinger for all.
 //   - the router (router.run): the only goroutine that touches the engine,
 //     the sessions map, grace timers and lost releases; others hand it
 //     work with do or call.
