@@ -159,35 +159,37 @@ func locate(get getter, id string) (loc, error) {
 
 // loadMessage reads message id with its current delivery status.
 func loadMessage(get getter, id string) (protocol.Message, loc, error) {
-	l, err := locate(get, id)
+	l, v, err := locateRecord(get, id)
 	if err != nil {
 		return protocol.Message{}, loc{}, err
-	}
-	v, ok, err := get(msgKey(l.phone, l.seq))
-	if err != nil {
-		return protocol.Message{}, loc{}, err
-	}
-	if !ok {
-		return protocol.Message{}, loc{}, fmt.Errorf("id index of %s points at a missing message %s #%d", id, l.phone, l.seq)
 	}
 	m, err := decodeMessage(get, l.phone, v)
 	return m, l, err
+}
+
+// locateRecord reads where message id lives and its stored record.
+func locateRecord(get getter, id string) (loc, []byte, error) {
+	l, err := locate(get, id)
+	if err != nil {
+		return loc{}, nil, err
+	}
+	v, ok, err := get(msgKey(l.phone, l.seq))
+	if err != nil {
+		return loc{}, nil, err
+	}
+	if !ok {
+		return loc{}, nil, fmt.Errorf("id index of %s points at a missing message %s #%d", id, l.phone, l.seq)
+	}
+	return l, v, nil
 }
 
 // loadRecord reads message id without its delivery status (Status is the
 // direction's first). With head only the record's id, direction and agent
 // are decoded (recordHead), not its text.
 func loadRecord(get getter, id string, head bool) (protocol.Message, loc, error) {
-	l, err := locate(get, id)
+	l, v, err := locateRecord(get, id)
 	if err != nil {
 		return protocol.Message{}, loc{}, err
-	}
-	v, ok, err := get(msgKey(l.phone, l.seq))
-	if err != nil {
-		return protocol.Message{}, loc{}, err
-	}
-	if !ok {
-		return protocol.Message{}, loc{}, fmt.Errorf("id index of %s points at a missing message %s #%d", id, l.phone, l.seq)
 	}
 	var m protocol.Message
 	if head {
