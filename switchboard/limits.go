@@ -73,11 +73,13 @@ func (b *bucket) take(now time.Time) bool {
 // whole burst while every frame was refused.
 func (b *bucket) abusive() bool { return b.rate > 0 && float64(b.strikes) > b.burst }
 
-// admit decides whether the session handles frame f now. A frame over the
-// rate gets error rate_limited (with its ref, so a reply can be sent again
-// later); a connection that keeps sending while limited is closed. An
-// expired token ends the session. It runs on the reader goroutine.
-func (s *session) admit(f protocol.Frame) bool {
+// admit decides whether the session handles a frame (of WebSocket type
+// typ) now, before it is decoded. A frame over the rate gets error
+// rate_limited (with its ref, so a reply can be sent again later); a
+// connection that keeps sending while limited is closed. An expired token
+// ends the session. It runs on the reader goroutine, so a refused frame
+// costs no handler goroutine (session.handleAside).
+func (s *session) admit(typ int, data []byte) bool {
 	now := s.n.now()
 	if !s.expires.IsZero() && !now.Before(s.expires) {
 		s.expire()
@@ -92,8 +94,13 @@ func (s *session) admit(f protocol.Frame) bool {
 		s.close(websocket.ClosePolicyViolation, closeRateLimited)
 		return false
 	}
+	var ref string // a refused frame is decoded only for the ref its answer names
+	if typ == websocket.TextMessage {
+		f, _ := protocol.DecodeRequest(data)
+		ref = f.Ref
+	}
 	s.enqueue(protocol.ErrorFrame(protocol.CodeRateLimited,
-		fmt.Sprintf("more than %g frames a second (burst %g): frame dropped, slow down", s.limit.rate, s.limit.burst), f.Ref), time.Time{})
+		fmt.Sprintf("more than %g frames a second (burst %g): frame dropped, slow down", s.limit.rate, s.limit.burst), ref), time.Time{})
 	return false
 }
 

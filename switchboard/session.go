@@ -298,6 +298,9 @@ func (s *session) readLoop() {
 		default:
 		}
 		s.conn.SetReadDeadline(time.Now().Add(pongWait))
+		if !s.admit(typ, data) {
+			continue // over the rate, or the token expired: refused here, not handled
+		}
 		s.handleAside(typ, data)
 	}
 }
@@ -323,17 +326,11 @@ func (s *session) handleAside(typ int, data []byte) {
 func (s *session) handleData(typ int, data []byte) {
 	{
 		if typ != websocket.TextMessage {
-			if !s.admit(protocol.Frame{}) {
-				return
-			}
 			s.n.metrics.badFrames.Inc()
 			s.enqueue(protocol.ErrorFrame(protocol.CodeBadFrame, "frames must be JSON text", ""), time.Time{})
 			return
 		}
 		f, err := protocol.DecodeRequest(data)
-		if !s.admit(f) {
-			return // over the rate, or the token expired
-		}
 		if err != nil {
 			s.n.metrics.badFrames.Inc()
 			var pe *protocol.Error
