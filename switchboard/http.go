@@ -6,10 +6,13 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -284,6 +287,13 @@ func (n *Node) handleAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	if n.stopping.Load() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if left := n.flooded.left(claims.Agent, n.now()); left > 0 {
+		n.metrics.wsRejected.Inc()
+		secs := int(math.Ceil(left.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		http.Error(w, fmt.Sprintf("%s: a connection of %s flooded this node; reconnect in %d s", closeRateLimited, claims.Agent, secs), http.StatusTooManyRequests)
 		return
 	}
 	up := websocket.Upgrader{

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -26,6 +27,47 @@ const (
 	// disconnected as abusive.
 	DefaultAgentBurst = 200
 )
+
+// floodPenalty is how long an agent whose connection was closed for
+// flooding (closeRateLimited) is refused new connections on this node,
+// with 429 and Retry-After. A client that reconnects at once to flood
+// again is kept out for that long, instead of costing the node a new
+// session, its presence events and another burst of refused frames each
+// time. The agent's other sessions are not touched.
+const floodPenalty = 5 * time.Second
+
+// penalties remembers the agents refused new connections until a time.
+// Safe for concurrent use.
+type penalties struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// add refuses agent's new connections until until.
+func (p *penalties) add(agent string, until time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.until == nil {
+		p.until = map[string]time.Time{}
+	}
+	p.until[agent] = until
+}
+
+// left returns how long agent's new connections are still refused at now
+// (0: not refused), and forgets penalties that are over.
+func (p *penalties) left(agent string, now time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	until, ok := p.until[agent]
+	if !ok {
+		return 0
+	}
+	if d := until.Sub(now); d > 0 {
+		return d
+	}
+	delete(p.until, agent)
+	return 0
+}
 
 // Close codes and reasons the node ends sessions with (the client shows
 // the reason).
@@ -90,7 +132,9 @@ func (s *session) admit(typ int, data []byte) bool {
 	}
 	s.n.metrics.badFrames.Inc()
 	if s.limit.abusive() {
-		s.log.Warn("agent over its frame rate for a whole burst: disconnecting", "rate", s.limit.rate, "burst", s.limit.burst)
+		s.log.Warn("agent over its frame rate for a whole burst: disconnecting, and refusing its new connections for a while",
+			"rate", s.limit.rate, "burst", s.limit.burst, "for", floodPenalty)
+		s.n.flooded.add(s.agent, now.Add(floodPenalty))
 		s.close(websocket.ClosePolicyViolation, closeRateLimited)
 		return false
 	}

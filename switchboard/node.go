@@ -33,6 +33,7 @@ type Node struct {
 	logBase *slog.Logger // node=<id>, for components to add their own
 	now     func() time.Time
 	metrics *nodeMetrics
+	flooded penalties // agents refused new connections for a while (limits.go)
 
 	store     *store.Store
 	bus       bus.Bus

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -91,6 +92,7 @@ func TestReplyAfterExpiryRefused(t *testing.T) {
 // (and counting) what comes back; a disconnected flooder reconnects.
 type flooder struct {
 	sent, limited, closes int
+	refused               int      // reconnects answered 429 (the flood penalty)
 	reasons               []string // close reasons other than the rate limit's
 }
 
@@ -104,7 +106,21 @@ func flood(t *testing.T, wsURL, tok string, stop <-chan struct{}) *flooder {
 		default:
 		}
 		h := http.Header{"Authorization": {"Bearer " + tok}}
-		conn, _, err := websocket.DefaultDialer.Dial(wsURL, h)
+		conn, resp, err := websocket.DefaultDialer.Dial(wsURL, h)
+		if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
+			// Kept out after a flood: the answer says for how long.
+			if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); ra < 1 || ra > 5 {
+				t.Errorf("429 with Retry-After %q, want 1 to 5 s", resp.Header.Get("Retry-After"))
+				return fl
+			}
+			fl.refused++
+			select {
+			case <-stop:
+				return fl
+			case <-time.After(20 * time.Millisecond): // a client retrying, not a timing assertion
+			}
+			continue
+		}
 		if err != nil {
 			t.Errorf("flooder dial: %v", err)
 			return fl
@@ -171,7 +187,8 @@ func roundTrips(t *testing.T, a *sbt.Agent, phone string, n int) []time.Duration
 func p99(d []time.Duration) time.Duration { return d[len(d)*99/100] }
 
 // One agent connection flooding the node is limited (error rate_limited),
-// then disconnected; another agent keeps working. Its p99 round trip with
+// then disconnected, and its agent's reconnects are refused (429) for a
+// while; another agent keeps working. Its p99 round trip with
 // and without the flood is reported, not asserted (shared machine).
 func TestAgentFloodIsLimited(t *testing.T) {
 	fake := twiliotestServer(t)
@@ -196,10 +213,10 @@ func TestAgentFloodIsLimited(t *testing.T) {
 	loud := roundTrips(t, bob, c1, 100)
 	close(stop)
 	wg.Wait()
-	sent, limited, closes := 0, 0, 0
+	sent, limited, closes, refused := 0, 0, 0, 0
 	var reasons []string
 	for _, fl := range results {
-		sent, limited, closes = sent+fl.sent, limited+fl.limited, closes+fl.closes
+		sent, limited, closes, refused = sent+fl.sent, limited+fl.limited, closes+fl.closes, refused+fl.refused
 		reasons = append(reasons, fl.reasons...)
 	}
 	// The node drains a flooder's frames until its close frame comes back
@@ -211,7 +228,16 @@ func TestAgentFloodIsLimited(t *testing.T) {
 	if limited == 0 || closes == 0 {
 		t.Fatalf("flood of %d frames: %d rate_limited errors, %d disconnects; want both", sent, limited, closes)
 	}
-	t.Logf("flood: 4 connections sent %d frames, %d answered rate_limited, %d disconnects", sent, limited, closes)
+	// A flooder closed for it is kept out for 5 s (about twice this
+	// flood): its reconnects are refused.
+	if closes < len(results) || refused == 0 {
+		t.Fatalf("%d disconnects and %d reconnects refused for %d flooders; want each disconnected, then refusals", closes, refused, len(results))
+	}
+	// The agent's other sessions stay: bob was never limited, and a
+	// flooder's penalty is its own.
+	bob.Send(protocol.Frame{Type: protocol.TypeHistory, Phone: c1, Limit: 5})
+	bob.Expect(protocol.TypeHistory, nil, wait)
+	t.Logf("flood: 4 connections sent %d frames, %d answered rate_limited, %d disconnects, %d reconnects refused", sent, limited, closes, refused)
 	t.Logf("other agent's history round trip: p99 %v quiet, %v during the flood (ratio %.1f); p50 %v / %v",
 		p99(quiet), p99(loud), float64(p99(loud))/float64(p99(quiet)), quiet[len(quiet)/2], loud[len(loud)/2])
 }
