@@ -324,23 +324,21 @@ func (s *session) handleAside(typ int, data []byte) {
 
 // handleData handles one frame's data (readLoop, through handleAside).
 func (s *session) handleData(typ int, data []byte) {
-	{
-		if typ != websocket.TextMessage {
-			s.n.metrics.badFrames.Inc()
-			s.enqueue(protocol.ErrorFrame(protocol.CodeBadFrame, "frames must be JSON text", ""), time.Time{})
-			return
-		}
-		f, err := protocol.DecodeRequest(data)
-		if err != nil {
-			s.n.metrics.badFrames.Inc()
-			var pe *protocol.Error
-			if errors.As(err, &pe) {
-				s.enqueue(pe.Frame(), time.Time{})
-			}
-			return
-		}
-		s.n.handleFrame(s, f)
+	if typ != websocket.TextMessage {
+		s.n.metrics.badFrames.Inc()
+		s.enqueue(protocol.ErrorFrame(protocol.CodeBadFrame, "frames must be JSON text", ""), time.Time{})
+		return
 	}
+	f, err := protocol.DecodeRequest(data)
+	if err != nil {
+		s.n.metrics.badFrames.Inc()
+		var pe *protocol.Error
+		if errors.As(err, &pe) {
+			s.enqueue(pe.Frame(), time.Time{})
+		}
+		return
+	}
+	s.n.handleFrame(s, f)
 }
 
 // readFrame reads one message of at most maxFrame bytes. A longer one
