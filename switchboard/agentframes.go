@@ -13,8 +13,9 @@ import (
 // requestTimeout bounds the work one agent frame may cause.
 const requestTimeout = 10 * time.Second
 
-// handleFrame acts on one valid frame from an agent. It runs on the
-// session's reader goroutine, so one agent's frames are handled in order.
+// handleFrame acts on one valid frame from an agent. The session's reader
+// waits for it (session.handleAside), so one agent's frames are handled
+// one at a time, in order.
 func (n *Node) handleFrame(s *session, f protocol.Frame) {
 	ctx, cancel := context.WithTimeout(n.ctx, requestTimeout)
 	defer cancel()
