@@ -28,6 +28,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -289,6 +290,9 @@ func (c *Client) Run(ctx context.Context) error {
 			attempt = 1 // a connection that held resets the backoff
 		}
 		wait := c.backoff(attempt)
+		if later, ok := errors.AsType[*retryLater](err); ok && later.after > wait {
+			wait = later.after // the node said when (429 or 503 with Retry-After)
+		}
 		c.log.Info("disconnected", "err", err, "retry_in", wait, "attempt", attempt)
 		if !c.emit(ctx, Event{Kind: Disconnected, Err: err, RetryIn: wait, Attempt: attempt}) {
 			return ctx.Err()
@@ -442,11 +446,33 @@ func handshakeError(raw string, resp *http.Response, err error) error {
 		}
 		return fmt.Errorf("wsclient: dial: the node has no WebSocket at %s (404): -url must end in /agent", path)
 	}
+	var out error
 	if why != "" {
-		return fmt.Errorf("wsclient: dial: HTTP %d: %s", resp.StatusCode, why)
+		out = fmt.Errorf("wsclient: dial: HTTP %d: %s", resp.StatusCode, why)
+	} else {
+		out = fmt.Errorf("wsclient: dial: HTTP %d: %w", resp.StatusCode, err)
 	}
-	return fmt.Errorf("wsclient: dial: HTTP %d: %w", resp.StatusCode, err)
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		// A node that refused this agent's connections for a while (after
+		// a flood) says how long: retrying sooner only gets refused again.
+		if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && secs > 0 {
+			return &retryLater{err: out, after: min(time.Duration(secs)*time.Second, maxRetryAfter)}
+		}
+	}
+	return out
 }
+
+// maxRetryAfter caps the wait a node's Retry-After asks for.
+const maxRetryAfter = time.Minute
+
+// retryLater is a refused handshake whose answer said when to try again.
+type retryLater struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryLater) Error() string { return e.err.Error() }
+func (e *retryLater) Unwrap() error { return e.err }
 
 // redact drops the query string, which may hold a token.
 func redact(raw string) string {

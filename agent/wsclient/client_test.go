@@ -254,3 +254,43 @@ func TestOptionsValidation(t *testing.T) {
 		})
 	}
 }
+
+// A node that refuses the agent for a while (429 after a flood) says how
+// long in Retry-After: the client waits that long, at most a minute, not
+// its shorter backoff, and shows why.
+func TestRetryAfterIsHonoured(t *testing.T) {
+	for _, tc := range []struct {
+		header string
+		want   time.Duration
+	}{{"3", 3 * time.Second}, {"3600", time.Minute}, {"soon", 0}} {
+		t.Run(tc.header, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Retry-After", tc.header)
+				http.Error(w, "rate limit exceeded: a connection of alice flooded this node; reconnect in 3 s", http.StatusTooManyRequests)
+			}))
+			t.Cleanup(srv.Close)
+			c, err := wsclient.New(wsclient.Options{URL: "ws" + strings.TrimPrefix(srv.URL, "http"), Token: "t",
+				MinBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			events := run(t, c)
+			sbt.WaitFor(t, 2*time.Second, "disconnected", func() bool { return count(events(), wsclient.Disconnected, "") >= 1 })
+			for _, e := range events() {
+				if e.Kind != wsclient.Disconnected {
+					continue
+				}
+				if e.Err == nil || !strings.Contains(e.Err.Error(), "HTTP 429: rate limit exceeded") {
+					t.Fatalf("error %v, want the node's reason", e.Err)
+				}
+				if tc.want > 0 && e.RetryIn != tc.want {
+					t.Fatalf("retry in %v, want %v", e.RetryIn, tc.want)
+				}
+				if tc.want == 0 && e.RetryIn >= 40*time.Millisecond {
+					t.Fatalf("retry in %v for an unreadable Retry-After, want the backoff", e.RetryIn)
+				}
+				break
+			}
+		})
+	}
+}
