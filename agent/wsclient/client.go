@@ -1,7 +1,9 @@
 // Package wsclient is the agent's WebSocket connection to a switchboard node.
 // It dials with a bearer token, keeps the connection alive with pings, and
 // reconnects with capped exponential backoff (at most 5 s by default) and
-// jitter when the network fails; Reconnect skips the wait. A token the node
+// jitter when the network fails, or after as long as a refusal's
+// Retry-After asks (a node keeping a flooding agent out answers 429 with
+// it); Reconnect skips the wait. A token the node
 // refuses (401: invalid or expired) stops the client: retrying cannot help,
 // the agent needs a new token. Every (re)connection starts by re-sending the agent's presence
 // (available or away), which makes the node re-send an assigned frame for
