@@ -620,7 +620,10 @@ func TestSendsReuseConnections(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	if got := conns.Load(); got > parallel {
-		t.Fatalf("%d connections for %d rounds of %d parallel sends, want at most %d", got, rounds, parallel, parallel)
+	// One connection per parallel send, and now and then one more: a send
+	// can start before the connection its predecessor used is back in the
+	// pool. Without reuse it is about a connection per send.
+	if got := conns.Load(); got > 2*parallel {
+		t.Fatalf("%d connections for %d rounds of %d parallel sends, want them reused (at most %d)", got, rounds, parallel, 2*parallel)
 	}
 }

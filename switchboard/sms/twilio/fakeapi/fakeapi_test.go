@@ -616,7 +616,9 @@ func TestAutoStatusReusesConnections(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if conns > 2 {
-		t.Fatalf("%d connections for %d sequential callbacks, want them reused (at most 2)", conns, 2*n)
+	// One connection, and now and then another: a callback can start before
+	// the connection the one before it used is back in the pool.
+	if conns > 4 {
+		t.Fatalf("%d connections for %d sequential callbacks, want them reused (at most 4)", conns, 2*n)
 	}
 }
