@@ -99,7 +99,7 @@ func (j *journal) accept(ctx context.Context, id, key string, _ any, body []byte
 	if item != nil && item.Inbound != nil {
 		// A retry of a message the log already brought here is not
 		// published again (applying it again would change nothing).
-		if _, err := c.store.MessageBySid(item.Inbound.Sid); err == nil {
+		if ok, err := c.store.HasSid(item.Inbound.Sid); ok && err == nil {
 			return true, nil
 		}
 	}

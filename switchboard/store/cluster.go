@@ -167,6 +167,20 @@ func (s *Store) MessageBySid(sid string) (protocol.Message, error) {
 	return m, nil
 }
 
+// HasSid reports whether an inbound message with this provider MessageSid
+// is stored: MessageBySid without reading the message.
+func (s *Store) HasSid(sid string) (bool, error) {
+	var ok bool
+	err := readErr(s.db.view(func(db *leveldb.DB) (err error) {
+		ok, err = db.Has(sidKey(sid), nil)
+		return err
+	}))
+	if err != nil {
+		return false, fmt.Errorf("store: has sid %s: %w", sid, err)
+	}
+	return ok, nil
+}
+
 // JournalEntry is an event this node accepted (and answered for) that it
 // has not yet seen in the cluster log. It is kept durably until it has, so
 // it can be published again after a broker outage or a restart.

@@ -51,6 +51,11 @@ func TestApplyInboundFreshness(t *testing.T) {
 	if m, err := s.MessageBySid("SM1"); err != nil || m.ID != "01A" {
 		t.Fatalf("MessageBySid = %+v, %v", m, err)
 	}
+	for sid, want := range map[string]bool{"SM1": true, "SM2": false} {
+		if ok, err := s.HasSid(sid); err != nil || ok != want {
+			t.Fatalf("HasSid(%s) = %v, %v; want %v", sid, ok, err, want)
+		}
+	}
 	if _, _, err := s.ApplyInbound(ctx, Inbound{Sid: "SM2", Phone: in.Phone, Text: "x"}); err == nil {
 		t.Fatal("ApplyInbound without LogPos and ID succeeded")
 	}
