@@ -141,9 +141,9 @@ type statusRec struct {
 	Status     protocol.Status `json:"st"`
 	ProviderID string          `json:"pid,omitempty"`
 	// Phone, OSeq (its outbox sequence) and Agent repeat the reply's, in
-	// the key written with the reply (since this field was added; older
-	// replies have none until the record is read): a status applied from
-	// the log then reads this key alone.
+	// the key written with the reply, so that a status applied from the
+	// log reads this key alone. Replies stored before these fields existed
+	// have none (and keep none): their statuses read the record.
 	Phone string `json:"ph,omitempty"`
 	OSeq  uint64 `json:"os,omitempty"`
 	Agent string `json:"a,omitempty"`
